@@ -1,0 +1,113 @@
+"""Choosing where an operation runs: ``device="auto" | "gpu" | "cpu"``.
+
+Every public operation takes ``device=None``; ``None`` means the ``GPU_GENOMICS_DEVICE``
+environment variable, else ``"auto"``. ``"auto"`` uses the GPU when CuPy is importable and can
+allocate on a device, else the CPU (logging the reason once per process). ``"gpu"`` without a
+usable GPU raises :class:`~gpu_genomics.errors.DeviceError`.
+
+CuPy is imported here lazily and only here; nothing GPU-related is imported on the CPU path.
+Arrays come back on the device that computed them: NumPy on the CPU, CuPy on the GPU. Use
+:func:`to_numpy` to get host arrays whatever the device.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from types import ModuleType
+from typing import Any, Literal
+
+from .errors import DeviceError, InputError
+
+log = logging.getLogger("gpu_genomics")
+
+Device = Literal["cpu", "gpu"]
+DEVICE_CHOICES = ("auto", "gpu", "cpu")
+DEVICE_ENV = "GPU_GENOMICS_DEVICE"
+
+
+@functools.cache
+def gpu_status() -> tuple[bool, str]:
+    """Return ``(usable, reason)``: whether CuPy can allocate on a GPU, and why not if it can't.
+
+    The answer is computed once per process.
+    """
+    try:
+        import cupy
+    except Exception as exc:  # ImportError, or a broken CUDA install raising anything
+        return False, f"CuPy is not importable ({type(exc).__name__}: {exc})"
+    try:
+        n_devices = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:
+        return False, f"CUDA runtime reports no device ({type(exc).__name__}: {exc})"
+    if n_devices < 1:
+        return False, "CUDA runtime reports 0 devices"
+    try:
+        cupy.zeros(1, dtype=cupy.uint8).sum().item()
+    except Exception as exc:
+        return False, f"CuPy could not allocate on GPU 0 ({type(exc).__name__}: {exc})"
+    return True, f"{n_devices} CUDA device(s)"
+
+
+@functools.cache
+def _log_fallback(reason: str) -> None:
+    log.info("device='auto': using the CPU because %s", reason)
+
+
+def resolve_device(device: str | None = None) -> Device:
+    """Turn a user's ``device`` argument into ``"cpu"`` or ``"gpu"``.
+
+    Raises:
+        InputError: ``device`` (or ``$GPU_GENOMICS_DEVICE``) is not auto/gpu/cpu.
+        DeviceError: ``"gpu"`` was asked for and no GPU is usable.
+    """
+    source = "device"
+    if device is None:
+        device = os.environ.get(DEVICE_ENV) or "auto"
+        source = DEVICE_ENV
+    choice = str(device).strip().lower()
+    if choice not in DEVICE_CHOICES:
+        raise InputError(f"{source}={device!r} is not one of auto, gpu, cpu")
+    if choice == "cpu":
+        return "cpu"
+    usable, reason = gpu_status()
+    if usable:
+        return "gpu"
+    if choice == "gpu":
+        raise DeviceError(
+            f"device='gpu' was requested but no GPU is usable: {reason}; "
+            "install gpu-genomics[cuda12] or [cuda13] on a machine with an NVIDIA GPU, "
+            "or use device='cpu'"
+        )
+    _log_fallback(reason)
+    return "cpu"
+
+
+def array_module(device: Device) -> ModuleType:
+    """NumPy for ``"cpu"``, CuPy for ``"gpu"``."""
+    if device == "gpu":
+        import cupy
+
+        return cupy
+    import numpy
+
+    return numpy
+
+
+def is_gpu_array(array: Any) -> bool:
+    """True for CuPy arrays and cupyx sparse matrices, without importing CuPy."""
+    return type(array).__module__.split(".")[0] in ("cupy", "cupyx")
+
+
+def to_numpy(array: Any) -> Any:
+    """Return ``array`` on the host: NumPy arrays and SciPy sparse matrices pass through,
+    CuPy arrays and cupyx sparse matrices are copied to the host. Tuples, lists and dicts are
+    converted element by element."""
+    if isinstance(array, tuple | list):
+        return type(array)(to_numpy(a) for a in array)
+    if isinstance(array, dict):
+        return {key: to_numpy(value) for key, value in array.items()}
+    if is_gpu_array(array):
+        return array.get()
+    return array

@@ -1,0 +1,315 @@
+"""One representation of a batch of DNA sequences: a flat ``uint8`` buffer plus offsets.
+
+A :class:`SequenceBatch` holds ``data`` (all sequences' ASCII bytes back to back, ``uint8``) and
+``offsets`` (``int64``, ``n + 1`` entries; record ``i`` is ``data[offsets[i]:offsets[i + 1]]``).
+Built from an ``(n, L)`` array it keeps ``width = L`` and ``data`` is a view of that array (no
+copy). It is copied to the GPU once, on first use there, and the device copy is reused.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .alphabet import valid_bytes
+from .device import Device
+from .errors import InputError
+
+SequencesLike = Any  # SequenceBatch | str | bytes | Sequence[str | bytes] | np.ndarray | PathLike
+
+
+@dataclass
+class SequenceBatch:
+    """A batch of ``n`` sequences as one flat byte buffer.
+
+    Attributes:
+        data: ``(total_bases,) uint8`` ASCII letters of every record, back to back.
+        offsets: ``(n + 1,) int64``; record ``i`` spans ``data[offsets[i]:offsets[i + 1]]``.
+        names: record names (FASTA/FASTQ identifiers), or ``None``.
+        width: the common length when every record has the same length (the ``(n, L)`` fast
+            path), else ``None``.
+    """
+
+    data: np.ndarray
+    offsets: np.ndarray
+    names: list[str] | None = None
+    width: int | None = None
+    _gpu: tuple[Any, Any] | None = field(default=None, repr=False, compare=False)
+
+    # --- construction -------------------------------------------------------------------
+    @classmethod
+    def from_strings(
+        cls, sequences: Iterable[str | bytes], names: Sequence[str] | None = None
+    ) -> SequenceBatch:
+        """Build from str or bytes sequences (ASCII letters)."""
+        chunks: list[bytes] = []
+        for index, seq in enumerate(sequences):
+            if isinstance(seq, bytes | bytearray | memoryview):
+                chunks.append(bytes(seq))
+            elif isinstance(seq, str):
+                try:
+                    chunks.append(seq.encode("ascii"))
+                except UnicodeEncodeError as exc:
+                    raise InputError(
+                        f"sequence {index}: character {seq[exc.start]!r} at position "
+                        f"{exc.start} is not a DNA letter; use IUPAC letters only"
+                    ) from None
+            else:
+                raise InputError(
+                    f"sequence {index} is a {type(seq).__name__}, not str or bytes"
+                )
+        lengths = np.fromiter((len(c) for c in chunks), dtype=np.int64, count=len(chunks))
+        offsets = np.zeros(len(chunks) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        data = np.frombuffer(b"".join(chunks), dtype=np.uint8)
+        width = int(lengths[0]) if len(chunks) and np.all(lengths == lengths[0]) else None
+        batch = cls(data, offsets, list(names) if names is not None else None, width)
+        batch.validate()
+        return batch
+
+    @classmethod
+    def from_array(cls, array: np.ndarray, names: Sequence[str] | None = None) -> SequenceBatch:
+        """Build from an ``(n, L)`` array of ASCII letters, ``uint8`` or ``S1``; a C-contiguous
+        array is used without a copy."""
+        if array.ndim != 2:
+            raise InputError(f"a sequence array must be 2-D (n, L), got shape {array.shape}")
+        if array.dtype == np.dtype("S1") or array.dtype == np.int8:
+            array = array.view(np.uint8)
+        if array.dtype != np.uint8:
+            raise InputError(
+                f"a sequence array must hold ASCII letters as uint8 or S1, got {array.dtype}"
+            )
+        array = np.ascontiguousarray(array)
+        n, width = array.shape
+        offsets = np.arange(n + 1, dtype=np.int64) * width
+        batch = cls(array.reshape(-1), offsets, list(names) if names is not None else None, width)
+        batch.validate()
+        return batch
+
+    @classmethod
+    def from_fasta(cls, path: str | os.PathLike) -> SequenceBatch:
+        """Read a FASTA or FASTQ file, plain or gzip/bgzip compressed. Record names are the
+        header's first word."""
+        data, offsets, names = read_fastx(path)
+        lengths = np.diff(offsets)
+        width = int(lengths[0]) if len(lengths) and np.all(lengths == lengths[0]) else None
+        batch = cls(data, offsets, names, width)
+        batch.validate(source=str(path))
+        return batch
+
+    # --- properties ---------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """``(n,) int64`` length of each record in bases."""
+        return np.diff(self.offsets)
+
+    @property
+    def max_length(self) -> int:
+        """Length of the longest record (0 for an empty batch)."""
+        if self.width is not None:
+            return self.width
+        return int(self.lengths.max()) if len(self) else 0
+
+    def record_label(self, index: int) -> str:
+        """``"record 3 ('chr1:5-10')"`` for error messages."""
+        if self.names is not None and index < len(self.names):
+            return f"record {index} ({self.names[index]!r})"
+        return f"record {index}"
+
+    def validate(self, source: str | None = None) -> None:
+        """Raise :class:`InputError` naming the first record with a non-IUPAC byte."""
+        bad = ~valid_bytes()[self.data]
+        if not bad.any():
+            return
+        position = int(np.argmax(bad))
+        record = int(np.searchsorted(self.offsets, position, side="right")) - 1
+        where = f"{source}: " if source else ""
+        letter = chr(self.data[position])
+        raise InputError(
+            f"{where}{self.record_label(record)}: {letter!r} at position "
+            f"{position - int(self.offsets[record])} is not a DNA letter "
+            "(IUPAC A C G T N R Y S W K M B D H V, either case); remove or replace it"
+        )
+
+    # --- access -------------------------------------------------------------------------
+    def sequence(self, index: int) -> str:
+        """Record ``index`` as a str."""
+        return self.data[self.offsets[index] : self.offsets[index + 1]].tobytes().decode()
+
+    def to_strings(self) -> list[str]:
+        """Every record as a str."""
+        return [self.sequence(i) for i in range(len(self))]
+
+    def slice(self, start: int, stop: int) -> SequenceBatch:
+        """Records ``start:stop`` as a batch sharing this batch's buffer (no copy)."""
+        stop = min(stop, len(self))
+        offsets = self.offsets[start : stop + 1]
+        data = self.data[offsets[0] : offsets[-1]]
+        names = self.names[start:stop] if self.names is not None else None
+        return SequenceBatch(data, offsets - offsets[0], names, self.width)
+
+    def arrays(self, device: Device) -> tuple[Any, Any]:
+        """``(data, offsets)`` on ``device``; the GPU copy is made once and cached."""
+        if device == "cpu":
+            return self.data, self.offsets
+        if self._gpu is None:
+            import cupy
+
+            self._gpu = (cupy.asarray(self.data), cupy.asarray(self.offsets))
+        return self._gpu
+
+
+def as_batch(seqs: SequencesLike) -> SequenceBatch:
+    """Coerce the inputs that every operation accepts into a :class:`SequenceBatch`:
+    a batch, one str/bytes sequence, a list of str/bytes, an ``(n, L)`` uint8/S1 array, or the
+    path of a FASTA/FASTQ file (``pathlib.Path``)."""
+    if isinstance(seqs, SequenceBatch):
+        return seqs
+    if isinstance(seqs, str | bytes):
+        return SequenceBatch.from_strings([seqs])
+    if isinstance(seqs, os.PathLike):
+        return SequenceBatch.from_fasta(seqs)
+    if isinstance(seqs, np.ndarray):
+        if seqs.ndim == 2 and seqs.dtype in (np.uint8, np.int8, np.dtype("S1")):
+            return SequenceBatch.from_array(seqs)
+        if seqs.ndim == 1 and seqs.dtype.kind in "SUO":
+            return SequenceBatch.from_strings(seqs.tolist())
+        raise InputError(
+            f"cannot read sequences from an array of shape {seqs.shape} and dtype {seqs.dtype}; "
+            "pass (n, L) uint8/S1 ASCII letters or a 1-D array of strings"
+        )
+    if type(seqs).__module__.split(".")[0] == "cupy":
+        raise InputError("pass sequences as host data (NumPy array, list or file), not CuPy")
+    if isinstance(seqs, Iterable):
+        return SequenceBatch.from_strings(list(seqs))
+    raise InputError(f"cannot read sequences from a {type(seqs).__name__}")
+
+
+# --- FASTA / FASTQ reading ---------------------------------------------------------------
+def _read_bytes(path: str | os.PathLike) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror or exc}); check the path") from None
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, ValueError) as exc:
+            raise InputError(
+                f"{path}: gzip data is corrupt or truncated ({exc}); re-download or recompress"
+            ) from None
+    return raw
+
+
+def read_fastx(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Parse a FASTA (multi-line) or FASTQ (4-line records) file, plain or gzip.
+
+    Returns ``(data, offsets, names)``: ``uint8`` bases back to back, ``(n + 1,) int64``
+    offsets and the header's first word of each record. Vectorised: a few passes over the
+    bytes, no per-base Python.
+    """
+    raw = _read_bytes(path)
+    buf = np.frombuffer(raw, dtype=np.uint8)
+    stripped = raw.lstrip()
+    if not stripped:
+        raise InputError(f"{path}: the file is empty; expected FASTA ('>') or FASTQ ('@') records")
+    newlines = np.flatnonzero(buf == ord("\n"))
+    starts = np.concatenate(([0], newlines + 1))
+    ends = np.concatenate((newlines, [len(buf)]))
+    if starts[-1] == len(buf):  # file ends with a newline
+        starts, ends = starts[:-1], ends[:-1]
+    # strip a trailing '\r' from every line (Windows line ends)
+    has_cr = (ends > starts) & (buf[np.maximum(ends - 1, 0)] == ord("\r"))
+    content_ends = ends - has_cr
+    first = stripped[:1]
+    if first == b">":
+        return _parse_fasta(path, raw, buf, starts, content_ends)
+    if first == b"@":
+        return _parse_fastq(path, raw, buf, starts, content_ends)
+    line = raw[: len(raw) - len(stripped)].count(b"\n") + 1
+    raise InputError(
+        f"{path}: line {line}: expected a FASTA header ('>') or FASTQ record ('@'), "
+        f"found {stripped[:20]!r}; is this a sequence file?"
+    )
+
+
+def _gather_lines(
+    buf: np.ndarray, starts: np.ndarray, ends: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenate ``buf[starts[i]:ends[i]]`` for all lines; return the bytes and line lengths."""
+    lengths = ends - starts
+    keep = np.zeros(len(buf) + 1, dtype=np.int8)
+    np.add.at(keep, starts, 1)
+    np.add.at(keep, ends, -1)
+    mask = np.cumsum(keep[:-1], dtype=np.int8).astype(bool)
+    return buf[mask], lengths
+
+
+def _names(raw: bytes, starts: np.ndarray, ends: np.ndarray) -> list[str]:
+    names = []
+    for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
+        header = raw[s + 1 : e].split(maxsplit=1)
+        names.append(header[0].decode("utf-8", "replace") if header else "")
+    return names
+
+
+def _parse_fasta(path, raw, buf, starts, ends):
+    is_header = buf[starts] == ord(">")
+    header_lines = np.flatnonzero(is_header)
+    first_header = int(header_lines[0])
+    nonblank_before = np.flatnonzero(ends[:first_header] > starts[:first_header])
+    if len(nonblank_before):
+        line = int(nonblank_before[0]) + 1
+        raise InputError(f"{path}: line {line}: sequence before the first '>' header")
+    seq_lines = ~is_header
+    seq_lines[:first_header] = False
+    data, line_lengths = _gather_lines(buf, starts[seq_lines], ends[seq_lines])
+    # bases per record: sum of its sequence lines' lengths
+    record_of_line = np.cumsum(is_header) - 1
+    per_record = np.bincount(
+        record_of_line[seq_lines], weights=line_lengths, minlength=len(header_lines)
+    ).astype(np.int64)
+    offsets = np.zeros(len(header_lines) + 1, dtype=np.int64)
+    np.cumsum(per_record, out=offsets[1:])
+    names = _names(raw, starts[header_lines], ends[header_lines])
+    return data, offsets, names
+
+
+def _parse_fastq(path, raw, buf, starts, ends):
+    nonblank = ends > starts
+    if not nonblank.any():
+        raise InputError(f"{path}: no FASTQ records")
+    last = int(np.flatnonzero(nonblank)[-1])
+    starts, ends = starts[: last + 1], ends[: last + 1]
+    n_lines = len(starts)
+    if n_lines % 4:
+        raise InputError(
+            f"{path}: line {n_lines}: FASTQ records must have 4 lines "
+            f"(@name, sequence, +, quality); the file has {n_lines} lines"
+        )
+    heads, seqs, plus, quals = (np.arange(i, n_lines, 4) for i in range(4))
+    bad_head = np.flatnonzero(buf[starts[heads]] != ord("@"))
+    bad_plus = np.flatnonzero(buf[np.minimum(starts[plus], len(buf) - 1)] != ord("+"))
+    bad_qual = np.flatnonzero((ends[quals] - starts[quals]) != (ends[seqs] - starts[seqs]))
+    for bad, line_of, what in (
+        (bad_head, heads, "expected '@' header"),
+        (bad_plus, plus, "expected '+' separator"),
+        (bad_qual, quals, "quality length differs from sequence length"),
+    ):
+        if len(bad):
+            line = int(line_of[bad[0]]) + 1
+            raise InputError(f"{path}: line {line}: {what}; is the FASTQ file truncated?")
+    data, lengths = _gather_lines(buf, starts[seqs], ends[seqs])
+    offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return data, offsets, _names(raw, starts[heads], ends[heads])
