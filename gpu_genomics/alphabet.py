@@ -10,6 +10,8 @@ import functools
 
 import numpy as np
 
+from .errors import InputError
+
 #: IUPAC nucleotide letters accepted in input sequences (either case).
 IUPAC_DNA = "ACGTNRYSWKMBDHV"
 
@@ -51,7 +53,7 @@ def check_order(order: str) -> str:
     """Validate a base order such as ``"ACGT"`` (a permutation of A, C, G, T); return it upper."""
     upper = str(order).upper()
     if sorted(upper) != ["A", "C", "G", "T"]:
-        raise ValueError(f"alphabet {order!r} must be a permutation of 'ACGT' (e.g. ACGT or ACTG)")
+        raise InputError(f"alphabet {order!r} must be a permutation of 'ACGT' (e.g. ACGT or ACTG)")
     return upper
 
 

@@ -39,7 +39,9 @@ def gc_counts(seqs: SequencesLike, *, device: str | None = None) -> Any:
     else:
         data, offsets = batch.arrays("gpu")
         fn = _kernels.kernel("gc_content", "gc_counts")
-        _kernels.launch_blocks_per_row(fn, len(batch), (data, offsets, _kernels.i64(len(batch)), counts))
+        _kernels.launch_blocks_per_row(
+            fn, len(batch), (data, offsets, _kernels.i64(len(batch)), counts)
+        )
     return counts
 
 

@@ -5,9 +5,10 @@ base other than A/C/G/T (either case) is not counted. ``canonical=True`` counts 
 reverse complement together under the lexicographically smaller of the two, and keeps only those
 columns (``kmer_names(k, canonical=True)``: 2,080 for k = 6).
 
-Output is dense for ``k <= DENSE_MAX_K`` (6: 4,096 columns, 16 KiB per row as int32) and a CSR
-matrix (``scipy.sparse.csr_matrix`` on the CPU, ``cupyx.scipy.sparse.csr_matrix`` on the GPU)
-above it; ``sparse=True/False`` overrides. Counts are int32.
+Output is dense for ``k <= DENSE_MAX_K`` (6: 4,096 columns, 16 KiB per row as int32) and a
+``scipy.sparse.csr_matrix`` above it; ``sparse=True/False`` overrides. Counts are int32. Dense
+results stay on the device that computed them; a sparse result is always a host (SciPy) matrix,
+because CuPy's sparse matrices cannot hold integers (the GPU computes it and copies it back).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 
 from . import _kernels
 from .alphabet import base_digits
-from .device import Device, array_module, resolve_device
+from .device import Device, array_module, resolve_device, to_numpy
 from .errors import InputError, positive_int
 from .sequences import SequenceBatch, SequencesLike, as_batch
 
@@ -66,7 +67,9 @@ def kmer_names(k: int, canonical: bool = False) -> list[str]:
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _kmer_counts_dense_cpu(data, offsets, digits, column_of_code, k, canonical, out):  # pragma: no cover
+def _kmer_counts_dense_cpu(
+    data, offsets, digits, column_of_code, k, canonical, out
+):  # pragma: no cover
     mask = (1 << (2 * k)) - 1
     shift = 2 * (k - 1)
     for row in numba.prange(len(offsets) - 1):
@@ -126,13 +129,15 @@ def kmer_counts(
         device: ``"auto" | "gpu" | "cpu"``.
 
     Returns:
-        ``(n, n_columns) int32`` counts: a dense array or a CSR matrix, on the device.
+        ``(n, n_columns) int32`` counts: a dense array on the device, or a SciPy CSR matrix.
     """
     batch = as_batch(seqs)
     k = positive_int("k", k)
     limit = CANONICAL_MAX_K if canonical else MAX_K
     if k > limit:
-        raise InputError(f"k={k} is too large; use k <= {limit}" + (" with canonical=True" if canonical else ""))
+        raise InputError(
+            f"k={k} is too large; use k <= {limit}" + (" with canonical=True" if canonical else "")
+        )
     canonical = bool(canonical)
     device_name = resolve_device(device)
     if sparse is None:
@@ -177,21 +182,17 @@ def _kmer_counts_sparse(batch: SequenceBatch, k: int, canonical: bool, device: D
         _kernels.launch_rows(fn, n, batch.max_length, args)
     column_codes = kmer_codes_of_columns(k, canonical)
     n_columns = len(column_codes)
-    rows = xp.repeat(xp.arange(n, dtype=np.int64), xp.asarray(batch.lengths))
-    valid = codes >= 0
-    columns = codes[valid]
+    positions = xp.flatnonzero(codes >= 0)
+    rows = xp.searchsorted(xp.asarray(batch.offsets), positions, side="right") - 1
+    columns = codes[positions]
     if canonical:
         columns = xp.searchsorted(xp.asarray(column_codes), columns)
-    keys = rows[valid] * n_columns + columns
-    unique_keys, counts = xp.unique(keys, return_counts=True)
-    key_rows = unique_keys // n_columns
-    indptr = xp.searchsorted(key_rows, xp.arange(n + 1, dtype=np.int64))
+    unique_keys, counts = xp.unique(rows * n_columns + columns, return_counts=True)
+    indptr = xp.searchsorted(unique_keys // n_columns, xp.arange(n + 1, dtype=np.int64))
     index_dtype = np.int32 if n_columns < 2**31 else np.int64
-    arrays = (counts.astype(np.int32), (unique_keys % n_columns).astype(index_dtype), indptr.astype(index_dtype))
-    if device == "cpu":
-        import scipy.sparse
+    arrays = (counts.astype(np.int32), (unique_keys % n_columns).astype(index_dtype), indptr)
+    import scipy.sparse
 
-        return scipy.sparse.csr_matrix(arrays, shape=(n, n_columns))
-    import cupyx.scipy.sparse
-
-    return cupyx.scipy.sparse.csr_matrix(arrays, shape=(n, n_columns))
+    # cupyx sparse matrices hold only floats and bools, so integer counts come to the host
+    arrays = tuple(to_numpy(a) for a in arrays)
+    return scipy.sparse.csr_matrix(arrays, shape=(n, n_columns))

@@ -11,7 +11,7 @@ from . import _kernels
 from .alphabet import complement_bytes, complement_permutation
 from .device import array_module, is_gpu_array, resolve_device
 from .errors import InputError
-from .sequences import SequenceBatch, SequencesLike, as_batch
+from .sequences import SequenceBatch, as_batch
 
 Kind = Literal["auto", "sequences", "codes", "onehot"]
 

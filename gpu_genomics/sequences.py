@@ -12,7 +12,6 @@ import gzip
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -61,9 +60,7 @@ class SequenceBatch:
                         f"{exc.start} is not a DNA letter; use IUPAC letters only"
                     ) from None
             else:
-                raise InputError(
-                    f"sequence {index} is a {type(seq).__name__}, not str or bytes"
-                )
+                raise InputError(f"sequence {index} is a {type(seq).__name__}, not str or bytes")
         lengths = np.fromiter((len(c) for c in chunks), dtype=np.int64, count=len(chunks))
         offsets = np.zeros(len(chunks) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])

@@ -1,0 +1,191 @@
+"""Writing named arrays to HDF5 or Zarr, atomically.
+
+:class:`ArrayWriter` writes into a temporary path beside the output (``.NAME.tmp-PID``) and
+renames it into place only when the ``with`` block ends without error; a failed or interrupted
+run removes the temporary path and leaves any earlier output untouched. Both formats hold the
+same arrays, chunked along the first axis, with the same attributes (nested values are stored as
+JSON strings in HDF5 and as JSON in Zarr).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+import numpy as np
+
+from .errors import InputError
+
+Format = Literal["hdf5", "zarr"]
+COMPRESSIONS = ("none", "gzip", "lzf", "zstd")
+SUFFIX_FORMATS = {".h5": "hdf5", ".hdf5": "hdf5", ".zarr": "zarr"}
+
+
+def format_from_path(path: str | os.PathLike, format: str | None = None) -> Format:
+    """The output format: ``format`` if given, else from the suffix (.h5/.hdf5 or .zarr)."""
+    if format:
+        if format not in ("hdf5", "zarr"):
+            raise InputError(f"--format {format!r} is not one of hdf5, zarr")
+        return format  # type: ignore[return-value]
+    suffix = Path(path).suffix.lower()
+    if suffix not in SUFFIX_FORMATS:
+        raise InputError(
+            f"{path}: cannot tell the output format from the suffix {suffix or '(none)'!r}; "
+            "name it .h5/.hdf5 or .zarr, or pass --format hdf5|zarr"
+        )
+    return SUFFIX_FORMATS[suffix]  # type: ignore[return-value]
+
+
+def _hdf5_compression(compression: str) -> dict[str, Any]:
+    if compression == "none":
+        return {}
+    if compression in ("gzip", "lzf"):
+        return {"compression": compression}
+    try:
+        import hdf5plugin
+    except ImportError:
+        raise InputError(
+            "--compression zstd in HDF5 needs the hdf5plugin package (pip install hdf5plugin); "
+            "or use gzip, lzf or a .zarr output"
+        ) from None
+    return dict(hdf5plugin.Zstd())
+
+
+def _zarr_compressors(compression: str) -> Any:
+    from zarr.codecs import GzipCodec, ZstdCodec
+
+    if compression == "none":
+        return None
+    if compression == "gzip":
+        return GzipCodec(level=5)
+    if compression == "zstd":
+        return ZstdCodec(level=3)
+    raise InputError(f"--compression {compression} is not available for Zarr; use zstd or gzip")
+
+
+class ArrayWriter:
+    """Create and fill arrays in ``path`` (HDF5 file or Zarr directory), committed on success.
+
+    Usage::
+
+        with ArrayWriter("out.h5") as out:
+            seqs = out.create("seqs", (n, 600, 4), "uint8")
+            seqs[0:1000] = block
+            out.write("names", np.array(names, dtype=object))
+            out.attrs({"length": 600})
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        format: str | None = None,
+        compression: str | None = None,
+        chunk_rows: int = 1000,
+    ) -> None:
+        self.path = Path(path)
+        self.format = format_from_path(self.path, format)
+        if compression is None:
+            compression = "zstd" if self.format == "zarr" else "none"
+        if compression not in COMPRESSIONS:
+            raise InputError(
+                f"--compression {compression!r} is not one of {', '.join(COMPRESSIONS)}"
+            )
+        self.compression = compression
+        self.chunk_rows = chunk_rows
+        self.tmp_path = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        self._root: Any = None
+        self._options = self._dataset_options()  # fail now when the compression is unavailable
+
+    # --- context management --------------------------------------------------------------
+    def __enter__(self) -> ArrayWriter:
+        if not self.path.parent.exists():
+            raise InputError(f"{self.path}: the folder {self.path.parent} does not exist")
+        _remove(self.tmp_path)
+        if self.format == "hdf5":
+            import h5py
+
+            self._root = h5py.File(self.tmp_path, "w")
+        else:
+            import zarr
+
+            self._root = zarr.open_group(str(self.tmp_path), mode="w")
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.format == "hdf5" and self._root is not None:
+            self._root.close()
+        self._root = None
+        if exc_type is not None:
+            _remove(self.tmp_path)
+            return
+        backup = self.path.with_name(f".{self.path.name}.old-{os.getpid()}")
+        if self.path.is_dir() and not self.path.is_symlink():
+            os.replace(self.path, backup)
+        os.replace(self.tmp_path, self.path)
+        _remove(backup)
+
+    # --- writing ---------------------------------------------------------------------------
+    def _dataset_options(self) -> dict[str, Any]:
+        if self.format == "hdf5":
+            return _hdf5_compression(self.compression)
+        return {"compressors": _zarr_compressors(self.compression)}
+
+    def create(self, name: str, shape: tuple[int, ...], dtype: Any) -> Any:
+        """An empty array chunked by ``chunk_rows`` rows; fill it with slice assignment."""
+        dtype = np.dtype(dtype)
+        chunks = (max(1, min(self.chunk_rows, shape[0])), *shape[1:]) if shape else None
+        if self.format == "hdf5":
+            if shape and shape[0] == 0:
+                return self._root.create_dataset(name, shape=shape, dtype=dtype)
+            return self._root.create_dataset(
+                name, shape=shape, dtype=dtype, chunks=chunks, **self._options
+            )
+        return self._root.create_array(
+            name, shape=shape, dtype=dtype, chunks=chunks or (1,), **self._options
+        )
+
+    def write(self, name: str, values: Any) -> None:
+        """Write a whole array; a sequence of str becomes a variable-length string array."""
+        array = np.asarray(values)
+        if array.dtype.kind in "UO" or (array.size == 0 and isinstance(values, list)):
+            strings = [str(v) for v in np.ravel(array)]
+            if self.format == "hdf5":
+                import h5py
+
+                self._root.create_dataset(
+                    name, data=np.array(strings, dtype=object), dtype=h5py.string_dtype()
+                )
+            else:
+                target = self._root.create_array(name, shape=(len(strings),), dtype=str)
+                if strings:
+                    target[:] = np.array(strings, dtype=str)
+            return
+        target = self.create(name, array.shape, array.dtype)
+        if array.size:
+            target[...] = array
+
+    def attrs(self, values: dict[str, Any], array: str | None = None) -> None:
+        """Set attributes on the root (or on ``array``); dicts and lists are stored as JSON."""
+        node = self._root if array is None else self._root[array]
+        for key, value in values.items():
+            if self.format == "hdf5" and isinstance(value, dict | list | tuple):
+                value = json.dumps(value, sort_keys=True)
+            elif value is None:
+                value = "" if self.format == "hdf5" else None
+            node.attrs[key] = value
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
