@@ -17,7 +17,10 @@ import gpu_genomics as gg
 from gpu_genomics import cli
 from gpu_genomics.device import gpu_status
 
-FASTA = ">r1 first record\nACGTNacgtRY\nACG\n>r2\nGGGCCCAAATTT\n>r3\n\n>r4\nacgtacgtacgtacgtNNNNACGTACGTAAC\n"
+FASTA = (
+    ">r1 first record\nACGTNacgtRY\nACG\n>r2\nGGGCCCAAATTT\n>r3\n\n"
+    ">r4\nacgtacgtacgtacgtNNNNACGTACGTAAC\n"
+)
 
 
 @pytest.fixture
@@ -101,7 +104,9 @@ def test_encode_kmer_tokens_default_max_len(fasta, tmp_path, scheme):
     np.testing.assert_array_equal(arrays["attention_mask"], mask)
 
 
-@pytest.mark.parametrize(("k", "extra"), [(3, []), (3, ["--canonical"]), (7, []), (4, ["--sparse"])])
+@pytest.mark.parametrize(
+    ("k", "extra"), [(3, []), (3, ["--canonical"]), (7, []), (4, ["--sparse"])]
+)
 def test_encode_kmer_counts(fasta, tmp_path, k, extra):
     out = tmp_path / "kc.h5"
     run("encode", fasta, "-o", out, "--encoding", "kmer-counts", "-k", k, *extra,

@@ -95,4 +95,6 @@ def test_gpu_results_are_cupy_arrays():
     import cupy
 
     assert isinstance(gpu_genomics.one_hot(["ACGT"], device="gpu"), cupy.ndarray)
-    assert isinstance(gpu_genomics.to_numpy(gpu_genomics.gc_content(["GC"], device="gpu")), np.ndarray)
+    assert isinstance(
+        gpu_genomics.to_numpy(gpu_genomics.gc_content(["GC"], device="gpu")), np.ndarray
+    )

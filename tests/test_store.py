@@ -39,7 +39,11 @@ def test_round_trip(tmp_path, suffix, compression):
         out.attrs({"parameters": {"k": 6}, "version": "x", "n": 3})
     arrays, attrs = _read(path)
     np.testing.assert_array_equal(arrays["block"], block)
-    assert [n.decode() if isinstance(n, bytes) else n for n in arrays["names"]] == ["a", "bb", "ccc"]
+    assert [n.decode() if isinstance(n, bytes) else n for n in arrays["names"]] == [
+        "a",
+        "bb",
+        "ccc",
+    ]
     assert arrays["empty"].shape == (0, 4)
     assert attrs["parameters"] == {"k": 6} and attrs["version"] == "x" and attrs["n"] == 3
 
@@ -83,7 +87,10 @@ def test_output_format_comes_from_the_suffix():
 def test_bad_compression_and_missing_folder(tmp_path):
     with pytest.raises(InputError, match="brotli"):
         ArrayWriter(tmp_path / "a.h5", compression="brotli")
-    with pytest.raises(InputError, match="lzf"), ArrayWriter(tmp_path / "a.zarr", compression="lzf"):
+    with (
+        pytest.raises(InputError, match="lzf"),
+        ArrayWriter(tmp_path / "a.zarr", compression="lzf"),
+    ):
         pass
     with pytest.raises(InputError, match="does not exist"), ArrayWriter(tmp_path / "no" / "a.h5"):
         pass
