@@ -52,22 +52,71 @@ def placement_mask(xp: Any, dst: Any, count: Any, width: int) -> Any:
     return ((slots >= dst[:, None]) & (slots < (dst + count)[:, None])).astype(np.uint8)
 
 
+# On the CPU a table entry is copied as one machine word: 4 bytes as uint32, 8 as uint64,
+# 16 as complex128 (a bit-exact copy; no arithmetic touches the values).
+_CPU_WORD_DTYPES = {1: np.uint32, 2: np.uint64, 4: np.complex128}
+
+
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _gather_words_cpu(data, offsets, dst, src, count, lut, pad, out):  # pragma: no cover
-    n_rows, width, n_words = out.shape
+def _gather_words_cpu(data, first, dst, count, lut, pad, out):  # pragma: no cover
+    n_rows, width = out.shape
     for row in numba.prange(n_rows):
-        first = dst[row]
+        slot0 = dst[row]
         n_bases = count[row]
-        base = offsets[row] + src[row]
-        for j in range(width):
-            rel = j - first
-            if rel >= 0 and rel < n_bases:
-                byte = data[base + rel]
-                for w in range(n_words):
-                    out[row, j, w] = lut[byte, w]
-            else:
-                for w in range(n_words):
-                    out[row, j, w] = pad[w]
+        base = first[row] - slot0
+        out_row = out[row]
+        for j in range(slot0):
+            out_row[j] = pad
+        for j in range(slot0, slot0 + n_bases):
+            out_row[j] = lut[data[base + j]]
+        for j in range(slot0 + n_bases, width):
+            out_row[j] = pad
+
+
+def gather_windows(
+    data: Any,
+    starts: np.ndarray,
+    lengths: np.ndarray,
+    width: int,
+    pad: PadMode,
+    lut_words: np.ndarray,
+    pad_words: np.ndarray,
+    device: Device,
+) -> tuple[Any, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Map the windows ``data[starts[i] : starts[i] + lengths[i]]`` through ``lut_words`` into
+    rows of ``width`` slots.
+
+    Args:
+        data: ``(total,) uint8`` bytes on ``device`` (NumPy or CuPy): a batch's buffer or a
+            whole chromosome; windows may overlap.
+        starts, lengths: ``(n,) int64`` host arrays, the windows in ``data``.
+        lut_words: ``(256, W) uint32`` table, W in {1, 2, 4}: the words written for each byte.
+        pad_words: ``(W,) uint32`` words written in padding slots.
+
+    Returns:
+        ``(out, (dst, src, count))``: ``out`` is ``(n, width, W) uint32`` on ``device``; the
+        placement (host arrays) is returned for building masks.
+    """
+    n_words = lut_words.shape[1]
+    dst, src, count = placement(lengths, width, pad)
+    first = np.asarray(starts, dtype=np.int64) + src
+    n = len(dst)
+    xp = array_module(device)
+    out = xp.empty((n, width, n_words), dtype=np.uint32)
+    if device == "cpu":
+        word = _CPU_WORD_DTYPES[n_words]
+        lut = np.ascontiguousarray(lut_words).view(word).reshape(256)
+        rows = out.view(word).reshape(n, width)
+        _gather_words_cpu(data, first, dst, count, lut, pad_words.view(word)[0], rows)
+        return out, (dst, src, count)
+    fn = _kernels.kernel("gather", _GPU_KERNEL_FOR_WORDS[n_words])
+    args = (
+        data, xp.asarray(first), xp.asarray(dst), xp.asarray(count),
+        xp.asarray(np.ascontiguousarray(lut_words)), xp.asarray(pad_words),
+        _kernels.i64(n), _kernels.i32(width), out,
+    )  # fmt: skip
+    _kernels.launch_rows(fn, n, width, args)
+    return out, (dst, src, count)
 
 
 def gather_rows(
@@ -78,30 +127,8 @@ def gather_rows(
     pad_words: np.ndarray,
     device: Device,
 ) -> tuple[Any, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Map every base of ``batch`` through ``lut_words`` into rows of ``width`` slots.
-
-    Args:
-        lut_words: ``(256, W) uint32`` table, W in {1, 2, 4}: the words written for each byte.
-        pad_words: ``(W,) uint32`` words written in padding slots.
-
-    Returns:
-        ``(out, (dst, src, count))``: ``out`` is ``(n, width, W) uint32`` on ``device``; the
-        placement is returned (host arrays) for building masks.
-    """
-    n_words = lut_words.shape[1]
-    dst, src, count = placement(batch.lengths, width, pad)
-    n = len(batch)
-    xp = array_module(device)
-    out = xp.empty((n, width, n_words), dtype=np.uint32)
-    if device == "cpu":
-        _gather_words_cpu(batch.data, batch.offsets, dst, src, count, lut_words, pad_words, out)
-        return out, (dst, src, count)
-    data, offsets = batch.arrays("gpu")
-    fn = _kernels.kernel("gather", _GPU_KERNEL_FOR_WORDS[n_words])
-    args = (
-        data, offsets, xp.asarray(dst), xp.asarray(src), xp.asarray(count),
-        xp.asarray(np.ascontiguousarray(lut_words)), xp.asarray(pad_words),
-        _kernels.i64(n), _kernels.i32(width), out,
-    )  # fmt: skip
-    _kernels.launch_rows(fn, n, width, args)
-    return out, (dst, src, count)
+    """:func:`gather_windows` over the records of ``batch`` (one row per record)."""
+    data, _ = batch.arrays(device)
+    return gather_windows(
+        data, batch.offsets[:-1], batch.lengths, width, pad, lut_words, pad_words, device
+    )

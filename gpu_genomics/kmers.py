@@ -76,17 +76,20 @@ def _kmer_counts_dense_cpu(
         code = 0
         rc = 0
         run = 0
+        out_row = out[row]
         for p in range(offsets[row], offsets[row + 1]):
-            d = digits[data[p]]
+            d = np.int64(digits[data[p]])
             if d > 3:
                 run = 0
                 continue
             code = ((code << 2) | d) & mask
-            rc = (rc >> 2) | ((3 - d) << shift)
             run += 1
-            if run >= k:
-                key = rc if canonical and rc < code else code
-                out[row, column_of_code[key]] += 1
+            if canonical:
+                rc = (rc >> 2) | ((3 - d) << shift)
+                if run >= k:
+                    out_row[column_of_code[min(code, rc)]] += 1
+            elif run >= k:
+                out_row[code] += 1  # without canonical merging, column == code
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
@@ -152,12 +155,14 @@ def _kmer_counts_dense(batch: SequenceBatch, k: int, canonical: bool, device: De
     n_columns = int(column_of_code.max()) + 1
     digits = base_digits("ACGT")
     xp = array_module(device)
-    out = xp.zeros((len(batch), n_columns), dtype=np.int32)
+    use_shared = n_columns * 4 <= SHARED_HISTOGRAM_BYTES
+    # the shared-memory kernel writes every row whole; the others add into zeros
+    alloc = xp.empty if device == "gpu" and use_shared else xp.zeros
+    out = alloc((len(batch), n_columns), dtype=np.int32)
     if device == "cpu":
         _kmer_counts_dense_cpu(batch.data, batch.offsets, digits, column_of_code, k, canonical, out)
         return out
     data, offsets = batch.arrays("gpu")
-    use_shared = n_columns * 4 <= SHARED_HISTOGRAM_BYTES
     fn = _kernels.kernel("kmers", "kmer_counts_dense")
     args = (data, offsets, xp.asarray(digits), xp.asarray(column_of_code), _kernels.i32(k),
             _kernels.i32(canonical), _kernels.i64(len(batch)), _kernels.i32(n_columns),

@@ -79,7 +79,11 @@ def one_hot(
     if pad not in ("right", "center"):
         raise InputError(f"pad={pad!r} is not one of right, center")
     width = batch.max_length if length is None else positive_int("length", length)
-    table = one_hot_table(check_order(alphabet), str(np.dtype(dtype)), float(n_value))
+    try:
+        dtype_name = np.dtype(dtype).name
+    except TypeError:
+        raise InputError(f"dtype={dtype!r} is not one of {', '.join(ONE_HOT_DTYPES)}") from None
+    table = one_hot_table(check_order(alphabet), dtype_name, float(n_value))
     lut_words = table.view(np.uint32).reshape(256, -1)
     pad_words = np.zeros(lut_words.shape[1], dtype=np.uint32)
     words, _ = gather_rows(batch, width, pad, lut_words, pad_words, device_name)

@@ -67,10 +67,13 @@ def reverse_complement(
               channels permuted to their complements.
             * ``"auto"``: 3-D arrays are one-hot, integer arrays whose values are all below
               ``"A"`` (65) are codes, anything else is sequences.
-        device: ``"auto" | "gpu" | "cpu"``. Arrays already on the GPU stay there.
+        device: ``"auto" | "gpu" | "cpu"``. Codes and one-hot arrays already on the GPU are
+            computed there whatever ``device`` says.
 
     Returns:
-        The reverse complement, in the input's form (NumPy in, NumPy out; CuPy in, CuPy out).
+        The reverse complement. Sequences come back in the input's form (str, bytes, list,
+        host array or batch); codes and one-hot arrays come back on the device that computed
+        them (NumPy on the CPU, CuPy on the GPU), like every operation's result.
     """
     if kind == "auto":
         kind = _guess_kind(x)

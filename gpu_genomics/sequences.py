@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numba
 import numpy as np
 
 from .alphabet import valid_bytes
@@ -124,10 +126,13 @@ class SequenceBatch:
 
     def validate(self, source: str | None = None) -> None:
         """Raise :class:`InputError` naming the first record with a non-IUPAC byte."""
-        bad = ~valid_bytes()[self.data]
-        if not bad.any():
+        bad_per_block = _count_invalid(self.data, valid_bytes(), _VALIDATE_BLOCK)
+        if not bad_per_block.any():
             return
-        position = int(np.argmax(bad))
+        block = int(np.flatnonzero(bad_per_block)[0])
+        block_start = block * _VALIDATE_BLOCK
+        block_data = self.data[block_start : block_start + _VALIDATE_BLOCK]
+        position = block_start + int(np.argmax(~valid_bytes()[block_data]))
         record = int(np.searchsorted(self.offsets, position, side="right")) - 1
         where = f"{source}: " if source else ""
         letter = chr(self.data[position])
@@ -163,6 +168,22 @@ class SequenceBatch:
 
             self._gpu = (cupy.asarray(self.data), cupy.asarray(self.offsets))
         return self._gpu
+
+
+_VALIDATE_BLOCK = 1 << 20
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _count_invalid(data, valid, block):  # pragma: no cover
+    """Number of bytes with ``valid[byte] == False`` in each ``block``-byte slice of data."""
+    n_blocks = (len(data) + block - 1) // block
+    bad = np.zeros(n_blocks, dtype=np.int64)
+    for b in numba.prange(n_blocks):
+        total = 0
+        for p in range(b * block, min(len(data), (b + 1) * block)):
+            total += 1 - np.int64(valid[data[p]])
+        bad[b] = total
+    return bad
 
 
 def as_batch(seqs: SequencesLike) -> SequenceBatch:
@@ -201,7 +222,7 @@ def _read_bytes(path: str | os.PathLike) -> bytes:
     if raw[:2] == b"\x1f\x8b":
         try:
             raw = gzip.decompress(raw)
-        except (OSError, EOFError, ValueError) as exc:
+        except (OSError, EOFError, ValueError, zlib.error) as exc:
             raise InputError(
                 f"{path}: gzip data is corrupt or truncated ({exc}); re-download or recompress"
             ) from None
@@ -283,12 +304,13 @@ def _parse_fasta(path, raw, buf, starts, ends):
 
 
 def _parse_fastq(path, raw, buf, starts, ends):
-    nonblank = ends > starts
-    if not nonblank.any():
-        raise InputError(f"{path}: no FASTQ records")
-    last = int(np.flatnonzero(nonblank)[-1])
-    starts, ends = starts[: last + 1], ends[: last + 1]
-    n_lines = len(starts)
+    # drop blank lines at the end of the file, but keep the empty quality line of an empty
+    # last read ("@r\n\n+\n\n")
+    nonblank = np.flatnonzero(ends > starts)
+    n_lines = int(nonblank[-1]) + 1
+    if n_lines % 4 == 3 and n_lines < len(starts) and buf[starts[n_lines - 1]] == ord("+"):
+        n_lines += 1
+    starts, ends = starts[:n_lines], ends[:n_lines]
     if n_lines % 4:
         raise InputError(
             f"{path}: line {n_lines}: FASTQ records must have 4 lines "

@@ -106,6 +106,7 @@ def tokenize(
 @functools.cache
 def kmer_vocabulary(k: int, scheme: KmerScheme = "plain") -> dict[str, int]:
     """Token string -> id for a k-mer scheme (special tokens included)."""
+    k, _ = _check_kmer_args(k, 1, scheme)
     if scheme == "plain":
         vocab = {"".join(p): i for i, p in enumerate(itertools.product("ACGT", repeat=k))}
         return {**vocab, "[UNK]": 4**k, "[PAD]": 4**k + 1}
@@ -232,7 +233,8 @@ def kmer_tokenize(
             always steps 6.
         scheme: ``"plain"``, ``"dnabert"`` or ``"nucleotide-transformer"`` (module docstring).
         max_len: tokens per row including special tokens; ``None`` means the longest row.
-            Longer rows are truncated (DNABERT keeps its final [SEP]).
+            Longer rows are truncated; DNABERT rows keep [CLS] and [SEP] when
+            ``max_len >= 2`` (``max_len=1`` leaves [CLS] alone).
         device: ``"auto" | "gpu" | "cpu"``.
 
     Returns:

@@ -288,9 +288,7 @@ def kmer_token_strings(seq: str, k: int, stride: int, scheme: str) -> list[str]:
 
 def kmer_token_counts(seqs: list[str], k: int, stride: int, scheme: str) -> np.ndarray:
     """``(n,)`` number of tokens of each record, special tokens included."""
-    return np.array(
-        [len(kmer_token_strings(s, k, stride, scheme)) for s in seqs], dtype=np.int64
-    )
+    return np.array([len(kmer_token_strings(s, k, stride, scheme)) for s in seqs], dtype=np.int64)
 
 
 def kmer_tokenize(
@@ -370,8 +368,11 @@ def acgt_heavy(min_size: int = 0, max_size: int = 40) -> st.SearchStrategy[str]:
         st.text(alphabet=st.sampled_from("ACGTacgt"), min_size=1, max_size=15),
         st.sampled_from(["N", "n", "R", "y", "NN", "K"]),
     )
-    return st.lists(chunk, max_size=6).map("".join).map(lambda s: s[:max_size]).filter(
-        lambda s: len(s) >= min_size
+    return (
+        st.lists(chunk, max_size=6)
+        .map("".join)
+        .map(lambda s: s[:max_size])
+        .filter(lambda s: len(s) >= min_size)
     )
 
 

@@ -40,7 +40,9 @@ def test_kmer_counts_all_iupac_letters(device, host, seqs, k, canonical):
 
 
 @naive.SETTINGS
-@given(seqs=naive.batches(naive.acgt_heavy()), k=st.integers(1, 6), canonical=st.booleans())
+@given(
+    seqs=naive.batches(naive.acgt_heavy(), min_size=0), k=st.integers(1, 6), canonical=st.booleans()
+)
 def test_kmer_counts_sparse_equals_dense(device, host, seqs, k, canonical):
     sparse = host(gg.kmer_counts(seqs, k, canonical, sparse=True, device=device))
     dense_counts = host(gg.kmer_counts(seqs, k, canonical, sparse=False, device=device))
@@ -51,11 +53,12 @@ def test_kmer_counts_sparse_equals_dense(device, host, seqs, k, canonical):
 
 
 @naive.SETTINGS
-@given(seqs=naive.batches(naive.acgt_heavy(max_size=60)), canonical=st.booleans())
+@given(seqs=naive.batches(naive.acgt_heavy(max_size=60), min_size=0), canonical=st.booleans())
 def test_kmer_counts_k7_default_sparse_matches_naive(device, host, seqs, canonical):
-    got = host(gg.kmer_counts(seqs, 7, canonical, device=device))
-    assert scipy.sparse.issparse(got)
-    assert got.format == "csr"
+    result = gg.kmer_counts(seqs, 7, canonical, device=device)
+    # documented: a sparse result is always a host SciPy CSR matrix, on every device
+    assert isinstance(result, scipy.sparse.csr_matrix)
+    got = host(result)
     want = naive.kmer_counts(seqs, 7, canonical)
     assert got.shape == want.shape
     np.testing.assert_array_equal(dense(got), want)

@@ -124,6 +124,21 @@ def test_reverse_complement_one_hot_literal_actg(device, host):
     np.testing.assert_array_equal(got, want)
 
 
+def test_reverse_complement_arrays_come_back_on_the_device(device):
+    # the docstring: NumPy arrays are computed on `device` and returned there, like every
+    # operation's result; GPU arrays stay on the GPU
+    from gpu_genomics.device import is_gpu_array
+
+    codes = np.array([[0, 1, 4]], dtype=np.int8)
+    got = gg.reverse_complement(codes, kind="codes", device=device)
+    assert is_gpu_array(got) == (device == "gpu")
+    np.testing.assert_array_equal(gg.to_numpy(got), [[4, 2, 3]])
+    encoded = naive.one_hot(["ACN"])
+    got = gg.reverse_complement(encoded, device=device)
+    assert is_gpu_array(got) == (device == "gpu")
+    np.testing.assert_array_equal(gg.to_numpy(got), naive.one_hot(["NGT"]))
+
+
 # --- bad input --------------------------------------------------------------------------------
 def test_reverse_complement_bad_kind_raises(device):
     with pytest.raises(InputError):
