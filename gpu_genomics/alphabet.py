@@ -17,10 +17,22 @@ IUPAC_DNA = "ACGTNRYSWKMBDHV"
 
 #: IUPAC complements (upper case; lower case maps to lower case).
 _COMPLEMENT_PAIRS = {
-    "A": "T", "C": "G", "G": "C", "T": "A", "N": "N",
-    "R": "Y", "Y": "R", "S": "S", "W": "W", "K": "M", "M": "K",
-    "B": "V", "V": "B", "D": "H", "H": "D",
-}  # fmt: skip
+    "A": "T",
+    "C": "G",
+    "G": "C",
+    "T": "A",
+    "N": "N",
+    "R": "Y",
+    "Y": "R",
+    "S": "S",
+    "W": "W",
+    "K": "M",
+    "M": "K",
+    "B": "V",
+    "V": "B",
+    "D": "H",
+    "H": "D",
+}
 
 #: Byte used for padding inside the kernels; no valid input byte equals it.
 PAD_BYTE = 0

@@ -10,6 +10,7 @@ import logging
 import shlex
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import click
@@ -144,8 +145,14 @@ def encode(seqs: str, output: str, **opts: Any) -> None:
     device = resolve_device(opts["device"])
     batch = SequenceBatch.from_fasta(seqs)
     n = len(batch)
-    log.info("%s: %d records, %d bases; encoding %s on %s",
-             seqs, n, len(batch.data), opts["encoding"], device)  # fmt: skip
+    log.info(
+        "%s: %d records, %d bases; encoding %s on %s",
+        seqs,
+        n,
+        len(batch.data),
+        opts["encoding"],
+        device,
+    )
     batch_size = opts["batch_size"]
     if batch_size < 1:
         raise InputError(f"--batch-size {batch_size} must be a positive integer")
@@ -163,15 +170,204 @@ def encode(seqs: str, output: str, **opts: Any) -> None:
         encoder.finish(out)
         out.write("names", batch.names or [])
         out.write("lengths", batch.lengths)
-        out.attrs({
-            "gpu_genomics_version": __version__,
-            "command": shlex.join(["gpu-genomics", *click.get_current_context().obj["argv"]]),
-            "source": str(seqs),
-            "encoding": opts["encoding"],
-            "n_sequences": n,
-            "parameters": params,
-        })  # fmt: skip
+        out.attrs(
+            {
+                "gpu_genomics_version": __version__,
+                "command": shlex.join(
+                    ["gpu-genomics", *click.get_current_context().find_root().obj["argv"]]
+                ),
+                "source": str(seqs),
+                "encoding": opts["encoding"],
+                "n_sequences": n,
+                "parameters": params,
+            }
+        )
     log.info("wrote %s in %.1f s", output, time.perf_counter() - started)
+
+
+def _chrom_list(value: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in value.split(",") if name.strip())
+
+
+@click.command("intervals")
+@click.option(
+    "-i",
+    "--input",
+    "metadata",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Metadata: one BED path per line, 'PATH LABEL' lines, or Basset's 'NAME<TAB>PATH' lines.",
+)
+@click.option(
+    "-f",
+    "--fastq",
+    "--fasta",
+    "--reference",
+    "reference",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Reference FASTA: bgzip (with or without .fai/.gzi) or plain.",
+)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(),
+    help="Output .h5/.hdf5 or .zarr (no suffix: .h5 is appended).",
+)
+@click.option(
+    "-l", "--length", type=int, default=600, show_default=True, help="Region length in bases."
+)
+@click.option(
+    "-m",
+    "--min_overlap",
+    "--min-overlap",
+    "min_overlap",
+    type=int,
+    default=200,
+    show_default=True,
+    help="Overlap in bases that merges peaks.",
+)
+@click.option(
+    "-e", "--exclusive", is_flag=True, help="Keep only regions with exactly one label (multiclass)."
+)
+@click.option(
+    "--test_chr",
+    "--test-chr",
+    "test_chr",
+    default="chr19,chr20",
+    show_default=True,
+    help="Comma-separated test chromosomes (--split chrom).",
+)
+@click.option(
+    "--valid_chr",
+    "--valid-chr",
+    "valid_chr",
+    default="chr21,chr22",
+    show_default=True,
+    help="Comma-separated validation chromosomes (--split chrom).",
+)
+@click.option(
+    "--merge",
+    type=click.Choice(["basset", "hull", "none"]),
+    default="basset",
+    show_default=True,
+    help="Basset's greedy merge, bedtools-merge hulls, or none.",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["hdf5", "zarr", "basset"]),
+    default=None,
+    help="Default from the output's suffix; basset: seq_hdf5.py layout.",
+)
+@click.option("--split", type=click.Choice(["chrom", "random"]), default="chrom", show_default=True)
+@click.option(
+    "--valid-frac",
+    "--valid_frac",
+    "valid_frac",
+    type=float,
+    default=0.1,
+    show_default=True,
+    help="--split random: validation fraction.",
+)
+@click.option(
+    "--test-frac",
+    "--test_frac",
+    "test_frac",
+    type=float,
+    default=0.1,
+    show_default=True,
+    help="--split random: test fraction.",
+)
+@click.option("--seed", type=int, default=1, show_default=True, help="--split random: seed.")
+@click.option(
+    "--device",
+    type=click.Choice(DEVICE_CHOICES),
+    default=None,
+    help="Where to compute (default: $GPU_GENOMICS_DEVICE or auto).",
+)
+@click.option(
+    "--compression",
+    type=click.Choice(COMPRESSIONS),
+    default=None,
+    help="Default: none for HDF5, zstd for Zarr.",
+)
+@click.option("--dtype", type=click.Choice(ONE_HOT_DTYPES), default="uint8", show_default=True)
+@click.option(
+    "--alphabet",
+    type=click.Choice(["ACGT", "ACTG"]),
+    default="ACGT",
+    show_default=True,
+    help="One-hot column order (ACTG: the Rust tool's).",
+)
+@click.option(
+    "--skip-unknown-chroms",
+    "--skip_unknown_chroms",
+    "skip_unknown_chroms",
+    is_flag=True,
+    help="Drop BED rows on chromosomes missing from the reference.",
+)
+@click.option("--quiet", is_flag=True, help="No progress bars; warnings only.")
+@click.option(
+    "--loglevel",
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+    default="info",
+    show_default=True,
+)
+def intervals(metadata: str, reference: str, output: str, **opts: Any) -> None:
+    """Build an ML-ready dataset from BED peak files and a reference genome.
+
+    Peaks are merged into fixed-length regions (--merge), labelled by the BED files they come
+    from, split by chromosome (or at random), one-hot encoded, and written to HDF5 or Zarr:
+    {training,validation,test}_{seqs,labels,coords,names}, label_names, chrom_names.
+    """
+    from .intervals import IntervalOptions, build_interval_dataset
+
+    _setup_logging("warning" if opts["quiet"] else opts["loglevel"].lower())
+    if not Path(output).suffix:
+        output = f"{output}.h5"
+    if opts["output_format"] != "basset":
+        format_from_path(output, opts["output_format"])
+    if not Path(output).resolve().parent.is_dir():
+        raise InputError(f"{output}: the output folder does not exist; create it first")
+    options = IntervalOptions(
+        length=opts["length"],
+        min_overlap=opts["min_overlap"],
+        exclusive=opts["exclusive"],
+        test_chroms=_chrom_list(opts["test_chr"]),
+        valid_chroms=_chrom_list(opts["valid_chr"]),
+        merge=opts["merge"],
+        split=opts["split"],
+        valid_frac=opts["valid_frac"],
+        test_frac=opts["test_frac"],
+        seed=opts["seed"],
+        dtype=opts["dtype"],
+        alphabet=opts["alphabet"],
+        skip_unknown_chroms=opts["skip_unknown_chroms"],
+        output_format=opts["output_format"],
+        compression=opts["compression"],
+    )
+    argv = click.get_current_context().find_root().obj["argv"]
+    summary = build_interval_dataset(
+        metadata,
+        reference,
+        output,
+        options,
+        device=opts["device"],
+        command=shlex.join([click.get_current_context().find_root().info_name or "", *argv]),
+        progress=not opts["quiet"],
+    )
+    timings = ", ".join(f"{k} {v:.1f} s" for k, v in summary["timings"].items())
+    log.info(
+        "wrote %s: %s regions (%s)",
+        output,
+        ", ".join(f"{k} {v}" for k, v in summary["regions"].items()),
+        timings,
+    )
+
+
+cli.add_command(intervals)
 
 
 class _Encoder:
@@ -197,8 +393,9 @@ class _Encoder:
             self.scheme = opts["scheme"] or "plain"
             self.width = opts["max_len"]
             if self.width is None:
-                counts = kmer_token_counts(batch, opts["k"], opts["stride"], self.scheme,
-                                           device=device)  # fmt: skip
+                counts = kmer_token_counts(
+                    batch, opts["k"], opts["stride"], self.scheme, device=device
+                )
                 self.width = max(int(counts.max()) if len(counts) else 0, 1)
             kmer_tokenize([], opts["k"], opts["stride"], self.scheme, self.width, device="cpu")
             self.resolved["max_len"] = self.width
@@ -211,8 +408,14 @@ class _Encoder:
 
     def _onehot_kwargs(self) -> dict[str, Any]:
         o = self.opts
-        return {"alphabet": o["alphabet"], "dtype": o["dtype"], "n_value": o["n_value"],
-                "layout": o["layout"], "pad": o["pad"], "device": self.device}  # fmt: skip
+        return {
+            "alphabet": o["alphabet"],
+            "dtype": o["dtype"],
+            "n_value": o["n_value"],
+            "layout": o["layout"],
+            "pad": o["pad"],
+            "device": self.device,
+        }
 
     def create(self, out: ArrayWriter) -> None:
         n = len(self.batch)
@@ -220,8 +423,10 @@ class _Encoder:
             shape = (n, 4, self.width) if self.opts["layout"] == "NCL" else (n, self.width, 4)
             self.targets = [out.create("onehot", shape, self.opts["dtype"])]
         elif self.encoding in ("tokens", "kmer-tokens"):
-            self.targets = [out.create("input_ids", (n, self.width), np.int32),
-                            out.create("attention_mask", (n, self.width), np.uint8)]  # fmt: skip
+            self.targets = [
+                out.create("input_ids", (n, self.width), np.int32),
+                out.create("attention_mask", (n, self.width), np.uint8),
+            ]
         elif not self.sparse:
             self.targets = [out.create("kmer_counts", (n, len(self.names)), np.int32)]
 
@@ -232,11 +437,15 @@ class _Encoder:
         elif self.encoding == "tokens":
             results = list(tokenize(chunk, self.width, self.scheme, device=self.device))
         elif self.encoding == "kmer-tokens":
-            results = list(kmer_tokenize(chunk, o["k"], o["stride"], self.scheme, self.width,
-                                         device=self.device))  # fmt: skip
+            results = list(
+                kmer_tokenize(
+                    chunk, o["k"], o["stride"], self.scheme, self.width, device=self.device
+                )
+            )
         else:
-            counts = to_numpy(kmer_counts(chunk, o["k"], o["canonical"], sparse=self.sparse,
-                                          device=self.device))  # fmt: skip
+            counts = to_numpy(
+                kmer_counts(chunk, o["k"], o["canonical"], sparse=self.sparse, device=self.device)
+            )
             if self.sparse:
                 self._sparse_blocks.append(counts)
                 return
@@ -252,20 +461,25 @@ class _Encoder:
             import scipy.sparse
 
             n_columns = len(self.names)
-            matrix = (scipy.sparse.vstack(self._sparse_blocks, format="csr")
-                      if self._sparse_blocks else
-                      scipy.sparse.csr_matrix((0, n_columns), dtype=np.int32))  # fmt: skip
+            matrix = (
+                scipy.sparse.vstack(self._sparse_blocks, format="csr")
+                if self._sparse_blocks
+                else scipy.sparse.csr_matrix((0, n_columns), dtype=np.int32)
+            )
             for name in ("data", "indices", "indptr"):
                 out.write(f"kmer_counts_{name}", getattr(matrix, name))
-            out.attrs({"kmer_counts_format": "csr",
-                       "kmer_counts_shape": [len(self.batch), n_columns]})  # fmt: skip
+            out.attrs(
+                {"kmer_counts_format": "csr", "kmer_counts_shape": [len(self.batch), n_columns]}
+            )
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(
+    argv: list[str] | None = None, command: click.Command = cli, prog_name: str = "gpu-genomics"
+) -> None:
     """Entry point of the ``gpu-genomics`` console script."""
     try:
         args = list(sys.argv[1:] if argv is None else argv)
-        cli.main(args=args, prog_name="gpu-genomics", standalone_mode=False, obj={"argv": args})
+        command.main(args=args, prog_name=prog_name, standalone_mode=False, obj={"argv": args})
     except GpuGenomicsError as exc:
         click.echo(f"gpu-genomics: error: {exc}", err=True)
         sys.exit(2)
@@ -281,3 +495,8 @@ def main(argv: list[str] | None = None) -> None:
     except OSError as exc:
         click.echo(f"gpu-genomics: error: {exc}", err=True)
         sys.exit(1)
+
+
+def genomic_interval_pipeline_main(argv: list[str] | None = None) -> None:
+    """``genomic_interval_pipeline``: the ``intervals`` command under the Rust tool's name."""
+    main(argv, command=intervals, prog_name="genomic_interval_pipeline")

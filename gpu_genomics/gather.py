@@ -111,10 +111,16 @@ def gather_windows(
         return out, (dst, src, count)
     fn = _kernels.kernel("gather", _GPU_KERNEL_FOR_WORDS[n_words])
     args = (
-        data, xp.asarray(first), xp.asarray(dst), xp.asarray(count),
-        xp.asarray(np.ascontiguousarray(lut_words)), xp.asarray(pad_words),
-        _kernels.i64(n), _kernels.i32(width), out,
-    )  # fmt: skip
+        data,
+        xp.asarray(first),
+        xp.asarray(dst),
+        xp.asarray(count),
+        xp.asarray(np.ascontiguousarray(lut_words)),
+        xp.asarray(pad_words),
+        _kernels.i64(n),
+        _kernels.i32(width),
+        out,
+    )
     _kernels.launch_rows(fn, n, width, args)
     return out, (dst, src, count)
 

@@ -164,9 +164,18 @@ def _kmer_counts_dense(batch: SequenceBatch, k: int, canonical: bool, device: De
         return out
     data, offsets = batch.arrays("gpu")
     fn = _kernels.kernel("kmers", "kmer_counts_dense")
-    args = (data, offsets, xp.asarray(digits), xp.asarray(column_of_code), _kernels.i32(k),
-            _kernels.i32(canonical), _kernels.i64(len(batch)), _kernels.i32(n_columns),
-            _kernels.i32(use_shared), out)  # fmt: skip
+    args = (
+        data,
+        offsets,
+        xp.asarray(digits),
+        xp.asarray(column_of_code),
+        _kernels.i32(k),
+        _kernels.i32(canonical),
+        _kernels.i64(len(batch)),
+        _kernels.i32(n_columns),
+        _kernels.i32(use_shared),
+        out,
+    )
     shared_mem = n_columns * 4 if use_shared else 0
     _kernels.launch_blocks_per_row(fn, len(batch), args, shared_mem=shared_mem)
     return out
@@ -182,8 +191,15 @@ def _kmer_counts_sparse(batch: SequenceBatch, k: int, canonical: bool, device: D
     else:
         data, offsets = batch.arrays("gpu")
         fn = _kernels.kernel("kmers", "kmer_codes")
-        args = (data, offsets, xp.asarray(digits), _kernels.i32(k), _kernels.i32(canonical),
-                _kernels.i64(n), codes)  # fmt: skip
+        args = (
+            data,
+            offsets,
+            xp.asarray(digits),
+            _kernels.i32(k),
+            _kernels.i32(canonical),
+            _kernels.i64(n),
+            codes,
+        )
         _kernels.launch_rows(fn, n, batch.max_length, args)
     column_codes = kmer_codes_of_columns(k, canonical)
     n_columns = len(column_codes)

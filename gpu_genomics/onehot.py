@@ -8,9 +8,9 @@ from typing import Any, Literal
 import numpy as np
 
 from .alphabet import IUPAC_DNA, check_order
-from .device import resolve_device
+from .device import Device, resolve_device
 from .errors import InputError, positive_int
-from .gather import PadMode, gather_rows
+from .gather import PadMode, gather_rows, gather_windows
 from .sequences import SequencesLike, as_batch
 
 ONE_HOT_DTYPES = ("uint8", "int8", "float16", "float32")
@@ -79,15 +79,49 @@ def one_hot(
     if pad not in ("right", "center"):
         raise InputError(f"pad={pad!r} is not one of right, center")
     width = batch.max_length if length is None else positive_int("length", length)
-    try:
-        dtype_name = np.dtype(dtype).name
-    except TypeError:
-        raise InputError(f"dtype={dtype!r} is not one of {', '.join(ONE_HOT_DTYPES)}") from None
-    table = one_hot_table(check_order(alphabet), dtype_name, float(n_value))
-    lut_words = table.view(np.uint32).reshape(256, -1)
-    pad_words = np.zeros(lut_words.shape[1], dtype=np.uint32)
-    words, _ = gather_rows(batch, width, pad, lut_words, pad_words, device_name)
+    table = _table(alphabet, dtype, n_value)
+    words, _ = gather_rows(batch, width, pad, *_table_words(table), device_name)
     encoded = words.view(table.dtype).reshape(len(batch), width, 4)
     if layout == "NCL":
         encoded = encoded.transpose(0, 2, 1).copy()
     return encoded
+
+
+def one_hot_windows(
+    data: Any,
+    starts: np.ndarray,
+    length: int,
+    *,
+    alphabet: str = "ACGT",
+    dtype: str = "uint8",
+    n_value: float = 0.0,
+    device: Device = "cpu",
+) -> Any:
+    """One-hot encode windows of one long sequence (a chromosome), gathered in bulk.
+
+    Args:
+        data: ``(chrom_length,) uint8`` ASCII letters on ``device`` (NumPy or CuPy).
+        starts: ``(n,) int64`` host array of window starts; every window lies inside ``data``.
+        length: window length in bases.
+
+    Returns:
+        ``(n, length, 4)`` array of ``dtype`` on ``device``.
+    """
+    table = _table(alphabet, dtype, n_value)
+    lengths = np.full(len(starts), length, dtype=np.int64)
+    words, _ = gather_windows(data, starts, lengths, length, "right", *_table_words(table), device)
+    return words.view(table.dtype).reshape(len(starts), length, 4)
+
+
+def _table(alphabet: str, dtype: str, n_value: float) -> np.ndarray:
+    try:
+        dtype_name = np.dtype(dtype).name
+    except TypeError:
+        raise InputError(f"dtype={dtype!r} is not one of {', '.join(ONE_HOT_DTYPES)}") from None
+    return one_hot_table(check_order(alphabet), dtype_name, float(n_value))
+
+
+def _table_words(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The table as ``(256, W) uint32`` words and the all-zero padding word."""
+    lut_words = table.view(np.uint32).reshape(256, -1)
+    return lut_words, np.zeros(lut_words.shape[1], dtype=np.uint32)

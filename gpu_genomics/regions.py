@@ -129,8 +129,9 @@ def make_regions(
     if lib is not pd:
         frame = lib.DataFrame.from_pandas(frame)
     if mode == "none":
-        frame["start"] = windows_at((frame["start"] + frame["end"]) // 2, length,
-                                    frame["chrom_length"])  # fmt: skip
+        frame["start"] = windows_at(
+            (frame["start"] + frame["end"]) // 2, length, frame["chrom_length"]
+        )
         windows = frame
     elif mode == "hull":
         windows = _hull_windows(frame, length, min_overlap)
@@ -149,8 +150,9 @@ def _hull_windows(frame: Any, length: int, min_overlap: int) -> Any:
     hulls = peaks.groupby("cluster").agg(
         {"chrom": "min", "start": "min", "end": "max", "chrom_length": "min"}
     )
-    hulls["window"] = windows_at((hulls["start"] + hulls["end"]) // 2, length,
-                                 hulls["chrom_length"])  # fmt: skip
+    hulls["window"] = windows_at(
+        (hulls["start"] + hulls["end"]) // 2, length, hulls["chrom_length"]
+    )
     hulls = hulls.reset_index()[["cluster", "chrom", "window"]]
     windows = peaks[["cluster", "label"]].merge(hulls, on="cluster")
     windows = windows.rename(columns={"window": "start"})
@@ -158,11 +160,11 @@ def _hull_windows(frame: Any, length: int, min_overlap: int) -> Any:
     return windows
 
 
-def _basset_windows(lib: ModuleType, frame: Any, length: int, min_overlap: int,
-                    n_labels: int) -> Any:  # fmt: skip
+def _basset_windows(
+    lib: ModuleType, frame: Any, length: int, min_overlap: int, n_labels: int
+) -> Any:
     """Basset's grouping (vectorised) and greedy merge (numba, per group)."""
-    frame["start"] = windows_at((frame["start"] + frame["end"]) // 2, length,
-                                frame["chrom_length"])  # fmt: skip
+    frame["start"] = windows_at((frame["start"] + frame["end"]) // 2, length, frame["chrom_length"])
     windows = frame.sort_values(["chrom", "minus", "start", "label"]).reset_index(drop=True)
     keys = windows[["chrom", "minus"]]
     open_end = windows.groupby(["chrom", "minus"])["start"].cummax() + length
@@ -182,16 +184,21 @@ def _basset_windows(lib: ModuleType, frame: Any, length: int, min_overlap: int,
     keep = np.zeros(n, dtype=np.bool_)
     _basset_greedy_merge(group_bounds, starts, chrom_length, bits, length, min_overlap, keep)
     # one row per (merged window, label)
-    rows, words, bit = np.nonzero(np.unpackbits(bits[keep].view(np.uint8), bitorder="little")
-                                  .reshape(int(keep.sum()), n_words, 64))  # fmt: skip
+    rows, words, bit = np.nonzero(
+        np.unpackbits(bits[keep].view(np.uint8), bitorder="little").reshape(
+            int(keep.sum()), n_words, 64
+        )
+    )
     merged = host[keep].reset_index(drop=True)
     merged["start"] = starts[keep]
-    pairs = pd.DataFrame({
-        "chrom": merged["chrom"].to_numpy()[rows],
-        "start": merged["start"].to_numpy()[rows],
-        "minus": merged["minus"].to_numpy()[rows],
-        "label": (words * 64 + bit).astype(np.int32),
-    })  # fmt: skip
+    pairs = pd.DataFrame(
+        {
+            "chrom": merged["chrom"].to_numpy()[rows],
+            "start": merged["start"].to_numpy()[rows],
+            "minus": merged["minus"].to_numpy()[rows],
+            "label": (words * 64 + bit).astype(np.int32),
+        }
+    )
     return pairs if lib is pd else lib.DataFrame.from_pandas(pairs)
 
 

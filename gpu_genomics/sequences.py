@@ -8,9 +8,7 @@ copy). It is copied to the GPU once, on first use there, and the device copy is 
 
 from __future__ import annotations
 
-import gzip
 import os
-import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +19,7 @@ import numpy as np
 from .alphabet import valid_bytes
 from .device import Device
 from .errors import InputError
+from .files import read_bytes
 
 SequencesLike = Any  # SequenceBatch | str | bytes | Sequence[str | bytes] | np.ndarray | PathLike
 
@@ -213,22 +212,6 @@ def as_batch(seqs: SequencesLike) -> SequenceBatch:
 
 
 # --- FASTA / FASTQ reading ---------------------------------------------------------------
-def _read_bytes(path: str | os.PathLike) -> bytes:
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read()
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror or exc}); check the path") from None
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, ValueError, zlib.error) as exc:
-            raise InputError(
-                f"{path}: gzip data is corrupt or truncated ({exc}); re-download or recompress"
-            ) from None
-    return raw
-
-
 def read_fastx(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Parse a FASTA (multi-line) or FASTQ (4-line records) file, plain or gzip.
 
@@ -236,7 +219,7 @@ def read_fastx(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, list[st
     offsets and the header's first word of each record. Vectorised: a few passes over the
     bytes, no per-base Python.
     """
-    raw = _read_bytes(path)
+    raw = read_bytes(path)
     buf = np.frombuffer(raw, dtype=np.uint8)
     stripped = raw.lstrip()
     if not stripped:

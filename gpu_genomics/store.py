@@ -173,6 +173,13 @@ class ArrayWriter:
         if array.size:
             target[...] = array
 
+    def link(self, alias: str, target: str) -> None:
+        """HDF5: a soft link ``alias`` -> ``target``; Zarr has no links, so nothing is made."""
+        if self.format == "hdf5":
+            import h5py
+
+            self._root[alias] = h5py.SoftLink(f"/{target}")
+
     def attrs(self, values: dict[str, Any], array: str | None = None) -> None:
         """Set attributes on the root (or on ``array``); dicts and lists are stored as JSON."""
         node = self._root if array is None else self._root[array]

@@ -42,9 +42,19 @@ KmerScheme = Literal["plain", "dnabert", "nucleotide-transformer"]
 
 SPEC_VOCAB = {"A": 0, "C": 1, "G": 2, "T": 3, "N": 4, "<PAD>": 5}
 HYENADNA_VOCAB = {
-    "[CLS]": 0, "[SEP]": 1, "[BOS]": 2, "[MASK]": 3, "[PAD]": 4, "[RESERVED]": 5, "[UNK]": 6,
-    "A": 7, "C": 8, "G": 9, "T": 10, "N": 11,
-}  # fmt: skip
+    "[CLS]": 0,
+    "[SEP]": 1,
+    "[BOS]": 2,
+    "[MASK]": 3,
+    "[PAD]": 4,
+    "[RESERVED]": 5,
+    "[UNK]": 6,
+    "A": 7,
+    "C": 8,
+    "G": 9,
+    "T": 10,
+    "N": 11,
+}
 DNABERT_SPECIALS = {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, "[MASK]": 4}
 NT_SPECIALS = {"<unk>": 0, "<pad>": 1, "<mask>": 2, "<cls>": 3, "<eos>": 4, "<bos>": 5}
 NT_K = 6
@@ -201,9 +211,13 @@ def _nt_tokenize_cpu(data, offsets, digits, count_only, n_tokens, ids, mask):  #
 
 
 def kmer_token_counts(
-    seqs: SequencesLike, k: int, stride: int = 1, scheme: KmerScheme = "plain",
-    *, device: str | None = None,
-) -> np.ndarray:  # fmt: skip
+    seqs: SequencesLike,
+    k: int,
+    stride: int = 1,
+    scheme: KmerScheme = "plain",
+    *,
+    device: str | None = None,
+) -> np.ndarray:
     """``(n,) int64`` number of tokens each record gives, special tokens included, before
     padding or truncation (the ``max_len`` that keeps every token)."""
     batch = as_batch(seqs)
@@ -264,8 +278,16 @@ def kmer_tokenize(
     else:
         data, offsets = batch.arrays("gpu")
         fn = _kernels.kernel("tokenize", "kmer_token_ids")
-        args = (data, offsets, xp.asarray(digits), *map(_kernels.i32, scalars),
-                _kernels.i64(len(batch)), _kernels.i32(max_len), ids, mask)  # fmt: skip
+        args = (
+            data,
+            offsets,
+            xp.asarray(digits),
+            *map(_kernels.i32, scalars),
+            _kernels.i64(len(batch)),
+            _kernels.i32(max_len),
+            ids,
+            mask,
+        )
         _kernels.launch_rows(fn, len(batch), max_len, args)
     return ids, mask
 
@@ -297,8 +319,17 @@ def _nt_run(
         return n_tokens, ids, mask
     data, offsets = batch.arrays("gpu")
     fn = _kernels.kernel("tokenize", "nt_tokenize")
-    args = (data, offsets, xp.asarray(digits), _kernels.i64(n), _kernels.i32(max_len),
-            _kernels.i32(int(count_only)), n_tokens, ids, mask)  # fmt: skip
+    args = (
+        data,
+        offsets,
+        xp.asarray(digits),
+        _kernels.i64(n),
+        _kernels.i32(max_len),
+        _kernels.i32(int(count_only)),
+        n_tokens,
+        ids,
+        mask,
+    )
     if n:
         fn((-(-n // _kernels.THREADS),), (_kernels.THREADS,), args)
     return n_tokens.get(), ids, mask

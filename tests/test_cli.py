@@ -40,8 +40,10 @@ def read(path):
         return {k: group[k][...] for k in group.array_keys()}, dict(group.attrs)
     with h5py.File(path) as f:
         arrays = {k: f[k][...] for k in f}
-        attrs = {k: json.loads(v) if isinstance(v, str) and v[:1] in "[{" else v
-                 for k, v in f.attrs.items()}  # fmt: skip
+        attrs = {
+            k: json.loads(v) if isinstance(v, str) and v[:1] in "[{" else v
+            for k, v in f.attrs.items()
+        }
     return arrays, attrs
 
 
@@ -52,8 +54,21 @@ def as_str(values):
 @pytest.mark.parametrize("suffix", [".h5", ".zarr"])
 def test_encode_onehot_matches_the_api(fasta, tmp_path, suffix):
     out = tmp_path / f"out{suffix}"
-    run("encode", fasta, "-o", out, "--length", 20, "--pad", "center", "--batch-size", 3,
-        "--device", "cpu", "--quiet")  # fmt: skip
+    run(
+        "encode",
+        fasta,
+        "-o",
+        out,
+        "--length",
+        20,
+        "--pad",
+        "center",
+        "--batch-size",
+        3,
+        "--device",
+        "cpu",
+        "--quiet",
+    )
     arrays, attrs = read(out)
     batch = gg.SequenceBatch.from_fasta(fasta)
     expected = gg.one_hot(batch, 20, pad="center", device="cpu")
@@ -68,11 +83,25 @@ def test_encode_onehot_matches_the_api(fasta, tmp_path, suffix):
 
 def test_encode_onehot_default_length_and_float_layout(fasta, tmp_path):
     out = tmp_path / "o.h5"
-    run("encode", fasta, "-o", out, "--dtype", "float32", "--n-value", 0.25, "--layout", "NCL",
-        "--device", "cpu", "--quiet")  # fmt: skip
+    run(
+        "encode",
+        fasta,
+        "-o",
+        out,
+        "--dtype",
+        "float32",
+        "--n-value",
+        0.25,
+        "--layout",
+        "NCL",
+        "--device",
+        "cpu",
+        "--quiet",
+    )
     arrays, attrs = read(out)
-    expected = gg.one_hot(fasta_batch(fasta), dtype="float32", n_value=0.25, layout="NCL",
-                          device="cpu")  # fmt: skip
+    expected = gg.one_hot(
+        fasta_batch(fasta), dtype="float32", n_value=0.25, layout="NCL", device="cpu"
+    )
     assert arrays["onehot"].shape == (4, 4, 31) and attrs["parameters"]["length"] == 31
     np.testing.assert_array_equal(arrays["onehot"], expected)
 
@@ -84,8 +113,23 @@ def fasta_batch(path):
 @pytest.mark.parametrize("scheme", ["spec", "hyenadna"])
 def test_encode_tokens(fasta, tmp_path, scheme):
     out = tmp_path / "t.h5"
-    run("encode", fasta, "-o", out, "--encoding", "tokens", "--max-len", 16, "--scheme", scheme,
-        "--batch-size", 2, "--device", "cpu", "--quiet")  # fmt: skip
+    run(
+        "encode",
+        fasta,
+        "-o",
+        out,
+        "--encoding",
+        "tokens",
+        "--max-len",
+        16,
+        "--scheme",
+        scheme,
+        "--batch-size",
+        2,
+        "--device",
+        "cpu",
+        "--quiet",
+    )
     arrays, _ = read(out)
     ids, mask = gg.tokenize(fasta_batch(fasta), 16, scheme, device="cpu")
     np.testing.assert_array_equal(arrays["input_ids"], ids)
@@ -95,8 +139,23 @@ def test_encode_tokens(fasta, tmp_path, scheme):
 @pytest.mark.parametrize("scheme", ["plain", "dnabert", "nucleotide-transformer"])
 def test_encode_kmer_tokens_default_max_len(fasta, tmp_path, scheme):
     out = tmp_path / "kt.zarr"
-    run("encode", fasta, "-o", out, "--encoding", "kmer-tokens", "--scheme", scheme, "-k", 6,
-        "--batch-size", 3, "--device", "cpu", "--quiet")  # fmt: skip
+    run(
+        "encode",
+        fasta,
+        "-o",
+        out,
+        "--encoding",
+        "kmer-tokens",
+        "--scheme",
+        scheme,
+        "-k",
+        6,
+        "--batch-size",
+        3,
+        "--device",
+        "cpu",
+        "--quiet",
+    )
     arrays, attrs = read(out)
     ids, mask = gg.kmer_tokenize(fasta_batch(fasta), 6, scheme=scheme, device="cpu")
     assert attrs["parameters"]["max_len"] == ids.shape[1]
@@ -109,8 +168,22 @@ def test_encode_kmer_tokens_default_max_len(fasta, tmp_path, scheme):
 )
 def test_encode_kmer_counts(fasta, tmp_path, k, extra):
     out = tmp_path / "kc.h5"
-    run("encode", fasta, "-o", out, "--encoding", "kmer-counts", "-k", k, *extra,
-        "--batch-size", 3, "--device", "cpu", "--quiet")  # fmt: skip
+    run(
+        "encode",
+        fasta,
+        "-o",
+        out,
+        "--encoding",
+        "kmer-counts",
+        "-k",
+        k,
+        *extra,
+        "--batch-size",
+        3,
+        "--device",
+        "cpu",
+        "--quiet",
+    )
     arrays, attrs = read(out)
     canonical = "--canonical" in extra
     expected = gg.kmer_counts(fasta_batch(fasta), k, canonical, sparse=False, device="cpu")
@@ -119,8 +192,13 @@ def test_encode_kmer_counts(fasta, tmp_path, k, extra):
         np.testing.assert_array_equal(arrays["kmer_counts"], expected)
     else:
         matrix = scipy.sparse.csr_matrix(
-            (arrays["kmer_counts_data"], arrays["kmer_counts_indices"],
-             arrays["kmer_counts_indptr"]), shape=tuple(attrs["kmer_counts_shape"]))  # fmt: skip
+            (
+                arrays["kmer_counts_data"],
+                arrays["kmer_counts_indices"],
+                arrays["kmer_counts_indptr"],
+            ),
+            shape=tuple(attrs["kmer_counts_shape"]),
+        )
         np.testing.assert_array_equal(matrix.toarray(), expected)
 
 
@@ -195,8 +273,19 @@ def test_interrupted_run_leaves_nothing(fasta, tmp_path, monkeypatch):
 
 def test_same_input_same_output(fasta, tmp_path):
     for name in ("a.h5", "b.h5"):
-        run("encode", fasta, "-o", tmp_path / name, "--encoding", "kmer-counts", "-k", 2,
-            "--device", "cpu", "--quiet")  # fmt: skip
+        run(
+            "encode",
+            fasta,
+            "-o",
+            tmp_path / name,
+            "--encoding",
+            "kmer-counts",
+            "-k",
+            2,
+            "--device",
+            "cpu",
+            "--quiet",
+        )
     a, _ = read(tmp_path / "a.h5")
     b, _ = read(tmp_path / "b.h5")
     assert a.keys() == b.keys()

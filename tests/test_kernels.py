@@ -51,10 +51,20 @@ def test_kernel_dir_holds_every_source():
 def test_wheel_ships_the_kernels(tmp_path):
     pytest.importorskip("hatchling")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(tmp_path), str(REPO)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(REPO),
+        ],
         check=True,
-    )  # fmt: skip
+    )
     (wheel,) = tmp_path.glob("gpu_genomics-*.whl")
     shipped = {n for n in zipfile.ZipFile(wheel).namelist() if n.endswith(".cu")}
     expected = {f"gpu_genomics/kernels/{p.name}" for p in (REPO / "kernels").glob("*.cu")}

@@ -20,8 +20,10 @@ def _read(path):
         return arrays, dict(group.attrs)
     with h5py.File(path) as f:
         arrays = {name: f[name][...] for name in f}
-        attrs = {k: (json.loads(v) if isinstance(v, str) and v[:1] in "[{" else v)
-                 for k, v in f.attrs.items()}  # fmt: skip
+        attrs = {
+            k: (json.loads(v) if isinstance(v, str) and v[:1] in "[{" else v)
+            for k, v in f.attrs.items()
+        }
     return arrays, attrs
 
 
