@@ -13,12 +13,14 @@ $(BIN)/gpu-genomics: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
 
-## Encode the bundled example FASTA into one-hot HDF5 (offline) and show what was written.
+## The main job on the bundled example (offline): 4 BED files + a small bgzip reference ->
+## example.h5 (one-hot regions, labels, coords); then the sequence encoders on a FASTA.
 example: $(BIN)/gpu-genomics
 	$(BIN)/gpu-genomics info
-	$(BIN)/gpu-genomics encode examples/sequences.fa.gz -o example.h5 --length 1000 --pad center
-	$(BIN)/gpu-genomics encode examples/sequences.fa.gz -o example-kmers.zarr --encoding kmer-counts -k 6
+	$(BIN)/gpu-genomics intervals -i data/metadata.txt -f data/reference.fa.gz -o example.h5
 	$(BIN)/python -c "import h5py; f = h5py.File('example.h5'); print({k: (f[k].shape, str(f[k].dtype)) for k in f})"
+	$(BIN)/gpu-genomics encode examples/sequences.fa.gz -o example-onehot.h5 --length 1000 --pad center
+	$(BIN)/gpu-genomics encode examples/sequences.fa.gz -o example-kmers.zarr --encoding kmer-counts -k 6
 
 ## ruff, nvcc on every kernel, then pytest.
 test: lint kernels pytest
@@ -37,4 +39,4 @@ pytest: $(BIN)/gpu-genomics
 	$(BIN)/python -m pytest -q
 
 clean:
-	rm -rf $(VENV) example.h5 example-kmers.zarr .pytest_cache
+	rm -rf $(VENV) example.h5 example-onehot.h5 example-kmers.zarr .pytest_cache
