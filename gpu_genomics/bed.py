@@ -101,7 +101,8 @@ def _stem(path: Path) -> str:
 
 
 def read_bed(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a BED file into ``chrom`` (str), ``start``, ``end`` (int64) and ``minus`` (bool).
+    """Read a BED file into ``chrom`` (categorical str), ``start``, ``end`` (int64) and
+    ``minus`` (bool).
 
     Raises:
         InputError: naming the file and line of a malformed row, a negative coordinate or a
@@ -123,7 +124,7 @@ def read_bed(path: str | os.PathLike) -> pd.DataFrame:
 def _empty_peaks() -> pd.DataFrame:
     return pd.DataFrame(
         {
-            "chrom": pd.Series([], dtype=object),
+            "chrom": pd.Series([], dtype="category"),
             "start": np.zeros(0, np.int64),
             "end": np.zeros(0, np.int64),
             "minus": np.zeros(0, bool),
@@ -144,7 +145,7 @@ def _read_bed_fast(raw: bytes) -> pd.DataFrame | None:
             sep="\t",
             header=None,
             usecols=columns,
-            dtype={0: str, 5: str},
+            dtype={0: "category", 5: "category"},
             skip_blank_lines=True,
             engine="c",
             na_filter=False,
@@ -155,12 +156,10 @@ def _read_bed_fast(raw: bytes) -> pd.DataFrame | None:
     if frame[1].dtype.kind != "i" or frame[2].dtype.kind != "i":
         return None
     start, end = frame[1].to_numpy(np.int64), frame[2].to_numpy(np.int64)
-    if (start < 0).any() or (start > end).any() or (frame[0] == "").any():
+    if (start < 0).any() or (start > end).any() or "" in frame[0].cat.categories:
         return None
     minus = (frame[5] == "-").to_numpy() if 5 in frame else np.zeros(len(frame), bool)
-    return pd.DataFrame(
-        {"chrom": frame[0].to_numpy(object), "start": start, "end": end, "minus": minus}
-    )
+    return pd.DataFrame({"chrom": frame[0], "start": start, "end": end, "minus": minus})
 
 
 def _read_bed_checked(path: str | os.PathLike, raw: bytes) -> pd.DataFrame:
@@ -194,7 +193,7 @@ def _read_bed_checked(path: str | os.PathLike, raw: bytes) -> pd.DataFrame:
         return _empty_peaks()
     return pd.DataFrame(
         {
-            "chrom": np.array(chroms, dtype=object),
+            "chrom": pd.Categorical(chroms),
             "start": np.array(starts, np.int64),
             "end": np.array(ends, np.int64),
             "minus": np.array(minus, bool),

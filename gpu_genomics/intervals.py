@@ -84,17 +84,20 @@ def load_peaks(
     frames = []
     for source in sources:
         peaks = read_bed(source.path)
-        chrom = peaks["chrom"].map(reference._index_of)
-        unknown = chrom.isna()
-        if unknown.any():
-            names = sorted(set(peaks.loc[unknown, "chrom"]))
-            listed = ", ".join(names[:10]) + (
-                f" and {len(names) - 10} more" if len(names) > 10 else ""
+        names = peaks["chrom"].astype("category")
+        index_of = {str(c): reference.index_of(str(c)) for c in names.cat.categories}
+        lookup = np.array([-1 if i is None else i for i in index_of.values()], dtype=np.int32)
+        chrom = lookup[names.cat.codes.to_numpy()]
+        unknown = chrom < 0
+        unknown_names = sorted(name for name, i in index_of.items() if i is None)
+        if unknown_names:
+            listed = ", ".join(unknown_names[:10]) + (
+                f" and {len(unknown_names) - 10} more" if len(unknown_names) > 10 else ""
             )
             if not skip_unknown_chroms:
                 raise InputError(
-                    f"{source.path}: chromosomes not in the reference {reference.path}: {listed}; "
-                    "fix the names or pass --skip-unknown-chroms to drop them"
+                    f"{source.path}: chromosomes not in the reference {reference.path}: "
+                    f"{listed}; fix the names or pass --skip-unknown-chroms to drop them"
                 )
             log.warning(
                 "%s: dropped %d rows on chromosomes not in the reference: %s",
@@ -102,15 +105,15 @@ def load_peaks(
                 int(unknown.sum()),
                 listed,
             )
-            peaks, chrom = peaks[~unknown], chrom[~unknown]
+        keep = ~unknown
         frames.append(
             pd.DataFrame(
                 {
-                    "chrom": chrom.to_numpy(np.int32),
-                    "start": peaks["start"].to_numpy(np.int64),
-                    "end": peaks["end"].to_numpy(np.int64),
-                    "minus": peaks["minus"].to_numpy(bool),
-                    "label": np.full(len(peaks), source.column, dtype=np.int32),
+                    "chrom": chrom[keep],
+                    "start": peaks["start"].to_numpy(np.int64)[keep],
+                    "end": peaks["end"].to_numpy(np.int64)[keep],
+                    "minus": peaks["minus"].to_numpy(bool)[keep],
+                    "label": np.full(int(keep.sum()), source.column, dtype=np.int32),
                 }
             )
         )

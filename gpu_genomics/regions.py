@@ -167,10 +167,12 @@ def _basset_windows(
     frame["start"] = windows_at((frame["start"] + frame["end"]) // 2, length, frame["chrom_length"])
     windows = frame.sort_values(["chrom", "minus", "start", "label"]).reset_index(drop=True)
     keys = windows[["chrom", "minus"]]
-    open_end = windows.groupby(["chrom", "minus"])["start"].cummax() + length
+    # windows all have `length` bases and come sorted by start within (chrom, strand), so the
+    # open group's furthest end is the previous window's end
+    open_end = windows["start"].shift(1) + length
     new_key = (keys["chrom"] != keys["chrom"].shift(1)) | (keys["minus"] != keys["minus"].shift(1))
     new_key = new_key.fillna(True)
-    closes = (open_end.shift(1) - min_overlap <= windows["start"]).fillna(True)
+    closes = (open_end - min_overlap <= windows["start"]).fillna(True)
     group = (new_key | closes).astype("int64").cumsum().to_numpy() - 1
     host = _to_host(windows)
     n = len(host)
