@@ -78,11 +78,13 @@ class IntervalOptions:
 
 
 def load_peaks(
-    sources: Sequence[Any], reference: Reference, skip_unknown_chroms: bool
+    sources: Sequence[Any], reference: Reference, skip_unknown_chroms: bool, progress: bool = False
 ) -> pd.DataFrame:
     """All BED rows with ``chrom`` (reference index), ``start``, ``end``, ``minus``, ``label``."""
+    from tqdm import tqdm
+
     frames = []
-    for source in sources:
+    for source in tqdm(sources, unit="file", desc="read BED", disable=not progress or None):
         peaks = read_bed(source.path)
         names = peaks["chrom"].astype("category")
         index_of = {str(c): reference.index_of(str(c)) for c in names.cat.categories}
@@ -163,13 +165,15 @@ def build_interval_dataset(
     options.check()
     basset = options.output_format == "basset"
     output_format = "hdf5" if basset else format_from_path(output, options.output_format)
+    if basset and Path(output).suffix.lower() == ".zarr":
+        raise InputError(f"{output}: --format basset writes HDF5; name the output .h5")
     device_name = resolve_device(device)
     timings: dict[str, float] = {}
     clock = time.perf_counter()
 
     sources, label_names = read_metadata(metadata)
     ref = Reference(reference)
-    peaks = load_peaks(sources, ref, options.skip_unknown_chroms)
+    peaks = load_peaks(sources, ref, options.skip_unknown_chroms, progress)
     short = ref.lengths < options.length
     on_short = short[peaks["chrom"].to_numpy()]
     if on_short.any():

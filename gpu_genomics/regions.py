@@ -31,6 +31,8 @@ the host in both cases (it is sequential within a group).
 
 from __future__ import annotations
 
+import functools
+import logging
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Literal
@@ -41,6 +43,8 @@ import pandas as pd
 
 from .device import resolve_device
 from .errors import InputError
+
+log = logging.getLogger("gpu_genomics")
 
 MergeMode = Literal["basset", "hull", "none"]
 MERGE_MODES = ("basset", "hull", "none")
@@ -83,12 +87,22 @@ def windows_at(midpoints: Any, length: int, chrom_lengths: Any) -> Any:
     return starts.where(starts <= last, last)
 
 
+@functools.cache
 def _dataframe_library(device: str) -> ModuleType:
-    if device == "gpu":
+    """cuDF on the GPU when importable, else pandas (logged once: CuPy without cuDF still runs
+    the sequence kernels on the GPU)."""
+    if device != "gpu":
+        return pd
+    try:
         import cudf
-
-        return cudf
-    return pd
+    except Exception as exc:
+        log.info(
+            "cuDF is not importable (%s: %s); sorting and merging intervals with pandas",
+            type(exc).__name__,
+            exc,
+        )
+        return pd
+    return cudf
 
 
 def _to_host(frame: Any) -> pd.DataFrame:

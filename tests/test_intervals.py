@@ -517,3 +517,26 @@ def test_gpu_and_cpu_write_identical_arrays(example, tmp_path, merge):
     assert cpu.keys() == gpu.keys()
     for key in cpu:
         np.testing.assert_array_equal(cpu[key], gpu[key], err_msg=key)
+
+
+def test_gpu_without_cudf_merges_with_pandas(monkeypatch, caplog, example):
+    import logging
+
+    from gpu_genomics import regions as regions_module
+
+    sources, _ = read_metadata(example / "metadata.txt")
+    ref = Reference(example / "reference.fa.gz")
+    peaks = load_peaks(sources, ref, False)
+    peaks = peaks[ref.lengths[peaks["chrom"]] >= 600]
+    expected = make_regions(peaks, "hull", 600, 200, ref.lengths, 4, device="cpu")
+    monkeypatch.setitem(sys.modules, "cudf", None)
+    monkeypatch.setattr(regions_module, "resolve_device", lambda device: "gpu")
+    regions_module._dataframe_library.cache_clear()
+    try:
+        with caplog.at_level(logging.INFO, logger="gpu_genomics"):
+            got = make_regions(peaks, "hull", 600, 200, ref.lengths, 4, device="gpu")
+    finally:
+        regions_module._dataframe_library.cache_clear()
+    assert "cuDF is not importable" in caplog.text
+    np.testing.assert_array_equal(got.start, expected.start)
+    np.testing.assert_array_equal(got.labels, expected.labels)
