@@ -38,6 +38,31 @@ def _setup_logging(level: str) -> None:
     log.propagate = False
 
 
+device_option = click.option(
+    "--device",
+    type=click.Choice(DEVICE_CHOICES),
+    default=None,
+    help="Where to compute (default: $GPU_GENOMICS_DEVICE or auto).",
+)
+compression_option = click.option(
+    "--compression",
+    type=click.Choice(COMPRESSIONS),
+    default=None,
+    help="Default: none for HDF5, zstd for Zarr.",
+)
+
+
+def logging_options(command: Any) -> Any:
+    """``--quiet`` and ``--loglevel``, shared by the commands."""
+    command = click.option(
+        "--loglevel",
+        type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+        default="info",
+        show_default=True,
+    )(command)
+    return click.option("--quiet", is_flag=True, help="No progress bars; warnings only.")(command)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="gpu-genomics")
 def cli() -> None:
@@ -107,18 +132,8 @@ def info() -> None:
 @click.option("--stride", type=int, default=1, show_default=True, help="kmer-tokens: stride.")
 @click.option("--canonical", is_flag=True, help="kmer-counts: merge reverse complements.")
 @click.option("--sparse/--dense", default=None, help="kmer-counts: force CSR or dense output.")
-@click.option(
-    "--device",
-    type=click.Choice(DEVICE_CHOICES),
-    default=None,
-    help="Where to compute (default: $GPU_GENOMICS_DEVICE or auto).",
-)
-@click.option(
-    "--compression",
-    type=click.Choice(COMPRESSIONS),
-    default=None,
-    help="Default: none for HDF5, zstd for Zarr.",
-)
+@device_option
+@compression_option
 @click.option(
     "--batch-size",
     type=int,
@@ -126,20 +141,14 @@ def info() -> None:
     show_default=True,
     help="Records encoded and written per step.",
 )
-@click.option("--quiet", is_flag=True, help="No progress bar; warnings only.")
-@click.option(
-    "--loglevel",
-    type=click.Choice(["debug", "info", "warning", "error"]),
-    default="info",
-    show_default=True,
-)
+@logging_options
 def encode(seqs: str, output: str, **opts: Any) -> None:
     """Encode the sequences of a FASTA/FASTQ file (plain or gzip) into HDF5 or Zarr.
 
     Writes the encoded arrays (onehot; input_ids + attention_mask; kmer_counts), the record
     `names` and `lengths`, and attributes with the tool version, command line and parameters.
     """
-    _setup_logging("warning" if opts["quiet"] else opts["loglevel"])
+    _setup_logging("warning" if opts["quiet"] else opts["loglevel"].lower())
     started = time.perf_counter()
     format_from_path(output, opts["output_format"])  # refuse a bad output name before any work
     device = resolve_device(opts["device"])
@@ -281,18 +290,8 @@ def _chrom_list(value: str) -> tuple[str, ...]:
     help="--split random: test fraction.",
 )
 @click.option("--seed", type=int, default=1, show_default=True, help="--split random: seed.")
-@click.option(
-    "--device",
-    type=click.Choice(DEVICE_CHOICES),
-    default=None,
-    help="Where to compute (default: $GPU_GENOMICS_DEVICE or auto).",
-)
-@click.option(
-    "--compression",
-    type=click.Choice(COMPRESSIONS),
-    default=None,
-    help="Default: none for HDF5, zstd for Zarr.",
-)
+@device_option
+@compression_option
 @click.option("--dtype", type=click.Choice(ONE_HOT_DTYPES), default="uint8", show_default=True)
 @click.option(
     "--alphabet",
@@ -308,13 +307,7 @@ def _chrom_list(value: str) -> tuple[str, ...]:
     is_flag=True,
     help="Drop BED rows on chromosomes missing from the reference.",
 )
-@click.option("--quiet", is_flag=True, help="No progress bars; warnings only.")
-@click.option(
-    "--loglevel",
-    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
-    default="info",
-    show_default=True,
-)
+@logging_options
 def intervals(metadata: str, reference: str, output: str, **opts: Any) -> None:
     """Build an ML-ready dataset from BED peak files and a reference genome.
 

@@ -40,6 +40,23 @@ def run(*args) -> None:
     cli.main([str(a) for a in args])
 
 
+def job(example: Path, output: Path, *extra, metadata: str = "metadata.txt") -> None:
+    """Run `intervals` on the example (CPU, quiet) into `output`, with extra flags."""
+    run(
+        "intervals",
+        "-i",
+        example / metadata,
+        "-f",
+        example / "reference.fa.gz",
+        "-o",
+        output,
+        "--device",
+        "cpu",
+        "--quiet",
+        *extra,
+    )
+
+
 def read_h5(path: Path) -> tuple[dict, dict]:
     with h5py.File(path) as f:
         arrays = {k: f[k][...] for k in f}
@@ -73,20 +90,7 @@ def expected_onehot(fasta: Path, names: list[str], alphabet: str = "ACGT") -> np
 @pytest.mark.parametrize("merge", ["basset", "hull", "none"])
 def test_example_dataset_matches_pysam_and_make_regions(example, tmp_path, merge):
     out = tmp_path / "ds.h5"
-    run(
-        "intervals",
-        "-i",
-        example / "metadata.txt",
-        "-f",
-        example / "reference.fa.gz",
-        "-o",
-        out,
-        "--merge",
-        merge,
-        "--device",
-        "cpu",
-        "--quiet",
-    )
+    job(example, out, "--merge", merge)
     arrays, attrs = read_h5(out)
     sources, label_names = read_metadata(example / "metadata.txt")
     ref = Reference(example / "reference.fa.gz")
@@ -128,17 +132,8 @@ def test_example_dataset_matches_pysam_and_make_regions(example, tmp_path, merge
 
 
 def test_zarr_holds_the_same_arrays(example, tmp_path):
-    common = [
-        "-i",
-        example / "metadata.txt",
-        "-f",
-        example / "reference.fa.gz",
-        "--quiet",
-        "--device",
-        "cpu",
-    ]
-    run("intervals", *common, "-o", tmp_path / "a.h5")
-    run("intervals", *common, "-o", tmp_path / "a.zarr")
+    job(example, tmp_path / "a.h5")
+    job(example, tmp_path / "a.zarr")
     h5, _ = read_h5(tmp_path / "a.h5")
     group = zarr.open_group(str(tmp_path / "a.zarr"), mode="r")
     for name in group.array_keys():
@@ -151,34 +146,8 @@ def test_zarr_holds_the_same_arrays(example, tmp_path):
 
 
 def test_custom_labels_share_columns_and_basset_names(example, tmp_path):
-    run(
-        "intervals",
-        "-i",
-        example / "metadata_custom.txt",
-        "-f",
-        example / "reference.fa.gz",
-        "-o",
-        tmp_path / "c.h5",
-        "--quiet",
-        "--device",
-        "cpu",
-        "--merge",
-        "none",
-    )
-    run(
-        "intervals",
-        "-i",
-        example / "metadata.txt",
-        "-f",
-        example / "reference.fa.gz",
-        "-o",
-        tmp_path / "p.h5",
-        "--quiet",
-        "--device",
-        "cpu",
-        "--merge",
-        "none",
-    )
+    job(example, tmp_path / "c.h5", "--merge", "none", metadata="metadata_custom.txt")
+    job(example, tmp_path / "p.h5", "--merge", "none")
     custom, _ = read_h5(tmp_path / "c.h5")
     plain, _ = read_h5(tmp_path / "p.h5")
     assert text(custom["label_names"]) == ["1", "2", "3"]
@@ -186,18 +155,7 @@ def test_custom_labels_share_columns_and_basset_names(example, tmp_path):
         p = plain[f"{split}_labels"]
         merged = np.stack([p[:, 0], p[:, 1] | p[:, 2], p[:, 3]], axis=1)
         np.testing.assert_array_equal(custom[f"{split}_labels"], merged)
-    run(
-        "intervals",
-        "-i",
-        example / "basset_targets.txt",
-        "-f",
-        example / "reference.fa.gz",
-        "-o",
-        tmp_path / "b.h5",
-        "--quiet",
-        "--device",
-        "cpu",
-    )
+    job(example, tmp_path / "b.h5", metadata="basset_targets.txt")
     assert text(read_h5(tmp_path / "b.h5")[0]["label_names"]) == [
         f"CellType{i}" for i in range(1, 5)
     ]
@@ -205,24 +163,7 @@ def test_custom_labels_share_columns_and_basset_names(example, tmp_path):
 
 def test_basset_layout(example, tmp_path):
     out = tmp_path / "basset.h5"
-    run(
-        "intervals",
-        "-i",
-        example / "metadata.txt",
-        "-f",
-        example / "reference.fa.gz",
-        "-o",
-        out,
-        "--format",
-        "basset",
-        "--split",
-        "random",
-        "--seed",
-        3,
-        "--quiet",
-        "--device",
-        "cpu",
-    )
+    job(example, out, "--format", "basset", "--split", "random", "--seed", 3)
     arrays, _ = read_h5(out)
     assert {
         "train_in",
@@ -263,24 +204,10 @@ def _fetch(example: Path, names: list[str]) -> list[str]:
 
 
 def test_random_split_is_seeded_and_ordered(example, tmp_path):
-    common = [
-        "-i",
-        example / "metadata.txt",
-        "-f",
-        example / "reference.fa.gz",
-        "--quiet",
-        "--device",
-        "cpu",
-        "--split",
-        "random",
-        "--valid-frac",
-        "0.2",
-        "--test-frac",
-        "0.3",
-    ]
-    run("intervals", *common, "--seed", 5, "-o", tmp_path / "a.h5")
-    run("intervals", *common, "--seed", 5, "-o", tmp_path / "b.h5")
-    run("intervals", *common, "--seed", 6, "-o", tmp_path / "c.h5")
+    split = ["--split", "random", "--valid-frac", "0.2", "--test-frac", "0.3"]
+    job(example, tmp_path / "a.h5", *split, "--seed", 5)
+    job(example, tmp_path / "b.h5", *split, "--seed", 5)
+    job(example, tmp_path / "c.h5", *split, "--seed", 6)
     a, b, c = (read_h5(tmp_path / f"{x}.h5")[0] for x in "abc")
     for key in a:
         np.testing.assert_array_equal(a[key], b[key])
@@ -293,21 +220,7 @@ def test_random_split_is_seeded_and_ordered(example, tmp_path):
 
 
 def test_exclusive_and_actg_alphabet(example, tmp_path):
-    run(
-        "intervals",
-        "-i",
-        example / "metadata.txt",
-        "-f",
-        example / "reference.fa.gz",
-        "-o",
-        tmp_path / "e.h5",
-        "-e",
-        "--alphabet",
-        "ACTG",
-        "--quiet",
-        "--device",
-        "cpu",
-    )
+    job(example, tmp_path / "e.h5", "-e", "--alphabet", "ACTG")
     arrays, attrs = read_h5(tmp_path / "e.h5")
     assert attrs["base_order"] == "ACTG"
     for split in SPLITS:
@@ -348,18 +261,7 @@ def test_rust_tool_spelling_and_suffix(example, tmp_path):
 
 def test_same_input_same_output(example, tmp_path):
     for name in ("a.h5", "b.h5"):
-        run(
-            "intervals",
-            "-i",
-            example / "metadata.txt",
-            "-f",
-            example / "reference.fa.gz",
-            "-o",
-            tmp_path / name,
-            "--quiet",
-            "--device",
-            "cpu",
-        )
+        job(example, tmp_path / name)
     a, _ = read_h5(tmp_path / "a.h5")
     b, _ = read_h5(tmp_path / "b.h5")
     for key in a:
@@ -498,20 +400,7 @@ def test_console_script_runs():
 @pytest.mark.parametrize("merge", ["basset", "hull", "none"])
 def test_gpu_and_cpu_write_identical_arrays(example, tmp_path, merge):
     for device in ("cpu", "gpu"):
-        run(
-            "intervals",
-            "-i",
-            example / "metadata.txt",
-            "-f",
-            example / "reference.fa.gz",
-            "-o",
-            tmp_path / f"{device}.h5",
-            "--merge",
-            merge,
-            "--device",
-            device,
-            "--quiet",
-        )
+        job(example, tmp_path / f"{device}.h5", "--merge", merge, "--device", device)
     cpu, _ = read_h5(tmp_path / "cpu.h5")
     gpu, _ = read_h5(tmp_path / "gpu.h5")
     assert cpu.keys() == gpu.keys()
