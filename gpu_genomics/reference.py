@@ -3,12 +3,15 @@
 Accepted: bgzip FASTA (``.fai``/``.gzi`` used, or built next to it when missing and the
 folder is writable) and plain FASTA (``.fai`` likewise), both read through pysam/htslib. A FASTA
 compressed with plain gzip cannot be read at random: it is refused with the command that turns
-it into bgzip. Each chromosome is read once, as ``uint8`` ASCII codes.
+it into bgzip. Sequence comes back as ``uint8`` ASCII codes: plain FASTA is read straight from
+the file through the index's line layout (memory-mapped, no intermediate str), bgzip through
+htslib.
 """
 
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
 from pathlib import Path
 
@@ -58,6 +61,9 @@ class Reference:
         self._index_of = {name: i for i, name in enumerate(self.names)}
         if not self.names:
             raise InputError(f"{self.path}: the reference holds no sequences")
+        # plain FASTA: read spans straight from the file through the .fai line layout
+        self._layout = None if compressed else _read_fai(Path(f"{self.path}.fai"))
+        self._map: mmap.mmap | None = None
 
     def _index_paths(self, compressed: bool) -> list[Path]:
         paths = [Path(f"{self.path}.fai")]
@@ -69,10 +75,46 @@ class Reference:
         """Position of chromosome ``name`` in :attr:`names`, or None."""
         return self._index_of.get(name)
 
-    def fetch(self, name: str) -> np.ndarray:
-        """The whole chromosome ``name`` as ``(length,) uint8`` ASCII letters."""
-        sequence = self._fasta.fetch(name)
+    def fetch(self, name: str, start: int = 0, end: int | None = None) -> np.ndarray:
+        """Bases ``start:end`` of chromosome ``name`` (default: all) as ``uint8`` ASCII."""
+        end = int(self.lengths[self._index_of[name]]) if end is None else end
+        if self._layout is not None:
+            return self._fetch_plain(name, start, end)
+        sequence = self._fasta.fetch(name, start, end)
         return np.frombuffer(sequence.encode("ascii"), dtype=np.uint8)
+
+    def fetch_spans(self, name: str, span_starts: np.ndarray, span_ends: np.ndarray) -> np.ndarray:
+        """The spans ``[span_starts[i], span_ends[i])`` of chromosome ``name``, back to back."""
+        parts = [
+            self.fetch(name, int(s), int(e)) for s, e in zip(span_starts, span_ends, strict=True)
+        ]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint8)
+
+    def _fetch_plain(self, name: str, start: int, end: int) -> np.ndarray:
+        offset, line_bases, line_bytes = self._layout[name]
+        if self._map is None:
+            with open(self.path, "rb") as handle:
+                self._map = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        if end <= start:
+            return np.zeros(0, dtype=np.uint8)
+        first_line, last_line = start // line_bases, (end - 1) // line_bases
+        file_start = offset + first_line * line_bytes
+        file_end = offset + last_line * line_bytes + line_bases
+        raw = np.frombuffer(
+            self._map,
+            dtype=np.uint8,
+            count=min(file_end, len(self._map)) - file_start,
+            offset=file_start,
+        )
+        n_full = len(raw) // line_bytes
+        bases = np.concatenate(
+            (
+                raw[: n_full * line_bytes].reshape(n_full, line_bytes)[:, :line_bases].ravel(),
+                raw[n_full * line_bytes :][:line_bases],
+            )
+        )
+        skip = start - first_line * line_bases
+        return bases[skip : skip + end - start]
 
     def index_checksum(self) -> str:
         """``sha256:...`` of the ``.fai`` index (chromosome names, lengths and layout)."""
@@ -81,3 +123,16 @@ class Reference:
 
     def close(self) -> None:
         self._fasta.close()
+        if self._map is not None:
+            self._map.close()
+            self._map = None
+
+
+def _read_fai(path: Path) -> dict[str, tuple[int, int, int]]:
+    """``name -> (offset, line_bases, line_bytes)`` from a ``.fai`` index."""
+    layout = {}
+    for line in path.read_text().splitlines():
+        fields = line.split("\t")
+        if len(fields) >= 5:
+            layout[fields[0]] = (int(fields[2]), int(fields[3]), int(fields[4]))
+    return layout

@@ -429,3 +429,19 @@ def test_gpu_without_cudf_merges_with_pandas(monkeypatch, caplog, example):
     assert "cuDF is not importable" in caplog.text
     np.testing.assert_array_equal(got.start, expected.start)
     np.testing.assert_array_equal(got.labels, expected.labels)
+
+
+@pytest.mark.parametrize("max_gap", [0, 5, 1000])
+def test_window_spans_cover_every_window(max_gap):
+    from gpu_genomics.intervals import window_spans
+
+    rng = np.random.default_rng(max_gap)
+    chromosome = np.arange(20_000, dtype=np.int64)
+    starts = np.sort(rng.integers(0, 20_000 - 50, 300))
+    span_starts, span_ends, buffer_starts = window_spans(starts, 50, max_gap)
+    assert np.all(span_starts[1:] > span_ends[:-1] + max_gap)  # spans apart by more than the gap
+    buffer = np.concatenate([chromosome[s:e] for s, e in zip(span_starts, span_ends, strict=True)])
+    for start, at in zip(starts, buffer_starts, strict=True):
+        np.testing.assert_array_equal(buffer[at : at + 50], chromosome[start : start + 50])
+    covered = len(set().union(*(range(s, s + 50) for s in starts)))
+    assert covered <= len(buffer) <= covered + max_gap * (len(starts) - 1)
