@@ -33,8 +33,6 @@ from .store import ArrayWriter, format_from_path
 log = logging.getLogger("gpu_genomics")
 
 SPLITS = ("training", "validation", "test")
-#: Windows closer than this many bases are read from the reference in one piece.
-SPAN_GAP = 16_384
 BASSET_SPLITS = {"training": "train", "validation": "valid", "test": "test"}
 
 
@@ -332,8 +330,8 @@ def _write_sequences(
     device: str,
     progress: bool,
 ) -> None:
-    """Read the spans of each chromosome that hold windows (once), encode the windows in
-    batches, and write them in place."""
+    """Read the windows of each chromosome in bulk (once), encode them in batches, and write
+    them in place."""
     from tqdm import tqdm
 
     xp = array_module(device)
@@ -351,16 +349,14 @@ def _write_sequences(
             lo, hi = chrom_bounds[chrom], chrom_bounds[chrom + 1]
             if lo == hi:
                 continue
-            span_starts, span_ends, buffer_starts = window_spans(
-                regions.start[lo:hi], options.length
-            )
-            data = xp.asarray(ref.fetch_spans(ref.names[chrom], span_starts, span_ends))
+            data, data_starts = ref.windows(ref.names[chrom], regions.start[lo:hi], options.length)
+            data = xp.asarray(data)
             for index in range(len(SPLITS)):
                 rows = lo + np.flatnonzero(split[lo:hi] == index)
                 for first in range(0, len(rows), options.batch_rows):
                     batch = rows[first : first + options.batch_rows]
                     onehot = one_hot_windows(
-                        data, buffer_starts[batch - lo], options.length, device=device, **kwargs
+                        data, data_starts[batch - lo], options.length, device=device, **kwargs
                     )
                     minus = regions.minus[batch]
                     if minus.any():
@@ -374,23 +370,3 @@ def _write_sequences(
                     )
                     bar.update(len(batch))
             del data
-
-
-def window_spans(
-    starts: np.ndarray, length: int, max_gap: int = SPAN_GAP
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The stretches of a chromosome to read for windows ``[starts, starts + length)``.
-
-    Windows (sorted by start) closer than ``max_gap`` bases share a span: reading a short gap
-    costs less than another read. Returns ``(span_starts, span_ends, buffer_starts)``: the
-    spans, and where each window starts in the spans' bases laid back to back.
-    """
-    ends = starts + length
-    reach = np.maximum.accumulate(ends)
-    new_span = np.ones(len(starts), dtype=bool)
-    new_span[1:] = starts[1:] > reach[:-1] + max_gap
-    span_of = np.cumsum(new_span) - 1
-    span_starts = starts[new_span]
-    span_ends = reach[np.flatnonzero(np.append(new_span[1:], True))]
-    offsets = np.concatenate(([0], np.cumsum(span_ends - span_starts)[:-1]))
-    return span_starts, span_ends, starts - span_starts[span_of] + offsets[span_of]

@@ -29,7 +29,10 @@ from .sequences import SequenceBatch, SequencesLike, as_batch
 DENSE_MAX_K = 6
 MAX_K = 15
 CANONICAL_MAX_K = 12
-SHARED_HISTOGRAM_BYTES = 48 * 1024
+#: Shared memory a block may use without opting in, and what kmer_counts_dense declares
+#: statically (its 256-byte digit table) beside the dynamic histogram.
+SHARED_MEMORY_LIMIT_BYTES = 48 * 1024
+KERNEL_STATIC_SHARED_BYTES = 256
 
 
 def kmer_codes_of_columns(k: int, canonical: bool = False) -> np.ndarray:
@@ -155,7 +158,7 @@ def _kmer_counts_dense(batch: SequenceBatch, k: int, canonical: bool, device: De
     n_columns = int(column_of_code.max()) + 1
     digits = base_digits("ACGT")
     xp = array_module(device)
-    use_shared = n_columns * 4 <= SHARED_HISTOGRAM_BYTES
+    use_shared = n_columns * 4 + KERNEL_STATIC_SHARED_BYTES <= SHARED_MEMORY_LIMIT_BYTES
     # the shared-memory kernel writes every row whole; the others add into zeros
     alloc = xp.empty if device == "gpu" and use_shared else xp.zeros
     out = alloc((len(batch), n_columns), dtype=np.int32)

@@ -40,7 +40,7 @@ class SequenceBatch:
     offsets: np.ndarray
     names: list[str] | None = None
     width: int | None = None
-    _gpu: tuple[Any, Any] | None = field(default=None, repr=False, compare=False)
+    _gpu: tuple[int, Any, Any] | None = field(default=None, repr=False, compare=False)
 
     # --- construction -------------------------------------------------------------------
     @classmethod
@@ -159,14 +159,18 @@ class SequenceBatch:
         return SequenceBatch(data, offsets - offsets[0], names, self.width)
 
     def arrays(self, device: Device) -> tuple[Any, Any]:
-        """``(data, offsets)`` on ``device``; the GPU copy is made once and cached."""
+        """``(data, offsets)`` on ``device`` (uint8, int64); the copy to the current GPU is made
+        once and cached."""
         if device == "cpu":
             return self.data, self.offsets
-        if self._gpu is None:
-            import cupy
+        import cupy
 
-            self._gpu = (cupy.asarray(self.data), cupy.asarray(self.offsets))
-        return self._gpu
+        device_id = cupy.cuda.Device().id
+        if self._gpu is None or self._gpu[0] != device_id:
+            data = cupy.asarray(self.data, dtype=cupy.uint8)
+            offsets = cupy.asarray(self.offsets, dtype=cupy.int64)
+            self._gpu = (device_id, data, offsets)
+        return self._gpu[1], self._gpu[2]
 
 
 _VALIDATE_BLOCK = 1 << 20

@@ -297,6 +297,8 @@ def _check_kmer_args(k: int, stride: int, scheme: str) -> tuple[int, int]:
     stride = positive_int("stride", stride)
     if scheme not in ("plain", "dnabert", "nucleotide-transformer"):
         raise InputError(f"scheme={scheme!r} is not one of plain, dnabert, nucleotide-transformer")
+    if stride > 2**31 - 1:
+        raise InputError(f"stride={stride} is too large; use stride < 2**31")
     if k > MAX_K:
         raise InputError(f"k={k} is too large; k-mer ids are 32-bit, use k <= {MAX_K}")
     if scheme == "nucleotide-transformer" and k != NT_K:

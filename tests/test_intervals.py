@@ -433,7 +433,7 @@ def test_gpu_without_cudf_merges_with_pandas(monkeypatch, caplog, example):
 
 @pytest.mark.parametrize("max_gap", [0, 5, 1000])
 def test_window_spans_cover_every_window(max_gap):
-    from gpu_genomics.intervals import window_spans
+    from gpu_genomics.reference import window_spans
 
     rng = np.random.default_rng(max_gap)
     chromosome = np.arange(20_000, dtype=np.int64)
