@@ -82,6 +82,7 @@ def gather_windows(
     lut_words: np.ndarray,
     pad_words: np.ndarray,
     device: Device,
+    out: Any = None,
 ) -> tuple[Any, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Map the windows ``data[starts[i] : starts[i] + lengths[i]]`` through ``lut_words`` into
     rows of ``width`` slots.
@@ -92,6 +93,8 @@ def gather_windows(
         starts, lengths: ``(n,) int64`` host arrays, the windows in ``data``.
         lut_words: ``(256, W) uint32`` table, W in {1, 2, 4}: the words written for each byte.
         pad_words: ``(W,) uint32`` words written in padding slots.
+        out: optional ``(n, width, W) uint32`` C-contiguous array on ``device`` to write into
+            (a reused buffer saves the first-touch cost of fresh memory).
 
     Returns:
         ``(out, (dst, src, count))``: ``out`` is ``(n, width, W) uint32`` on ``device``; the
@@ -102,7 +105,8 @@ def gather_windows(
     first = np.asarray(starts, dtype=np.int64) + src
     n = len(dst)
     xp = array_module(device)
-    out = xp.empty((n, width, n_words), dtype=np.uint32)
+    if out is None:
+        out = xp.empty((n, width, n_words), dtype=np.uint32)
     if device == "cpu":
         word = _CPU_WORD_DTYPES[n_words]
         lut = np.ascontiguousarray(lut_words).view(word).reshape(256)

@@ -342,6 +342,11 @@ def _write_sequences(
         rows = np.flatnonzero(split == index)
         position[rows] = np.arange(len(rows))
     chrom_bounds = np.searchsorted(regions.chrom, np.arange(len(ref.names) + 1))
+    # buffers reused across chromosomes and batches (fresh memory costs a page fault per page)
+    most_regions = int(np.diff(chrom_bounds).max()) if len(regions) else 0
+    window_buffer = np.empty(most_regions * options.length, dtype=np.uint8)
+    batch_rows = min(options.batch_rows, max(most_regions, 1))
+    onehot_buffer = xp.empty(batch_rows * options.length * 4, dtype=kwargs["dtype"])
     with tqdm(
         total=len(regions), unit="region", desc="sequences", disable=not progress or None
     ) as bar:
@@ -349,14 +354,21 @@ def _write_sequences(
             lo, hi = chrom_bounds[chrom], chrom_bounds[chrom + 1]
             if lo == hi:
                 continue
-            data, data_starts = ref.windows(ref.names[chrom], regions.start[lo:hi], options.length)
+            data, data_starts = ref.windows(
+                ref.names[chrom], regions.start[lo:hi], options.length, window_buffer
+            )
             data = xp.asarray(data)
             for index in range(len(SPLITS)):
                 rows = lo + np.flatnonzero(split[lo:hi] == index)
-                for first in range(0, len(rows), options.batch_rows):
-                    batch = rows[first : first + options.batch_rows]
+                for first in range(0, len(rows), batch_rows):
+                    batch = rows[first : first + batch_rows]
                     onehot = one_hot_windows(
-                        data, data_starts[batch - lo], options.length, device=device, **kwargs
+                        data,
+                        data_starts[batch - lo],
+                        options.length,
+                        device=device,
+                        out=onehot_buffer,
+                        **kwargs,
                     )
                     minus = regions.minus[batch]
                     if minus.any():

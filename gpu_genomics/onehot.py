@@ -96,6 +96,7 @@ def one_hot_windows(
     dtype: str = "uint8",
     n_value: float = 0.0,
     device: Device = "cpu",
+    out: Any = None,
 ) -> Any:
     """One-hot encode windows of one long sequence (a chromosome), gathered in bulk.
 
@@ -103,14 +104,22 @@ def one_hot_windows(
         data: ``(chrom_length,) uint8`` ASCII letters on ``device`` (NumPy or CuPy).
         starts: ``(n,) int64`` host array of window starts; every window lies inside ``data``.
         length: window length in bases.
+        out: optional C-contiguous array on ``device`` of at least ``n * length * 4`` elements
+            of ``dtype`` to encode into (reused across calls, it saves fresh-memory faults).
 
     Returns:
-        ``(n, length, 4)`` array of ``dtype`` on ``device``.
+        ``(n, length, 4)`` array of ``dtype`` on ``device`` (a view of ``out`` when given).
     """
     table = _table(alphabet, dtype, n_value)
-    lengths = np.full(len(starts), length, dtype=np.int64)
-    words, _ = gather_windows(data, starts, lengths, length, "right", *_table_words(table), device)
-    return words.view(table.dtype).reshape(len(starts), length, 4)
+    lut_words, pad_words = _table_words(table)
+    n = len(starts)
+    if out is not None:
+        out = out.reshape(-1)[: n * length * 4].view(np.uint32).reshape(n, length, -1)
+    lengths = np.full(n, length, dtype=np.int64)
+    words, _ = gather_windows(
+        data, starts, lengths, length, "right", lut_words, pad_words, device, out
+    )
+    return words.view(table.dtype).reshape(n, length, 4)
 
 
 def _table(alphabet: str, dtype: str, n_value: float) -> np.ndarray:

@@ -84,21 +84,27 @@ class Reference:
         sequence = self._fasta.fetch(name, start, end)
         return np.frombuffer(sequence.encode("ascii"), dtype=np.uint8)
 
-    def windows(self, name: str, starts: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
+    def windows(
+        self, name: str, starts: np.ndarray, length: int, buffer: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The bases of the windows ``[starts[i], starts[i] + length)`` of chromosome ``name``,
         read in bulk: returns ``(data, data_starts)``, a ``uint8`` buffer and where each window
         starts in it.
 
         Plain FASTA: the windows are gathered straight from the memory-mapped file (only their
         pages are read) into an ``(n, length)`` buffer. bgzip: the spans holding windows are
-        decompressed once each (:func:`window_spans`) and laid back to back.
+        decompressed once each (:func:`window_spans`) and laid back to back. ``buffer``: an
+        optional ``uint8`` array of at least ``n * length`` bytes to gather into (plain FASTA).
         """
         starts = np.asarray(starts, dtype=np.int64)
         if self._layout is None:
             span_starts, span_ends, data_starts = window_spans(starts, length)
             return self.fetch_spans(name, span_starts, span_ends), data_starts
         offset, line_bases, line_bytes = self._layout[name]
-        out = np.empty((len(starts), length), dtype=np.uint8)
+        size = len(starts) * length
+        if buffer is None or len(buffer) < size:
+            buffer = np.empty(size, dtype=np.uint8)
+        out = buffer[:size].reshape(len(starts), length)
         _gather_fasta_windows(self._file_bytes(), offset, line_bases, line_bytes, starts, out)
         self._release_pages()
         return out.reshape(-1), np.arange(len(starts), dtype=np.int64) * length
