@@ -8,14 +8,16 @@ strand (+ first), each with a multi-hot label row.
 
 Semantics (``../shared/reference/NOTES.md`` sections 1-2):
 
-* ``basset``: Basset's ``preprocess_features.py``. Each peak becomes a window of ``length``
-  around its midpoint ``(start + end) // 2`` (:func:`windows_at`); per (chromosome, strand),
-  windows sorted by start form groups while ``open_end - min_overlap > start`` (more than
-  ``min_overlap`` bases of overlap with the group's furthest end); inside a group the adjacent
-  pair with the largest overlap ``end_i - start_(i+1)`` (leftmost on ties) is merged while that
-  overlap is at least ``min_overlap``, into a window centred at
-  ``int(0.5 + (m1*w1 + m2*w2) / (w1 + w2))`` with ``m`` the windows' midpoints and
-  ``w = 1 + number of labels``; labels are unioned.
+* ``basset``: Basset's ``preprocess_features.py``. Per (chromosome, strand), peaks sorted by
+  start (as its ``sortBed``; ties by end) each become a window of ``length`` around the midpoint
+  ``(start + end) // 2`` (:func:`windows_at`); in that order windows form groups while
+  ``open_end - min_overlap > start`` (more than ``min_overlap`` bases of overlap with the group's
+  furthest end); inside a group the adjacent pair with the largest overlap
+  ``end_i - start_(i+1)`` (leftmost on ties) is merged while that overlap is at least
+  ``min_overlap``, into a window centred at ``int(0.5 + (m1*w1 + m2*w2) / (w1 + w2))`` with
+  ``m`` the windows' midpoints and ``w = 1 + number of labels``; labels are unioned. (NOTES
+  section 2 says the windows are sorted by start; Basset's code sorts the peaks, which differs
+  for nested peaks of different widths, and the code is followed.)
 * ``hull``: ``bedtools merge -d -min_overlap`` over all peaks regardless of strand (a peak joins
   the cluster when ``start <= furthest_end - min_overlap``); the window is centred on the hull's
   midpoint ``(start + end) // 2``; strand ``+``.
@@ -177,25 +179,25 @@ def _hull_windows(frame: Any, length: int, min_overlap: int) -> Any:
 def _basset_windows(
     lib: ModuleType, frame: Any, length: int, min_overlap: int, n_labels: int
 ) -> Any:
-    """Basset's grouping (vectorised) and greedy merge (numba, per group)."""
-    frame["start"] = windows_at((frame["start"] + frame["end"]) // 2, length, frame["chrom_length"])
-    windows = frame.sort_values(["chrom", "minus", "start", "label"]).reset_index(drop=True)
-    keys = windows[["chrom", "minus"]]
-    # windows all have `length` bases and come sorted by start within (chrom, strand), so the
-    # open group's furthest end is the previous window's end
-    open_end = windows["start"].shift(1) + length
-    new_key = (keys["chrom"] != keys["chrom"].shift(1)) | (keys["minus"] != keys["minus"].shift(1))
-    new_key = new_key.fillna(True)
-    closes = (open_end - min_overlap <= windows["start"]).fillna(True)
-    group = (new_key | closes).astype("int64").cumsum().to_numpy() - 1
+    """Basset's sort (pandas/cuDF), grouping and greedy merge (numba, sequential by nature)."""
+    # Basset sorts the raw peaks (sortBed) and then extends each to its window, so windows
+    # come in raw-start order (ties: end, then label), not necessarily sorted by window start
+    windows = frame.sort_values(["chrom", "minus", "start", "end", "label"]).reset_index(drop=True)
+    windows["start"] = windows_at(
+        (windows["start"] + windows["end"]) // 2, length, windows["chrom_length"]
+    )
+    new_key = (windows["chrom"] != windows["chrom"].shift(1)) | (
+        windows["minus"] != windows["minus"].shift(1)
+    )
+    new_key = new_key.fillna(True).to_numpy()
     host = _to_host(windows)
     n = len(host)
-    group_bounds = np.searchsorted(group, np.arange(int(group[-1]) + 2 if n else 1))
+    starts = host["start"].to_numpy(np.int64, copy=True)
+    group_bounds = _basset_groups(np.asarray(new_key, dtype=np.bool_), starts, length, min_overlap)
     n_words = max(1, (n_labels + 63) // 64)
     labels = host["label"].to_numpy(np.int64)
     bits = np.zeros((n, n_words), dtype=np.uint64)
     bits[np.arange(n), labels // 64] = np.left_shift(np.uint64(1), (labels % 64).astype(np.uint64))
-    starts = host["start"].to_numpy(np.int64, copy=True)
     chrom_length = host["chrom_length"].to_numpy(np.int64)
     keep = np.zeros(n, dtype=np.bool_)
     _basset_greedy_merge(group_bounds, starts, chrom_length, bits, length, min_overlap, keep)
@@ -216,6 +218,26 @@ def _basset_windows(
         }
     )
     return pairs if lib is pd else lib.DataFrame.from_pandas(pairs)
+
+
+@numba.njit(cache=True, nogil=True)
+def _basset_groups(new_key, starts, length, min_overlap):  # pragma: no cover
+    """Row bounds of Basset's open groups: a window joins the open group unless
+    ``open_end - min_overlap <= start`` (``open_end``: the group's furthest window end) or it
+    starts a new (chrom, strand). Returns ``(n_groups + 1,) int64`` bounds."""
+    bounds = np.empty(len(starts) + 1, dtype=np.int64)
+    n_groups = 0
+    open_end = 0
+    for i in range(len(starts)):
+        end = starts[i] + length
+        if new_key[i] or open_end - min_overlap <= starts[i]:
+            bounds[n_groups] = i
+            n_groups += 1
+            open_end = end
+        elif end > open_end:
+            open_end = end
+    bounds[n_groups] = len(starts)
+    return bounds[: n_groups + 1]
 
 
 @numba.njit(cache=True)

@@ -1,0 +1,1296 @@
+#!/usr/bin/env python
+"""End-to-end benchmark of ``gpu-genomics intervals`` against the usual pipelines.
+
+    python bench/intervals.py [--rows 1800000] [--files 30] [--scale 1] [--workdir DIR]
+
+Data (generated once, seeded, cached in ``--workdir``; a rerun with the same parameters reuses
+it): an hg19-shaped genome (chr1..chr22, chrX, chrY with hg19's sizes times ``--scale``) as a
+plain FASTA with 60-base lines and its ``.fai`` (uniform random bases, about 45% soft-masked in
+300-base runs, N telomeres of 10 kb, an N centromere block of up to 3 Mb, sporadic single Ns),
+and ``--files`` BED6 peak files with ``--rows`` rows in all (file sizes vary +-40%), written in
+MACS2's order (sorted by chromosome name, then start). About 85% of each file's peaks sit on
+hotspots shared across files (one hotspot per 8 rows; each hotspot has a popularity drawn from
+Beta(0.6, 1.4), so some are in nearly every file and most in a few), jittered by N(0, 60) bp
+around the hotspot; the rest are file-specific background peaks. Widths: log-normal around
+350 bp, clipped to 150-1000 bp. Strand column: 80% '.', 10% '+', 10% '-'.
+
+Pipelines, same run, same data, each stage run as a child process:
+
+* ours: ``gpu-genomics intervals -i META -f REF -o OUT.h5 --device cpu --loglevel info``
+  with ``--merge hull`` (the same work as the glue) and with the default ``--merge basset``;
+  with ``--device gpu`` too when ``gpu_genomics.gpu_status()[0]`` is True. ``--loglevel info``
+  replaces ``--quiet`` so that the tool logs its stage timings (stderr goes to a file, so the
+  progress bar disables itself either way).
+* the common glue (hull): label column added with awk, ``LC_ALL=C sort -k1,1 -k2,2n``,
+  ``bedtools merge -d -MIN_OVERLAP -c 4 -o distinct``; 600-bp windows around each hull's
+  midpoint, shifted inward at chromosome ends (pandas); ``bedtools getfasta -tab``; NumPy
+  one-hot (byte lookup table + ``np.eye(5, 4, dtype=uint8)``, so N rows are zero as ours);
+  multi-hot labels from the merge column; split by chromosome as ours; written with h5py.
+* Basset-style (basset merge): Basset's ``preprocess_features.py`` in plain Python (line-by-line
+  BED reading, per-(chromosome, strand) lists, open groups, greedy ``merge_peaks``),
+  ``bedtools getfasta -s``, and ``seq_hdf5.py`` with a per-base encoder in the Python 2-era style
+  of Basset's ``dna_io`` (a dict lookup per base appending to lists, then ``np.array``, float16
+  ``(n, 4, 1, L)``, 0.25 for N), random split, h5py. Merge and getfasta run on all the data; the
+  encode+write stage runs on the first ``--basset-subset`` regions and its time is scaled
+  linearly to all regions (the table says so).
+
+Checks: ours (hull) and the glue must give the same set of windows (chromosome, start), the same
+labels per window and the same one-hot rows on a random sample; ours (basset) and the
+Basset-style merge the same windows (chromosome, start, strand) and labels, and the same
+sequences on a sample (reverse complements included).
+
+Memory: the maximum resident set size of the largest process of each stage, from
+``/usr/bin/time -f %M`` around the stage (``ru_maxrss`` of ``wait4``, which covers the child
+and all its descendants); a pipeline's figure is the maximum over its stages. Processes running
+concurrently inside one shell pipe are not summed (awk and ``bedtools merge`` stream; ``sort``
+is the big one). ``bedtools getfasta`` maps the whole FASTA, so its figure is file-backed pages
+(its anonymous memory is under 1 MiB).
+
+The genome FASTA is read once before timing so that every pipeline finds it in the page cache;
+numba's cache for ours is warmed on the bundled example (``data/``) first. Every pipeline is
+timed once (wall clock of its child processes, Python start-up included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:  # run from a checkout without installing
+    sys.path.insert(0, str(REPO))
+
+import gpu_genomics as gg  # noqa: E402
+
+# hg19 chromosome sizes (UCSC), chr1..chr22, chrX, chrY
+HG19 = {
+    "chr1": 249_250_621,
+    "chr2": 243_199_373,
+    "chr3": 198_022_430,
+    "chr4": 191_154_276,
+    "chr5": 180_915_260,
+    "chr6": 171_115_067,
+    "chr7": 159_138_663,
+    "chr8": 146_364_022,
+    "chr9": 141_213_431,
+    "chr10": 135_534_747,
+    "chr11": 135_006_516,
+    "chr12": 133_851_895,
+    "chr13": 115_169_878,
+    "chr14": 107_349_540,
+    "chr15": 102_531_392,
+    "chr16": 90_354_753,
+    "chr17": 81_195_210,
+    "chr18": 78_077_248,
+    "chr19": 59_128_983,
+    "chr20": 63_025_520,
+    "chr21": 48_129_895,
+    "chr22": 51_304_566,
+    "chrX": 155_270_560,
+    "chrY": 59_373_566,
+}
+TEST_CHROMS = ("chr19", "chr20")  # ours' defaults; the glue splits the same way
+VALID_CHROMS = ("chr21", "chr22")
+SPLITS = ("training", "validation", "test")
+
+GLUE_TARGET = 3.0  # ours (cpu, hull) >= 3x faster than the bedtools glue
+MEMORY_TARGET = 1.5e9  # ours (cpu) peak memory < 1.5 GB (10^9 bytes)
+BASSET_TARGET = 20.0  # ours (cpu, basset) >= 20x faster than Basset's pipeline
+BASSET_REFERENCE = (170.0, 2.0e9, 1_800_000)  # seconds, bytes, BED rows (30 files, 2 cores)
+
+HAVE_TIME = os.access("/usr/bin/time", os.X_OK)
+LINE = 60  # FASTA line width
+CHUNK = LINE * (1 << 20)  # bases generated per step
+TELOMERE = 10_000
+CENTROMERE = 3_000_000
+
+
+# --- data ------------------------------------------------------------------------------------
+def chrom_sizes(scale: float) -> dict[str, int]:
+    return {name: max(100_000, int(size * scale)) for name, size in HG19.items()}
+
+
+def gaps_of(size: int) -> list[tuple[int, int]]:
+    """N blocks of a chromosome: both telomeres and a centromere block at 40% of its length."""
+    centromere = min(CENTROMERE, size // 50)
+    middle = int(size * 0.4)
+    return [(0, TELOMERE), (middle, middle + centromere), (size - TELOMERE, size)]
+
+
+def write_genome(path: Path, sizes: dict[str, int], seed: int) -> None:
+    """Plain FASTA with 60-base lines, written in chunks with NumPy, and its ``.fai``."""
+    rng = np.random.default_rng(seed)
+    upper = np.frombuffer(b"ACGT", dtype=np.uint8)
+    fai = []
+    tmp = path.with_suffix(".tmp")
+    offset = 0
+    with open(tmp, "wb") as out:
+        for name, size in sizes.items():
+            header = f">{name}\n".encode()
+            out.write(header)
+            offset += len(header)
+            fai.append(f"{name}\t{size}\t{offset}\t{LINE}\t{LINE + 1}\n")
+            gaps = gaps_of(size)
+            for lo in range(0, size, CHUNK):
+                n = min(CHUNK, size - lo)
+                bases = upper[np.frombuffer(rng.bytes(n), dtype=np.uint8) & 3]
+                soft = rng.random((n + 299) // 300, dtype=np.float32) < 0.45
+                bases[np.repeat(soft, 300)[:n]] |= 0x20  # soft-masked runs: lowercase
+                bases[rng.integers(0, n, size=rng.binomial(n, 2e-5))] = ord("N")
+                for gap_lo, gap_hi in gaps:
+                    a, b = max(gap_lo, lo) - lo, min(gap_hi, lo + n) - lo
+                    if a < b:
+                        bases[a:b] = ord("N")
+                full = n // LINE
+                lines = np.empty((full, LINE + 1), dtype=np.uint8)
+                lines[:, :LINE] = bases[: full * LINE].reshape(full, LINE)
+                lines[:, LINE] = ord("\n")
+                out.write(lines.tobytes())
+                if n > full * LINE:
+                    out.write(bases[full * LINE :].tobytes() + b"\n")
+            offset += size + (size + LINE - 1) // LINE
+    tmp.rename(path)
+    Path(f"{path}.fai").write_text("".join(fai))
+
+
+def _positions(rng, n: int, sizes: dict[str, int], margin: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` random (chromosome index, position) pairs, uniform over the genome, away from
+    the N blocks by at least ``margin``."""
+    lengths = np.array(list(sizes.values()), dtype=np.int64)
+    chrom = rng.choice(len(lengths), size=n, p=lengths / lengths.sum())
+    pos = (rng.random(n) * lengths[chrom]).astype(np.int64)
+    bad = np.zeros(n, dtype=bool)
+    for index, size in enumerate(lengths):
+        rows = chrom == index
+        for lo, hi in gaps_of(int(size)):
+            bad |= rows & (pos > lo - margin) & (pos < hi + margin)
+    if bad.any():
+        chrom[bad], pos[bad] = _positions(rng, int(bad.sum()), sizes, margin)
+    return chrom, pos
+
+
+def write_peaks(folder: Path, sizes: dict[str, int], rows: int, files: int, seed: int) -> int:
+    """``files`` BED6 files with ``rows`` rows in all; returns the number of rows written."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed + 1)
+    names = np.array(list(sizes), dtype=object)
+    lengths = np.array(list(sizes.values()), dtype=np.int64)
+    n_hot = max(100, rows // 8)
+    hot_chrom, hot_pos = _positions(rng, n_hot, sizes, 2_000)
+    popularity = rng.beta(0.6, 1.4, size=n_hot)
+    weights = rng.uniform(0.6, 1.4, size=files)
+    per_file = np.floor(weights / weights.sum() * rows).astype(np.int64)
+    per_file[-1] += rows - per_file.sum()
+    strands = np.array([".", "+", "-"], dtype=object)
+    total = 0
+    for index, n_rows in enumerate(per_file):
+        wanted = 0.85 * n_rows
+        chance = np.minimum(1.0, popularity * wanted / popularity.sum())
+        hot = np.flatnonzero(rng.random(n_hot) < chance)[:n_rows]
+        n_background = n_rows - len(hot)
+        bg_chrom, bg_pos = _positions(rng, n_background, sizes, 2_000)
+        chrom = np.concatenate([hot_chrom[hot], bg_chrom])
+        centre = np.concatenate(
+            [hot_pos[hot] + np.rint(rng.normal(0, 60, len(hot))).astype(np.int64), bg_pos]
+        )
+        width = np.clip(rng.lognormal(np.log(350), 0.45, n_rows), 150, 1000).astype(np.int64)
+        start = np.clip(centre - width // 2, 0, lengths[chrom] - width)
+        frame = pd.DataFrame(
+            {
+                "chrom": names[chrom],
+                "start": start,
+                "end": start + width,
+                "name": [f"peak{i}" for i in range(n_rows)],
+                "score": rng.integers(10, 1000, n_rows),
+                "strand": strands[rng.choice(3, size=n_rows, p=[0.8, 0.1, 0.1])],
+            }
+        )
+        frame = frame.sort_values(["chrom", "start"], kind="stable")  # MACS2's order
+        frame["name"] = [f"peak{i}" for i in range(n_rows)]
+        frame.to_csv(folder / f"peaks_{index:02d}.bed", sep="\t", header=False, index=False)
+        total += n_rows
+    return total
+
+
+def make_data(args) -> dict:
+    """Generate (or reuse) the genome and the peak files; return the paths and facts."""
+    work = Path(args.workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    sizes = chrom_sizes(args.scale)
+    genome_key = {"scale": args.scale, "seed": args.seed, "line": LINE, "version": 1}
+    genome = work / f"genome-scale{args.scale:g}.fa"
+    genome_meta = Path(f"{genome}.json")
+    peaks_key = {**genome_key, "rows": args.rows, "files": args.files, "version": 1}
+    peaks = work / f"peaks-scale{args.scale:g}-rows{args.rows}-files{args.files}-seed{args.seed}"
+    peaks_meta = peaks / "params.json"
+    made = []
+    clock = time.perf_counter()
+    if (
+        not (genome.exists() and genome_meta.exists())
+        or json.loads(genome_meta.read_text()) != genome_key
+    ):
+        write_genome(genome, sizes, args.seed)
+        genome_meta.write_text(json.dumps(genome_key))
+        made.append(f"genome {time.perf_counter() - clock:.1f} s")
+    clock = time.perf_counter()
+    if not peaks_meta.exists() or json.loads(peaks_meta.read_text()) != peaks_key:
+        if peaks.exists():
+            shutil.rmtree(peaks)
+        peaks.mkdir()
+        write_peaks(peaks, sizes, args.rows, args.files, args.seed)
+        beds = sorted(peaks.glob("peaks_*.bed"))
+        (peaks / "metadata.txt").write_text("".join(f"{b.name}\n" for b in beds))
+        (peaks / "basset_targets.txt").write_text("".join(f"{b.stem}\t{b}\n" for b in beds))
+        peaks_meta.write_text(json.dumps(peaks_key))
+        made.append(f"peaks {time.perf_counter() - clock:.1f} s")
+    beds = sorted(peaks.glob("peaks_*.bed"))
+    return {
+        "genome": genome,
+        "sizes": sizes,
+        "metadata": peaks / "metadata.txt",
+        "targets": peaks / "basset_targets.txt",
+        "beds": beds,
+        "made": ", ".join(made) if made else "reused from the cache",
+    }
+
+
+# --- running child processes -------------------------------------------------------------------
+def run_stage(cmd: list[str] | str, log_path: Path, *, shell: bool = False) -> dict:
+    """Run one stage as a child process; wall seconds and max RSS (bytes) of its process tree.
+
+    The stage runs under ``/usr/bin/time -f %M``, which reports ``ru_maxrss`` from ``wait4`` on
+    its own child: the largest resident set of that child or of any of its waited-for
+    descendants. (``wait4`` from this process would not do: on Linux a child's ``ru_maxrss``
+    starts at its parent's resident size when it is forked, i.e. this benchmark's.)
+    """
+    if shell:
+        cmd = ["/bin/bash", "-c", cmd]
+    rss_path = log_path.with_suffix(".rss")
+    rss_path.unlink(missing_ok=True)
+    timer = ["/usr/bin/time", "-o", str(rss_path), "-f", "%M"] if HAVE_TIME else []
+    with open(log_path, "wb") as err:
+        clock = time.perf_counter()
+        child = subprocess.Popen([*timer, *cmd], stderr=err)
+        _, status, usage = os.wait4(child.pid, 0)
+        seconds = time.perf_counter() - clock
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode != 0:
+        tail = log_path.read_text(errors="replace")[-3000:]
+        raise SystemExit(f"stage failed (exit {child.returncode}): {cmd}\n{tail}")
+    if HAVE_TIME:
+        maxrss_kib = int(rss_path.read_text().split()[-1])
+    else:  # an upper bound: includes this process's resident size at fork time
+        maxrss_kib = usage.ru_maxrss
+    return {"seconds": seconds, "maxrss": maxrss_kib * 1024, "log": log_path}
+
+
+def child_cmd(mode: str, *extra: str) -> list[str]:
+    return [sys.executable, str(Path(__file__).resolve()), "--child", mode, *extra]
+
+
+def read_fai(genome: Path) -> dict[str, int]:
+    sizes = {}
+    for line in Path(f"{genome}.fai").read_text().splitlines():
+        name, length = line.split("\t")[:2]
+        sizes[name] = int(length)
+    return sizes
+
+
+# --- ours ------------------------------------------------------------------------------------
+OURS_LOG = re.compile(
+    r"wrote .*\(read ([\d.]+) s, merge ([\d.]+) s, sequences_and_write ([\d.]+) s\)"
+)
+
+
+def ours_cmd(meta, genome, out, merge: str, device: str, length: int, overlap: int) -> list[str]:
+    exe = Path(sys.executable).with_name("gpu-genomics")
+    base = [str(exe)] if exe.exists() else [sys.executable, "-m", "gpu_genomics"]
+    return [
+        *base,
+        "intervals",
+        "-i",
+        str(meta),
+        "-f",
+        str(genome),
+        "-o",
+        str(out),
+        "--device",
+        device,
+        "--merge",
+        merge,
+        "--length",
+        str(length),
+        "--min_overlap",
+        str(overlap),
+        "--loglevel",
+        "info",
+    ]
+
+
+def run_ours(args, data, merge: str, device: str) -> dict:
+    os.sync()  # no write-back of an earlier run's output during this one
+    work = Path(args.workdir) / "runs"
+    out = work / f"ours-{merge}-{device}.h5"
+    out.unlink(missing_ok=True)
+    cmd = ours_cmd(
+        data["metadata"], data["genome"], out, merge, device, args.length, args.min_overlap
+    )
+    result = run_stage(cmd, work / f"ours-{merge}-{device}.log")
+    text = result["log"].read_text()
+    match = OURS_LOG.search(text)
+    if not match:
+        print(
+            f"  warning: no 'wrote ...: ... (read X s, merge Y s, sequences_and_write Z s)' line "
+            f"in {result['log']}; stage timings left out",
+            flush=True,
+        )
+    result["stages"] = (
+        dict(zip(("read", "merge", "sequences_and_write"), map(float, match.groups()), strict=True))
+        if match
+        else {}
+    )
+    result["regions"] = count_regions(out)
+    result["output"] = out
+    result["command"] = shlex.join(cmd)
+    return result
+
+
+def warm_up_ours(args, devices: list[str]) -> None:
+    """Load/compile numba's cache (and CuPy's kernels) on the bundled example, untimed."""
+    work = Path(args.workdir) / "runs"
+    for device in devices:
+        for merge in ("hull", "basset"):
+            out = work / f"warmup-{merge}-{device}.h5"
+            out.unlink(missing_ok=True)
+            cmd = ours_cmd(
+                REPO / "data" / "metadata.txt",
+                REPO / "data" / "reference.fa.gz",
+                out,
+                merge,
+                device,
+                args.length,
+                args.min_overlap,
+            )
+            run_stage(cmd, work / f"warmup-{merge}-{device}.log")
+            out.unlink(missing_ok=True)
+
+
+def count_regions(path: Path) -> int:
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        if "training_seqs" in f:
+            return sum(f[f"{s}_seqs"].shape[0] for s in SPLITS)
+        return sum(f[f"{s}_in"].shape[0] for s in ("train", "valid", "test"))
+
+
+# --- the common glue ---------------------------------------------------------------------------
+def run_glue(args, data) -> dict:
+    os.sync()
+    work = Path(args.workdir) / "runs"
+    merged, windows, tab = work / "glue-merged.bed", work / "glue-windows.bed", work / "glue.tab"
+    out = work / "glue.h5"
+    for path in (merged, windows, tab, out):
+        path.unlink(missing_ok=True)
+    label = " ; ".join(
+        f"awk -v OFS='\\t' -v L={i} '{{print $1,$2,$3,L}}' {shlex.quote(str(bed))}"
+        for i, bed in enumerate(data["beds"])
+    )
+    merge = (
+        f"set -o pipefail; {{ {label} ; }} | LC_ALL=C sort -k1,1 -k2,2n | "
+        f"bedtools merge -i stdin -d -{args.min_overlap} -c 4 -o distinct > {merged}"
+    )
+    stages = {
+        "label+sort+merge": run_stage(merge, work / "glue-merge.log", shell=True),
+        "windows": run_stage(
+            child_cmd(
+                "glue-windows",
+                str(merged),
+                str(windows),
+                str(data["genome"]),
+                str(args.length),
+            ),
+            work / "glue-windows.log",
+        ),
+        "getfasta": run_stage(
+            [
+                "bedtools",
+                "getfasta",
+                "-fi",
+                str(data["genome"]),
+                "-bed",
+                str(windows),
+                "-tab",
+                "-fo",
+                str(tab),
+            ],
+            work / "glue-getfasta.log",
+        ),
+        "onehot+write": run_stage(
+            child_cmd(
+                "glue-encode",
+                str(windows),
+                str(tab),
+                str(data["genome"]),
+                str(out),
+                str(len(data["beds"])),
+                str(args.length),
+            ),
+            work / "glue-encode.log",
+        ),
+    }
+    return {
+        "seconds": sum(s["seconds"] for s in stages.values()),
+        "maxrss": max(s["maxrss"] for s in stages.values()),
+        "stages": {k: s["seconds"] for k, s in stages.items()},
+        "stage_rss": {k: s["maxrss"] for k, s in stages.items()},
+        "regions": count_regions(out),
+        "output": out,
+    }
+
+
+def glue_windows(merged: str, windows: str, genome: str, length: str) -> None:
+    """Glue step: one window of ``length`` around each hull's midpoint, shifted inward."""
+    import pandas as pd
+
+    length = int(length)
+    sizes = pd.Series(read_fai(Path(genome)))
+    hulls = pd.read_csv(
+        merged, sep="\t", header=None, names=["chrom", "start", "end", "labels"], dtype={3: str}
+    )
+    mid = (hulls["start"] + hulls["end"]) // 2
+    chrom_len = hulls["chrom"].map(sizes)
+    start = np.maximum(mid - length // 2, 0)
+    start = np.minimum(start, chrom_len - length)
+    out = pd.DataFrame(
+        {"chrom": hulls["chrom"], "start": start, "end": start + length, "labels": hulls["labels"]}
+    )
+    out.to_csv(windows, sep="\t", header=False, index=False)
+
+
+def glue_encode(windows: str, tab: str, genome: str, out: str, n_labels: str, length: str) -> None:
+    """Glue step: NumPy one-hot (lookup table + np.eye), labels, chromosome split, h5py."""
+    import h5py
+    import pandas as pd
+
+    length, n_labels = int(length), int(n_labels)
+    regions = pd.read_csv(
+        windows, sep="\t", header=None, names=["chrom", "start", "end", "labels"], dtype={3: str}
+    )
+    seqs = pd.read_csv(tab, sep="\t", header=None, names=["name", "seq"])
+    codes = np.frombuffer("".join(seqs["seq"]).encode("ascii"), dtype=np.uint8)
+    lut = np.full(256, 4, dtype=np.uint8)
+    for i, base in enumerate("ACGT"):
+        lut[ord(base)] = lut[ord(base.lower())] = i
+    onehot = np.eye(5, 4, dtype=np.uint8)[lut[codes].reshape(len(seqs), length)]
+    labels = np.zeros((len(regions), n_labels), dtype=np.uint8)
+    for row, text in enumerate(regions["labels"]):
+        for label in text.split(","):
+            labels[row, int(label)] = 1
+    chrom_index = {name: i for i, name in enumerate(read_fai(Path(genome)))}
+    coords = np.stack(
+        [
+            regions["chrom"].map(chrom_index).to_numpy(np.int64),
+            regions["start"].to_numpy(np.int64),
+            regions["end"].to_numpy(np.int64),
+        ],
+        axis=1,
+    )
+    split = np.zeros(len(regions), dtype=np.int8)
+    split[regions["chrom"].isin(VALID_CHROMS).to_numpy()] = 1
+    split[regions["chrom"].isin(TEST_CHROMS).to_numpy()] = 2
+    with h5py.File(out, "w") as f:
+        for index, name in enumerate(SPLITS):
+            rows = split == index
+            f.create_dataset(f"{name}_seqs", data=onehot[rows])
+            f.create_dataset(f"{name}_labels", data=labels[rows])
+            f.create_dataset(f"{name}_coords", data=coords[rows])
+
+
+# --- Basset-style ------------------------------------------------------------------------------
+def run_basset(args, data) -> dict:
+    os.sync()
+    work = Path(args.workdir) / "runs"
+    merged, act, fasta = work / "basset.bed", work / "basset_act.txt", work / "basset.fa"
+    out = work / "basset.h5"
+    for path in (merged, act, fasta, out):
+        path.unlink(missing_ok=True)
+    stages = {
+        "merge (Python)": run_stage(
+            child_cmd(
+                "basset-merge",
+                str(data["targets"]),
+                str(data["genome"]),
+                str(merged),
+                str(act),
+                str(args.length),
+                str(args.min_overlap),
+            ),
+            work / "basset-merge.log",
+        ),
+        "getfasta -s": run_stage(
+            [
+                "bedtools",
+                "getfasta",
+                "-fi",
+                str(data["genome"]),
+                "-bed",
+                str(merged),
+                "-s",
+                "-fo",
+                str(fasta),
+            ],
+            work / "basset-getfasta.log",
+        ),
+    }
+    n_regions = sum(1 for _ in open(merged))
+    subset = min(args.basset_subset, n_regions)
+    encode = run_stage(
+        child_cmd("basset-encode", str(fasta), str(act), str(out), str(subset), str(args.seed)),
+        work / "basset-encode.log",
+    )
+    factor = n_regions / subset
+    full_rss = max(s["maxrss"] for s in stages.values())
+    stages["encode+write (scaled)"] = {
+        "seconds": encode["seconds"] * factor,
+        "maxrss": encode["maxrss"],
+    }
+    return {
+        "seconds": sum(s["seconds"] for s in stages.values()),
+        "maxrss": full_rss,  # merge and getfasta on all data; encode's is the subset's
+        "stages": {k: s["seconds"] for k, s in stages.items()},
+        "stage_rss": {k: s["maxrss"] for k, s in stages.items()},
+        "regions": n_regions,
+        "subset": subset,
+        "factor": factor,
+        "encode_subset_seconds": encode["seconds"],
+        "output": out,
+        "bed": merged,
+        "act": act,
+        "fasta": fasta,
+    }
+
+
+class Peak:
+    """Basset's ``Peak``: start, end and the set of targets it is active in."""
+
+    def __init__(self, start, end, act):
+        self.start = start
+        self.end = end
+        self.act = act
+
+    def extend(self, size, chrom_len):
+        mid = (self.start + self.end) // 2
+        self.start = max(0, mid - size // 2)
+        self.end = self.start + size
+        if self.end > chrom_len:
+            self.end = chrom_len
+            self.start = self.end - size
+
+    def merge(self, other, size, chrom_len):
+        mids = [(self.start + self.end) // 2, (other.start + other.end) // 2]
+        weights = [1 + len(self.act), 1 + len(other.act)]
+        mid = int(0.5 + (mids[0] * weights[0] + mids[1] * weights[1]) / float(sum(weights)))
+        self.start = mid
+        self.end = mid + 1
+        self.extend(size, chrom_len)
+        self.act = self.act | other.act
+
+
+def merge_peaks(peaks, size, merge_overlap, chrom_len):
+    """Basset's ``merge_peaks``: merge the adjacent pair with the largest overlap (leftmost on
+    ties) while that overlap is at least ``merge_overlap``."""
+    while len(peaks) > 1:
+        best_i, best = 0, peaks[0].end - peaks[1].start
+        for i in range(1, len(peaks) - 1):
+            overlap = peaks[i].end - peaks[i + 1].start
+            if overlap > best:
+                best_i, best = i, overlap
+        if best < merge_overlap:
+            break
+        peaks[best_i].merge(peaks[best_i + 1], size, chrom_len)
+        del peaks[best_i + 1]
+    return peaks
+
+
+def basset_merge(targets, genome, out_bed, out_act, size, merge_overlap) -> None:
+    """Basset's preprocess_features.py in plain Python: line-by-line BED reading, peaks per
+    (chromosome, strand) sorted by start as its sortBed, extended to windows around their
+    midpoints, open groups, greedy merge, activity table."""
+    size, merge_overlap = int(size), int(merge_overlap)
+    chrom_lengths = read_fai(Path(genome))
+    target_beds, target_names = [], []
+    for line in open(targets):
+        a = line.rstrip("\n").split("\t")
+        target_names.append(a[0])
+        target_beds.append(a[1])
+    chrom_peaks = {}
+    for ti, bed in enumerate(target_beds):
+        for line in open(bed):
+            if line.startswith("#"):
+                continue
+            a = line.rstrip("\n").split("\t")
+            strand = "+"
+            if len(a) > 5 and a[5] in ("+", "-"):
+                strand = a[5]
+            start, end = int(a[1]), int(a[2])
+            chrom_peaks.setdefault((a[0], strand), []).append((start, end, ti))
+    with open(out_bed, "w") as bed_out, open(out_act, "w") as act_out:
+        act_out.write("\t" + "\t".join(target_names) + "\n")
+        for chrom, strand in sorted(chrom_peaks):
+            chrom_len = chrom_lengths[chrom]
+            # sortBed on the raw peaks (ties by end, then target), then each is extended
+            groups, open_peaks, open_end = [], [], None
+            for start, end, ti in sorted(chrom_peaks[(chrom, strand)]):
+                peak = Peak(start, end, {ti})
+                peak.extend(size, chrom_len)
+                if open_peaks and open_end - merge_overlap <= peak.start:
+                    groups.append(open_peaks)
+                    open_peaks = []
+                if not open_peaks:
+                    open_end = peak.end
+                open_peaks.append(peak)
+                open_end = max(open_end, peak.end)
+            if open_peaks:
+                groups.append(open_peaks)
+            for group in groups:
+                for peak in merge_peaks(group, size, merge_overlap, chrom_len):
+                    name = f"{chrom}:{peak.start}-{peak.end}({strand})"
+                    bed_out.write(f"{chrom}\t{peak.start}\t{peak.end}\t.\t.\t{strand}\n")
+                    acts = ["0"] * len(target_names)
+                    for ti in peak.act:
+                        acts[ti] = "1"
+                    act_out.write(name + "\t" + "\t".join(acts) + "\n")
+
+
+ONE_HOT = {"A": [1, 0, 0, 0], "C": [0, 1, 0, 0], "G": [0, 0, 1, 0], "T": [0, 0, 0, 1]}
+N_ROW = [0.25, 0.25, 0.25, 0.25]
+
+
+def dna_one_hot(seq):
+    """Per-base encoder in the Python 2-era style of Basset's dna_io: a dict lookup per base,
+    appended to a list of rows."""
+    seq = seq.upper()
+    rows = []
+    for nt in seq:
+        rows.append(ONE_HOT.get(nt, N_ROW))
+    return rows
+
+
+def basset_encode(fasta, act, out, subset, seed) -> None:
+    """seq_hdf5.py on the first ``subset`` sequences: read FASTA and activity table, one-hot
+    per base, float16 ``(n, 4, 1, L)``, random split 80/10/10, h5py."""
+    import h5py
+
+    subset, seed = int(subset), int(seed)
+    headers, seqs, seq = [], [], []
+    for line in open(fasta):
+        if line.startswith(">"):
+            if len(headers) == subset:
+                break
+            if seq:
+                seqs.append("".join(seq))
+                seq = []
+            headers.append(line[1:].rstrip())
+        else:
+            seq.append(line.rstrip())
+    if seq:
+        seqs.append("".join(seq))
+    targets = []
+    with open(act) as handle:
+        target_labels = handle.readline().rstrip("\n").split("\t")[1:]
+        for line in handle:
+            if len(targets) == len(seqs):
+                break
+            targets.append([int(x) for x in line.rstrip("\n").split("\t")[1:]])
+    seq_vecs = [dna_one_hot(s) for s in seqs]
+    x = np.array(seq_vecs, dtype=np.float16)  # (n, L, 4)
+    n, length = x.shape[0], x.shape[1]
+    x = x.transpose(0, 2, 1).reshape(n, 4, 1, length)
+    y = np.array(targets, dtype=np.int8)
+    order = np.random.RandomState(seed).permutation(n)
+    n_test = n_valid = int(0.1 * n)
+    parts = {
+        "test": order[:n_test],
+        "valid": order[n_test : n_test + n_valid],
+        "train": order[n_test + n_valid :],
+    }
+    with h5py.File(out, "w") as f:
+        f.create_dataset("target_labels", data=np.array(target_labels, dtype="S"))
+        f.create_dataset("test_headers", data=np.array([headers[i] for i in parts["test"]], "S"))
+        for name, rows in parts.items():
+            f.create_dataset(f"{name}_in", data=x[rows])
+            f.create_dataset(f"{name}_out", data=y[rows])
+
+
+# --- checks ----------------------------------------------------------------------------------
+def _ours_all(path: Path) -> dict:
+    """Coordinates, labels and split/row of every region of our output."""
+    import h5py
+
+    chrom, start, labels, where = [], [], [], []
+    with h5py.File(path, "r") as f:
+        for index, name in enumerate(SPLITS):
+            coords = f[f"{name}_coords"][:]
+            chrom.append(coords[:, 0])
+            start.append(coords[:, 1])
+            labels.append(f[f"{name}_labels"][:])
+            where.append(np.stack([np.full(len(coords), index), np.arange(len(coords))], axis=1))
+        names = None
+        if "training_names" in f:
+            names = np.concatenate([f[f"{s}_names"][:] for s in SPLITS])
+    return {
+        "chrom": np.concatenate(chrom).astype(np.int64),
+        "start": np.concatenate(start).astype(np.int64),
+        "labels": np.concatenate(labels).astype(np.uint8),
+        "where": np.concatenate(where),
+        "names": names,
+    }
+
+
+def check_glue(ours_path: Path, glue_path: Path, n_sample: int, seed: int) -> list[str]:
+    """Same windows, same labels, same one-hot rows on a sample. Two hulls that overlap by less
+    than --min_overlap can have the same midpoint, hence the same window: the glue writes it
+    twice, ours once with the labels unioned; the glue's duplicates are unioned likewise."""
+    import h5py
+
+    a, b = _ours_all(ours_path), _ours_all(glue_path)
+    lines = [f"ours (hull) {len(a['start'])} regions, glue {len(b['start'])} regions"]
+    key_a = a["chrom"] * (1 << 33) + a["start"]
+    key_b = b["chrom"] * (1 << 33) + b["start"]
+    ub, first_b, inverse = np.unique(key_b, return_index=True, return_inverse=True)
+    order_a = np.argsort(key_a)
+    same = np.array_equal(key_a[order_a], ub)
+    lines.append(
+        f"window starts: {'identical sets' if same else 'DIFFER'} "
+        f"({len(np.setdiff1d(key_a, ub))} only in ours, {len(np.setdiff1d(ub, key_a))} only in "
+        f"glue; {len(key_b) - len(ub)} glue windows repeat another (two hulls, one midpoint), "
+        "kept once by ours)"
+    )
+    ok = same
+    if same:
+        union_b = np.zeros((len(ub), b["labels"].shape[1]), dtype=np.uint8)
+        np.maximum.at(union_b, inverse, b["labels"])
+        labels_same = np.array_equal(a["labels"][order_a], union_b)
+        ok &= labels_same
+        lines.append(f"labels per window: {'identical' if labels_same else 'DIFFER'}")
+        rng = np.random.default_rng(seed)
+        picks = rng.choice(len(key_a), size=min(n_sample, len(key_a)), replace=False)
+        mismatched = 0
+        with h5py.File(ours_path, "r") as fa, h5py.File(glue_path, "r") as fb:
+            for pick in picks:
+                ib = first_b[np.searchsorted(ub, key_a[pick])]
+                sa, ra = a["where"][pick]
+                sb, rb = b["where"][ib]
+                xa = fa[f"{SPLITS[sa]}_seqs"][ra]
+                xb = fb[f"{SPLITS[sb]}_seqs"][rb]
+                mismatched += not np.array_equal(xa, xb)
+        ok &= mismatched == 0
+        lines.append(f"one-hot rows on {len(picks)} random windows: {mismatched} differ")
+    lines.insert(0, f"check ours (hull) vs glue: {'PASS' if ok else 'FAIL'}")
+    return lines
+
+
+def check_basset(ours_path: Path, basset: dict, genome: Path, n_sample: int, seed: int):
+    """Ours (basset merge) vs the Basset-style merge: windows, strands, labels; sequences on a
+    sample of the encoded subset (reverse complements included)."""
+    import h5py
+    import pandas as pd
+
+    names = list(read_fai(genome))
+    index = {n: i for i, n in enumerate(names)}
+    a = _ours_all(ours_path)
+    minus_a = np.array([bytes(n).endswith(b"(-)") for n in a["names"]], dtype=bool)
+    chrom_b, start_b, minus_b = [], [], []
+    for line in open(basset["bed"]):
+        f = line.split("\t")
+        chrom_b.append(index[f[0]])
+        start_b.append(int(f[1]))
+        minus_b.append(f[5].startswith("-"))
+    labels_b = pd.read_csv(basset["act"], sep="\t", index_col=0).to_numpy(np.uint8)
+    key_a = (a["chrom"] * (1 << 33) + a["start"]) * 2 + minus_a
+    key_b = (np.array(chrom_b) * (1 << 33) + np.array(start_b)) * 2 + np.array(minus_b)
+    # Basset keeps identical windows twice; ours keeps them once with labels unioned
+    ub, inverse = np.unique(key_b, return_inverse=True)
+    union_b = np.zeros((len(ub), labels_b.shape[1]), dtype=np.uint8)
+    np.maximum.at(union_b, inverse, labels_b)
+    order_a = np.argsort(key_a)
+    same = np.array_equal(key_a[order_a], ub)
+    lines = [
+        f"ours (basset) {len(key_a)} regions, Basset-style {len(key_b)} windows "
+        f"({len(key_b) - len(ub)} identical windows, kept once by ours); "
+        f"{int(minus_a.sum())} on '-' strand",
+        f"windows (chrom, start, strand): {'identical sets' if same else 'DIFFER'} "
+        f"({len(np.setdiff1d(key_a, ub))} only in ours, {len(np.setdiff1d(ub, key_a))} only in "
+        "Basset-style)",
+    ]
+    ok = same
+    if same:
+        labels_same = np.array_equal(a["labels"][order_a], union_b)
+        ok &= labels_same
+        lines.append(f"labels per window: {'identical' if labels_same else 'DIFFER'}")
+        # sequences: the first `subset` Basset windows went through the per-base encoder
+        rng = np.random.default_rng(seed)
+        first = np.unique(key_b[: basset["subset"]], return_index=True)[1]
+        picks = rng.choice(first, size=min(n_sample, len(first)), replace=False)
+        seqs = {}
+        wanted = set(int(p) for p in picks)
+        with open(basset["fasta"]) as handle:
+            record = -1
+            for line in handle:
+                if line.startswith(">"):
+                    record += 1
+                    if record > max(wanted):
+                        break
+                elif record in wanted:
+                    seqs[record] = seqs.get(record, "") + line.rstrip()
+        mismatched = 0
+        lut = np.full(256, 4, dtype=np.uint8)
+        for i, base in enumerate("ACGT"):
+            lut[ord(base)] = lut[ord(base.lower())] = i
+        with h5py.File(ours_path, "r") as fa:
+            for pick in picks:
+                ia = order_a[np.searchsorted(key_a[order_a], key_b[pick])]
+                split, row = a["where"][ia]
+                xa = fa[f"{SPLITS[split]}_seqs"][row]
+                codes = lut[np.frombuffer(seqs[int(pick)].encode(), dtype=np.uint8)]
+                xb = np.eye(5, 4, dtype=np.uint8)[codes]
+                mismatched += not np.array_equal(xa, xb)
+        ok &= mismatched == 0
+        lines.append(
+            f"sequences of {len(picks)} random windows (getfasta -s vs ours): {mismatched} differ"
+        )
+    lines.insert(0, f"check ours (basset) vs Basset-style: {'PASS' if ok else 'FAIL'}")
+    return lines
+
+
+# --- report ----------------------------------------------------------------------------------
+def fmt_rate(value: float) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if value >= scale:
+            return f"{value / scale:.3g} {unit}"
+    return f"{value:.3g}"
+
+
+def fmt_mib(nbytes: float | None) -> str:
+    return "-" if nbytes is None else f"{nbytes / 2**20:,.0f}"
+
+
+def print_table(rows: list[dict]) -> None:
+    head = [
+        "pipeline",
+        "merge",
+        "device",
+        "timed on",
+        "seconds",
+        "regions",
+        "regions/s",
+        "bases/s",
+        "max RSS MiB",
+        "time/ours",
+    ]
+    cells = [
+        [
+            r["pipeline"],
+            r["merge"],
+            r["device"],
+            r["timed_on"],
+            f"{r['seconds']:.1f}",
+            f"{r['regions']:,}" if r["regions"] else "-",
+            fmt_rate(r["regions"] / r["seconds"]) if r["regions"] else "-",
+            fmt_rate(r["regions"] * r["length"] / r["seconds"]) if r["regions"] else "-",
+            r.get("rss_text") or fmt_mib(r["maxrss"]),
+            f"{r['ratio']:.2f}x" if r.get("ratio") is not None else "-",
+        ]
+        for r in rows
+    ]
+    widths = [max(len(str(c)) for c in col) for col in zip(head, *cells, strict=True)]
+    left = {0, 1, 2, 3}
+
+    def line(values):
+        return "  ".join(
+            str(v).ljust(w) if i in left else str(v).rjust(w)
+            for i, (v, w) in enumerate(zip(values, widths, strict=True))
+        ).rstrip()
+
+    print(line(head))
+    print(line(["-" * w for w in widths]))
+    for row in cells:
+        print(line(row))
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def ram_gib() -> str:
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemTotal:"):
+                    return f"{int(line.split()[1]) / 2**20:.1f} GiB"
+    except OSError:
+        pass
+    return "unknown"
+
+
+def load_text() -> str:
+    return " / ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def tool_version(cmd: list[str]) -> str:
+    try:
+        text = subprocess.run(cmd, capture_output=True, text=True, check=False).stdout
+        return text.splitlines()[0].strip() if text else "unknown"
+    except OSError:
+        return "not found"
+
+
+def git_revision() -> str:
+    try:
+        rev = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        return rev + (" (with uncommitted changes)" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def print_header(args, data: dict, gpu_ok: bool, gpu_reason: str, n_rows: int) -> None:
+    import h5py
+    import numba
+    import pandas as pd
+    import pysam
+
+    work = Path(args.workdir)
+    free = shutil.disk_usage(work).free / 2**30
+    genome_bases = sum(data["sizes"].values())
+    print("# gpu_genomics benchmark: intervals (BED peaks + reference -> one-hot HDF5)")
+    print(f"date:        {datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')}")
+    print(f"command:     {shlex.join(sys.orig_argv)}")
+    print(f"cpu:         {cpu_model()}")
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "?"
+    print(f"cores:       {os.cpu_count()} logical, {usable} usable")
+    print(f"ram:         {ram_gib()}")
+    print(f"load:        {load_text()} (1/5/15-min averages at start)")
+    print(f"disk:        {free:.0f} GiB free in {work}")
+    gpu_line = "none usable" + (f" ({gpu_reason})" if not gpu_ok else "")
+    if gpu_ok:
+        import cupy
+
+        props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
+        name = props["name"]
+        name = name.decode() if isinstance(name, bytes) else str(name)
+        gpu_line = f"{name}, {props['totalGlobalMem'] / 2**30:.1f} GiB; cupy {cupy.__version__}"
+    print(f"gpu:         {gpu_line}")
+    print(
+        f"software:    python {platform.python_version()}, numpy {np.__version__}, "
+        f"pandas {pd.__version__}, numba {numba.__version__}, h5py {h5py.__version__}, "
+        f"pysam {pysam.__version__}, gpu_genomics {gg.__version__} (git {git_revision()})"
+    )
+    print(
+        f"tools:       {tool_version(['bedtools', '--version'])}, "
+        f"{tool_version(['sort', '--version'])}"
+    )
+    print(
+        f"genome:      hg19-shaped, {len(data['sizes'])} chromosomes (chr1..chr22, chrX, chrY), "
+        f"{genome_bases / 1e9:.2f} Gbp = hg19 sizes x {args.scale:g}; plain FASTA "
+        f"{data['genome'].stat().st_size / 2**30:.2f} GiB, 60-base lines"
+    )
+    print(
+        f"peaks:       {len(data['beds'])} BED6 files, {n_rows:,} rows, seed {args.seed}, "
+        f"hotspot-clustered, widths 150-1000 bp, 10% '-' strand"
+    )
+    print(f"data:        {data['made']} ({work})")
+    print(
+        f"regions:     --length {args.length}, --min_overlap {args.min_overlap}; "
+        f"test {','.join(TEST_CHROMS)}, validation {','.join(VALID_CHROMS)}"
+    )
+    print("timing:      one run each, wall clock of the child processes; FASTA in page cache")
+    print()
+
+
+# --- main ------------------------------------------------------------------------------------
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=1_800_000, help="BED rows in all")
+    parser.add_argument("--files", type=int, default=30, help="number of BED files")
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="genome size factor (1: hg19's real sizes)"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--length", type=int, default=600)
+    parser.add_argument("--min-overlap", type=int, default=200)
+    parser.add_argument("--workdir", default="/tmp/gg-bench-intervals")
+    parser.add_argument(
+        "--basset-subset",
+        type=int,
+        default=20_000,
+        help="regions the per-base Basset-style encoder is timed on (scaled linearly)",
+    )
+    parser.add_argument(
+        "--device",
+        choices=("cpu", "gpu", "both"),
+        default="both",
+        help="ours on cpu, on gpu (needs a usable GPU), or both (gpu when usable)",
+    )
+    parser.add_argument("--check-sample", type=int, default=500, help="rows compared per check")
+    parser.add_argument("--no-basset", dest="basset", action="store_false")
+    parser.add_argument("--no-glue", dest="glue", action="store_false")
+    parser.add_argument(
+        "--keep-outputs", action="store_true", help="keep the HDF5 outputs in WORKDIR/runs"
+    )
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.rows < args.files or args.files < 1:
+        parser.error("--rows must be >= --files >= 1")
+    if args.scale <= 0 or args.length < 1 or args.min_overlap < 0 or args.basset_subset < 1:
+        parser.error("--scale, --length and --basset-subset must be positive")
+    return args
+
+
+CHILDREN = {
+    "glue-windows": glue_windows,
+    "glue-encode": glue_encode,
+    "basset-merge": basset_merge,
+    "basset-encode": basset_encode,
+}
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.child:
+        CHILDREN[args.child[0]](*args.child[1:])
+        return 0
+    gpu_ok, gpu_reason = gg.gpu_status() if args.device != "cpu" else (False, "not requested")
+    if args.device == "gpu" and not gpu_ok:
+        print(f"no usable GPU ({gpu_reason})", file=sys.stderr)
+        return 1
+    data = make_data(args)
+    os.sync()  # the generated data on disk before anything is timed
+    n_rows = sum(1 for bed in data["beds"] for _ in open(bed, "rb"))
+    print_header(args, data, gpu_ok, gpu_reason, n_rows)
+    runs = Path(args.workdir) / "runs"
+    runs.mkdir(exist_ok=True)
+    devices = (["cpu"] if args.device != "gpu" else []) + (["gpu"] if gpu_ok else [])
+    warm_up_ours(args, devices)
+    with open(data["genome"], "rb") as handle:  # into the page cache, for every pipeline
+        while handle.read(1 << 26):
+            pass
+
+    ours = {}
+    for device in devices:
+        for merge in ("hull", "basset"):
+            ours[merge, device] = run_ours(args, data, merge, device)
+            print(
+                f"  timed ours {merge}/{device}: {ours[merge, device]['seconds']:.1f} s",
+                flush=True,
+            )
+    glue = run_glue(args, data) if args.glue else None
+    if glue:
+        print(f"  timed glue: {glue['seconds']:.1f} s", flush=True)
+    basset = run_basset(args, data) if args.basset else None
+    if basset:
+        print(f"  timed Basset-style: {basset['seconds']:.1f} s", flush=True)
+    print()
+
+    cpu_ref = "cpu" if "cpu" in devices else "gpu"
+    rows = []
+    for (merge, device), r in ours.items():
+        rows.append(
+            {
+                "pipeline": "ours",
+                "merge": merge,
+                "device": device,
+                "timed_on": "all",
+                "seconds": r["seconds"],
+                "regions": r["regions"],
+                "length": args.length,
+                "maxrss": r["maxrss"],
+                "ratio": r["seconds"] / ours[merge, cpu_ref]["seconds"],
+            }
+        )
+    if glue:
+        rows.append(
+            {
+                "pipeline": "bedtools glue",
+                "merge": "hull",
+                "device": "cpu",
+                "timed_on": "all",
+                "seconds": glue["seconds"],
+                "regions": glue["regions"],
+                "length": args.length,
+                "maxrss": glue["maxrss"],
+                "ratio": glue["seconds"] / ours["hull", cpu_ref]["seconds"],
+            }
+        )
+    if basset:
+        rows.append(
+            {
+                "pipeline": "Basset-style",
+                "merge": "basset",
+                "device": "cpu",
+                "timed_on": (
+                    f"encode {basset['subset']:,} of {basset['regions']:,}, x{basset['factor']:.1f}"
+                ),
+                "seconds": basset["seconds"],
+                "regions": basset["regions"],
+                "length": args.length,
+                "maxrss": basset["maxrss"],
+                "ratio": basset["seconds"] / ours["basset", cpu_ref]["seconds"],
+            }
+        )
+    ref_seconds = BASSET_REFERENCE[0] * n_rows / BASSET_REFERENCE[2]
+    rows.append(
+        {
+            "pipeline": "Basset reference",
+            "merge": "basset",
+            "device": "cpu",
+            "timed_on": f"170 s x {n_rows:,}/1.8 M rows",
+            "seconds": ref_seconds,
+            "regions": 0,
+            "length": args.length,
+            "maxrss": BASSET_REFERENCE[1],
+            "rss_text": "1,907 (2 GB)",
+            "ratio": ref_seconds / ours["basset", cpu_ref]["seconds"],
+        }
+    )
+    print_table(rows)
+    print()
+    print(
+        "seconds: wall clock of one run (child processes, Python start-up included). "
+        "regions/s, bases/s: output regions (and regions x length bases) per second. "
+        "max RSS: largest single process of the pipeline's stages (/usr/bin/time %M). "
+        "time/ours: this row's seconds / ours on the "
+        f"{cpu_ref.upper()} with the same merge mode (> 1: ours is faster). "
+        f"Basset-style: merge and getfasta on all data; the per-base encode+write stage timed on "
+        "the first regions and scaled linearly; its max RSS is that of merge and getfasta (the "
+        "encode stage's, on the subset, is listed under stages and not scaled). "
+        "bedtools getfasta maps the whole FASTA: its RSS is file-backed pages (page cache), "
+        "its anonymous memory is under 1 MiB. "
+        "Basset reference: the issue's 170 s / 2 GB for 1.8 M rows from 30 files (2 cores), "
+        "scaled linearly to this run's rows."
+    )
+    print()
+    print("stages, seconds (max RSS MiB):")
+    for (merge, device), r in ours.items():
+        stages = r["stages"]
+        other = r["seconds"] - sum(stages.values())
+        text = ", ".join(f"{k} {v:.1f}" for k, v in stages.items())
+        print(
+            f"  ours {merge}/{device}: {text}, start-up+rest {other:.1f}; "
+            f"{fmt_mib(r['maxrss'])} MiB"
+        )
+    for name, result in (("glue", glue), ("Basset-style", basset)):
+        if result:
+            text = ", ".join(
+                f"{k} {v:.1f} ({fmt_mib(result['stage_rss'][k])})"
+                for k, v in result["stages"].items()
+            )
+            print(f"  {name}: {text}")
+    if basset:
+        print(
+            f"  Basset-style encode+write measured: {basset['encode_subset_seconds']:.1f} s on "
+            f"{basset['subset']:,} regions"
+        )
+    print()
+
+    if glue:
+        for line in check_glue(
+            ours["hull", cpu_ref]["output"], glue["output"], args.check_sample, args.seed
+        ):
+            print(line)
+    if basset:
+        for line in check_basset(
+            ours["basset", cpu_ref]["output"],
+            basset,
+            data["genome"],
+            args.check_sample,
+            args.seed,
+        ):
+            print(line)
+    print()
+
+    if "cpu" in devices:
+        hull, bas = ours["hull", "cpu"], ours["basset", "cpu"]
+        if glue:
+            speed = glue["seconds"] / hull["seconds"]
+            print(
+                f"target CPU ours (hull) >= {GLUE_TARGET:g}x faster than the glue: "
+                f"{speed:.2f}x  {verdict(speed >= GLUE_TARGET)}"
+            )
+        for merge, r in (("hull", hull), ("basset", bas)):
+            print(
+                f"target CPU ours ({merge}) peak memory < 1.5 GB: "
+                f"{r['maxrss'] / 1e9:.2f} GB  {verdict(r['maxrss'] < MEMORY_TARGET)}"
+            )
+        if basset:
+            speed = basset["seconds"] / bas["seconds"]
+            print(
+                f"target CPU ours (basset) >= {BASSET_TARGET:g}x faster than Basset-style: "
+                f"{speed:.1f}x  {verdict(speed >= BASSET_TARGET)}"
+            )
+        speed = ref_seconds / bas["seconds"]
+        print(
+            f"target CPU ours (basset) >= {BASSET_TARGET:g}x faster than Basset's 170 s "
+            f"scaled to {n_rows:,} rows ({ref_seconds:.0f} s): {speed:.1f}x  "
+            f"{verdict(speed >= BASSET_TARGET)}"
+        )
+    if "gpu" in devices:
+        for merge in ("hull", "basset"):
+            r = ours[merge, "gpu"]
+            stages = r["stages"]
+            if stages:
+                write = stages["sequences_and_write"]
+                print(
+                    f"GPU ours ({merge}): sequences_and_write {write:.1f} s = "
+                    f"{write / sum(stages.values()):.0%} of the logged stages, "
+                    f"{write / r['seconds']:.0%} of wall"
+                )
+    else:
+        print(f"GPU: not measured ({gpu_reason})")
+
+    print(f"load at end: {load_text()} (1/5/15-min averages)")
+    if not args.keep_outputs:
+        for path in runs.glob("*.h5"):
+            path.unlink()
+        for path in (runs / "glue.tab", runs / "basset.fa"):
+            path.unlink(missing_ok=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
