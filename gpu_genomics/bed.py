@@ -108,7 +108,7 @@ def read_bed(path: str | os.PathLike) -> pd.DataFrame:
         InputError: naming the file and line of a malformed row, a negative coordinate or a
             start after its end.
     """
-    raw = read_bytes(path)
+    original = raw = read_bytes(path)
     if any(raw.startswith(p) or b"\n" + p in raw for p in _HEADER_PREFIXES):
         raw = b"\n".join(
             line for line in raw.split(b"\n") if not line.lstrip().startswith(_HEADER_PREFIXES)
@@ -116,8 +116,8 @@ def read_bed(path: str | os.PathLike) -> pd.DataFrame:
     if not raw.strip():
         return _empty_peaks()
     frame = _read_bed_fast(raw)
-    if frame is None:
-        return _read_bed_checked(path, read_bytes(path))
+    if frame is None:  # something is off: the line-by-line parser names the line
+        return _read_bed_checked(path, original)
     return frame
 
 

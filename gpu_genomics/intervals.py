@@ -13,7 +13,7 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +56,6 @@ class IntervalOptions:
     output_format: str | None = None
     compression: str | None = None
     batch_rows: int = 4096
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def check(self) -> None:
         positive_int("--length", self.length)
@@ -218,8 +217,6 @@ def build_interval_dataset(
     clock = time.perf_counter()
     names = region_names(regions, ref.names, options.length)
     parameters = {**asdict(options), "device": device_name, "metadata": str(metadata)}
-    parameters.pop("extra")
-    parameters.update(options.extra)
     card = {
         "dataset_id": Path(output).name.split(".")[0],
         "name": f"{Path(output).name} from {Path(metadata).name}",
@@ -237,7 +234,7 @@ def build_interval_dataset(
             f"{options.split} split" + (", exclusive" if options.exclusive else "")
         ),
     }
-    with ArrayWriter(output, output_format, options.compression) as out:
+    with ref, ArrayWriter(output, output_format, options.compression) as out:
         writer = _BassetLayout(out) if basset else _StandardLayout(out, options)
         writer.create(regions, split, names, label_names, ref.names, options)
         _write_sequences(writer, ref, regions, split, options, device_name, progress)
@@ -253,7 +250,6 @@ def build_interval_dataset(
             }
         )
     timings["sequences_and_write"] = time.perf_counter() - clock
-    ref.close()
     return {"regions": counts, "timings": timings, "n_peaks": len(peaks)}
 
 

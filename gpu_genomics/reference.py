@@ -153,6 +153,12 @@ class Reference:
         digest = hashlib.sha256(Path(f"{self.path}.fai").read_bytes()).hexdigest()
         return f"sha256:{digest}"
 
+    def __enter__(self) -> Reference:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def close(self) -> None:
         self._fasta.close()
         if self._map is not None:
