@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 NVCC   ?= nvcc
 ARCH   ?= sm_90
 
-.PHONY: example test lint kernels pytest clean
+.PHONY: example test lint kernels pytest emulate clean
 
 $(BIN)/gpu-genomics: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,8 @@ example: $(BIN)/gpu-genomics
 	$(BIN)/gpu-genomics encode examples/sequences.fa.gz -o example-onehot.h5 --length 1000 --pad center
 	$(BIN)/gpu-genomics encode examples/sequences.fa.gz -o example-kmers.zarr --encoding kmer-counts -k 6
 
-## ruff, nvcc on every kernel, then pytest.
-test: lint kernels pytest
+## ruff, nvcc on every kernel, pytest, then the `gpu` tests on the emulated GPU.
+test: lint kernels pytest emulate
 
 lint: $(BIN)/gpu-genomics
 	$(BIN)/ruff check gpu_genomics tests bench
@@ -37,6 +37,11 @@ kernels:
 
 pytest: $(BIN)/gpu-genomics
 	$(BIN)/python -m pytest -q
+
+## The `gpu` tests without a GPU: kernels/*.cu compiled by g++ (C++20) into a CPU emulator behind
+## a stand-in CuPy (tests/gpu_emulator); on a machine with a GPU, `make pytest` runs them for real.
+emulate: $(BIN)/gpu-genomics
+	GPU_GENOMICS_EMULATE_GPU=1 $(BIN)/python -m pytest -q -m gpu
 
 clean:
 	rm -rf $(VENV) example.h5 example-onehot.h5 example-kmers.zarr .pytest_cache

@@ -370,7 +370,7 @@ def _write_sequences(
                     if minus.any():
                         flip = xp.asarray(np.flatnonzero(minus))
                         onehot[flip] = reverse_complement(
-                            onehot[flip], kind="onehot", alphabet=kwargs["alphabet"]
+                            onehot[flip], kind="onehot", alphabet=kwargs["alphabet"], device=device
                         )
                     start = position[batch[0]]
                     writer.seqs[index][start : start + len(batch)] = to_numpy(

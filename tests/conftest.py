@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import gpu_emulator
 import pytest
 
 from gpu_genomics.device import gpu_status, to_numpy
+
+
+def pytest_configure(config):
+    # Opt-in (GPU_GENOMICS_EMULATE_GPU=1, `make emulate`): run the `gpu` tests on the CPU against
+    # the real kernels/*.cu through tests/gpu_emulator. Must precede any gpu_status() call.
+    if gpu_emulator.requested():
+        gpu_emulator.configure(config)
 
 
 def pytest_collection_modifyitems(config, items):
