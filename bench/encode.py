@@ -56,6 +56,9 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(REPO))
 
+import _common as common  # noqa: E402 (bench/ is the script's folder)
+from _common import cpu_model, fmt_rate, git_revision, ram_gib, verdict  # noqa: E402
+
 import gpu_genomics as gg  # noqa: E402
 from gpu_genomics.kmers import DENSE_MAX_K  # noqa: E402
 
@@ -268,11 +271,6 @@ def measure_memory(key: str, args) -> tuple[float | None, str]:
 
 
 # --- formatting ----------------------------------------------------------------------------
-def fmt_rate(bases_per_s: float) -> str:
-    for scale, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if bases_per_s >= scale:
-            return f"{bases_per_s / scale:.3g} {unit}"
-    return f"{bases_per_s:.3g}"
 
 
 def fmt_seconds(seconds: float) -> str:
@@ -313,65 +311,10 @@ def print_table(rows: list[dict]) -> None:
         )
         for r in rows
     ]
-    widths = [max(len(str(x)) for x in column) for column in zip(header, *body, strict=True)]
-    right = {4, 5, 6, 7, 8}
-
-    def line(cells):
-        return "  ".join(
-            str(c).rjust(w) if i in right else str(c).ljust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        )
-
-    print(line(header))
-    print(line("-" * w for w in widths))
-    for cells in body:
-        print(line(cells))
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
+    common.print_table(header, body, left={0, 1, 2, 3})
 
 
 # --- machine facts -------------------------------------------------------------------------
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def ram_gib() -> str:
-    try:
-        with open("/proc/meminfo") as handle:
-            for line in handle:
-                if line.startswith("MemTotal:"):
-                    return f"{int(line.split()[1]) / 2**20:.1f} GiB"
-    except OSError:
-        pass
-    return "unknown"
-
-
-def git_revision() -> str:
-    try:
-        rev = subprocess.run(
-            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        return rev + (" (with uncommitted changes)" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def print_header(args, gpu_ok: bool, gpu_reason: str) -> None:

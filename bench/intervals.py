@@ -72,6 +72,9 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(REPO))
 
+import _common as common  # noqa: E402 (bench/ is the script's folder)
+from _common import cpu_model, fmt_rate, git_revision, ram_gib, verdict  # noqa: E402
+
 import gpu_genomics as gg  # noqa: E402
 
 # hg19 chromosome sizes (UCSC), chr1..chr22, chrX, chrY
@@ -878,11 +881,6 @@ def check_basset(ours_path: Path, basset: dict, genome: Path, n_sample: int, see
 
 
 # --- report ----------------------------------------------------------------------------------
-def fmt_rate(value: float) -> str:
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if value >= scale:
-            return f"{value / scale:.3g} {unit}"
-    return f"{value:.3g}"
 
 
 def fmt_mib(nbytes: float | None) -> str:
@@ -917,45 +915,7 @@ def print_table(rows: list[dict]) -> None:
         ]
         for r in rows
     ]
-    widths = [max(len(str(c)) for c in col) for col in zip(head, *cells, strict=True)]
-    left = {0, 1, 2, 3}
-
-    def line(values):
-        return "  ".join(
-            str(v).ljust(w) if i in left else str(v).rjust(w)
-            for i, (v, w) in enumerate(zip(values, widths, strict=True))
-        ).rstrip()
-
-    print(line(head))
-    print(line(["-" * w for w in widths]))
-    for row in cells:
-        print(line(row))
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def ram_gib() -> str:
-    try:
-        with open("/proc/meminfo") as handle:
-            for line in handle:
-                if line.startswith("MemTotal:"):
-                    return f"{int(line.split()[1]) / 2**20:.1f} GiB"
-    except OSError:
-        pass
-    return "unknown"
+    common.print_table(head, cells, left={0, 1, 2, 3})
 
 
 def load_text() -> str:
@@ -968,25 +928,6 @@ def tool_version(cmd: list[str]) -> str:
         return text.splitlines()[0].strip() if text else "unknown"
     except OSError:
         return "not found"
-
-
-def git_revision() -> str:
-    try:
-        rev = subprocess.run(
-            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        return rev + (" (with uncommitted changes)" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def print_header(args, data: dict, gpu_ok: bool, gpu_reason: str, n_rows: int) -> None:

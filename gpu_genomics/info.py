@@ -21,7 +21,8 @@ def _version(distribution: str) -> str:
         return "not installed"
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one)."""
     try:
         with open("/proc/cpuinfo") as handle:
             for line in handle:
@@ -57,7 +58,7 @@ def system_report() -> list[tuple[str, str]]:
         ("gpu-genomics", __version__),
         ("python", platform.python_version()),
         *((name, _version(name)) for name in PACKAGES),
-        ("cpu", f"{_cpu_model()} ({os.cpu_count()} logical cores)"),
+        ("cpu", f"{cpu_model()} ({os.cpu_count()} logical cores)"),
     ]
     memory = _memory_gib()
     rows.append(("memory", f"{memory:.1f} GiB" if memory else "unknown"))
