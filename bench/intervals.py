@@ -631,8 +631,8 @@ def merge_peaks(peaks, size, merge_overlap, chrom_len):
 
 def basset_merge(targets, genome, out_bed, out_act, size, merge_overlap) -> None:
     """Basset's preprocess_features.py in plain Python: line-by-line BED reading, peaks per
-    (chromosome, strand) sorted by start as its sortBed, extended to windows around their
-    midpoints, open groups, greedy merge, activity table."""
+    (chromosome, strand) as midpoints [mid, mid + 1) sorted as its sortBed, extended to
+    windows, open groups, greedy merge, activity table."""
     size, merge_overlap = int(size), int(merge_overlap)
     chrom_lengths = read_fai(Path(genome))
     target_beds, target_names = [], []
@@ -655,10 +655,11 @@ def basset_merge(targets, genome, out_bed, out_act, size, merge_overlap) -> None
         act_out.write("\t" + "\t".join(target_names) + "\n")
         for chrom, strand in sorted(chrom_peaks):
             chrom_len = chrom_lengths[chrom]
-            # sortBed on the raw peaks (ties by end, then target), then each is extended
+            # each peak becomes [mid, mid + 1), sorted (sortBed; ties by target), then extended
             groups, open_peaks, open_end = [], [], None
-            for start, end, ti in sorted(chrom_peaks[(chrom, strand)]):
-                peak = Peak(start, end, {ti})
+            entries = sorted(((s + e) // 2, ti) for s, e, ti in chrom_peaks[(chrom, strand)])
+            for mid, ti in entries:
+                peak = Peak(mid, mid + 1, {ti})
                 peak.extend(size, chrom_len)
                 if open_peaks and open_end - merge_overlap <= peak.start:
                     groups.append(open_peaks)

@@ -8,16 +8,14 @@ strand (+ first), each with a multi-hot label row.
 
 Semantics (``../shared/reference/NOTES.md`` sections 1-2):
 
-* ``basset``: Basset's ``preprocess_features.py``. Per (chromosome, strand), peaks sorted by
-  start (as its ``sortBed``; ties by end) each become a window of ``length`` around the midpoint
-  ``(start + end) // 2`` (:func:`windows_at`); in that order windows form groups while
-  ``open_end - min_overlap > start`` (more than ``min_overlap`` bases of overlap with the group's
-  furthest end); inside a group the adjacent pair with the largest overlap
-  ``end_i - start_(i+1)`` (leftmost on ties) is merged while that overlap is at least
-  ``min_overlap``, into a window centred at ``int(0.5 + (m1*w1 + m2*w2) / (w1 + w2))`` with
-  ``m`` the windows' midpoints and ``w = 1 + number of labels``; labels are unioned. (NOTES
-  section 2 says the windows are sorted by start; Basset's code sorts the peaks, which differs
-  for nested peaks of different widths, and the code is followed.)
+* ``basset``: Basset's ``preprocess_features.py``. Each peak becomes its midpoint
+  ``(start + end) // 2`` and then a window of ``length`` around it (:func:`windows_at`); per
+  (chromosome, strand), windows in midpoint order (Basset sorts ``[mid, mid + 1)`` with
+  sortBed) form groups while ``open_end - min_overlap > start`` (more than ``min_overlap``
+  bases of overlap with the group's furthest end); inside a group the adjacent pair with the
+  largest overlap ``end_i - start_(i+1)`` (leftmost on ties) is merged while that overlap is at
+  least ``min_overlap``, into a window centred at ``int(0.5 + (m1*w1 + m2*w2) / (w1 + w2))`` with
+  ``m`` the windows' midpoints and ``w = 1 + number of labels``; labels are unioned.
 * ``hull``: ``bedtools merge -d -min_overlap`` over all peaks regardless of strand (a peak joins
   the cluster when ``start <= furthest_end - min_overlap``); the window is centred on the hull's
   midpoint ``(start + end) // 2``; strand ``+``.
@@ -180,12 +178,11 @@ def _basset_windows(
     lib: ModuleType, frame: Any, length: int, min_overlap: int, n_labels: int
 ) -> Any:
     """Basset's sort (pandas/cuDF), grouping and greedy merge (numba, sequential by nature)."""
-    # Basset sorts the raw peaks (sortBed) and then extends each to its window, so windows
-    # come in raw-start order (ties: end, then label), not necessarily sorted by window start
-    windows = frame.sort_values(["chrom", "minus", "start", "end", "label"]).reset_index(drop=True)
-    windows["start"] = windows_at(
-        (windows["start"] + windows["end"]) // 2, length, windows["chrom_length"]
-    )
+    # Basset writes each peak as its midpoint [mid, mid + 1) and runs sortBed on those, so
+    # windows come in midpoint order (ties, identical windows, by label)
+    frame["mid"] = (frame["start"] + frame["end"]) // 2
+    windows = frame.sort_values(["chrom", "minus", "mid", "label"]).reset_index(drop=True)
+    windows["start"] = windows_at(windows["mid"], length, windows["chrom_length"])
     new_key = (windows["chrom"] != windows["chrom"].shift(1)) | (
         windows["minus"] != windows["minus"].shift(1)
     )

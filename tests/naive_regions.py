@@ -97,7 +97,7 @@ def merge_peaks(peaks: list[Peak], size: int, merge_overlap: int, chrom_len: int
 def basset(
     peaks: Iterable[PeakRow], length: int, min_overlap: int, chrom_sizes: Sequence[int]
 ) -> NaiveRegions:
-    """Basset's preprocess_features.py (NOTES section 2, with the peak order of its code)."""
+    """Basset's preprocess_features.py (NOTES section 2)."""
     by_key: dict[tuple[int, bool], list[tuple[int, int, int]]] = {}
     for chrom, start, end, minus, label in peaks:
         by_key.setdefault((chrom, minus), []).append((start, end, label))
@@ -105,11 +105,11 @@ def basset(
     windows: list[tuple[int, int, bool, set[int]]] = []
     for (chrom, minus), key_peaks in by_key.items():
         chrom_len = chrom_sizes[chrom]
-        # Basset runs sortBed on the raw peaks, then extends each to its window: the windows
-        # are in raw-start order (ties here by end, then label), not sorted by window start
+        # Basset writes each peak as [mid, mid + 1) and runs sortBed on those; extending
+        # [mid, mid + 1) gives the same window as extending the peak (ties here by label)
         ordered = []
-        for start, end, label in sorted(key_peaks):
-            peak = Peak(start, end, {label})
+        for start, end, label in sorted(key_peaks, key=lambda p: ((p[0] + p[1]) // 2, p[2])):
+            peak = Peak((start + end) // 2, (start + end) // 2 + 1, {label})
             peak.extend(length, chrom_len)
             ordered.append(peak)
         open_peaks: list[Peak] = []

@@ -235,12 +235,14 @@ def test_basset_chromosome_ends(device):
 
 def test_basset_nested_peak(device):
     # long peak [900, 1300) (mid 1100, window 1050) with a short one inside it [1000, 1020)
-    # (mid 1010, window 960). Basset sorts the raw peaks (sortBed), so the windows come as
-    # 1050, 960 (not sorted by window start): open end 1150 - 20 > 960 keeps one group;
-    # the pair's overlap 1150 - 960 = 190 >= 20 merges them: mids 1100 (w 2), 1010 (w 2)
-    # -> 1055 -> start 1005, labels {0, 1}. (Sorting windows by start would give two.)
+    # (mid 1010, window 960). Basset sorts the midpoints, so the windows come as 960, 1050:
+    # open end 1060 - 20 <= 1050 closes the group, so two windows. (Sorting the raw peaks
+    # instead would put 1050 first, keep one group and merge them into 1005.)
     rows = [(0, 900, 1300, "+", 0), (0, 1000, 1020, "+", 1)]
-    assert run(rows, "basset", min_overlap=20, device=device) == [(0, 1005, "+", {0, 1})]
+    assert run(rows, "basset", min_overlap=20, device=device) == [
+        (0, 960, "+", {1}),
+        (0, 1050, "+", {0}),
+    ]
 
 
 def test_basset_weighted_chain(device):
