@@ -33,6 +33,8 @@ from .store import ArrayWriter, format_from_path
 log = logging.getLogger("gpu_genomics")
 
 SPLITS = ("training", "validation", "test")
+#: Largest one-hot batch encoded and written at once, in bytes.
+BATCH_BYTES = 64 * 2**20
 BASSET_SPLITS = {"training": "train", "validation": "valid", "test": "test"}
 
 
@@ -338,10 +340,12 @@ def _write_sequences(
         rows = np.flatnonzero(split == index)
         position[rows] = np.arange(len(rows))
     chrom_bounds = np.searchsorted(regions.chrom, np.arange(len(ref.names) + 1))
-    # buffers reused across chromosomes and batches (fresh memory costs a page fault per page)
+    # buffers reused across chromosomes and batches (fresh memory costs a page fault per page);
+    # a batch is at most BATCH_BYTES of one-hot output, so memory does not grow with --length
     most_regions = int(np.diff(chrom_bounds).max()) if len(regions) else 0
-    window_buffer = np.empty(most_regions * options.length, dtype=np.uint8)
-    batch_rows = min(options.batch_rows, max(most_regions, 1))
+    row_bytes = options.length * 4 * np.dtype(kwargs["dtype"]).itemsize
+    batch_rows = max(1, min(options.batch_rows, BATCH_BYTES // row_bytes, most_regions))
+    window_buffer = np.empty(batch_rows * options.length, dtype=np.uint8)
     onehot_buffer = xp.empty(batch_rows * options.length * 4, dtype=kwargs["dtype"])
     with tqdm(
         total=len(regions), unit="region", desc="sequences", disable=not progress or None
@@ -350,17 +354,24 @@ def _write_sequences(
             lo, hi = chrom_bounds[chrom], chrom_bounds[chrom + 1]
             if lo == hi:
                 continue
-            data, data_starts = ref.windows(
-                ref.names[chrom], regions.start[lo:hi], options.length, window_buffer
-            )
-            data = xp.asarray(data)
+            name = ref.names[chrom]
+            if not ref.gathers_windows:  # bgzip: decompress the spans holding windows once
+                chrom_data, chrom_starts = ref.windows(name, regions.start[lo:hi], options.length)
+                chrom_data = xp.asarray(chrom_data)
             for index in range(len(SPLITS)):
                 rows = lo + np.flatnonzero(split[lo:hi] == index)
                 for first in range(0, len(rows), batch_rows):
                     batch = rows[first : first + batch_rows]
+                    if ref.gathers_windows:  # plain FASTA: read just this batch's windows
+                        data, data_starts = ref.windows(
+                            name, regions.start[batch], options.length, window_buffer
+                        )
+                        data = xp.asarray(data)
+                    else:
+                        data, data_starts = chrom_data, chrom_starts[batch - lo]
                     onehot = one_hot_windows(
                         data,
-                        data_starts[batch - lo],
+                        data_starts,
                         options.length,
                         device=device,
                         out=onehot_buffer,
@@ -377,4 +388,4 @@ def _write_sequences(
                         writer.to_layout(onehot)
                     )
                     bar.update(len(batch))
-            del data
+            chrom_data = None

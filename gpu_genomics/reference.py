@@ -64,6 +64,9 @@ class Reference:
             raise InputError(f"{self.path}: the reference holds no sequences")
         # plain FASTA: read spans straight from the file through the .fai line layout
         self._layout = None if compressed else _read_fai(Path(f"{self.path}.fai"))
+        #: True when :meth:`windows` reads just the windows (plain FASTA), so that it can be
+        #: called per batch; False when it decompresses spans (bgzip: call once per chromosome).
+        self.gathers_windows = self._layout is not None
         self._map: mmap.mmap | None = None
 
     def _index_paths(self, compressed: bool) -> list[Path]:

@@ -445,3 +445,22 @@ def test_window_spans_cover_every_window(max_gap):
         np.testing.assert_array_equal(buffer[at : at + 50], chromosome[start : start + 50])
     covered = len(set().union(*(range(s, s + 50) for s in starts)))
     assert covered <= len(buffer) <= covered + max_gap * (len(starts) - 1)
+
+
+def test_small_batches_give_the_same_arrays(example, tmp_path):
+    from gpu_genomics.intervals import build_interval_dataset
+
+    plain = tmp_path / "ref.fa"
+    plain.write_bytes(gzip.decompress((example / "reference.fa.gz").read_bytes()))
+    outputs = []
+    for reference in (example / "reference.fa.gz", plain):
+        for batch_rows in (4096, 7):
+            out = tmp_path / f"{reference.name}-{batch_rows}.h5"
+            options = IntervalOptions(batch_rows=batch_rows, split="random", seed=2)
+            build_interval_dataset(
+                example / "metadata.txt", reference, out, options, device="cpu", progress=False
+            )
+            outputs.append(read_h5(out)[0])
+    for other in outputs[1:]:
+        for key in outputs[0]:
+            np.testing.assert_array_equal(other[key], outputs[0][key], err_msg=key)
