@@ -28,6 +28,7 @@ from .files import read_bytes
 
 _HEADER_PREFIXES = (b"#", b"track", b"browser")
 _INTEGER = re.compile(r"^[+-]?\d+$")
+MAX_COORDINATE = 2**40
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ def read_metadata(path: str | os.PathLike) -> tuple[list[BedSource], list[str]]:
     """Parse a metadata file; return the BED sources and the label names (one per column)."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot read the metadata file ({exc}); check the path") from None
     entries: list[tuple[int, str, str | None, str]] = []  # line, bed path, custom label, form
@@ -51,7 +52,7 @@ def read_metadata(path: str | os.PathLike) -> tuple[list[BedSource], list[str]]:
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        fields = line.split("\t") if "\t" in line else line.split()
+        fields = line.split("\t") if "\t" in line else _split_spaces(line, path.parent)
         fields = [f.strip() for f in fields if f.strip()]
         if len(fields) == 1:
             entries.append((number, fields[0], None, "path"))
@@ -80,7 +81,7 @@ def read_metadata(path: str | os.PathLike) -> tuple[list[BedSource], list[str]]:
         column_of = {label: i for i, label in enumerate(labels)}
         names = [str(label) for label in labels]
     for index, (number, bed, label, _) in enumerate(entries):
-        bed_path = Path(bed) if Path(bed).is_absolute() else path.parent / bed
+        bed_path = _resolve(bed, path.parent)
         if not bed_path.is_file():
             raise InputError(f"{path}: line {number}: BED file {bed_path} does not exist")
         if form == "custom":
@@ -90,6 +91,21 @@ def read_metadata(path: str | os.PathLike) -> tuple[list[BedSource], list[str]]:
             names.append(label if form == "basset" else _stem(bed_path))
         sources.append(BedSource(bed_path, column, number))
     return sources, names
+
+
+def _split_spaces(line: str, folder: Path) -> list[str]:
+    """Fields of a line without tabs, keeping paths that contain spaces: the whole line when it
+    names a file, else ``PATH LABEL`` when all but the last word name a file."""
+    if _resolve(line, folder).is_file():
+        return [line]
+    head, _, last = line.rpartition(" ")
+    if head and _INTEGER.match(last) and _resolve(head.strip(), folder).is_file():
+        return [head.strip(), last]
+    return line.split()
+
+
+def _resolve(name: str, folder: Path) -> Path:
+    return Path(name) if Path(name).is_absolute() else folder / name
 
 
 def _stem(path: Path) -> str:
@@ -179,6 +195,8 @@ def _read_bed_checked(path: str | os.PathLike, raw: bytes) -> pd.DataFrame:
                 f"{where}: start and end must be integers, found {start_text!r} and {end_text!r}"
             )
         start, end = int(start_text), int(end_text)
+        if end > MAX_COORDINATE:
+            raise InputError(f"{where}: coordinate {end} is beyond any chromosome; fix the line")
         if start < 0 or end < 0:
             raise InputError(f"{where}: negative coordinate ({start}, {end}); BED is 0-based")
         if start > end:

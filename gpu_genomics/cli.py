@@ -7,6 +7,7 @@ exit with status 2; an interrupted run exits 130 and leaves no output behind.
 from __future__ import annotations
 
 import logging
+import os
 import shlex
 import sys
 import time
@@ -318,8 +319,10 @@ def intervals(metadata: str, reference: str, output: str, **opts: Any) -> None:
     from .intervals import IntervalOptions, build_interval_dataset
 
     _setup_logging("warning" if opts["quiet"] else opts["loglevel"].lower())
+    if output.endswith(("/", os.sep)):
+        raise InputError(f"{output}: is a folder; give the output a file name such as out.h5")
     if not Path(output).suffix:
-        output = f"{output}.h5"
+        output = f"{output}.zarr" if opts["output_format"] == "zarr" else f"{output}.h5"
     if opts["output_format"] != "basset":
         format_from_path(output, opts["output_format"])
     if not Path(output).resolve().parent.is_dir():

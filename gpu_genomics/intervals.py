@@ -109,6 +109,16 @@ def load_peaks(
                 listed,
             )
         keep = ~unknown
+        starts = peaks["start"].to_numpy(np.int64)
+        past_end = keep & (starts >= reference.lengths[np.maximum(chrom, 0)])
+        if past_end.any():
+            first = int(np.flatnonzero(past_end)[0])
+            name = reference.names[chrom[first]]
+            raise InputError(
+                f"{source.path}: {int(past_end.sum())} peaks start past the end of their "
+                f"chromosome in {reference.path} (first: {name}:{starts[first]}, {name} has "
+                f"{reference.lengths[chrom[first]]} bases); is this the right reference build?"
+            )
         frames.append(
             pd.DataFrame(
                 {
@@ -181,10 +191,11 @@ def build_interval_dataset(
         log.info(
             "dropped %d peaks on %d chromosomes shorter than --length %d",
             int(on_short.sum()),
-            int(short.sum()),
+            len(np.unique(peaks["chrom"].to_numpy()[on_short])),
             options.length,
         )
         peaks = peaks[~on_short].reset_index(drop=True)
+    _warn_about_setup(options, ref, label_names)
     timings["read"] = time.perf_counter() - clock
     log.info("%d BED files, %d peaks, %d labels", len(sources), len(peaks), len(label_names))
 
@@ -209,6 +220,8 @@ def build_interval_dataset(
     split = assign_splits(regions, ref.names, options)
     timings["merge"] = time.perf_counter() - clock
     counts = {name: int((split == i).sum()) for i, name in enumerate(SPLITS)}
+    if not len(regions):
+        log.warning("no regions left to write (see the counts above); the dataset is empty")
     log.info(
         "%d regions (%s merge): %s",
         len(regions),
@@ -253,6 +266,21 @@ def build_interval_dataset(
         )
     timings["sequences_and_write"] = time.perf_counter() - clock
     return {"regions": counts, "timings": timings, "n_peaks": len(peaks)}
+
+
+def _warn_about_setup(options: IntervalOptions, ref: Reference, label_names: list[str]) -> None:
+    """Warnings for setups that run but are probably not what the user meant."""
+    if options.split == "chrom":
+        missing = [
+            c for c in (*options.test_chroms, *options.valid_chroms) if ref.index_of(c) is None
+        ]
+        if missing:
+            log.warning(
+                "split chromosomes not in the reference (no regions): %s", ", ".join(missing)
+            )
+    repeated = sorted({name for name in label_names if label_names.count(name) > 1})
+    if repeated:
+        log.warning("label names used by more than one column: %s", ", ".join(repeated))
 
 
 class _StandardLayout:

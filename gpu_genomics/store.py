@@ -97,8 +97,22 @@ class ArrayWriter:
         self.compression = compression
         self.chunk_rows = chunk_rows
         self.tmp_path = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        self._check_existing()
         self._root: Any = None
         self._options = self._dataset_options()  # fail now when the compression is unavailable
+
+    def _check_existing(self) -> None:
+        """Refuse to replace anything but an earlier output of the same format."""
+        path = self.path
+        if not path.exists():
+            return
+        is_store = path.is_dir() and ((path / "zarr.json").exists() or (path / ".zgroup").exists())
+        if self.format == "zarr" and not is_store:
+            raise InputError(
+                f"{path}: exists and is not a Zarr store; remove it or choose another name"
+            )
+        if self.format == "hdf5" and path.is_dir():
+            raise InputError(f"{path}: is a folder; give the output a file name such as out.h5")
 
     # --- context management --------------------------------------------------------------
     def __enter__(self) -> ArrayWriter:
@@ -130,7 +144,13 @@ class ArrayWriter:
         backup = self.path.with_name(f".{self.path.name}.old-{os.getpid()}")
         if self.path.is_dir() and not self.path.is_symlink():
             os.replace(self.path, backup)
-        os.replace(self.tmp_path, self.path)
+        try:
+            os.replace(self.tmp_path, self.path)
+        except OSError:
+            if backup.exists():
+                os.replace(backup, self.path)
+            _remove(self.tmp_path)
+            raise
         _remove(backup)
 
     # --- writing ---------------------------------------------------------------------------

@@ -41,7 +41,7 @@ def read(path):
     with h5py.File(path) as f:
         arrays = {k: f[k][...] for k in f}
         attrs = {
-            k: json.loads(v) if isinstance(v, str) and v[:1] in "[{" else v
+            k: json.loads(v) if isinstance(v, str) and v.startswith(("[", "{")) else v
             for k, v in f.attrs.items()
         }
     return arrays, attrs

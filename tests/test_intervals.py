@@ -61,7 +61,7 @@ def read_h5(path: Path) -> tuple[dict, dict]:
     with h5py.File(path) as f:
         arrays = {k: f[k][...] for k in f}
         attrs = {
-            k: json.loads(v) if isinstance(v, str) and v[:1] in "[{" else v
+            k: json.loads(v) if isinstance(v, str) and v.startswith(("[", "{")) else v
             for k, v in f.attrs.items()
         }
         links = {k: f.get(k, getlink=True) for k in f}
@@ -464,3 +464,43 @@ def test_small_batches_give_the_same_arrays(example, tmp_path):
     for other in outputs[1:]:
         for key in outputs[0]:
             np.testing.assert_array_equal(other[key], outputs[0][key], err_msg=key)
+
+
+def test_metadata_with_spaces_bom_and_custom_labels(example, tmp_path):
+    folder = tmp_path / "my peaks"
+    folder.mkdir()
+    shutil.copy(example / "celltype1.bed", folder / "cell type 1.bed")
+    shutil.copy(example / "celltype2.bed.gz", folder / "cell type 2.bed.gz")
+    (folder / "meta.txt").write_text("\ufeffcell type 1.bed\ncell type 2.bed.gz\n", "utf-8")
+    (folder / "custom.txt").write_text("cell type 1.bed 5\ncell type 2.bed.gz 7\n")
+    sources, names = read_metadata(folder / "meta.txt")
+    assert names == ["cell type 1", "cell type 2"] and [s.column for s in sources] == [0, 1]
+    sources, names = read_metadata(folder / "custom.txt")
+    assert names == ["5", "7"] and sources[1].path.name == "cell type 2.bed.gz"
+
+
+def test_peaks_past_the_chromosome_end_name_the_build(capsys, example, tmp_path):
+    line = error_of(
+        capsys, *bad_case(tmp_path, example, "chr1\t1000\t1400\nchr1\t900000\t900100\n")
+    )
+    assert "start past the end of their chromosome" in line and "chr1:900000" in line
+    line = error_of(capsys, *bad_case(tmp_path, example, "chr1\t1\t99999999999999999999\n"))
+    assert "beyond any chromosome" in line
+
+
+def test_zarr_format_without_suffix_and_folder_output(capsys, example, tmp_path):
+    job(example, tmp_path / "nosuffix", "--format", "zarr")
+    assert (tmp_path / "nosuffix.zarr" / "zarr.json").exists()
+    line = error_of(
+        capsys,
+        "intervals",
+        "-i",
+        example / "metadata.txt",
+        "-f",
+        example / "reference.fa.gz",
+        "-o",
+        f"{tmp_path}/",
+        "--device",
+        "cpu",
+    )
+    assert "is a folder" in line

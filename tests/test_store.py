@@ -21,7 +21,7 @@ def _read(path):
     with h5py.File(path) as f:
         arrays = {name: f[name][...] for name in f}
         attrs = {
-            k: (json.loads(v) if isinstance(v, str) and v[:1] in "[{" else v)
+            k: (json.loads(v) if isinstance(v, str) and v.startswith(("[", "{")) else v)
             for k, v in f.attrs.items()
         }
     return arrays, attrs
@@ -97,3 +97,18 @@ def test_bad_compression_and_missing_folder(tmp_path):
     with pytest.raises(InputError, match="does not exist"), ArrayWriter(tmp_path / "no" / "a.h5"):
         pass
     assert list(tmp_path.iterdir()) == []
+
+
+def test_refuses_to_replace_what_is_not_an_earlier_output(tmp_path):
+    folder = tmp_path / "data.zarr"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "keep.txt").write_text("x")
+    with pytest.raises(InputError, match="not a Zarr store"):
+        ArrayWriter(folder)
+    (tmp_path / "f.zarr").write_text("x")
+    with pytest.raises(InputError, match="not a Zarr store"):
+        ArrayWriter(tmp_path / "f.zarr")
+    (tmp_path / "d.h5").mkdir()
+    with pytest.raises(InputError, match="is a folder"):
+        ArrayWriter(tmp_path / "d.h5")
+    assert (folder / "sub" / "keep.txt").read_text() == "x"
