@@ -417,3 +417,4 @@ def _write_sequences(
                     )
                     bar.update(len(batch))
             chrom_data = None
+            ref.release_pages()

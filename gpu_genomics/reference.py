@@ -109,7 +109,6 @@ class Reference:
             buffer = np.empty(size, dtype=np.uint8)
         out = buffer[:size].reshape(len(starts), length)
         _gather_fasta_windows(self._file_bytes(), offset, line_bases, line_bytes, starts, out)
-        self._release_pages()
         return out.reshape(-1), np.arange(len(starts), dtype=np.int64) * length
 
     def _file_bytes(self) -> np.ndarray:
@@ -118,8 +117,9 @@ class Reference:
                 self._map = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
         return np.frombuffer(self._map, dtype=np.uint8)
 
-    def _release_pages(self) -> None:
-        """Drop the mapped file's pages from this process's memory (the bases were copied)."""
+    def release_pages(self) -> None:
+        """Drop the memory-mapped file's pages from this process's memory (plain FASTA; the
+        bases read were copied out). Call it after each chromosome to bound memory."""
         if self._map is not None:
             self._map.madvise(mmap.MADV_DONTNEED)
 
@@ -128,7 +128,7 @@ class Reference:
         parts = [
             self.fetch(name, int(s), int(e)) for s, e in zip(span_starts, span_ends, strict=True)
         ]
-        self._release_pages()
+        self.release_pages()
         if len(parts) == 1:
             return parts[0]
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint8)
