@@ -9,6 +9,7 @@ batches, so memory stays bounded by the largest chromosome plus a batch.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import time
@@ -268,6 +269,23 @@ def build_interval_dataset(
     return {"regions": counts, "timings": timings, "n_peaks": len(peaks)}
 
 
+def _aligned_batches(rows: np.ndarray, position: np.ndarray, batch_rows: int) -> Any:
+    """Split consecutive output rows into batches of at most ``batch_rows`` whose bounds fall
+    on multiples of ``batch_rows`` in the output, so that batches fill whole chunks."""
+    if not len(rows):
+        return
+    first_position = int(position[rows[0]])
+    cuts = (
+        np.arange(
+            -(-first_position // batch_rows) * batch_rows, first_position + len(rows), batch_rows
+        )
+        - first_position
+    )
+    bounds = np.unique(np.concatenate(([0], cuts[cuts > 0], [len(rows)])))
+    for lo, hi in itertools.pairwise(bounds):
+        yield rows[lo:hi]
+
+
 def _warn_about_setup(options: IntervalOptions, ref: Reference, label_names: list[str]) -> None:
     """Warnings for setups that run but are probably not what the user meant."""
     if options.split == "chrom":
@@ -372,7 +390,11 @@ def _write_sequences(
     # a batch is at most BATCH_BYTES of one-hot output, so memory does not grow with --length
     most_regions = int(np.diff(chrom_bounds).max()) if len(regions) else 0
     row_bytes = options.length * 4 * np.dtype(kwargs["dtype"]).itemsize
-    batch_rows = max(1, min(options.batch_rows, BATCH_BYTES // row_bytes, most_regions))
+    batch_rows = max(1, min(options.batch_rows, BATCH_BYTES // row_bytes))
+    chunk_rows = writer.out.chunk_rows
+    if batch_rows >= chunk_rows:  # whole chunks: HDF5 then never rewrites a chunk
+        batch_rows -= batch_rows % chunk_rows
+    batch_rows = min(batch_rows, max(most_regions, 1))
     window_buffer = np.empty(batch_rows * options.length, dtype=np.uint8)
     onehot_buffer = xp.empty(batch_rows * options.length * 4, dtype=kwargs["dtype"])
     with tqdm(
@@ -388,8 +410,7 @@ def _write_sequences(
                 chrom_data = xp.asarray(chrom_data)
             for index in range(len(SPLITS)):
                 rows = lo + np.flatnonzero(split[lo:hi] == index)
-                for first in range(0, len(rows), batch_rows):
-                    batch = rows[first : first + batch_rows]
+                for batch in _aligned_batches(rows, position, batch_rows):
                     if ref.gathers_windows:  # plain FASTA: read just this batch's windows
                         data, data_starts = ref.windows(
                             name, regions.start[batch], options.length, window_buffer
