@@ -28,7 +28,7 @@ from .errors import InputError, positive_int
 from .onehot import one_hot_windows
 from .reference import Reference
 from .regions import MERGE_MODES, Regions, make_regions
-from .revcomp import reverse_complement
+from .revcomp import reverse_complement, reverse_complement_rows
 from .store import ArrayWriter, format_from_path
 
 log = logging.getLogger("gpu_genomics")
@@ -411,10 +411,16 @@ def _write_sequences(
             for index in range(len(SPLITS)):
                 rows = lo + np.flatnonzero(split[lo:hi] == index)
                 for batch in _aligned_batches(rows, position, batch_rows):
+                    minus = regions.minus[batch]
                     if ref.gathers_windows:  # plain FASTA: read just this batch's windows
                         data, data_starts = ref.windows(
                             name, regions.start[batch], options.length, window_buffer
                         )
+                        # the batch owns these bytes: reverse-complement `-` rows here
+                        reverse_complement_rows(
+                            data.reshape(len(batch), options.length), np.flatnonzero(minus)
+                        )
+                        minus = np.zeros_like(minus)
                         data = xp.asarray(data)
                     else:
                         data, data_starts = chrom_data, chrom_starts[batch - lo]
@@ -426,8 +432,7 @@ def _write_sequences(
                         out=onehot_buffer,
                         **kwargs,
                     )
-                    minus = regions.minus[batch]
-                    if minus.any():
+                    if minus.any():  # windows shared in spans: flip the one-hot rows
                         flip = xp.asarray(np.flatnonzero(minus))
                         onehot[flip] = reverse_complement(
                             onehot[flip], kind="onehot", alphabet=kwargs["alphabet"], device=device

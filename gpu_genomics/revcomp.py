@@ -25,6 +25,26 @@ def _reverse_complement_cpu(data, offsets, complement, out):  # pragma: no cover
             out[end - 1 - j] = complement[data[start + j]]
 
 
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _reverse_complement_rows_cpu(windows, rows, complement):  # pragma: no cover
+    length = windows.shape[1]
+    for i in numba.prange(len(rows)):
+        row = windows[rows[i]]
+        for j in range(length // 2):
+            left = row[j]
+            row[j] = complement[row[length - 1 - j]]
+            row[length - 1 - j] = complement[left]
+        if length % 2:
+            row[length // 2] = complement[row[length // 2]]
+
+
+def reverse_complement_rows(windows: np.ndarray, rows: np.ndarray) -> None:
+    """Reverse-complement, in place, the rows ``rows`` of an ``(n, L) uint8`` array of ASCII
+    letters (host). One-hot encoding the result equals reverse-complementing the one-hot rows,
+    at a quarter of the bytes moved."""
+    _reverse_complement_rows_cpu(windows, np.asarray(rows, dtype=np.int64), complement_bytes())
+
+
 def reverse_complement_batch(batch: SequenceBatch, device: str | None = None) -> SequenceBatch:
     """Reverse-complement every record of ``batch``; returns a new host batch."""
     device_name = resolve_device(device)
