@@ -34,6 +34,11 @@ def run(*args: str) -> None:
     cli.main([str(a) for a in args])
 
 
+def encode(fasta, out, *extra) -> None:
+    """`encode` FASTA into `out` on the CPU, quietly, with extra flags."""
+    run("encode", fasta, "-o", out, "--device", "cpu", "--quiet", *extra)
+
+
 def read(path):
     if str(path).endswith(".zarr"):
         group = zarr.open_group(str(path), mode="r")
@@ -54,21 +59,7 @@ def as_str(values):
 @pytest.mark.parametrize("suffix", [".h5", ".zarr"])
 def test_encode_onehot_matches_the_api(fasta, tmp_path, suffix):
     out = tmp_path / f"out{suffix}"
-    run(
-        "encode",
-        fasta,
-        "-o",
-        out,
-        "--length",
-        20,
-        "--pad",
-        "center",
-        "--batch-size",
-        3,
-        "--device",
-        "cpu",
-        "--quiet",
-    )
+    encode(fasta, out, "--length", 20, "--pad", "center", "--batch-size", 3)
     arrays, attrs = read(out)
     batch = gg.SequenceBatch.from_fasta(fasta)
     expected = gg.one_hot(batch, 20, pad="center", device="cpu")
@@ -83,21 +74,7 @@ def test_encode_onehot_matches_the_api(fasta, tmp_path, suffix):
 
 def test_encode_onehot_default_length_and_float_layout(fasta, tmp_path):
     out = tmp_path / "o.h5"
-    run(
-        "encode",
-        fasta,
-        "-o",
-        out,
-        "--dtype",
-        "float32",
-        "--n-value",
-        0.25,
-        "--layout",
-        "NCL",
-        "--device",
-        "cpu",
-        "--quiet",
-    )
+    encode(fasta, out, "--dtype", "float32", "--n-value", 0.25, "--layout", "NCL")
     arrays, attrs = read(out)
     expected = gg.one_hot(
         fasta_batch(fasta), dtype="float32", n_value=0.25, layout="NCL", device="cpu"
@@ -113,22 +90,8 @@ def fasta_batch(path):
 @pytest.mark.parametrize("scheme", ["spec", "hyenadna"])
 def test_encode_tokens(fasta, tmp_path, scheme):
     out = tmp_path / "t.h5"
-    run(
-        "encode",
-        fasta,
-        "-o",
-        out,
-        "--encoding",
-        "tokens",
-        "--max-len",
-        16,
-        "--scheme",
-        scheme,
-        "--batch-size",
-        2,
-        "--device",
-        "cpu",
-        "--quiet",
+    encode(
+        fasta, out, "--encoding", "tokens", "--max-len", 16, "--scheme", scheme, "--batch-size", 2
     )
     arrays, _ = read(out)
     ids, mask = gg.tokenize(fasta_batch(fasta), 16, scheme, device="cpu")
@@ -139,23 +102,7 @@ def test_encode_tokens(fasta, tmp_path, scheme):
 @pytest.mark.parametrize("scheme", ["plain", "dnabert", "nucleotide-transformer"])
 def test_encode_kmer_tokens_default_max_len(fasta, tmp_path, scheme):
     out = tmp_path / "kt.zarr"
-    run(
-        "encode",
-        fasta,
-        "-o",
-        out,
-        "--encoding",
-        "kmer-tokens",
-        "--scheme",
-        scheme,
-        "-k",
-        6,
-        "--batch-size",
-        3,
-        "--device",
-        "cpu",
-        "--quiet",
-    )
+    encode(fasta, out, "--encoding", "kmer-tokens", "--scheme", scheme, "-k", 6, "--batch-size", 3)
     arrays, attrs = read(out)
     ids, mask = gg.kmer_tokenize(fasta_batch(fasta), 6, scheme=scheme, device="cpu")
     assert attrs["parameters"]["max_len"] == ids.shape[1]
@@ -168,22 +115,7 @@ def test_encode_kmer_tokens_default_max_len(fasta, tmp_path, scheme):
 )
 def test_encode_kmer_counts(fasta, tmp_path, k, extra):
     out = tmp_path / "kc.h5"
-    run(
-        "encode",
-        fasta,
-        "-o",
-        out,
-        "--encoding",
-        "kmer-counts",
-        "-k",
-        k,
-        *extra,
-        "--batch-size",
-        3,
-        "--device",
-        "cpu",
-        "--quiet",
-    )
+    encode(fasta, out, "--encoding", "kmer-counts", "-k", k, *extra, "--batch-size", 3)
     arrays, attrs = read(out)
     canonical = "--canonical" in extra
     expected = gg.kmer_counts(fasta_batch(fasta), k, canonical, sparse=False, device="cpu")
@@ -273,19 +205,7 @@ def test_interrupted_run_leaves_nothing(fasta, tmp_path, monkeypatch):
 
 def test_same_input_same_output(fasta, tmp_path):
     for name in ("a.h5", "b.h5"):
-        run(
-            "encode",
-            fasta,
-            "-o",
-            tmp_path / name,
-            "--encoding",
-            "kmer-counts",
-            "-k",
-            2,
-            "--device",
-            "cpu",
-            "--quiet",
-        )
+        encode(fasta, tmp_path / name, "--encoding", "kmer-counts", "-k", 2)
     a, _ = read(tmp_path / "a.h5")
     b, _ = read(tmp_path / "b.h5")
     assert a.keys() == b.keys()
