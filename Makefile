@@ -30,7 +30,11 @@ lint: $(BIN)/gpu-genomics
 	$(BIN)/ruff format --check gpu_genomics tests bench
 
 kernels:
-	@for f in kernels/*.cu; do \
+	@if ! command -v $(NVCC) >/dev/null; then \
+	  if [ -n "$$CI" ]; then echo "nvcc not found (CI needs it)"; exit 1; fi; \
+	  echo "nvcc not found: kernels/*.cu not compiled here (CI compiles them)"; exit 0; \
+	fi; \
+	for f in kernels/*.cu; do \
 	  echo "nvcc -arch=$(ARCH) -cubin $$f"; \
 	  $(NVCC) -arch=$(ARCH) -cubin -o /dev/null $$f || exit 1; \
 	done
