@@ -247,44 +247,121 @@ def _popcount(words):  # pragma: no cover
     return total
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _heap_before(overlaps, owners, a, b):  # pragma: no cover
+    """Heap order: larger overlap first, then the leftmost pair (Basset's tie rule)."""
+    return overlaps[a] > overlaps[b] or (overlaps[a] == overlaps[b] and owners[a] < owners[b])
+
+
+@numba.njit(cache=True, nogil=True)
+def _heap_push(overlaps, owners, versions, size, overlap, owner, version):  # pragma: no cover
+    i = size
+    overlaps[i], owners[i], versions[i] = overlap, owner, version
+    while i > 0:
+        parent = (i - 1) // 2
+        if not _heap_before(overlaps, owners, i, parent):
+            break
+        overlaps[i], overlaps[parent] = overlaps[parent], overlaps[i]
+        owners[i], owners[parent] = owners[parent], owners[i]
+        versions[i], versions[parent] = versions[parent], versions[i]
+        i = parent
+    return size + 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _heap_pop(overlaps, owners, versions, size):  # pragma: no cover
+    """Remove the top entry (left at index ``size - 1``); return the new size."""
+    size -= 1
+    overlaps[0], overlaps[size] = overlaps[size], overlaps[0]
+    owners[0], owners[size] = owners[size], owners[0]
+    versions[0], versions[size] = versions[size], versions[0]
+    i = 0
+    while True:
+        best = i
+        for child in (2 * i + 1, 2 * i + 2):
+            if child < size and _heap_before(overlaps, owners, child, best):
+                best = child
+        if best == i:
+            return size
+        overlaps[i], overlaps[best] = overlaps[best], overlaps[i]
+        owners[i], owners[best] = owners[best], owners[i]
+        versions[i], versions[best] = versions[best], versions[i]
+        i = best
+
+
 @numba.njit(parallel=True, cache=True, nogil=True)
 def _basset_greedy_merge(
     group_bounds, starts, chrom_length, bits, length, min_overlap, keep
 ):  # pragma: no cover
     """Basset's ``merge_peaks`` on each group of windows (rows ``group_bounds[g]`` to
-    ``group_bounds[g + 1]``, sorted by start). Merged windows are written back in place:
-    ``starts`` and ``bits`` (label bit sets) of the first rows of the group, ``keep`` set."""
+    ``group_bounds[g + 1]``, in Basset's order). Merged windows are written back in place:
+    ``starts`` and ``bits`` (label bit sets) of the first rows of the group, ``keep`` set.
+
+    Basset rescans the whole list for the most-overlapping adjacent pair after every merge
+    (quadratic in the group's size). Here the pairs sit in a heap keyed by (overlap, position)
+    and the windows in a linked list; a merge changes only its own pair and its left
+    neighbour's, which are pushed again (stale entries are skipped by a version number).
+    Same merges in the same order, in O(m log m)."""
     half = length // 2
     for g in numba.prange(len(group_bounds) - 1):
         first = group_bounds[g]
         m = group_bounds[g + 1] - first
-        while m > 1:
-            best_i = 0
-            best = starts[first] + length - starts[first + 1]
-            for i in range(1, m - 1):
-                overlap = starts[first + i] + length - starts[first + i + 1]
-                if overlap > best:
-                    best = overlap
-                    best_i = i
-            if best < min_overlap:
+        if m < 2:
+            keep[first : first + m] = True
+            continue
+        following = np.arange(1, m + 1)
+        following[m - 1] = -1
+        preceding = np.arange(-1, m - 1)
+        version = np.zeros(m, dtype=np.int64)
+        capacity = 3 * m
+        overlaps = np.empty(capacity, dtype=np.int64)
+        owners = np.empty(capacity, dtype=np.int64)
+        versions = np.empty(capacity, dtype=np.int64)
+        size = 0
+        for i in range(m - 1):
+            overlap = starts[first + i] + length - starts[first + i + 1]
+            size = _heap_push(overlaps, owners, versions, size, overlap, i, 0)
+        while size > 0:
+            size = _heap_pop(overlaps, owners, versions, size)
+            overlap, i, entry_version = overlaps[size], owners[size], versions[size]
+            if entry_version != version[i] or following[i] < 0:
+                continue  # stale: the pair changed since this entry was pushed
+            if overlap < min_overlap:
                 break
-            a = first + best_i
+            j = following[i]
+            a, b = first + i, first + j
             mid_a = (2 * starts[a] + length) // 2
-            mid_b = (2 * starts[a + 1] + length) // 2
+            mid_b = (2 * starts[b] + length) // 2
             weight_a = 1 + _popcount(bits[a])
-            weight_b = 1 + _popcount(bits[a + 1])
+            weight_b = 1 + _popcount(bits[b])
             mid = int(0.5 + (mid_a * weight_a + mid_b * weight_b) / (weight_a + weight_b))
             new_start = max(0, mid - half)
             if new_start + length > chrom_length[a]:
                 new_start = chrom_length[a] - length
             starts[a] = new_start
-            bits[a] |= bits[a + 1]
-            for i in range(a + 1, first + m - 1):
-                starts[i] = starts[i + 1]
-                bits[i] = bits[i + 1]
-            m -= 1
-        for i in range(first, first + m):
-            keep[i] = True
+            bits[a] |= bits[b]
+            following[i] = following[j]
+            if following[j] >= 0:
+                preceding[following[j]] = i
+            version[j] = -1  # removed
+            version[i] += 1
+            if following[i] >= 0:
+                overlap = starts[a] + length - starts[first + following[i]]
+                size = _heap_push(overlaps, owners, versions, size, overlap, i, version[i])
+            left = preceding[i]
+            if left >= 0:
+                version[left] += 1
+                overlap = starts[first + left] + length - starts[a]
+                size = _heap_push(overlaps, owners, versions, size, overlap, left, version[left])
+        # survivors, in list order, to the front of the group
+        kept = 0
+        i = 0
+        while i >= 0:
+            starts[first + kept] = starts[first + i]
+            bits[first + kept] = bits[first + i]
+            kept += 1
+            i = following[i]
+        keep[first : first + kept] = True
 
 
 def _union_identical(windows: Any, n_labels: int) -> Regions:
