@@ -10,7 +10,7 @@ from gpu_genomics.info import cpu_model
 
 REPO = Path(__file__).resolve().parent.parent
 
-__all__ = ["cpu_model", "fmt_rate", "git_revision", "print_table", "ram_gib", "verdict"]
+__all__ = ["cpu_model", "fmt_rate", "git_revision", "gpu_text", "print_table", "ram_gib", "verdict"]
 
 
 def verdict(ok: bool) -> str:
@@ -70,3 +70,15 @@ def print_table(header: Sequence[str], body: Sequence[Sequence[object]], left: s
     print(line(["-" * w for w in widths]))
     for row in body:
         print(line(row))
+
+
+def gpu_text(gpu_ok: bool, gpu_reason: str) -> str:
+    """``NAME, MEM GiB; cupy VERSION`` of the current GPU, or why none is usable."""
+    if not gpu_ok:
+        return f"none usable ({gpu_reason})"
+    import cupy
+
+    props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
+    name = props["name"]
+    name = name.decode() if isinstance(name, bytes) else str(name)
+    return f"{name}, {props['totalGlobalMem'] / 2**30:.1f} GiB; cupy {cupy.__version__}"

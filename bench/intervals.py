@@ -73,7 +73,7 @@ if str(REPO) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(REPO))
 
 import _common as common  # noqa: E402 (bench/ is the script's folder)
-from _common import cpu_model, fmt_rate, git_revision, ram_gib, verdict  # noqa: E402
+from _common import cpu_model, fmt_rate, git_revision, gpu_text, ram_gib, verdict  # noqa: E402
 
 import gpu_genomics as gg  # noqa: E402
 
@@ -949,14 +949,7 @@ def print_header(args, data: dict, gpu_ok: bool, gpu_reason: str, n_rows: int) -
     print(f"ram:         {ram_gib()}")
     print(f"load:        {load_text()} (1/5/15-min averages at start)")
     print(f"disk:        {free:.0f} GiB free in {work}")
-    gpu_line = "none usable" + (f" ({gpu_reason})" if not gpu_ok else "")
-    if gpu_ok:
-        import cupy
-
-        props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
-        name = props["name"]
-        name = name.decode() if isinstance(name, bytes) else str(name)
-        gpu_line = f"{name}, {props['totalGlobalMem'] / 2**30:.1f} GiB; cupy {cupy.__version__}"
+    gpu_line = gpu_text(gpu_ok, gpu_reason)
     print(f"gpu:         {gpu_line}")
     print(
         f"software:    python {platform.python_version()}, numpy {np.__version__}, "

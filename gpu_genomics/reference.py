@@ -82,8 +82,9 @@ class Reference:
     def fetch(self, name: str, start: int = 0, end: int | None = None) -> np.ndarray:
         """Bases ``start:end`` of chromosome ``name`` (default: all) as ``uint8`` ASCII."""
         end = int(self.lengths[self._index_of[name]]) if end is None else end
-        if self._layout is not None:
-            return self._fetch_plain(name, start, end)
+        if self._layout is not None:  # plain FASTA: one window through the line layout
+            data, _ = self.windows(name, np.array([start]), max(end - start, 0))
+            return data
         sequence = self._fasta.fetch(name, start, end)
         return np.frombuffer(sequence.encode("ascii"), dtype=np.uint8)
 
@@ -128,28 +129,9 @@ class Reference:
         parts = [
             self.fetch(name, int(s), int(e)) for s, e in zip(span_starts, span_ends, strict=True)
         ]
-        self.release_pages()
         if len(parts) == 1:
             return parts[0]
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint8)
-
-    def _fetch_plain(self, name: str, start: int, end: int) -> np.ndarray:
-        offset, line_bases, line_bytes = self._layout[name]
-        if end <= start:
-            return np.zeros(0, dtype=np.uint8)
-        first_line, last_line = start // line_bases, (end - 1) // line_bases
-        file_start = offset + first_line * line_bytes
-        file_end = offset + last_line * line_bytes + line_bases
-        raw = self._file_bytes()[file_start:file_end]
-        n_full = len(raw) // line_bytes
-        bases = np.concatenate(
-            (
-                raw[: n_full * line_bytes].reshape(n_full, line_bytes)[:, :line_bases].ravel(),
-                raw[n_full * line_bytes :][:line_bases],
-            )
-        )
-        skip = start - first_line * line_bases
-        return bases[skip : skip + end - start]
 
     def index_checksum(self) -> str:
         """``sha256:...`` of the ``.fai`` index (chromosome names, lengths and layout)."""

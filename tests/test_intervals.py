@@ -504,3 +504,24 @@ def test_zarr_format_without_suffix_and_folder_output(capsys, example, tmp_path)
         "cpu",
     )
     assert "is a folder" in line
+
+
+@pytest.mark.parametrize("compressed", [True, False])
+def test_reference_fetch_and_windows_match_pysam(example, tmp_path, compressed):
+    path = example / "reference.fa.gz"
+    if not compressed:
+        path = tmp_path / "ref.fa"
+        path.write_bytes(gzip.decompress((example / "reference.fa.gz").read_bytes()))
+    rng = np.random.default_rng(3)
+    with Reference(path) as ref, pysam.FastaFile(str(path)) as truth:
+        for name, size in zip(ref.names, ref.lengths.tolist(), strict=True):
+            for _ in range(20):
+                start, end = sorted(rng.integers(0, size + 1, 2).tolist())
+                assert ref.fetch(name, start, end).tobytes().decode() == truth.fetch(
+                    name, start, end
+                )
+            if size >= 61:
+                starts = np.sort(rng.integers(0, size - 61, 30))
+                data, at = ref.windows(name, starts, 61)
+                for s, a in zip(starts.tolist(), at.tolist(), strict=True):
+                    assert data[a : a + 61].tobytes().decode() == truth.fetch(name, s, s + 61)
