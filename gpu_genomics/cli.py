@@ -1,4 +1,5 @@
-"""The ``gpu-genomics`` command line: ``info`` and ``encode``.
+"""The ``gpu-genomics`` command line: ``info``, ``encode`` and ``intervals`` here; ``scrna``,
+``vcf`` and ``bulk`` in ``cli_scrna``, ``cli_vcf`` and ``cli_bulk``.
 
 User mistakes (:class:`~gpu_genomics.errors.GpuGenomicsError`) print one ``error:`` line and
 exit with status 2; an interrupted run exits 130 and leaves no output behind.
@@ -18,50 +19,18 @@ import click
 import numpy as np
 
 from . import __version__
-from .device import DEVICE_CHOICES, resolve_device, to_numpy
+from .cli_common import compression_option, device_option, logging_options, setup_logging
+from .device import resolve_device, to_numpy
 from .errors import GpuGenomicsError, InputError
 from .kmers import kmer_counts, kmer_names
 from .onehot import ONE_HOT_DTYPES, one_hot
 from .sequences import SequenceBatch
-from .store import COMPRESSIONS, ArrayWriter, format_from_path
+from .store import ArrayWriter, format_from_path
 from .tokenize import kmer_token_counts, kmer_tokenize, tokenize
 
 log = logging.getLogger("gpu_genomics")
 
 ENCODINGS = ("onehot", "tokens", "kmer-counts", "kmer-tokens")
-
-
-def _setup_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("gpu-genomics: %(message)s"))
-    log.handlers[:] = [handler]
-    log.setLevel(level.upper())
-    log.propagate = False
-
-
-device_option = click.option(
-    "--device",
-    type=click.Choice(DEVICE_CHOICES),
-    default=None,
-    help="Where to compute (default: $GPU_GENOMICS_DEVICE or auto).",
-)
-compression_option = click.option(
-    "--compression",
-    type=click.Choice(COMPRESSIONS),
-    default=None,
-    help="Default: none for HDF5, zstd for Zarr.",
-)
-
-
-def logging_options(command: Any) -> Any:
-    """``--quiet`` and ``--loglevel``, shared by the commands."""
-    command = click.option(
-        "--loglevel",
-        type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
-        default="info",
-        show_default=True,
-    )(command)
-    return click.option("--quiet", is_flag=True, help="No progress bars; warnings only.")(command)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -149,7 +118,7 @@ def encode(seqs: str, output: str, **opts: Any) -> None:
     Writes the encoded arrays (onehot; input_ids + attention_mask; kmer_counts), the record
     `names` and `lengths`, and attributes with the tool version, command line and parameters.
     """
-    _setup_logging("warning" if opts["quiet"] else opts["loglevel"].lower())
+    setup_logging("warning" if opts["quiet"] else opts["loglevel"].lower())
     started = time.perf_counter()
     format_from_path(output, opts["output_format"])  # refuse a bad output name before any work
     device = resolve_device(opts["device"])
@@ -318,7 +287,7 @@ def intervals(metadata: str, reference: str, output: str, **opts: Any) -> None:
     """
     from .intervals import IntervalOptions, build_interval_dataset
 
-    _setup_logging("warning" if opts["quiet"] else opts["loglevel"].lower())
+    setup_logging("warning" if opts["quiet"] else opts["loglevel"].lower())
     if output.endswith(("/", os.sep)):
         raise InputError(f"{output}: is a folder; give the output a file name such as out.h5")
     if not Path(output).suffix:
@@ -364,6 +333,8 @@ def intervals(metadata: str, reference: str, output: str, **opts: Any) -> None:
 
 
 cli.add_command(intervals)
+
+# Subcommands defined in their own modules (cli_<name>.py, options from cli_common):
 
 
 class _Encoder:
