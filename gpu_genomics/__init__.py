@@ -7,8 +7,20 @@ any result to the host.
 
 from __future__ import annotations
 
+import importlib
 import logging
+from typing import Any
 
+from .bulk import (
+    Scaler,
+    apply_scaler,
+    filter_low_expression,
+    fit_scaler,
+    load_scaler,
+    log_transform,
+    preprocess_bulk,
+    save_scaler,
+)
 from .device import gpu_status, resolve_device, to_numpy
 from .errors import DeviceError, GpuGenomicsError, InputError
 from .gc import gc_content, gc_counts
@@ -16,19 +28,35 @@ from .kmers import kmer_counts, kmer_names
 from .onehot import one_hot
 from .revcomp import reverse_complement
 from .sequences import SequenceBatch, as_batch, read_fastx
+from .tables import LabeledMatrix, read_table
 from .tokenize import kmer_token_counts, kmer_tokenize, kmer_vocabulary, tokenize
+from .vcf import VcfReader, read_vcf
 
 __version__ = "0.1.0"
 
 logging.getLogger("gpu_genomics").addHandler(logging.NullHandler())
 
+
+def __getattr__(name: str) -> Any:
+    # gpu_genomics.sc / .singlecell on first use, so that importing the package stays light
+    if name in ("sc", "singlecell"):
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'gpu_genomics' has no attribute {name!r}")
+
+
 __all__ = [
     "DeviceError",
     "GpuGenomicsError",
     "InputError",
+    "LabeledMatrix",
+    "Scaler",
     "SequenceBatch",
+    "VcfReader",
     "__version__",
+    "apply_scaler",
     "as_batch",
+    "filter_low_expression",
+    "fit_scaler",
     "gc_content",
     "gc_counts",
     "gpu_status",
@@ -37,10 +65,16 @@ __all__ = [
     "kmer_token_counts",
     "kmer_tokenize",
     "kmer_vocabulary",
+    "load_scaler",
+    "log_transform",
     "one_hot",
+    "preprocess_bulk",
     "read_fastx",
+    "read_table",
+    "read_vcf",
     "resolve_device",
     "reverse_complement",
+    "save_scaler",
     "to_numpy",
     "tokenize",
 ]

@@ -335,6 +335,15 @@ def intervals(metadata: str, reference: str, output: str, **opts: Any) -> None:
 cli.add_command(intervals)
 
 # Subcommands defined in their own modules (cli_<name>.py, options from cli_common):
+from .cli_bulk import bulk  # noqa: E402
+
+cli.add_command(bulk)
+from .cli_scrna import scrna  # noqa: E402
+
+cli.add_command(scrna)
+from .cli_vcf import vcf  # noqa: E402
+
+cli.add_command(vcf)
 
 
 class _Encoder:

@@ -9,9 +9,11 @@ JSON strings in HDF5 and as JSON in Zarr).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
@@ -96,7 +98,7 @@ class ArrayWriter:
             )
         self.compression = compression
         self.chunk_rows = chunk_rows
-        self.tmp_path = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        self.tmp_path = _temporary_path(self.path)
         self._check_existing()
         self._root: Any = None
         self._options = self._dataset_options()  # fail now when the compression is unavailable
@@ -141,17 +143,7 @@ class ArrayWriter:
         if exc_type is not None:
             _remove(self.tmp_path)
             return
-        backup = self.path.with_name(f".{self.path.name}.old-{os.getpid()}")
-        if self.path.is_dir() and not self.path.is_symlink():
-            os.replace(self.path, backup)
-        try:
-            os.replace(self.tmp_path, self.path)
-        except OSError:
-            if backup.exists():
-                os.replace(backup, self.path)
-            _remove(self.tmp_path)
-            raise
-        _remove(backup)
+        _commit(self.tmp_path, self.path)
 
     # --- writing ---------------------------------------------------------------------------
     def _dataset_options(self) -> dict[str, Any]:
@@ -159,10 +151,14 @@ class ArrayWriter:
             return _hdf5_compression(self.compression)
         return {"compressors": _zarr_compressors(self.compression)}
 
-    def create(self, name: str, shape: tuple[int, ...], dtype: Any) -> Any:
-        """An empty array chunked by ``chunk_rows`` rows; fill it with slice assignment."""
+    def create(
+        self, name: str, shape: tuple[int, ...], dtype: Any, chunk_rows: int | None = None
+    ) -> Any:
+        """An empty array chunked by ``chunk_rows`` rows (default: the writer's); fill it with
+        slice assignment."""
         dtype = np.dtype(dtype)
-        chunks = (max(1, min(self.chunk_rows, shape[0])), *shape[1:]) if shape else None
+        rows = chunk_rows or self.chunk_rows
+        chunks = (max(1, min(rows, shape[0])), *shape[1:]) if shape else None
         if self.format == "hdf5":
             if shape and shape[0] == 0:
                 return self._root.create_dataset(name, shape=shape, dtype=dtype)
@@ -174,20 +170,20 @@ class ArrayWriter:
         )
 
     def write(self, name: str, values: Any) -> None:
-        """Write a whole array; a sequence of str becomes a variable-length string array."""
+        """Write a whole array; str values become a variable-length string array of the same
+        shape (a list of str: 1-D)."""
         array = np.asarray(values)
         if array.dtype.kind in "UO" or (array.size == 0 and isinstance(values, list)):
-            strings = [str(v) for v in np.ravel(array)]
+            shape = array.shape if array.ndim else (1,)
+            strings = np.array([str(v) for v in np.ravel(array)], dtype=object).reshape(shape)
             if self.format == "hdf5":
                 import h5py
 
-                self._root.create_dataset(
-                    name, data=np.array(strings, dtype=object), dtype=h5py.string_dtype()
-                )
+                self._root.create_dataset(name, data=strings, dtype=h5py.string_dtype())
             else:
-                target = self._root.create_array(name, shape=(len(strings),), dtype=str)
-                if strings:
-                    target[:] = np.array(strings, dtype=str)
+                target = self._root.create_array(name, shape=shape, dtype=str)
+                if strings.size:
+                    target[...] = strings.astype(str)
             return
         target = self.create(name, array.shape, array.dtype)
         if array.size:
@@ -209,6 +205,49 @@ class ArrayWriter:
             elif value is None:
                 value = "" if self.format == "hdf5" else None
             node.attrs[key] = value
+
+
+def _temporary_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def _commit(tmp_path: Path, path: Path) -> None:
+    """Move ``tmp_path`` over ``path`` (a file or a folder); on failure keep the old ``path``."""
+    backup = path.with_name(f".{path.name}.old-{os.getpid()}")
+    if path.is_dir() and not path.is_symlink():
+        os.replace(path, backup)
+    try:
+        os.replace(tmp_path, path)
+    except OSError:
+        if backup.exists():
+            os.replace(backup, path)
+        _remove(tmp_path)
+        raise
+    _remove(backup)
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike, *, directory: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` to write a file (or, with ``directory=True``, a
+    folder such as a Zarr store) into; it replaces ``path`` only if the block succeeds.
+
+    Refuses (InputError) when ``path`` exists as the other kind (a folder where a file is
+    written or the reverse), so that nothing but an earlier output is ever replaced.
+    """
+    path = Path(path)
+    if not path.parent.exists():
+        raise InputError(f"{path}: the folder {path.parent} does not exist")
+    if path.exists() and path.is_dir() != directory:
+        kind = "a folder" if path.is_dir() else "a file"
+        raise InputError(f"{path}: exists and is {kind}; remove it or choose another name")
+    tmp_path = _temporary_path(path)
+    _remove(tmp_path)
+    try:
+        yield tmp_path
+    except BaseException:
+        _remove(tmp_path)
+        raise
+    _commit(tmp_path, path)
 
 
 def _remove(path: Path) -> None:

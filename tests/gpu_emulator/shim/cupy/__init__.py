@@ -29,6 +29,7 @@ from typing import Any
 import numpy as _np
 
 from . import _emulator, cuda
+from . import random as random  # cupy.random: seeded draws as device arrays
 from ._array import ndarray, poisoned_empty, reject_host_arrays, unwrap, wrap
 from ._emulator import EmulatorError
 

@@ -1,0 +1,6 @@
+"""``gpu_genomics.sc``: short name of :mod:`gpu_genomics.singlecell`."""
+
+from __future__ import annotations
+
+from .singlecell import *  # noqa: F403
+from .singlecell import __all__  # noqa: F401

@@ -1,0 +1,1 @@
+"""Stand-in for ``cupyx.scipy`` (see ``cupyx/__init__.py``)."""

@@ -1,0 +1,155 @@
+"""Genotype math (dosage, call rates, frequencies, filters, standardization) on both devices,
+against plain-Python statements of the definitions and against scikit-allel."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from gpu_genomics import genotypes as G
+
+
+def random_gt(seed: int = 0, n_variants: int = 40, n_samples: int = 25, ploidy: int = 3):
+    """Random calls: up to 4 alleles, some missing alleles, some lower-ploidy calls (fill)."""
+    rng = np.random.default_rng(seed)
+    gt = rng.integers(0, 4, size=(n_variants, n_samples, ploidy)).astype(np.int8)
+    gt[rng.random(gt.shape) < 0.08] = -1
+    call_ploidy = rng.choice([1, 2, ploidy], size=(n_variants, n_samples), p=[0.1, 0.7, 0.2])
+    for a in range(ploidy):
+        gt[:, :, a][call_ploidy <= a] = -2
+    gt[0] = 0  # a monomorphic variant
+    gt[1, :, 0] = 1  # a fixed ALT variant ...
+    gt[1, :, 1:] = -2
+    return gt
+
+
+def naive_call(call):
+    alleles = [int(a) for a in call if a != -2]
+    return alleles, (not alleles) or any(a == -1 for a in alleles)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_dosage_definition(device, host, seed):
+    gt = random_gt(seed)
+    got = host(G.dosage(gt, device=device))
+    got_float = host(G.dosage(gt, dtype=np.float32, device=device))
+    assert got.dtype == np.int8 and got_float.dtype == np.float32
+    for i in range(gt.shape[0]):
+        for j in range(gt.shape[1]):
+            alleles, missing = naive_call(gt[i, j])
+            want = -1 if missing else sum(a > 0 for a in alleles)
+            assert got[i, j] == want
+            assert math.isnan(got_float[i, j]) if missing else got_float[i, j] == want
+
+
+def test_split_dosage_definition(device, host):
+    gt = random_gt(2)
+    n_alleles = np.array([1, 2] + [4] * (gt.shape[0] - 2))
+    got, column_variant, column_allele = G.split_dosage(gt, n_alleles, device=device)
+    got = host(got)
+    want_columns = [(i, k) for i in range(len(n_alleles)) for k in range(1, n_alleles[i])]
+    assert list(zip(column_variant.tolist(), column_allele.tolist(), strict=True)) == want_columns
+    for c, (i, k) in enumerate(want_columns):
+        for j in range(gt.shape[1]):
+            alleles, missing = naive_call(gt[i, j])
+            assert got[c, j] == (-1 if missing else sum(a == k for a in alleles))
+
+
+def test_rates_and_frequencies(device, host):
+    gt = random_gt(3)
+    call_rate = host(G.variant_call_rate(gt, device=device))
+    sample_missing = host(G.sample_missing_rate(gt, device=device))
+    af = host(G.allele_frequency(gt, device=device))
+    af2 = host(G.allele_frequency(gt, allele=2, device=device))
+    missing = np.array([[naive_call(c)[1] for c in row] for row in gt])
+    for i in range(gt.shape[0]):
+        assert call_rate[i] == pytest.approx(sum(not m for m in missing[i]) / gt.shape[1])
+        called = [a for call in gt[i] for a in call if a >= 0]
+        want = sum(a > 0 for a in called) / len(called) if called else math.nan
+        assert af[i] == pytest.approx(want, nan_ok=True)
+        want2 = sum(a == 2 for a in called) / len(called) if called else math.nan
+        assert af2[i] == pytest.approx(want2, nan_ok=True)
+    for j in range(gt.shape[1]):
+        assert sample_missing[j] == pytest.approx(missing[:, j].mean())
+    np.testing.assert_array_equal(
+        host(G.sample_missing_counts(gt, device=device)), missing.sum(axis=0)
+    )
+    maf = host(G.minor_allele_frequency(G.allele_frequency(gt, device=device)))
+    np.testing.assert_allclose(maf, [min(p, 1 - p) for p in af])
+    assert af[0] == 0 and af[1] == 1 and maf[1] == 0
+
+
+def test_allele_frequency_per_row_allele(device, host):
+    gt = random_gt(4)
+    alleles = np.arange(gt.shape[0]) % 3 + 1
+    got = host(G.allele_frequency(gt, allele=alleles, device=device))
+    for i, k in enumerate(alleles):
+        called = gt[i][gt[i] >= 0]
+        assert got[i] == pytest.approx((called == k).mean())
+
+
+def test_standardize_definition(device, host):
+    gt = random_gt(5)
+    dos = G.dosage(gt, device=device)
+    af = G.allele_frequency(gt, device=device)
+    got, kept = G.standardize(dos, af)
+    got, kept = host(got), host(kept)
+    dos_h, af_h = host(dos), host(af)
+    want_kept = [0 < p < 1 for p in af_h]
+    assert kept.tolist() == want_kept and not kept[0] and not kept[1]
+    rows = [i for i in range(len(af_h)) if want_kept[i]]
+    assert got.shape == (len(rows), gt.shape[1]) and got.dtype == np.float32
+    for r, i in enumerate(rows):
+        p = af_h[i]
+        for j in range(gt.shape[1]):
+            x = 2 * p if dos_h[i, j] < 0 else dos_h[i, j]
+            want = (x - 2 * p) / math.sqrt(2 * p * (1 - p))
+            assert got[r, j] == pytest.approx(want, rel=1e-5, abs=1e-6)
+
+
+def test_variant_filter(device, host):
+    xp = np if device == "cpu" else __import__("cupy")
+    maf = xp.asarray([0.0, 0.01, 0.2, np.nan, 0.3])
+    call_rate = xp.asarray([1.0, 0.95, 0.8, 1.0, 0.9])
+    n_alleles = xp.asarray([2, 2, 3, 2, 2])
+    keep = host(G.variant_filter(maf, call_rate, n_alleles))
+    assert keep.tolist() == [True] * 5
+    keep = host(G.variant_filter(maf, call_rate, n_alleles, min_maf=0.01, max_missing=0.1))
+    assert keep.tolist() == [False, True, False, False, True]
+    keep = host(G.variant_filter(maf, call_rate, n_alleles, biallelic_only=True))
+    assert keep.tolist() == [True, True, False, True, True]
+    with pytest.raises(G.InputError, match="--min-maf"):
+        G.variant_filter(maf, call_rate, n_alleles, min_maf=0.7)
+
+
+def test_dosage_against_allel_on_simulation(device, host, tmp_path):
+    allel = pytest.importorskip("allel")
+    from test_vcf import simulate_vcf
+
+    from gpu_genomics.vcf import read_vcf
+
+    path = simulate_vcf(tmp_path / "sim.vcf", n_samples=20, seed=5, missing=0.1)
+    gt = read_vcf(path)["call_genotype"]
+    got = host(G.dosage(gt, device=device))
+    ref_gt = allel.GenotypeArray(allel.read_vcf(str(path), fields=["calldata/GT"])["calldata/GT"])
+    ref = ref_gt.to_n_alt()  # allel counts the called ALT alleles even of a half-missing call
+    missing = (ref_gt.values == -1).any(axis=-1)
+    np.testing.assert_array_equal(np.where(got < 0, (gt > 0).sum(axis=-1), got), ref)
+    np.testing.assert_array_equal(got < 0, missing)
+    np.testing.assert_allclose(
+        host(G.variant_call_rate(gt, device=device)), 1 - missing.mean(axis=1)
+    )
+    ac = ref_gt.count_alleles(max_allele=3)
+    np.testing.assert_allclose(
+        host(G.allele_frequency(gt, device=device)), ac[:, 1:].sum(axis=1) / ac.sum(axis=1)
+    )
+
+
+def test_maf_spectrum():
+    spectrum = dict(G.maf_spectrum(np.array([0.0, 0.005, 0.02, 0.5, 0.45, np.nan])))
+    assert spectrum["[0, 0.01)"] == 2
+    assert spectrum["[0.01, 0.05)"] == 1
+    assert spectrum["[0.4, 0.5]"] == 2
+    assert spectrum["NaN"] == 1
