@@ -14,13 +14,17 @@ $(BIN)/gpu-genomics: pyproject.toml
 	touch $@
 
 ## The main job on the bundled example (offline): 4 BED files + a small bgzip reference ->
-## example.h5 (one-hot regions, labels, coords); then the sequence encoders on a FASTA.
+## example.h5 (one-hot regions, labels, coords); then the sequence encoders on a FASTA, the
+## single-cell recipe on a 10x folder, a VCF to dosage, and a bulk expression table.
 example: $(BIN)/gpu-genomics
 	$(BIN)/gpu-genomics info
 	$(BIN)/gpu-genomics intervals -i data/metadata.txt -f data/reference.fa.gz -o example.h5
 	$(BIN)/python -c "import h5py; f = h5py.File('example.h5'); print({k: (f[k].shape, str(f[k].dtype)) for k in f})"
 	$(BIN)/gpu-genomics encode examples/sequences.fa.gz -o example-onehot.h5 --length 1000 --pad center
 	$(BIN)/gpu-genomics encode examples/sequences.fa.gz -o example-kmers.zarr --encoding kmer-counts -k 6
+	$(BIN)/gpu-genomics scrna data/scrna/filtered_feature_bc_matrix -o example-scrna.h5ad --rank-encode example-rank.parquet
+	$(BIN)/gpu-genomics vcf data/vcf/example.vcf.gz -o example-vcf.zarr --min-maf 0.01 --standardize
+	$(BIN)/gpu-genomics bulk data/bulk/example_expression.tsv -o example-bulk.h5
 
 ## ruff, nvcc on every kernel, pytest, then the `gpu` tests on the emulated GPU.
 test: lint kernels pytest emulate
@@ -48,4 +52,5 @@ emulate: $(BIN)/gpu-genomics
 	GPU_GENOMICS_EMULATE_GPU=1 $(BIN)/python -m pytest -q -m gpu
 
 clean:
-	rm -rf $(VENV) example.h5 example-onehot.h5 example-kmers.zarr .pytest_cache
+	rm -rf $(VENV) example.h5 example-onehot.h5 example-kmers.zarr example-scrna.h5ad \
+	  example-rank.parquet example-vcf.zarr example-bulk.h5 .pytest_cache

@@ -53,6 +53,12 @@ log = logging.getLogger("gpu_genomics")
 
 #: Largest block of output rows assembled in memory when writing ``(samples, columns)`` arrays.
 BLOCK_BYTES = 256 * 2**20
+# VCF Zarr dimension names (sgkit / bio2zarr), and ours for the dosage columns
+VARIANTS = ("variants",)
+SAMPLES = ("samples",)
+COLUMNS = ("dosage_columns",)
+VARIANTS_SAMPLES = ("variants", "samples")
+VARIANTS_SAMPLES_PLOIDY = ("variants", "samples", "ploidy")
 
 
 @dataclass
@@ -258,14 +264,21 @@ def _summary(
 
 
 def _write_transposed(
-    out: ArrayWriter, name: str, blocks: list[np.ndarray], n_rows: int, dtype: Any
+    out: ArrayWriter,
+    name: str,
+    blocks: list[np.ndarray],
+    n_rows: int,
+    dtype: Any,
+    column_dim: str,
 ) -> None:
     """Write ``(n_rows, sum of block rows)`` = the concatenated ``(columns, n_rows)`` blocks,
     transposed, a block of output rows at a time (chunks aligned to those row blocks)."""
     n_columns = sum(len(b) for b in blocks)
     itemsize = np.dtype(dtype).itemsize
     rows_per_block = max(1, min(n_rows, BLOCK_BYTES // max(1, n_columns * itemsize)))
-    target = out.create(name, (n_rows, n_columns), dtype, chunk_rows=rows_per_block)
+    target = out.create(
+        name, (n_rows, n_columns), dtype, chunk_rows=rows_per_block, dims=("samples", column_dim)
+    )
     if n_columns == 0 or n_rows == 0:
         return
     for r0 in range(0, n_rows, rows_per_block):
@@ -300,8 +313,12 @@ def _write(
         compression=options.compression,
         chunk_rows=options.chunk_variants,
     ) as out:
-        genotype = out.create("call_genotype", (n_kept, n_samples, ploidy), np.int8)
-        phased = out.create("call_genotype_phased", (n_kept, n_samples), np.bool_)
+        genotype = out.create(
+            "call_genotype", (n_kept, n_samples, ploidy), np.int8, dims=VARIANTS_SAMPLES_PLOIDY
+        )
+        phased = out.create(
+            "call_genotype_phased", (n_kept, n_samples), np.bool_, dims=VARIANTS_SAMPLES
+        )
         start = 0
         for gt_part, phased_part in zip(
             spool.load("call_genotype"), spool.load("call_genotype_phased"), strict=True
@@ -310,24 +327,27 @@ def _write(
                 genotype[start : start + len(gt_part)] = pad_ploidy(np.asarray(gt_part), ploidy)
                 phased[start : start + len(gt_part)] = phased_part
             start += len(gt_part)
-        out.write("variant_contig", spool.cat("variant_contig", np.int32))
-        out.write("variant_position", spool.cat("variant_position", np.int32))
-        out.write("variant_quality", spool.cat("variant_quality", np.float32))
-        out.write("variant_filter_pass", spool.cat("variant_filter_pass", np.bool_))
-        out.write("variant_index", spool.cat("variant_index", np.int64))
-        out.write("variant_id", [i for part in spool.small.get("variant_id", []) for i in part])
+        out.write("variant_contig", spool.cat("variant_contig", np.int32), VARIANTS)
+        out.write("variant_position", spool.cat("variant_position", np.int32), VARIANTS)
+        out.write("variant_quality", spool.cat("variant_quality", np.float32), VARIANTS)
+        out.write("variant_filter_pass", spool.cat("variant_filter_pass", np.bool_), VARIANTS)
+        out.write("variant_index", spool.cat("variant_index", np.int64), VARIANTS)
+        variant_ids = [i for part in spool.small.get("variant_id", []) for i in part]
+        out.write("variant_id", variant_ids, VARIANTS)
         alleles = [a for part in spool.small.get("variant_allele", []) for a in part[0]]
-        out.write("variant_allele", allele_table(alleles))
-        out.write("sample_id", list(reader.samples))
-        out.write("contig_id", list(reader.contigs))
-        out.write("variant_call_rate", spool.cat("variant_call_rate", np.float64))
+        out.write("variant_allele", allele_table(alleles), ("variants", "alleles"))
+        out.write("sample_id", list(reader.samples), SAMPLES)
+        out.write("contig_id", list(reader.contigs), ("contigs",))
+        out.write("variant_call_rate", spool.cat("variant_call_rate", np.float64), VARIANTS)
         rate = missing_counts / n_kept if n_kept else np.full(n_samples, np.nan)
-        out.write("sample_missing_rate", rate.astype(np.float64))
-        _write_transposed(out, "dosage", spool.load("dosage"), n_samples, np.int8)
-        out.write("dosage_variant", spool.cat("dosage_variant", np.int64))
-        out.write("dosage_allele", spool.cat("dosage_allele", np.int8))
-        out.write("dosage_allele_frequency", spool.cat("dosage_allele_frequency", np.float64))
-        out.write("dosage_maf", spool.cat("dosage_maf", np.float64))
+        out.write("sample_missing_rate", rate.astype(np.float64), SAMPLES)
+        _write_transposed(out, "dosage", spool.load("dosage"), n_samples, np.int8, "dosage_columns")
+        out.write("dosage_variant", spool.cat("dosage_variant", np.int64), COLUMNS)
+        out.write("dosage_allele", spool.cat("dosage_allele", np.int8), COLUMNS)
+        out.write(
+            "dosage_allele_frequency", spool.cat("dosage_allele_frequency", np.float64), COLUMNS
+        )
+        out.write("dosage_maf", spool.cat("dosage_maf", np.float64), COLUMNS)
         if options.standardize:
             _write_transposed(
                 out,
@@ -335,9 +355,12 @@ def _write(
                 spool.load("dosage_standardized"),
                 n_samples,
                 np.float32,
+                "standardized_columns",
             )
             out.write(
-                "dosage_standardized_column", spool.cat("dosage_standardized_column", np.int64)
+                "dosage_standardized_column",
+                spool.cat("dosage_standardized_column", np.int64),
+                ("standardized_columns",),
             )
         parameters = asdict(options)
         out.attrs(

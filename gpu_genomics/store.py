@@ -143,6 +143,14 @@ class ArrayWriter:
         if exc_type is not None:
             _remove(self.tmp_path)
             return
+        if self.format == "zarr":  # one metadata read for xarray/sgkit (xr.open_zarr)
+            import warnings
+
+            import zarr
+
+            with warnings.catch_warnings():  # "not part of the Zarr format 3 specification"
+                warnings.simplefilter("ignore")
+                zarr.consolidate_metadata(str(self.tmp_path))
         _commit(self.tmp_path, self.path)
 
     # --- writing ---------------------------------------------------------------------------
@@ -152,40 +160,59 @@ class ArrayWriter:
         return {"compressors": _zarr_compressors(self.compression)}
 
     def create(
-        self, name: str, shape: tuple[int, ...], dtype: Any, chunk_rows: int | None = None
+        self,
+        name: str,
+        shape: tuple[int, ...],
+        dtype: Any,
+        chunk_rows: int | None = None,
+        dims: tuple[str, ...] | None = None,
     ) -> Any:
         """An empty array chunked by ``chunk_rows`` rows (default: the writer's); fill it with
-        slice assignment."""
+        slice assignment. ``dims`` names the axes (Zarr ``dimension_names``, read by xarray and
+        sgkit; ``_ARRAY_DIMENSIONS`` attribute in HDF5)."""
         dtype = np.dtype(dtype)
         rows = chunk_rows or self.chunk_rows
         chunks = (max(1, min(rows, shape[0])), *shape[1:]) if shape else None
+        _check_dims(name, shape, dims)
         if self.format == "hdf5":
             if shape and shape[0] == 0:
-                return self._root.create_dataset(name, shape=shape, dtype=dtype)
-            return self._root.create_dataset(
-                name, shape=shape, dtype=dtype, chunks=chunks, **self._options
-            )
+                target = self._root.create_dataset(name, shape=shape, dtype=dtype)
+            else:
+                target = self._root.create_dataset(
+                    name, shape=shape, dtype=dtype, chunks=chunks, **self._options
+                )
+            if dims:
+                target.attrs["_ARRAY_DIMENSIONS"] = list(dims)
+            return target
         return self._root.create_array(
-            name, shape=shape, dtype=dtype, chunks=chunks or (1,), **self._options
+            name,
+            shape=shape,
+            dtype=dtype,
+            chunks=chunks or (1,),
+            dimension_names=dims,
+            **self._options,
         )
 
-    def write(self, name: str, values: Any) -> None:
-        """Write a whole array; str values become a variable-length string array of the same
-        shape (a list of str: 1-D)."""
+    def write(self, name: str, values: Any, dims: tuple[str, ...] | None = None) -> None:
+        """Write a whole array (axes named by ``dims``, as :meth:`create`); str values become a
+        variable-length string array of the same shape (a list of str: 1-D)."""
         array = np.asarray(values)
         if array.dtype.kind in "UO" or (array.size == 0 and isinstance(values, list)):
             shape = array.shape if array.ndim else (1,)
+            _check_dims(name, shape, dims)
             strings = np.array([str(v) for v in np.ravel(array)], dtype=object).reshape(shape)
             if self.format == "hdf5":
                 import h5py
 
-                self._root.create_dataset(name, data=strings, dtype=h5py.string_dtype())
+                target = self._root.create_dataset(name, data=strings, dtype=h5py.string_dtype())
+                if dims:
+                    target.attrs["_ARRAY_DIMENSIONS"] = list(dims)
             else:
-                target = self._root.create_array(name, shape=shape, dtype=str)
+                target = self._root.create_array(name, shape=shape, dtype=str, dimension_names=dims)
                 if strings.size:
                     target[...] = strings.astype(str)
             return
-        target = self.create(name, array.shape, array.dtype)
+        target = self.create(name, array.shape, array.dtype, dims=dims)
         if array.size:
             target[...] = array
 
@@ -205,6 +232,11 @@ class ArrayWriter:
             elif value is None:
                 value = "" if self.format == "hdf5" else None
             node.attrs[key] = value
+
+
+def _check_dims(name: str, shape: tuple[int, ...], dims: tuple[str, ...] | None) -> None:
+    if dims is not None and len(dims) != len(shape):
+        raise ValueError(f"{name}: {len(dims)} dimension names for {len(shape)} axes")
 
 
 def _temporary_path(path: Path) -> Path:

@@ -160,7 +160,8 @@ def test_negative_counts_name_the_file_cell_and_gene(tmp_path, capsys):
     with pytest.raises(SystemExit):
         run("scrna", tmp_path / "neg.h5ad", "-o", tmp_path / "o.h5ad", "--device", "cpu")
     err = capsys.readouterr().err
-    assert "neg.h5ad: X: cell 'cell3' (row 3), gene 'G40' (column 40)" in err
+    assert "neg.h5ad: the single-cell recipe needs non-negative finite values, but cell " in err
+    assert "'cell3' (row 3), gene 'G40' (column 40) of X holds -2.0 (negative)" in err
     assert not (tmp_path / "o.h5ad").exists()
 
 

@@ -188,3 +188,24 @@ def test_vcf_errors_leave_no_output(tmp_path, capsys, text, extra, pattern):
     assert "Traceback" not in err
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir()] == ["bad.vcf"]
+
+
+def test_zarr_output_opens_in_xarray_with_vcf_zarr_dimensions(tmp_path, capsys):
+    """sgkit's load_dataset is xarray.open_zarr: the arrays carry VCF Zarr dimension names."""
+    xr = pytest.importorskip("xarray")
+    out = tmp_path / "out.zarr"
+    code, _, err = run(
+        ["vcf", str(TRICKY), "-o", str(out), "--device", "cpu", "--standardize"], capsys
+    )
+    assert code == 0, err
+    ds = xr.open_zarr(out, concat_characters=False, consolidated=True)
+    assert ds["call_genotype"].dims == ("variants", "samples", "ploidy")
+    assert ds["call_genotype_phased"].dims == ("variants", "samples")
+    assert ds["variant_allele"].dims == ("variants", "alleles")
+    for name in ("variant_contig", "variant_position", "variant_id", "variant_quality"):
+        assert ds[name].dims == ("variants",)
+    assert ds["sample_id"].dims == ("samples",) and ds["contig_id"].dims == ("contigs",)
+    assert ds["dosage"].dims == ("samples", "dosage_columns")
+    assert ds["dosage_standardized"].dims == ("samples", "standardized_columns")
+    assert ds.sizes["samples"] == 5 and ds.sizes["variants"] == 10
+    np.testing.assert_array_equal(ds["call_genotype"].values, load(out)["arrays"]["call_genotype"])

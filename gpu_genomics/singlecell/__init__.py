@@ -7,6 +7,7 @@ GPU backend needs a usable GPU and an importable rapids-singlecell (see :mod:`._
 from __future__ import annotations
 
 from ._backend import rapids_status, require_scanpy, resolve_backend
+from ._matrix import check_counts
 from .augment import downsample_counts, simulate_doublets
 from .rank import (
     RankEncoding,
@@ -22,7 +23,6 @@ from .readers import read, write
 from .recipe import (
     HVG_FLAVORS,
     annotate_genes,
-    check_counts,
     dataset_card,
     filter_cells,
     filter_genes,

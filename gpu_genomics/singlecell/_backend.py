@@ -86,11 +86,6 @@ def rapids() -> Any:
     return rapids_singlecell
 
 
-def matrix(adata: AnnData, layer: str | None = None) -> Any:
-    """``adata.X`` or ``adata.layers[layer]``."""
-    return adata.X if layer is None else adata.layers[layer]
-
-
 @contextlib.contextmanager
 def on_device(adata: AnnData, backend: Device) -> Iterator[None]:
     """Run the block with ``adata.X`` on ``backend``'s device, restoring its place afterwards.

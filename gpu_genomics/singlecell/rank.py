@@ -50,6 +50,14 @@ import numpy as np
 from ..device import array_module, resolve_device, to_numpy
 from ..errors import InputError, positive_int
 from ..store import SUFFIX_FORMATS, ArrayWriter
+from ._matrix import (
+    check_counts,
+    device_csr,
+    host_csr,
+    layer_matrix,
+    row_of_entries,
+    var_gene_ids,
+)
 
 log = logging.getLogger("gpu_genomics")
 
@@ -69,112 +77,6 @@ CLS_TOKEN = "<cls>"
 EOS_TOKEN = "<eos>"
 PARQUET_SUFFIXES = (".parquet", ".pq")
 INT32_MAX = 2**31 - 1
-
-
-# --- shared input handling (also used by augment.py) ---------------------------------------
-
-
-def _matrix(adata: Any, layer: str | None) -> Any:
-    """``adata.X`` or ``adata.layers[layer]``, with a one-line error for a missing layer."""
-    if layer is None:
-        if adata.X is None:
-            raise InputError("adata.X is empty; pass layer= to use one of adata.layers")
-        return adata.X
-    if layer not in adata.layers:
-        known = ", ".join(map(repr, adata.layers.keys())) or "none"
-        raise InputError(f"layer={layer!r} is not in adata.layers (it has: {known})")
-    return adata.layers[layer]
-
-
-def _host_csr(matrix: Any) -> Any:
-    """``matrix`` as a canonical SciPy CSR matrix (sorted indices, no duplicates); the input is
-    never modified."""
-    import scipy.sparse as sp
-
-    if sp.issparse(matrix):
-        csr = matrix.tocsr()
-        if not csr.has_canonical_format:
-            csr = csr.copy() if csr is matrix else csr
-            csr.sum_duplicates()
-        return csr
-    if hasattr(matrix, "toarray") and not isinstance(matrix, np.ndarray):  # e.g. backed arrays
-        matrix = matrix.toarray()
-    if is_device_array(matrix):
-        raise InputError(
-            "the matrix is a GPU array; keep adata on the host (the GPU path copies it)"
-        )
-    dense = np.asarray(matrix)
-    if dense.ndim != 2:
-        raise InputError(f"the matrix must be 2-D (cells x genes), got shape {dense.shape}")
-    if dense.dtype.kind not in "biuf":
-        raise InputError(f"the matrix must hold numbers, got dtype {dense.dtype}")
-    return sp.csr_matrix(dense)
-
-
-def is_device_array(array: Any) -> bool:
-    return type(array).__module__.split(".")[0] in ("cupy", "cupyx")
-
-
-def _device_csr(xp: Any, csr: Any) -> tuple[Any, Any, Any]:
-    """The CSR components on the device: ``data`` (input dtype), ``indices`` and ``indptr``
-    (int64)."""
-    return (
-        xp.asarray(csr.data),
-        xp.asarray(csr.indices, dtype=np.int64),
-        xp.asarray(csr.indptr, dtype=np.int64),
-    )
-
-
-def _row_of_entries(xp: Any, indptr: Any) -> Any:
-    """``(nnz,) int64``: the row (cell) of every stored entry."""
-    nnz = int(indptr[-1])
-    return xp.searchsorted(indptr, xp.arange(nnz, dtype=np.int64), side="right") - 1
-
-
-def _gene_ids(adata: Any, gene_key: str | None) -> np.ndarray:
-    """``(n_genes,) object`` of str: ``var[gene_key]``, else ``var["gene_ids"]``, else
-    ``var_names``."""
-    if gene_key is not None:
-        if gene_key not in adata.var.columns:
-            raise InputError(f"gene_key={gene_key!r} is not a column of adata.var")
-        values = adata.var[gene_key]
-    elif "gene_ids" in adata.var.columns:
-        values = adata.var["gene_ids"]
-    else:
-        values = adata.var_names
-    return np.asarray([str(v) for v in values], dtype=object)
-
-
-def _check_values(
-    xp: Any,
-    data: Any,
-    indices: Any,
-    indptr: Any,
-    adata: Any,
-    what: str,
-    integers: bool,
-) -> None:
-    """Raise :class:`InputError` naming the first stored entry that is negative, not finite or
-    (with ``integers``) not a whole number."""
-    if data.size == 0:
-        return
-    bad = data < 0
-    if data.dtype.kind == "f":
-        bad |= ~xp.isfinite(data)
-        if integers:
-            bad |= data != xp.floor(data)
-    if not bool(bad.any()):
-        return
-    first = int(xp.argmax(bad))
-    cell = int(np.searchsorted(to_numpy(indptr), first, side="right")) - 1
-    gene = int(indices[first])
-    value = float(data[first])
-    need = "non-negative integer counts" if integers else "non-negative finite values"
-    raise InputError(
-        f"{what} needs {need}, but cell {adata.obs_names[cell]!r} (row {cell}), gene "
-        f"{adata.var_names[gene]!r} (column {gene}) holds {value!r}; pass raw counts "
-        "(e.g. layer='counts')"
-    )
 
 
 def _cell_totals(xp: Any, data: Any, row: Any, n_cells: int) -> Any:
@@ -410,11 +312,11 @@ def _normalised_entries(
 ) -> tuple[Any, Any, Any, int, int]:
     """The positive entries of the matrix, normalised: ``(row, gene, count / total *
     target_sum)`` on the device (int64, int64, float64), in CSR order, plus the shape."""
-    csr = _host_csr(_matrix(adata, layer))
-    data, indices, indptr = _device_csr(xp, csr)
-    _check_values(xp, data, indices, indptr, adata, what, integers=False)
+    csr = host_csr(layer_matrix(adata, layer))
+    check_counts(adata, layer=layer, integer=False, what=what)
+    data, indices, indptr = device_csr(xp, csr)
     n_cells, n_genes = csr.shape
-    row = _row_of_entries(xp, indptr)
+    row = row_of_entries(xp, indptr)
     totals = _cell_totals(xp, data, row, n_cells)
     positive = data > 0
     row, gene, values = row[positive], indices[positive], data[positive].astype(np.float64)
@@ -459,7 +361,7 @@ def compute_gene_medians(
         xp, adata, layer, target_sum, "compute_gene_medians"
     )
     medians = to_numpy(_gene_median_array(xp, gene, values, n_genes))
-    gene_ids = _gene_ids(adata, gene_key)
+    gene_ids = var_gene_ids(adata, gene_key)
     first = np.zeros(len(gene_ids), dtype=bool)
     first[np.unique(gene_ids.astype(str), return_index=True)[1]] = True
     return {
@@ -562,7 +464,7 @@ def rank_encode(
         raise InputError(f"target_sum={target_sum!r} must be a positive number")
     device_name = resolve_device(device)
     xp = array_module(device_name)
-    gene_ids = _gene_ids(adata, gene_key)
+    gene_ids = var_gene_ids(adata, gene_key)
 
     if token_dictionary is None:
         tokens = default_token_dictionary(gene_ids, special_tokens)
@@ -813,15 +715,15 @@ def bin_values(
         raise InputError(f"seed={seed!r} must be a non-negative integer")
     device_name = resolve_device(device)
     xp = array_module(device_name)
-    matrix = _matrix(adata, layer)
-    csr = _host_csr(matrix)
+    matrix = layer_matrix(adata, layer)
+    csr = host_csr(matrix)
+    check_counts(adata, layer=layer, integer=False, what="bin_values")
     n_cells = csr.shape[0]
-    data, indices, indptr = _device_csr(xp, csr)
-    _check_values(xp, data, indices, indptr, adata, "bin_values", integers=False)
+    data, _, indptr = device_csr(xp, csr)
     binned = xp.zeros(data.size, dtype=np.int64)
     positive = xp.nonzero(data > 0)[0]
     if positive.size:
-        row = _row_of_entries(xp, indptr)[positive]
+        row = row_of_entries(xp, indptr)[positive]
         values = data[positive].astype(np.float64)
         order = _order_within_rows(xp, _positive_bits(xp, values), row, positive, n_cells)
         sorted_values = values[order]

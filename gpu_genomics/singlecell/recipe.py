@@ -30,9 +30,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from .. import __version__
-from ..device import Device, is_gpu_array
+from ..device import Device, array_module, is_gpu_array
 from ..errors import InputError
-from ._backend import matrix, on_device, rapids, resolve_backend
+from ._backend import on_device, rapids, resolve_backend
+from ._matrix import check_counts
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -44,61 +45,7 @@ HvgFlavor = Literal["seurat", "cell_ranger", "seurat_v3"]
 MITO_PREFIX = "MT-"
 
 
-# --- checks --------------------------------------------------------------------------------
-
-
-def _values(x: Any) -> Any:
-    """The stored values of a sparse matrix (``data``), or a dense array itself, flattened."""
-    return x.data if hasattr(x, "indptr") else x.reshape(-1)
-
-
-def _cell_gene_of(x: Any, flat_index: int) -> tuple[int, int]:
-    """Row and column of the ``flat_index``-th stored value of ``x`` (CSR, CSC or dense)."""
-    if not hasattr(x, "indptr"):
-        return divmod(int(flat_index), x.shape[1])
-    indptr = np.asarray(x.indptr.get() if is_gpu_array(x.indptr) else x.indptr)
-    major = int(np.searchsorted(indptr, flat_index, side="right") - 1)
-    minor = int(x.indices[flat_index])
-    is_csr = x.format == "csr" if hasattr(x, "format") else True
-    return (major, minor) if is_csr else (minor, major)
-
-
-def check_counts(
-    adata: AnnData, *, layer: str | None = None, integer: bool = False, why: str = ""
-) -> None:
-    """Raise :class:`InputError` at the first negative, non-finite (or, with ``integer=True``,
-    non-integer) value of ``adata.X`` (or ``layers[layer]``), naming its cell and gene.
-
-    Works on host and GPU matrices; one pass over the stored values.
-    """
-    x = matrix(adata, layer)
-    values = _values(x)
-    xp = _array_module(values)
-    bad = ~xp.isfinite(values) | (values < 0)
-    problem = "counts must be finite and >= 0"
-    if integer and not bool(bad.any()) and values.dtype.kind == "f":
-        bad = values != xp.rint(values)
-        problem = f"is not an integer count; {why or 'raw counts are required'}"
-    if not bool(bad.any()):
-        return
-    first = int(xp.argmax(bad))
-    cell, gene = _cell_gene_of(x, first)
-    value = float(values[first].item())
-    if not integer or not np.isfinite(value) or value < 0:
-        problem = f"{'is negative' if value < 0 else 'is not finite'}; {problem}"
-    where = "X" if layer is None else f"layers['{layer}']"
-    raise InputError(
-        f"{where}: cell '{adata.obs_names[cell]}' (row {cell}), gene '{adata.var_names[gene]}' "
-        f"(column {gene}) has value {value!r}, which {problem}"
-    )
-
-
-def _array_module(values: Any) -> Any:
-    if is_gpu_array(values):
-        import cupy
-
-        return cupy
-    return np
+# --- checks ---------------------------------------------------------------------------------
 
 
 def _require_cells(adata: AnnData, step: str, fix: str) -> None:
@@ -118,10 +65,9 @@ def axis_statistics(x: Any, axis: int) -> tuple[Any, Any]:
     ``x``'s device: counts (int64) and sums (float64), as scanpy's ``filter_cells`` and
     ``filter_genes`` compute them (``(X > 0).sum(axis)`` and ``X.sum(axis)``).
     """
+    xp = array_module("gpu" if is_gpu_array(x.data if hasattr(x, "indptr") else x) else "cpu")
     if not hasattr(x, "indptr"):
-        xp = _array_module(x)
         return (x > 0).sum(axis=axis, dtype=xp.int64), x.sum(axis=axis, dtype=xp.float64)
-    xp = _array_module(x.data)
     data = x.data.astype(xp.float64)
     positive = (data > 0).astype(xp.float64)
     if (axis == 1) == (x.format == "csr"):  # one value per compressed row (CSR) / column (CSC)
@@ -377,7 +323,7 @@ def _highly_variable_genes(
     if flavor == "seurat_v3":
         if layer is None and "counts" in adata.layers:
             layer = "counts"
-        check_counts(adata, layer=layer, integer=True, why="flavor 'seurat_v3' needs raw counts")
+        check_counts(adata, layer=layer, integer=True, what="flavor 'seurat_v3'")
         try:
             import skmisc.loess  # noqa: F401
         except ImportError as exc:
@@ -481,7 +427,7 @@ def preprocess(
     if copy:
         adata = adata.copy()
     annotate_genes(adata)
-    check_counts(adata)
+    check_counts(adata, what="the single-cell recipe")
     steps: list[dict[str, Any]] = []
 
     def step(name: str, run: Callable[[], None]) -> None:
