@@ -38,6 +38,7 @@ import numpy as np
 
 from .device import array_module, resolve_device, to_numpy
 from .errors import InputError
+from .store import atomic_output
 from .tables import LabeledMatrix
 
 log = logging.getLogger("gpu_genomics")
@@ -381,31 +382,27 @@ def save_scaler(scaler: Scaler, path: str | os.PathLike) -> None:
     temporary file and renamed, so a failure leaves no partial file."""
     target = Path(path)
     kind = scaler_kind(target)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     try:
-        if kind == "json":
-            document = {
-                "format": SCALER_FORMAT,
-                "version": SCALER_VERSION,
-                "n_samples": scaler.n_samples,
-                "log1p": scaler.log1p,
-                "gene_id": [str(name) for name in scaler.gene_names],
-                "mean": [float(x) for x in scaler.mean],
-                "std": [float(x) for x in scaler.std],
-            }
-            tmp.write_text(json.dumps(document, indent=1) + "\n")
-        else:
-            import h5py
+        with atomic_output(target) as tmp:
+            if kind == "json":
+                document = {
+                    "format": SCALER_FORMAT,
+                    "version": SCALER_VERSION,
+                    "n_samples": scaler.n_samples,
+                    "log1p": scaler.log1p,
+                    "gene_id": [str(name) for name in scaler.gene_names],
+                    "mean": [float(x) for x in scaler.mean],
+                    "std": [float(x) for x in scaler.std],
+                }
+                tmp.write_text(json.dumps(document, indent=1) + "\n")
+            else:
+                import h5py
 
-            with h5py.File(tmp, "w") as out:
-                write_scaler_arrays(scaler, out.create_dataset)
-                out.attrs.update(_scaler_attrs(scaler))
-        os.replace(tmp, target)
+                with h5py.File(tmp, "w") as out:
+                    write_scaler_arrays(scaler, out.create_dataset)
+                    out.attrs.update(_scaler_attrs(scaler))
     except OSError as exc:
         raise InputError(f"{target}: cannot write the scaler ({exc.strerror or exc})") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def scaler_kind(path: str | os.PathLike) -> str:

@@ -29,7 +29,7 @@ from . import __version__
 from .cli_common import compression_option, device_option, logging_options, setup_logging
 from .device import resolve_device, to_numpy
 from .errors import InputError
-from .store import ArrayWriter, format_from_path
+from .store import ArrayWriter, check_output_folder, format_from_path, removed_on_failure
 
 log = logging.getLogger("gpu_genomics")
 
@@ -109,8 +109,10 @@ def bulk(input_path: str, output: str, **opts: Any) -> None:
             "--min-mean-log has no effect with --apply-scaler (the scaler's genes are kept); "
             "drop one of them"
         )
+    check_output_folder(output)
     if opts["save_scaler_path"]:
         scaler_kind(opts["save_scaler_path"])
+        check_output_folder(opts["save_scaler_path"])
         if Path(opts["save_scaler_path"]).resolve() == Path(output).resolve():
             raise InputError("--save-scaler must differ from the output path")
     min_mean_log = (
@@ -139,7 +141,12 @@ def bulk(input_path: str, output: str, **opts: Any) -> None:
         "zscore": not opts["no_zscore"],
         "device": device,
     }
-    with ArrayWriter(output, opts["output_format"], opts["compression"]) as out:
+    if opts["save_scaler_path"]:  # first: the main output is written last, or not at all
+        save_scaler(result.scaler, opts["save_scaler_path"])
+    with (
+        removed_on_failure(opts["save_scaler_path"]),
+        ArrayWriter(output, opts["output_format"], opts["compression"]) as out,
+    ):
         out.write("expression", expression)
         out.write("sample_id", [str(name) for name in result.sample_names])
         out.write("gene_id", [str(name) for name in result.gene_names])
@@ -165,8 +172,6 @@ def bulk(input_path: str, output: str, **opts: Any) -> None:
                 "parameters": params,
             }
         )
-    if opts["save_scaler_path"]:
-        save_scaler(result.scaler, opts["save_scaler_path"])
     how = (
         f"mean log expression > {min_mean_log}"
         if result.fitted

@@ -12,12 +12,31 @@ import click
 
 from .cli_common import device_option, logging_options, setup_logging
 from .errors import InputError
+from .store import check_output_folder, removed_on_failure
 
 log = logging.getLogger("gpu_genomics")
 
 
-def _optional_float(value: str) -> float | None:
-    return None if value.lower() in ("none", "off") else float(value)
+class _NumberOrNone(click.ParamType):
+    """An int or float option that also takes ``none`` (skip that bound or step)."""
+
+    def __init__(self, kind: type) -> None:
+        self.kind = kind
+        self.name = f"{kind.__name__}|none"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        if value is None or isinstance(value, self.kind):
+            return value
+        if str(value).strip().lower() == "none":
+            return None
+        try:
+            return self.kind(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a {self.kind.__name__} or 'none'", param, ctx)
+
+
+INT_OR_NONE = _NumberOrNone(int)
+FLOAT_OR_NONE = _NumberOrNone(float)
 
 
 @click.command("scrna")
@@ -28,25 +47,45 @@ def _optional_float(value: str) -> float | None:
 @click.option(
     "--transpose", is_flag=True, help="CSV/TSV input is genes x cells (default cells x genes)."
 )
-@click.option("--min-genes", type=int, default=200, show_default=True, help="filter_cells.")
-@click.option("--min-cells", type=int, default=3, show_default=True, help="filter_genes.")
+@click.option(
+    "--min-genes",
+    type=INT_OR_NONE,
+    default=200,
+    show_default=True,
+    help="filter_cells; none: skip.",
+)
+@click.option(
+    "--min-cells", type=INT_OR_NONE, default=3, show_default=True, help="filter_genes; none: skip."
+)
 @click.option(
     "--max-genes",
-    type=int,
+    type=INT_OR_NONE,
     default=2500,
     show_default=True,
     help="Keep cells with fewer detected genes.",
 )
 @click.option(
     "--max-pct-mito",
-    type=float,
+    type=FLOAT_OR_NONE,
     default=5.0,
     show_default=True,
     help="Keep cells with a smaller percent of mitochondrial counts.",
 )
 @click.option("--mito-prefix", default="MT-", show_default=True, help="Mitochondrial gene prefix.")
-@click.option("--target-sum", type=float, default=1e4, show_default=True, help="normalize_total.")
-@click.option("--n-top-genes", type=int, default=2000, show_default=True, help="HVG count.")
+@click.option(
+    "--target-sum",
+    type=FLOAT_OR_NONE,
+    default=1e4,
+    show_default=True,
+    help="normalize_total; none: scanpy's median rule.",
+)
+@click.option(
+    "--n-top-genes",
+    type=INT_OR_NONE,
+    default=2000,
+    show_default=True,
+    help="HVG count; none: scanpy's dispersion cut-offs.",
+)
 @click.option(
     "--hvg-flavor",
     type=click.Choice(["seurat", "cell_ranger", "seurat_v3"]),
@@ -107,6 +146,7 @@ def scrna(input_path: str, output: str, **opts: Any) -> None:
     output_path = Path(output)
     if not output_path.name.lower().endswith((".h5ad", ".zarr")):
         raise InputError(f"{output}: the output must end in .h5ad or .zarr")
+    check_output_folder(output_path)
     backend = sc.resolve_backend(opts["device"])
     rank_files = _rank_inputs(opts)
 
@@ -152,11 +192,12 @@ def scrna(input_path: str, output: str, **opts: Any) -> None:
         command=shlex.join(["gpu-genomics", *argv]),
     )
     written = time.perf_counter()
-    sc.write(adata, output_path)
-    if encoding:
+    if encoding:  # first: the main output is written last, or not at all
         from .singlecell.rank import write_rank_encoding
 
         write_rank_encoding(encoding[0], opts["rank_output"])
+    with removed_on_failure(opts["rank_output"]):
+        sc.write(adata, output_path)
     log.info(
         "wrote %s: %d cells x %d genes (%.2f s); total %.2f s",
         output,
@@ -184,6 +225,7 @@ def _rank_inputs(opts: dict[str, Any]) -> dict[str, Any]:
     suffix = Path(opts["rank_output"]).name.lower()
     if not suffix.endswith((".parquet", ".h5", ".hdf5", ".zarr")):
         raise InputError(f"{opts['rank_output']}: --rank-encode must end in .parquet, .h5 or .zarr")
+    check_output_folder(opts["rank_output"])
     return {
         "gene_medians": load_gene_medians(opts["gene_medians"]) if opts["gene_medians"] else None,
         "token_dictionary": (
@@ -202,7 +244,6 @@ def _rank_encode(adata: Any, opts: dict[str, Any], files: dict[str, Any], backen
         gene_medians=files["gene_medians"],
         token_dictionary=files["token_dictionary"],
         special_tokens=opts["special_tokens"],
-        layer="counts",
         device="gpu" if backend == "gpu" else "cpu",
     )
     log.info(

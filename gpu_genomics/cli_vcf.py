@@ -203,6 +203,19 @@ def _process_chunk(
     keep_column_host = to_numpy(keep_column).astype(bool)
     keep_variant = np.zeros(len(chunk), dtype=bool)
     keep_variant[column_variant[keep_column_host]] = True
+    # split mode gives an ALT-less site (ALT '.') no column: filter it as nonref mode would
+    no_columns = np.flatnonzero(np.bincount(column_variant, minlength=len(chunk)) == 0)
+    if len(no_columns):
+        rows = xp.asarray(no_columns)
+        passes = G.variant_filter(
+            G.minor_allele_frequency(G.allele_frequency(gt[rows], device=device_name)),
+            call_rate[rows],
+            xp.asarray(n_alleles[no_columns]),
+            min_maf=options.min_maf,
+            max_missing=options.max_missing,
+            biallelic_only=options.biallelic_only,
+        )
+        keep_variant[no_columns[to_numpy(passes).astype(bool)]] = True
     n_kept = int(keep_variant.sum())
     new_row = np.cumsum(keep_variant) - 1 + kept_before
     gt_kept = chunk.call_genotype[keep_variant]
@@ -213,7 +226,8 @@ def _process_chunk(
     spool.save("dosage", to_numpy(dos_kept))
     af_kept = af[keep_column]
     if options.standardize:
-        std, std_kept = G.standardize(dos_kept, af_kept)
+        call_ploidy = (gt != -2).sum(axis=2)[xp.asarray(column_variant)][keep_column]
+        std, std_kept = G.standardize(dos_kept, af_kept, ploidy=call_ploidy)
         spool.save("dosage_standardized", to_numpy(std))
         std_columns = np.flatnonzero(to_numpy(std_kept)) + columns_before
         spool.add("dosage_standardized_column", std_columns)

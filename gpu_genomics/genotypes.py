@@ -177,24 +177,33 @@ def minor_allele_frequency(af: Any) -> Any:
     return xp.minimum(af, 1.0 - af)
 
 
-def standardize(dosage_matrix: Any, af: Any, *, dtype: Any = np.float32) -> tuple[Any, Any]:
+def standardize(
+    dosage_matrix: Any, af: Any, *, ploidy: Any = 2, dtype: Any = np.float32
+) -> tuple[Any, Any]:
     """Standardize dosages for ML/PCA; ``dosage_matrix`` is ``(columns, samples)`` (int8 with -1
-    for missing, or float with NaN), ``af`` ``(columns,)`` the counted allele's frequency.
+    for missing, or float with NaN), ``af`` ``(columns,)`` the counted allele's frequency, and
+    ``ploidy`` the number of alleles of each call: a scalar (2 for diploid data) or a
+    ``(columns, samples)`` integer array (haploid calls beside diploid ones).
 
+    A call of ploidy ``k`` is ``Binomial(k, p)`` under Hardy-Weinberg, so it becomes
+    ``(dosage - k p) / sqrt(k p (1 - p))`` (for ``k = 2``: mean ``2p``, scale ``sqrt(2p(1-p))``).
     Returns ``(standardized, kept)``: ``(kept columns, samples)`` of ``dtype`` with missing
-    calls imputed to the mean ``2p`` (0 after standardizing), and ``kept`` ``(columns,) bool``
-    (False for monomorphic columns: ``p`` in {0, 1} or NaN). Runs where the inputs live.
+    calls imputed to the mean (0 after standardizing), and ``kept`` ``(columns,) bool`` (False
+    for monomorphic columns: ``p`` in {0, 1} or NaN). Runs where the inputs live.
     """
     xp = _xp_of(dosage_matrix)
     af = xp.asarray(af, dtype=np.float64)
     kept = (af > 0) & (af < 1)
     x = dosage_matrix[kept]
     p = af[kept][:, None]
+    k = xp.asarray(ploidy, dtype=np.float64)
+    if k.ndim == 2:
+        k = k[kept]
     values = x.astype(np.float64)
     missing = xp.isnan(values) if x.dtype.kind == "f" else x < 0
-    mean = 2.0 * p
-    scale = xp.sqrt(2.0 * p * (1.0 - p))
-    out = xp.where(missing, 0.0, (values - mean) / scale)
+    missing |= k <= 0  # no allele at all in this call (fill only)
+    k = xp.maximum(k, 1.0)
+    out = xp.where(missing, 0.0, (values - k * p) / xp.sqrt(k * p * (1.0 - p)))
     return out.astype(dtype), kept
 
 

@@ -11,6 +11,7 @@ import platform
 from .device import gpu_status
 
 PACKAGES = ("numpy", "numba", "scipy", "h5py", "zarr", "pysam", "pandas", "click", "tqdm")
+SINGLECELL_PACKAGES = ("anndata", "scanpy")
 GPU_PACKAGES = (("cupy", "CuPy"), ("cudf", "cuDF"), ("rapids_singlecell", "rapids-singlecell"))
 
 
@@ -58,6 +59,7 @@ def system_report() -> list[tuple[str, str]]:
         ("gpu-genomics", __version__),
         ("python", platform.python_version()),
         *((name, _version(name)) for name in PACKAGES),
+        *((name, _version(name)) for name in SINGLECELL_PACKAGES),
         ("cpu", f"{cpu_model()} ({os.cpu_count()} logical cores)"),
     ]
     memory = _memory_gib()
@@ -75,5 +77,14 @@ def system_report() -> list[tuple[str, str]]:
     for module, label in GPU_PACKAGES[1:]:
         status = _module_status(module) if usable else "not checked (no usable GPU)"
         rows.append((f"backend {label}", status))
+    scanpy = _version("scanpy")
+    rows.append(
+        (
+            "backend single-cell cpu",
+            f"usable (scanpy {scanpy})"
+            if scanpy != "not installed"
+            else "unavailable: pip install 'gpu-genomics[singlecell]'",
+        )
+    )
     rows.append(("default device", os.environ.get("GPU_GENOMICS_DEVICE") or "auto"))
     return rows

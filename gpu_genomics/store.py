@@ -25,6 +25,7 @@ from .errors import InputError
 Format = Literal["hdf5", "zarr"]
 COMPRESSIONS = ("none", "gzip", "lzf", "zstd")
 SUFFIX_FORMATS = {".h5": "hdf5", ".hdf5": "hdf5", ".zarr": "zarr"}
+MAX_CHUNK_BYTES = 64 * 2**20  # a chunk holds at most this many bytes (or one row)
 
 
 def format_from_path(path: str | os.PathLike, format: str | None = None) -> Format:
@@ -172,6 +173,8 @@ class ArrayWriter:
         sgkit; ``_ARRAY_DIMENSIONS`` attribute in HDF5)."""
         dtype = np.dtype(dtype)
         rows = chunk_rows or self.chunk_rows
+        row_bytes = dtype.itemsize * int(np.prod(shape[1:], dtype=np.int64)) if shape else 0
+        rows = min(rows, max(1, MAX_CHUNK_BYTES // max(row_bytes, 1)))  # codecs cap at 2 GiB
         chunks = (max(1, min(rows, shape[0])), *shape[1:]) if shape else None
         _check_dims(name, shape, dims)
         if self.format == "hdf5":
@@ -280,6 +283,26 @@ def atomic_output(path: str | os.PathLike, *, directory: bool = False) -> Iterat
         _remove(tmp_path)
         raise
     _commit(tmp_path, path)
+
+
+def check_output_folder(path: str | os.PathLike) -> None:
+    """Raise :class:`InputError` now, before any work, when ``path``'s folder does not exist."""
+    folder = Path(path).parent
+    if not folder.is_dir():
+        raise InputError(f"{path}: the folder {folder} does not exist")
+
+
+@contextlib.contextmanager
+def removed_on_failure(*paths: str | os.PathLike | None) -> Iterator[None]:
+    """Remove ``paths`` (outputs written earlier in the same run) if the block fails, so that a
+    command writing several files leaves none of them behind when a later one fails."""
+    try:
+        yield
+    except BaseException:
+        for path in paths:
+            if path is not None:
+                _remove(Path(path))
+        raise
 
 
 def _remove(path: Path) -> None:

@@ -413,7 +413,8 @@ class VcfReader:
     def _text_batches(self) -> Iterator[tuple[bytes, int]]:
         """Whole lines, ``chunk_variants`` at a time, with the line number of the first."""
         line_no = self.header.n_lines + 1
-        carry = b""
+        pieces: list[bytes] = []  # read but not yet yielded
+        carry_lines = 0  # newlines in pieces
         with self._open_text() as handle:
             for _ in range(self.header.n_lines):
                 handle.readline()
@@ -427,7 +428,14 @@ class VcfReader:
                     ) from None
                 if not block:
                     break
-                data = carry + block
+                # blocks are kept apart until they hold a chunk of records, so that a chunk
+                # larger than a block is joined and scanned once (linear, not quadratic)
+                n_block_lines = block.count(b"\n")
+                if carry_lines + n_block_lines < self.chunk_variants:
+                    pieces.append(block)
+                    carry_lines += n_block_lines
+                    continue
+                data = b"".join([*pieces, block])
                 newlines = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
                 start = 0
                 used = 0
@@ -437,7 +445,9 @@ class VcfReader:
                     line_no += self.chunk_variants
                     used += self.chunk_variants
                     start = stop
-                carry = data[start:]
+                pieces = [data[start:]]
+                carry_lines = len(newlines) - used
+        carry = b"".join(pieces)
         if carry.strip():
             yield carry if carry.endswith(b"\n") else carry + b"\n", line_no
 
@@ -534,15 +544,23 @@ class VcfReader:
         filter_pass = np.empty(n, dtype=np.bool_)
         contig_index = self._contig_index
         for i, row in enumerate(fields.tolist()):
-            chrom = text[row[0] : row[1] - 1].decode()
+            try:
+                chrom = text[row[0] : row[1] - 1].decode()
+                variant_id = text[row[2] : row[3] - 1].decode()
+                ref = text[row[3] : row[4] - 1].decode()
+                alt = text[row[4] : row[5] - 1].decode()
+            except UnicodeDecodeError:
+                where = self._where(int(line_numbers[i]), first_record + i)
+                raise InputError(
+                    f"{where}: CHROM, ID, REF or ALT holds bytes that are not UTF-8 text; "
+                    "VCF text must be UTF-8 (convert the file, e.g. with iconv)"
+                ) from None
             index = contig_index.get(chrom)
             if index is None:
                 index = contig_index[chrom] = len(self.contigs)
                 self.contigs.append(chrom)
             contig[i] = index
-            ids.append(text[row[2] : row[3] - 1].decode())
-            ref = text[row[3] : row[4] - 1].decode()
-            alt = text[row[4] : row[5] - 1].decode()
+            ids.append(variant_id)
             alleles.append([ref] if alt == "." else [ref, *alt.split(",")])
             qual = text[row[5] : row[6] - 1]
             if qual == b".":

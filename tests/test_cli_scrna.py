@@ -110,25 +110,27 @@ def test_logs_cells_and_genes_after_each_step(tmp_path, counts_file):
 
 
 def test_rank_encode_writes_tokens_of_the_kept_cells(tmp_path, counts_file):
+    """Geneformer tokens of the cells the recipe keeps, from their raw counts over all genes
+    (cell totals over every gene, genes seen in fewer than 3 cells included)."""
     pq = pytest.importorskip("pyarrow.parquet")
+    from gpu_genomics.singlecell import rank_encode
+
     out, tokens = tmp_path / "out.h5ad", tmp_path / "tokens.parquet"
-    run(
-        "scrna",
-        counts_file,
-        "-o",
-        out,
-        "--device",
-        "cpu",
-        "--quiet",
-        "--rank-encode",
-        tokens,
-        "--n-tokens",
-        "64",
-    )
+    args = ["--rank-encode", tokens, "--n-tokens", "4096"]  # every detected gene
+    run("scrna", counts_file, "-o", out, "--device", "cpu", "--quiet", *args)
     table = pq.read_table(tokens).to_pandas()
     ours = ad.read_h5ad(out)
-    assert len(table) == ours.n_obs
-    assert table["length"].max() <= 64 and table["length"].min() > 0
+    assert table["cell_id"].tolist() == list(ours.obs_names)
+    assert table["length"].min() > 0
+    kept = ad.read_h5ad(counts_file)[ours.obs_names].copy()  # every gene
+    expected = rank_encode(kept, n_tokens=4096, device="cpu")
+    got = [list(ids) for ids in table["input_ids"]]
+    assert got == [expected.cell_tokens(i).tolist() for i in range(len(expected))]
+    # genes the recipe's filter_genes(min_cells=3) removed still count, as in Geneformer
+    detected_in = np.asarray((kept.X > 0).sum(axis=0)).ravel()
+    rare = {kept.var_names[g] for g in np.flatnonzero((detected_in > 0) & (detected_in < 3))}
+    vocabulary = {token: gene for gene, token in expected.token_dictionary.items()}
+    assert rare and rare <= {vocabulary[t] for ids in got for t in ids}
 
 
 @pytest.mark.parametrize(
@@ -169,3 +171,38 @@ def test_bad_output_suffix(tmp_path, counts_file, capsys):
     with pytest.raises(SystemExit):
         run("scrna", counts_file, "-o", tmp_path / "out.csv", "--device", "cpu")
     assert "must end in .h5ad or .zarr" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--target-sum", "0"], "target_sum=0.0 must be a number > 0"),
+        (["--n-top-genes", "0"], "n_top_genes=0 must be an integer >= 1"),
+        (["--max-value", "-1"], "scale_max_value=-1.0 must be a number > 0"),
+        (["--min-genes", "x"], "'x' is not a int or 'none'"),
+    ],
+)
+def test_bad_numbers_are_refused_before_any_work(tmp_path, counts_file, capsys, args, message):
+    with pytest.raises(SystemExit):
+        run("scrna", counts_file, "-o", tmp_path / "o.h5ad", "--device", "cpu", *args)
+    assert message in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def test_none_skips_a_bound(tmp_path, counts_file):
+    out = tmp_path / "o.h5ad"
+    run("scrna", counts_file, "-o", out, "--device", "cpu", "--quiet", "--max-genes", "none",
+        "--max-pct-mito", "none", "--no-scale")  # fmt: skip
+    ours = ad.read_h5ad(out)
+    assert ours.obs["n_genes_by_counts"].max() >= 2500  # the deep cells stay
+    assert ours.uns["preprocess_recipe"]["max_genes"] == "none"
+
+
+def test_a_missing_rank_folder_fails_first_and_writes_nothing(tmp_path, counts_file, capsys):
+    out = tmp_path / "o.h5ad"
+    with pytest.raises(SystemExit):
+        run("scrna", counts_file, "-o", out, "--device", "cpu", "--rank-encode",
+            tmp_path / "missing" / "t.parquet")  # fmt: skip
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "filter_cells" not in err
+    assert not out.exists()

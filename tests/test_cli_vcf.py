@@ -125,13 +125,16 @@ def test_vcf_split_filters_standardize(tmp_path, capsys):
     assert got_columns == columns
     assert arrays["dosage"].T.tolist() == [d for *_, d, _ in want]
     np.testing.assert_allclose(arrays["dosage_allele_frequency"], [af for *_, af in want])
-    # standardized: all kept columns are polymorphic here
+    # standardized: all kept columns are polymorphic here; a call of ploidy k is centred on
+    # k p and scaled by sqrt(k p (1 - p)) (haploid calls beside diploid ones)
     std = arrays["dosage_standardized"]
     assert arrays["dosage_standardized_column"].tolist() == list(range(len(want)))
-    for c, (*_, dosage, af) in enumerate(want):
-        x = np.array([2 * af if d < 0 else d for d in dosage])
-        np.testing.assert_allclose(std[:, c], (x - 2 * af) / math.sqrt(2 * af * (1 - af)),
-                                   rtol=1e-5, atol=1e-6)  # fmt: skip
+    records = naive_calls(TRICKY)
+    for c, (i, _, dosage, af) in enumerate(want):
+        ploidy = np.array([len(call) for call in records[i][0]])
+        x = np.array(dosage, dtype=float)
+        expected = np.where(x < 0, 0.0, (x - ploidy * af) / np.sqrt(ploidy * af * (1 - af)))
+        np.testing.assert_allclose(std[:, c], expected, rtol=1e-5, atol=1e-6)
 
 
 def test_vcf_biallelic_only(tmp_path, capsys):
@@ -209,3 +212,17 @@ def test_zarr_output_opens_in_xarray_with_vcf_zarr_dimensions(tmp_path, capsys):
     assert ds["dosage_standardized"].dims == ("samples", "standardized_columns")
     assert ds.sizes["samples"] == 5 and ds.sizes["variants"] == 10
     np.testing.assert_array_equal(ds["call_genotype"].values, load(out)["arrays"]["call_genotype"])
+
+
+def test_split_keeps_the_same_variants_as_nonref(tmp_path, capsys):
+    """A site without ALT ('.') has no split column but stays a variant, as in nonref mode."""
+    kept = {}
+    for mode in ("nonref", "split"):
+        out = tmp_path / f"{mode}.h5"
+        code, _, err = run(["vcf", str(TRICKY), "-o", str(out), "--multiallelic", mode], capsys)
+        assert code == 0, err
+        kept[mode] = load(out)["arrays"]
+    assert kept["split"]["variant_index"].tolist() == list(range(10))
+    for name in ("variant_index", "variant_position", "call_genotype", "variant_call_rate"):
+        np.testing.assert_array_equal(kept["split"][name], kept["nonref"][name])
+    assert 2 not in kept["split"]["dosage_variant"].tolist()  # ALT '.': no split column

@@ -109,6 +109,34 @@ def test_standardize_definition(device, host):
             assert got[r, j] == pytest.approx(want, rel=1e-5, abs=1e-6)
 
 
+def test_standardize_mixed_ploidy(device, host):
+    """Each call is scaled by its own ploidy k: (x - k p) / sqrt(k p (1 - p))."""
+    gt = random_gt(6)
+    dos = G.dosage(gt, device=device)
+    af = G.allele_frequency(gt, device=device)
+    call_ploidy = (gt != -2).sum(axis=2)
+    xp = np if device == "cpu" else __import__("cupy")
+    got, kept = G.standardize(dos, af, ploidy=xp.asarray(call_ploidy))
+    got, kept, dos_h, af_h = host(got), host(kept), host(dos), host(af)
+    rows = [i for i in range(len(af_h)) if 0 < af_h[i] < 1]
+    assert kept.tolist() == [0 < p < 1 for p in af_h]
+    for r, i in enumerate(rows):
+        p = af_h[i]
+        for j in range(gt.shape[1]):
+            k = call_ploidy[i, j]
+            want = 0.0 if dos_h[i, j] < 0 else (dos_h[i, j] - k * p) / math.sqrt(k * p * (1 - p))
+            assert got[r, j] == pytest.approx(want, rel=1e-5, abs=1e-6)
+    # haploid-only data: every standardized column has mean 0 over its called samples
+    haploid = np.where(gt[:, :, :1] == -2, 0, gt[:, :, :1]).astype(np.int8)
+    haploid[0, :3, 0] = 1  # no monomorphic column left out of the check by accident
+    dos1 = G.dosage(haploid, device=device)
+    af1 = G.allele_frequency(haploid, device=device)
+    std1, kept1 = G.standardize(dos1, af1, ploidy=1)
+    std1, dos1_h = host(std1), host(dos1)[host(kept1)]
+    for row, calls in zip(std1, dos1_h, strict=True):
+        assert row[calls >= 0].mean() == pytest.approx(0.0, abs=1e-5)
+
+
 def test_variant_filter(device, host):
     xp = np if device == "cpu" else __import__("cupy")
     maf = xp.asarray([0.0, 0.01, 0.2, np.nan, 0.3])

@@ -112,3 +112,14 @@ def test_refuses_to_replace_what_is_not_an_earlier_output(tmp_path):
     with pytest.raises(InputError, match="is a folder"):
         ArrayWriter(tmp_path / "d.h5")
     assert (folder / "sub" / "keep.txt").read_text() == "x"
+
+
+def test_chunks_are_capped_in_bytes(tmp_path):
+    """Wide rows get fewer rows per chunk (codecs such as Blosc refuse buffers over 2 GiB)."""
+    from gpu_genomics.store import MAX_CHUNK_BYTES
+
+    with ArrayWriter(tmp_path / "wide.zarr", chunk_rows=10_000) as out:
+        wide = out.create("wide", (100, MAX_CHUNK_BYTES // 8), np.int8)
+        narrow = out.create("narrow", (100, 4), np.int8)
+    assert wide.chunks == (8, MAX_CHUNK_BYTES // 8)
+    assert narrow.chunks == (100, 4)

@@ -93,6 +93,19 @@ def test_tricky_chunked_matches_whole():
             np.testing.assert_array_equal(parts[key], value, err_msg=key)
 
 
+@pytest.mark.parametrize("block_bytes", [1, 7, 64, 1000])
+@pytest.mark.parametrize("chunk_variants", [1, 3, 1000])
+def test_block_boundaries_do_not_matter(monkeypatch, block_bytes, chunk_variants):
+    """Records cut anywhere by the text blocks, chunks smaller or larger than a block."""
+    from gpu_genomics import vcf
+
+    whole = read_vcf(TRICKY)
+    monkeypatch.setattr(vcf, "BLOCK_BYTES", block_bytes)
+    parts = read_vcf(TRICKY, chunk_variants=chunk_variants)
+    for key, value in whole.items():
+        np.testing.assert_array_equal(parts[key], value, err_msg=key)
+
+
 def test_tricky_matches_allel():
     allel = pytest.importorskip("allel")
     got = read_vcf(TRICKY)
@@ -296,3 +309,13 @@ def test_reader_streams_chunks():
     assert sizes == [4, 4, 2]
     assert reader.max_ploidy == 3
     assert reader.contigs == ["chr1", "chr2", "chr3"]
+
+
+def test_non_utf8_text_is_one_line(tmp_path):
+    path = tmp_path / "latin1.vcf"
+    path.write_bytes(
+        HEADER.encode() + "1\t5\tr\xe9s\tA\tG\t.\t.\t.\tGT\t0/1\t1/1\n".encode("latin-1")
+    )
+    with pytest.raises(InputError, match=r"line 4.*not UTF-8") as info:
+        read_vcf(path)
+    assert "\n" not in str(info.value)

@@ -304,6 +304,7 @@ def simulate_doublets(
         (to_numpy(values).astype(out_dtype), to_numpy(genes), to_numpy(out_indptr)),
         shape=(n, csr.shape[1]),
     )
+    out.eliminate_zeros()  # the same structure from both devices
     if not sp.issparse(matrix):
         out = out.toarray()
     names = np.asarray(adata.obs_names)

@@ -49,7 +49,7 @@ import numpy as np
 
 from ..device import array_module, resolve_device, to_numpy
 from ..errors import InputError, positive_int
-from ..store import SUFFIX_FORMATS, ArrayWriter
+from ..store import SUFFIX_FORMATS, ArrayWriter, atomic_output
 from ._matrix import (
     check_counts,
     device_csr,
@@ -632,16 +632,13 @@ def _write_parquet(
             "length": pa.array(np.diff(offsets).astype(np.int32)),
         }
     ).replace_schema_metadata({"gpu_genomics": json.dumps(metadata)})
-    tmp_path = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        pq.write_table(table, tmp_path, compression=compression or "zstd")
-        os.replace(tmp_path, path)
-    except BaseException as exc:
-        if tmp_path.exists():
-            tmp_path.unlink()
-        if isinstance(exc, pa.ArrowException | ValueError) and not isinstance(exc, InputError):
-            raise InputError(f"{path}: cannot write Parquet ({exc})") from None
-        raise
+        with atomic_output(path) as tmp_path:
+            pq.write_table(table, tmp_path, compression=compression or "zstd")
+    except (pa.ArrowException, ValueError) as exc:
+        if isinstance(exc, InputError):
+            raise
+        raise InputError(f"{path}: cannot write Parquet ({exc})") from None
 
 
 # --- scGPT binning ----------------------------------------------------------------------

@@ -335,10 +335,16 @@ def _highly_variable_genes(
         n_top_genes = adata.n_vars
     kwargs: dict[str, Any] = {"n_top_genes": n_top_genes, "flavor": flavor, "layer": layer}
     if backend == "gpu" and layer is not None and not is_gpu_array(adata.layers[layer]):
+        import cupy
         import cupyx.scipy.sparse
+        import scipy.sparse
 
         host_layer = adata.layers[layer]
-        adata.layers[layer] = cupyx.scipy.sparse.csr_matrix(host_layer)
+        adata.layers[layer] = (
+            cupyx.scipy.sparse.csr_matrix(scipy.sparse.csr_matrix(host_layer))
+            if scipy.sparse.issparse(host_layer)
+            else cupy.asarray(host_layer)
+        )
         try:
             _pp(backend).highly_variable_genes(adata, **kwargs, **options)
         finally:
@@ -412,10 +418,10 @@ def preprocess(
     ``highly_variable_genes(n_top_genes, hvg_flavor)``, keep only those genes
     (``subset_hvg``), ``scale(max_value=scale_max_value)`` (``scale_data``).
 
-    ``on_counts(adata)``, when given, is called once the cells are final and
-    ``layers["counts"]`` holds their raw counts (all genes detected in ``min_cells`` cells),
-    before normalisation: the place for count-based encodings such as
-    :func:`~gpu_genomics.singlecell.rank.rank_encode`.
+    ``on_counts(counts)``, when given, is called once the cells are final, with a host AnnData
+    of their raw counts over *all* genes (as before ``filter_genes``; ``var`` with
+    ``gene_ids``): the place for count-based encodings such as Geneformer's
+    :func:`~gpu_genomics.singlecell.rank.rank_encode`, whose cell totals run over all genes.
 
     Logs cells and genes left and seconds after each step; the same figures are stored in
     ``uns["preprocess_steps"]`` (a dict of equal-length arrays: step, n_cells, n_genes,
@@ -423,11 +429,14 @@ def preprocess(
     bound). Returns ``adata`` (modified in place) or, with
     ``copy=True``, a processed copy.
     """
+    _check_recipe(min_genes, min_cells, max_genes, max_pct_mito, target_sum, n_top_genes,
+                  hvg_flavor, scale_max_value)  # fmt: skip
     backend = resolve_backend(device)
     if copy:
         adata = adata.copy()
     annotate_genes(adata)
     check_counts(adata, what="the single-cell recipe")
+    all_genes: dict[str, Any] = {}
     steps: list[dict[str, Any]] = []
 
     def step(name: str, run: Callable[[], None]) -> None:
@@ -449,6 +458,8 @@ def preprocess(
                 "filter_cells",
                 lambda: _filter(adata, backend, "cells", min_genes, None, None, None),
             )
+        if on_counts is not None:  # the matrix before filter_genes (not copied; never modified)
+            all_genes.update(x=adata.X, var=adata.var.copy(), cells=adata.obs_names.copy())
         if min_cells is not None:
             step(
                 "filter_genes",
@@ -459,10 +470,11 @@ def preprocess(
             "filter_qc",
             lambda: _filter_qc(adata, backend, max_genes, max_pct_mito, mito_prefix),
         )
-        if keep_counts or on_counts is not None:
+        if keep_counts:
             step("keep_counts", lambda: _keep_counts(adata))
         if on_counts is not None:
-            on_counts(adata)
+            on_counts(_counts_of_kept_cells(adata, all_genes))
+            all_genes.clear()
         step(
             "normalize_total",
             lambda: _pp(backend).normalize_total(adata, target_sum=target_sum),
@@ -497,6 +509,55 @@ def preprocess(
     # h5ad/zarr cannot store None: a skipped bound is written as "none"
     adata.uns["preprocess_recipe"] = {k: "none" if v is None else v for k, v in recipe.items()}
     return adata
+
+
+def _counts_of_kept_cells(adata: AnnData, all_genes: dict[str, Any]) -> AnnData:
+    """Host AnnData: the rows of ``all_genes["x"]`` (all genes) for the cells left in
+    ``adata``."""
+    import anndata
+    import pandas as pd
+
+    rows = all_genes["cells"].get_indexer(adata.obs_names)
+    x = all_genes["x"]
+    if is_gpu_array(x):
+        import cupy
+
+        x = x[cupy.asarray(rows)].get()
+    else:
+        x = x[rows]
+    return anndata.AnnData(X=x, obs=pd.DataFrame(index=adata.obs_names), var=all_genes["var"])
+
+
+def _check_recipe(
+    min_genes: int | None,
+    min_cells: int | None,
+    max_genes: int | None,
+    max_pct_mito: float | None,
+    target_sum: float | None,
+    n_top_genes: int | None,
+    hvg_flavor: str,
+    scale_max_value: float | None,
+) -> None:
+    """One-line errors for recipe parameters scanpy would misread or crash on."""
+    for name, value, low in (
+        ("min_genes", min_genes, 0),
+        ("min_cells", min_cells, 0),
+        ("max_genes", max_genes, 1),
+        ("n_top_genes", n_top_genes, 1),
+    ):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low
+        ):
+            raise InputError(f"{name}={value!r} must be an integer >= {low} (or None to skip)")
+    for name, value in (
+        ("max_pct_mito", max_pct_mito),
+        ("target_sum", target_sum),
+        ("scale_max_value", scale_max_value),
+    ):
+        if value is not None and not (np.isfinite(value) and value > 0):
+            raise InputError(f"{name}={value!r} must be a number > 0 (or None to skip)")
+    if hvg_flavor not in HVG_FLAVORS:
+        raise InputError(f"hvg_flavor={hvg_flavor!r} is not one of {', '.join(HVG_FLAVORS)}")
 
 
 def _keep_counts(adata: AnnData) -> None:
