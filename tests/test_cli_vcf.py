@@ -10,6 +10,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from test_vcf import naive_gt
 
 from gpu_genomics.cli import main
 
@@ -56,11 +57,7 @@ def naive_calls(path: Path):
     out = []
     for rec in records:
         gt_index = rec[8].split(":").index("GT")
-        calls = []
-        for value in rec[9:]:
-            parts = value.split(":")
-            text = parts[gt_index] if gt_index < len(parts) else "."
-            calls.append([-1 if a == "." else int(a) for a in text.replace("|", "/").split("/")])
+        calls = [naive_gt(value, gt_index)[0] for value in rec[9:]]
         n_alleles = 1 if rec[4] == "." else len(rec[4].split(",")) + 1
         out.append((calls, n_alleles))
     return out

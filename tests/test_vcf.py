@@ -23,6 +23,13 @@ def allel_data_dir() -> Path | None:
     return folder if folder.is_dir() else None
 
 
+def naive_gt(value: str, gt_index: int) -> tuple[list[int], str]:
+    """One sample's column: its GT alleles (-1 for '.') and the GT text ('.' when absent)."""
+    parts = value.split(":")
+    text = parts[gt_index] if gt_index < len(parts) else "."
+    return [-1 if a == "." else int(a) for a in text.replace("|", "/").split("/")], text
+
+
 def naive_read(path: Path) -> dict:
     """The VCF read line by line in plain Python: the definitions, not our parser."""
     opener = gzip.open if path.suffix == ".gz" else open
@@ -35,9 +42,7 @@ def naive_read(path: Path) -> dict:
         gt_index = rec[8].split(":").index("GT")
         row = []
         for value in rec[9:]:
-            parts = value.split(":")
-            text = parts[gt_index] if gt_index < len(parts) else "."
-            alleles = [-1 if a == "." else int(a) for a in text.replace("|", "/").split("/")]
+            alleles, text = naive_gt(value, gt_index)
             phased = "|" in text and "/" not in text
             row.append((alleles, phased))
         calls.append(row)

@@ -3,11 +3,11 @@ components on a device, and the value checks with one-line errors naming cell an
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..device import array_module, is_gpu_array, to_numpy
+from ..device import array_module, is_gpu_array, resolve_device, to_numpy
 from ..errors import InputError
 
 
@@ -116,3 +116,36 @@ def check_counts(
         f"{adata.var_names[gene]!r} (column {gene}) of {where} holds {value!r} ({reason}); "
         "pass raw counts (e.g. layer='counts')"
     )
+
+
+class DeviceCounts(NamedTuple):
+    """A checked count matrix and its CSR components on the chosen device."""
+
+    xp: Any  #: NumPy or CuPy
+    device: str  #: "cpu" or "gpu"
+    matrix: Any  #: the layer as stored (its format is kept by functions that rebuild it)
+    csr: Any  #: host SciPy CSR, canonical
+    data: Any  #: ``(nnz,)`` input dtype, on the device
+    indices: Any  #: ``(nnz,) int64``, on the device
+    indptr: Any  #: ``(n_cells + 1,) int64``, on the device
+
+
+def device_counts(
+    adata: Any, layer: str | None, device: str | None, *, integer: bool, what: str
+) -> DeviceCounts:
+    """Resolve ``device``, read and check the layer (:func:`check_counts`), and put its CSR
+    components on the device: the common start of the count-based operations."""
+    device_name = resolve_device(device)
+    xp = array_module(device_name)
+    matrix = layer_matrix(adata, layer)
+    csr = host_csr(matrix)
+    check_counts(adata, layer=layer, integer=integer, what=what)
+    data, indices, indptr = device_csr(xp, csr)
+    return DeviceCounts(xp, device_name, matrix, csr, data, indices, indptr)
+
+
+def check_seed(seed: Any) -> int:
+    """``seed`` as an int, or a one-line error unless it is a non-negative integer."""
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise InputError(f"seed={seed!r} must be a non-negative integer")
+    return int(seed)

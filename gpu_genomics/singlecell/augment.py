@@ -15,19 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from ..device import array_module, resolve_device, to_numpy
+from ..device import to_numpy
 from ..errors import InputError, positive_int
-from ._matrix import check_counts, device_csr, host_csr, layer_matrix, row_of_entries
+from ._matrix import check_seed, device_counts, row_of_entries
 
 log = logging.getLogger("gpu_genomics")
 
 __all__ = ["downsample_counts", "simulate_doublets"]
-
-
-def _seed(seed: Any) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise InputError(f"seed={seed!r} must be a non-negative integer")
-    return int(seed)
 
 
 def _generator(device: str, seed: int) -> Any:
@@ -135,14 +129,11 @@ def downsample_counts(
         target_total = positive_int("target_total", target_total)
     if method not in ("binomial", "multinomial"):
         raise InputError(f"method={method!r} is not one of binomial, multinomial")
-    seed = _seed(seed)
-    device_name = resolve_device(device)
-    xp = array_module(device_name)
-    matrix = layer_matrix(adata, layer)
-    csr = host_csr(matrix)
-    check_counts(adata, layer=layer, integer=True, what="downsample_counts")
+    seed = check_seed(seed)
+    xp, device_name, matrix, csr, data, _, indptr = device_counts(
+        adata, layer, device, integer=True, what="downsample_counts"
+    )
     n_cells = csr.shape[0]
-    data, _, indptr = device_csr(xp, csr)
     counts = data.astype(np.int64)
     cumulative, totals = _segment_totals(xp, counts, indptr)
     rng = _generator(device_name, seed)
@@ -267,16 +258,13 @@ def simulate_doublets(
     n = positive_int("n", n)
     if how not in ("sum", "mean"):
         raise InputError(f"how={how!r} is not one of sum, mean")
-    seed = _seed(seed)
-    device_name = resolve_device(device)
-    xp = array_module(device_name)
-    matrix = layer_matrix(adata, layer)
-    csr = host_csr(matrix)
-    check_counts(adata, layer=layer, integer=False, what="simulate_doublets")
+    seed = check_seed(seed)
+    xp, device_name, matrix, csr, data, indices, indptr = device_counts(
+        adata, layer, device, integer=False, what="simulate_doublets"
+    )
     n_cells = csr.shape[0]
     if n_cells < 2:
         raise InputError(f"simulate_doublets needs at least 2 cells, adata has {n_cells}")
-    data, indices, indptr = device_csr(xp, csr)
 
     host_rng = np.random.default_rng(seed)
     first = host_rng.integers(0, n_cells, size=n)

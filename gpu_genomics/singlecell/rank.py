@@ -51,10 +51,8 @@ from ..device import array_module, resolve_device, to_numpy
 from ..errors import InputError, positive_int
 from ..store import SUFFIX_FORMATS, ArrayWriter, atomic_output
 from ._matrix import (
-    check_counts,
-    device_csr,
-    host_csr,
-    layer_matrix,
+    check_seed,
+    device_counts,
     row_of_entries,
     var_gene_ids,
 )
@@ -308,13 +306,13 @@ def default_token_dictionary(gene_ids: Any, special_tokens: bool = False) -> dic
 
 
 def _normalised_entries(
-    xp: Any, adata: Any, layer: str | None, target_sum: float, what: str
+    device_name: str, adata: Any, layer: str | None, target_sum: float, what: str
 ) -> tuple[Any, Any, Any, int, int]:
     """The positive entries of the matrix, normalised: ``(row, gene, count / total *
     target_sum)`` on the device (int64, int64, float64), in CSR order, plus the shape."""
-    csr = host_csr(layer_matrix(adata, layer))
-    check_counts(adata, layer=layer, integer=False, what=what)
-    data, indices, indptr = device_csr(xp, csr)
+    xp, _, _, csr, data, indices, indptr = device_counts(
+        adata, layer, device_name, integer=False, what=what
+    )
     n_cells, n_genes = csr.shape
     row = row_of_entries(xp, indptr)
     totals = _cell_totals(xp, data, row, n_cells)
@@ -358,7 +356,7 @@ def compute_gene_medians(
     device_name = resolve_device(device)
     xp = array_module(device_name)
     _, gene, values, _, n_genes = _normalised_entries(
-        xp, adata, layer, target_sum, "compute_gene_medians"
+        device_name, adata, layer, target_sum, "compute_gene_medians"
     )
     medians = to_numpy(_gene_median_array(xp, gene, values, n_genes))
     gene_ids = var_gene_ids(adata, gene_key)
@@ -481,7 +479,7 @@ def rank_encode(
         cls_id, eos_id = tokens[CLS_TOKEN], tokens[EOS_TOKEN]
 
     row, gene, values, n_cells, n_genes = _normalised_entries(
-        xp, adata, layer, target_sum, "rank_encode"
+        device_name, adata, layer, target_sum, "rank_encode"
     )
     if gene_medians is None:
         # a duplicated gene id takes its first column's median, as in compute_gene_medians
@@ -708,15 +706,11 @@ def bin_values(
         raise InputError(f"n_bins={n_bins} must be at least 3 (scGPT uses 51)")
     if tie_break not in ("random", "left"):
         raise InputError(f"tie_break={tie_break!r} is not one of random, left")
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise InputError(f"seed={seed!r} must be a non-negative integer")
-    device_name = resolve_device(device)
-    xp = array_module(device_name)
-    matrix = layer_matrix(adata, layer)
-    csr = host_csr(matrix)
-    check_counts(adata, layer=layer, integer=False, what="bin_values")
+    seed = check_seed(seed)
+    xp, _, matrix, csr, data, _, indptr = device_counts(
+        adata, layer, device, integer=False, what="bin_values"
+    )
     n_cells = csr.shape[0]
-    data, _, indptr = device_csr(xp, csr)
     binned = xp.zeros(data.size, dtype=np.int64)
     positive = xp.nonzero(data > 0)[0]
     if positive.size:
