@@ -25,7 +25,12 @@ them back to the input's records, 0-based, in file or region order):
   the written variants);
 * with ``--standardize``: ``dosage_standardized`` ``(samples, columns_std) float32`` and
   ``dosage_standardized_column`` ``(columns_std,) int64`` (index into the dosage columns;
-  monomorphic columns are dropped).
+  monomorphic columns are dropped); a call of ploidy ``k`` becomes ``(x - k p) /
+  sqrt(k p (1 - p))``, missing calls 0.
+
+Every array names its axes (``variants``, ``samples``, ``ploidy``, ``alleles``, ``contigs``,
+``dosage_columns``, ``standardized_columns``; Zarr ``dimension_names``), and Zarr metadata is
+consolidated, so ``xarray.open_zarr`` (how sgkit loads VCF Zarr) opens the output.
 """
 
 from __future__ import annotations

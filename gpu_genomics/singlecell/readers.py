@@ -11,6 +11,7 @@ to read becomes one :class:`~gpu_genomics.errors.InputError` line naming the fil
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -189,6 +190,8 @@ def write(adata: AnnData, path: str | Path) -> None:
         raise InputError(f"{path}: the output must end in .h5ad or .zarr")
     with atomic_output(path, directory=name.endswith(".zarr")) as tmp:
         if name.endswith(".zarr"):
-            adata.write_zarr(tmp)
+            with warnings.catch_warnings():  # anndata's notice about its default Zarr format
+                warnings.filterwarnings("ignore", message="Writing zarr v2 data")
+                adata.write_zarr(tmp)
         else:
             adata.write_h5ad(tmp)
