@@ -120,9 +120,11 @@ def child(pipeline: str, path: str, warmup: str) -> None:
     import anndata as ad
 
     warnings.filterwarnings("ignore")
-    run = {"scanpy": lambda a, s: scanpy_recipe(a, s)}
-    run["ours-cpu"] = lambda a, s: ours(a, "cpu", s)
-    run["ours-gpu"] = lambda a, s: ours(a, "gpu", s)
+    run = {
+        "scanpy": scanpy_recipe,
+        "ours-cpu": lambda a, s: ours(a, "cpu", s),
+        "ours-gpu": lambda a, s: ours(a, "gpu", s),
+    }
     run[pipeline](ad.read_h5ad(warmup), {})  # compile numba / CUDA kernels
     adata = ad.read_h5ad(path)
     steps: dict[str, float] = {}
@@ -187,7 +189,7 @@ def main(argv=None) -> None:
     print("# bench/scrna.py")
     print(f"date      {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; revision {git_revision()}")
     print(f"machine   {cpu_model()}, {os.cpu_count()} CPUs, {ram_gib()} RAM")
-    print(f"gpu       {gpu_text(*_gpu_status()) if gpu_ok else f'none usable ({gpu_reason})'}")
+    print(f"gpu       {gpu_text(gpu_ok, gpu_reason)}")
     print(f"command   python bench/{Path(__file__).name} {' '.join(sys.argv[1:])}")
     print(f"data      {args.cells} cells x {args.genes} genes, ~{args.genes_per_cell} genes/cell")
 
@@ -221,12 +223,6 @@ def main(argv=None) -> None:
         print(f"ours-gpu vs ours-cpu: {best['ours-cpu']['total'] / best['ours-gpu']['total']:.1f}x")
     same = best["ours-cpu"]["checksum"] == best["scanpy"]["checksum"]
     print(f"output    {shapes.pop()} (cells, genes); ours-cpu X equals scanpy's: {same}")
-
-
-def _gpu_status() -> tuple[bool, str]:
-    from gpu_genomics.device import gpu_status
-
-    return gpu_status()
 
 
 def _seconds(value: float | None) -> str:

@@ -19,7 +19,13 @@ import click
 import numpy as np
 
 from . import __version__
-from .cli_common import compression_option, device_option, logging_options, setup_logging
+from .cli_common import (
+    array_output_options,
+    compression_option,
+    device_option,
+    logging_options,
+    setup_logging,
+)
 from .device import resolve_device, to_numpy
 from .errors import GpuGenomicsError, InputError
 from .kmers import kmer_counts, kmer_names
@@ -52,21 +58,8 @@ def info() -> None:
 
 @cli.command()
 @click.argument("seqs", type=click.Path(dir_okay=False))
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(dir_okay=True),
-    help="Output .h5/.hdf5 or .zarr path.",
-)
+@array_output_options
 @click.option("--encoding", type=click.Choice(ENCODINGS), default="onehot", show_default=True)
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["hdf5", "zarr"]),
-    default=None,
-    help="Output format; default from the output's suffix.",
-)
 @click.option(
     "--length", type=int, default=None, help="onehot: bases per row (default: longest record)."
 )
@@ -118,7 +111,7 @@ def encode(seqs: str, output: str, **opts: Any) -> None:
     Writes the encoded arrays (onehot; input_ids + attention_mask; kmer_counts), the record
     `names` and `lengths`, and attributes with the tool version, command line and parameters.
     """
-    setup_logging("warning" if opts["quiet"] else opts["loglevel"].lower())
+    setup_logging(opts["quiet"], opts["loglevel"])
     started = time.perf_counter()
     format_from_path(output, opts["output_format"])  # refuse a bad output name before any work
     device = resolve_device(opts["device"])
@@ -287,7 +280,7 @@ def intervals(metadata: str, reference: str, output: str, **opts: Any) -> None:
     """
     from .intervals import IntervalOptions, build_interval_dataset
 
-    setup_logging("warning" if opts["quiet"] else opts["loglevel"].lower())
+    setup_logging(opts["quiet"], opts["loglevel"])
     if output.endswith(("/", os.sep)):
         raise InputError(f"{output}: is a folder; give the output a file name such as out.h5")
     if not Path(output).suffix:

@@ -26,7 +26,13 @@ import click
 import numpy as np
 
 from . import __version__
-from .cli_common import compression_option, device_option, logging_options, setup_logging
+from .cli_common import (
+    array_output_options,
+    compression_option,
+    device_option,
+    logging_options,
+    setup_logging,
+)
 from .device import resolve_device, to_numpy
 from .errors import InputError
 from .store import ArrayWriter, check_output_folder, format_from_path, removed_on_failure
@@ -36,13 +42,7 @@ log = logging.getLogger("gpu_genomics")
 
 @click.command("bulk")
 @click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False))
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(dir_okay=True),
-    help="Output .h5/.hdf5 or .zarr path.",
-)
+@array_output_options
 @click.option(
     "--samples-by-genes",
     is_flag=True,
@@ -79,13 +79,6 @@ log = logging.getLogger("gpu_genomics")
     is_flag=True,
     help="Write the filtered log values instead of z-scores (the scaler is still stored).",
 )
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["hdf5", "zarr"]),
-    default=None,
-    help="Output format; default from the output's suffix.",
-)
 @device_option
 @compression_option
 @logging_options
@@ -100,7 +93,7 @@ def bulk(input_path: str, output: str, **opts: Any) -> None:
     from .bulk import DEFAULT_MIN_MEAN_LOG, load_scaler, preprocess_bulk, save_scaler, scaler_kind
     from .tables import read_table
 
-    setup_logging("warning" if opts["quiet"] else opts["loglevel"].lower())
+    setup_logging(opts["quiet"], opts["loglevel"])
     started = time.perf_counter()
     # refuse bad names and option clashes before any work
     format_from_path(output, opts["output_format"])

@@ -19,7 +19,9 @@ from .store import COMPRESSIONS
 log = logging.getLogger("gpu_genomics")
 
 
-def setup_logging(level: str) -> None:
+def setup_logging(quiet: bool, loglevel: str) -> None:
+    """Log to stderr as ``gpu-genomics: ...`` at ``loglevel`` (warnings only with ``quiet``)."""
+    level = "warning" if quiet else loglevel.lower()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("gpu-genomics: %(message)s"))
     log.handlers[:] = [handler]
@@ -50,3 +52,22 @@ def logging_options(command: Any) -> Any:
         show_default=True,
     )(command)
     return click.option("--quiet", is_flag=True, help="No progress bars; warnings only.")(command)
+
+
+def array_output_options(command: Any) -> Any:
+    """``-o/--output`` (an HDF5 file or Zarr folder) and ``--format hdf5|zarr``, shared by the
+    commands that write named arrays through :class:`~gpu_genomics.store.ArrayWriter`."""
+    command = click.option(
+        "--format",
+        "output_format",
+        type=click.Choice(["hdf5", "zarr"]),
+        default=None,
+        help="Output format; default from the output's suffix.",
+    )(command)
+    return click.option(
+        "-o",
+        "--output",
+        required=True,
+        type=click.Path(dir_okay=True),
+        help="Output .h5/.hdf5 file or .zarr folder.",
+    )(command)

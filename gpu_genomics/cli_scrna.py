@@ -141,7 +141,7 @@ def scrna(input_path: str, output: str, **opts: Any) -> None:
     """
     from . import singlecell as sc
 
-    setup_logging("warning" if opts["quiet"] else opts["loglevel"].lower())
+    setup_logging(opts["quiet"], opts["loglevel"])
     sc.require_scanpy()
     output_path = Path(output)
     if not output_path.name.lower().endswith((".h5ad", ".zarr")):

@@ -48,7 +48,13 @@ import click
 import numpy as np
 
 from . import genotypes as G
-from .cli_common import compression_option, device_option, logging_options, setup_logging
+from .cli_common import (
+    array_output_options,
+    compression_option,
+    device_option,
+    logging_options,
+    setup_logging,
+)
 from .device import array_module, resolve_device, to_numpy
 from .errors import InputError, positive_int
 from .store import ArrayWriter, format_from_path
@@ -415,7 +421,7 @@ def format_summary(summary: dict[str, Any]) -> str:
 
 @click.command("vcf")
 @click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", required=True, help="Output .h5/.hdf5 file or .zarr folder.")
+@array_output_options
 @click.option("--region", default=None, help="chrom or chrom:start-end (needs a .tbi/.csi).")
 @click.option("--min-maf", type=float, default=0.0, show_default=True)
 @click.option("--max-missing", type=float, default=1.0, show_default=True,
@@ -428,7 +434,6 @@ def format_summary(summary: dict[str, Any]) -> str:
 @click.option("--standardize/--no-standardize", default=False, show_default=True,
               help="Also write dosage_standardized (mean-imputed, scaled; "
               "monomorphic dropped).")  # fmt: skip
-@click.option("--format", "output_format", type=click.Choice(["hdf5", "zarr"]), default=None)
 @compression_option
 @click.option("--chunk-variants", type=int, default=DEFAULT_CHUNK_VARIANTS, show_default=True)
 @device_option
@@ -452,7 +457,7 @@ def vcf(
     loglevel: str,
 ) -> None:
     """VCF/BCF -> call_genotype, dosage (samples x variants) and QC figures in HDF5/Zarr."""
-    setup_logging("warning" if quiet else loglevel)
+    setup_logging(quiet, loglevel)
     options = VcfOptions(
         region=region,
         min_maf=min_maf,

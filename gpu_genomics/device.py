@@ -55,13 +55,9 @@ def _log_fallback(reason: str) -> None:
     log.info("device='auto': using the CPU because %s", reason)
 
 
-def resolve_device(device: str | None = None) -> Device:
-    """Turn a user's ``device`` argument into ``"cpu"`` or ``"gpu"``.
-
-    Raises:
-        InputError: ``device`` (or ``$GPU_GENOMICS_DEVICE``) is not auto/gpu/cpu.
-        DeviceError: ``"gpu"`` was asked for and no GPU is usable.
-    """
+def requested_device(device: str | None = None) -> str:
+    """What was asked for: ``device``, else ``$GPU_GENOMICS_DEVICE``, else ``"auto"``, checked
+    and lower-cased (one of :data:`DEVICE_CHOICES`)."""
     source = "device"
     if device is None:
         device = os.environ.get(DEVICE_ENV) or "auto"
@@ -69,6 +65,17 @@ def resolve_device(device: str | None = None) -> Device:
     choice = str(device).strip().lower()
     if choice not in DEVICE_CHOICES:
         raise InputError(f"{source}={device!r} is not one of auto, gpu, cpu")
+    return choice
+
+
+def resolve_device(device: str | None = None) -> Device:
+    """Turn a user's ``device`` argument into ``"cpu"`` or ``"gpu"``.
+
+    Raises:
+        InputError: ``device`` (or ``$GPU_GENOMICS_DEVICE``) is not auto/gpu/cpu.
+        DeviceError: ``"gpu"`` was asked for and no GPU is usable.
+    """
+    choice = requested_device(device)
     if choice == "cpu":
         return "cpu"
     usable, reason = gpu_status()

@@ -14,11 +14,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from ..device import DEVICE_ENV, Device, gpu_status, is_gpu_array, resolve_device
+from ..device import Device, gpu_status, is_gpu_array, requested_device, resolve_device
 from ..errors import DeviceError, InputError
 
 if TYPE_CHECKING:
@@ -57,8 +56,7 @@ def resolve_backend(device: str | None = None) -> Device:
     usable, reason = rapids_status()
     if usable:
         return "gpu"
-    requested = str(device if device is not None else os.environ.get(DEVICE_ENV) or "auto")
-    if requested.strip().lower() == "gpu":
+    if requested_device(device) == "gpu":
         raise DeviceError(
             f"device='gpu' was requested but the GPU single-cell backend is unavailable: "
             f"{reason}; install gpu-genomics[rapids12] or [rapids13], or use device='cpu'"

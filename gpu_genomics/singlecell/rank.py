@@ -210,7 +210,11 @@ def load_gene_medians(path: str | os.PathLike) -> dict[str, float]:
     (``.json``, an object) or TSV (``.tsv``/``.txt``: gene id, median; header optional).
     Every median must be a finite number > 0.
     """
-    raw = _read_mapping(path, "gene median", "median")
+    return _checked_medians(_read_mapping(path, "gene median", "median"), str(path))
+
+
+def _checked_medians(raw: Mapping, source: str) -> dict[str, float]:
+    """``raw`` (gene id -> median) with str keys and float values, each finite and > 0."""
     medians: dict[str, float] = {}
     for gene, value in raw.items():
         try:
@@ -219,9 +223,9 @@ def load_gene_medians(path: str | os.PathLike) -> dict[str, float]:
             median = math.nan
         if not math.isfinite(median) or median <= 0:
             raise InputError(
-                f"{path}: gene {gene!r} has median {value!r}; medians must be finite numbers > 0"
+                f"{source}: gene {gene!r} has median {value!r}; medians must be finite numbers > 0"
             )
-        medians[gene] = median
+        medians[str(gene)] = median
     return medians
 
 
@@ -231,15 +235,19 @@ def load_token_dictionary(path: str | os.PathLike) -> dict[str, int]:
 
     Formats as :func:`load_gene_medians`; ids must be integers in 0 .. 2**31 - 1.
     """
-    raw = _read_mapping(path, "token dictionary", "token id")
+    return _checked_tokens(_read_mapping(path, "token dictionary", "token id"), str(path))
+
+
+def _checked_tokens(raw: Mapping, source: str) -> dict[str, int]:
+    """``raw`` (token -> id) with str keys and int ids in 0 .. 2**31 - 1."""
     tokens: dict[str, int] = {}
     for gene, value in raw.items():
         token = _as_token_id(value)
         if token is None:
             raise InputError(
-                f"{path}: token {gene!r} has id {value!r}; ids must be integers in 0..{INT32_MAX}"
+                f"{source}: token {gene!r} has id {value!r}; ids must be integers in 0..{INT32_MAX}"
             )
-        tokens[gene] = token
+        tokens[str(gene)] = token
     return tokens
 
 
@@ -266,13 +274,7 @@ def _as_medians(gene_medians: Any) -> dict[str, float]:
             "gene_medians must be a path or a dict of gene id -> median, "
             f"not {type(gene_medians).__name__}"
         )
-    out = {}
-    for gene, value in gene_medians.items():
-        median = float(value)
-        if not math.isfinite(median) or median <= 0:
-            raise InputError(f"gene_medians: gene {gene!r} has median {value!r}; need > 0")
-        out[str(gene)] = median
-    return out
+    return _checked_medians(gene_medians, "gene_medians")
 
 
 def _as_token_dictionary(token_dictionary: Any) -> dict[str, int]:
@@ -283,13 +285,7 @@ def _as_token_dictionary(token_dictionary: Any) -> dict[str, int]:
             "token_dictionary must be a path or a dict of token -> id, "
             f"not {type(token_dictionary).__name__}"
         )
-    out = {}
-    for gene, value in token_dictionary.items():
-        token = _as_token_id(value)
-        if token is None:
-            raise InputError(f"token_dictionary: {gene!r} has id {value!r}; need 0..{INT32_MAX}")
-        out[str(gene)] = token
-    return out
+    return _checked_tokens(token_dictionary, "token_dictionary")
 
 
 def default_token_dictionary(gene_ids: Any, special_tokens: bool = False) -> dict[str, int]:

@@ -130,8 +130,7 @@ def _read_10x_h5(path: Path, transpose: bool) -> AnnData:
 def _read_10x_mtx(path: Path, transpose: bool) -> AnnData:
     import scanpy as sc
 
-    adata = sc.read_10x_mtx(path, var_names="gene_symbols", make_unique=False)
-    return adata
+    return sc.read_10x_mtx(path, var_names="gene_symbols", make_unique=False)
 
 
 LOOM_CELL_NAMES = ("CellID", "obs_names", "Cell", "cell_names")
