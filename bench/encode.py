@@ -60,7 +60,7 @@ import _common as common  # noqa: E402 (bench/ is the script's folder)
 from _common import cpu_model, fmt_rate, git_revision, gpu_text, ram_gib, verdict  # noqa: E402
 
 import gpu_genomics as gg  # noqa: E402
-from gpu_genomics.kmers import DENSE_MAX_K  # noqa: E402
+from gpu_genomics.sequence.kmers import DENSE_MAX_K  # noqa: E402
 
 ONE_HOT_TARGET = 10.0  # CPU one-hot: ours >= 10x faster than the NumPy idiom
 KMER_TARGET = 100.0  # CPU k-mer counting: ours >= 100x faster than Counter

@@ -172,7 +172,7 @@ def main(argv=None) -> None:
         child(*args.child)
         return
 
-    from gpu_genomics.singlecell import rapids_status
+    from gpu_genomics.expression.singlecell import rapids_status
 
     gpu_ok, gpu_reason = rapids_status()
     if args.device == "gpu" and not gpu_ok:

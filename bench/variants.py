@@ -75,8 +75,8 @@ def simulate(path: Path, n_samples: int, n_sites: int, missing: float, seed: int
 
 
 def dosage_ours(path: str) -> np.ndarray:
-    from gpu_genomics import genotypes
-    from gpu_genomics.vcf import VcfReader
+    from gpu_genomics.variants import genotypes
+    from gpu_genomics.variants.reader import VcfReader
 
     parts = [genotypes.dosage(c.call_genotype, device="cpu") for c in VcfReader(path)]
     return np.concatenate(parts)
@@ -145,9 +145,9 @@ def check_agreement(path: Path) -> list[str]:
 
 
 def gpu_math(path: Path, repeats: int) -> list[list[object]]:
-    from gpu_genomics import genotypes as G
     from gpu_genomics.device import gpu_status
-    from gpu_genomics.vcf import read_vcf
+    from gpu_genomics.variants import genotypes as G
+    from gpu_genomics.variants.reader import read_vcf
 
     if not gpu_status()[0]:
         return []

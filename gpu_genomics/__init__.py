@@ -11,7 +11,9 @@ import importlib
 import logging
 from typing import Any
 
-from .bulk import (
+from .device import gpu_status, resolve_device, to_numpy
+from .errors import DeviceError, GpuGenomicsError, InputError
+from .expression.bulk import (
     Scaler,
     apply_scaler,
     filter_low_expression,
@@ -21,16 +23,14 @@ from .bulk import (
     preprocess_bulk,
     save_scaler,
 )
-from .device import gpu_status, resolve_device, to_numpy
-from .errors import DeviceError, GpuGenomicsError, InputError
-from .gc import gc_content, gc_counts
-from .kmers import kmer_counts, kmer_names
-from .onehot import one_hot
-from .revcomp import reverse_complement
-from .sequences import SequenceBatch, as_batch, read_fastx
-from .tables import LabeledMatrix, read_table
-from .tokenize import kmer_token_counts, kmer_tokenize, kmer_vocabulary, tokenize
-from .vcf import VcfReader, read_vcf
+from .expression.tables import LabeledMatrix, read_table
+from .sequence.batch import SequenceBatch, as_batch, read_fastx
+from .sequence.gc_content import gc_content, gc_counts
+from .sequence.kmers import kmer_counts, kmer_names
+from .sequence.onehot import one_hot
+from .sequence.revcomp import reverse_complement
+from .sequence.tokenizers import kmer_token_counts, kmer_tokenize, kmer_vocabulary, tokenize
+from .variants.reader import VcfReader, read_vcf
 
 __version__ = "0.1.0"
 

@@ -2,5 +2,5 @@
 
 from __future__ import annotations
 
-from .singlecell import *  # noqa: F403
-from .singlecell import __all__  # noqa: F401
+from .expression.singlecell import *  # noqa: F403
+from .expression.singlecell import __all__  # noqa: F401

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from sklearn.preprocessing import StandardScaler
 
-from gpu_genomics.bulk import (
+from gpu_genomics.errors import InputError
+from gpu_genomics.expression.bulk import (
     Scaler,
     apply_scaler,
     filter_low_expression,
@@ -22,8 +23,7 @@ from gpu_genomics.bulk import (
     preprocess_bulk,
     save_scaler,
 )
-from gpu_genomics.errors import InputError
-from gpu_genomics.tables import LabeledMatrix, read_table
+from gpu_genomics.expression.tables import LabeledMatrix, read_table
 
 TIGHT = {"rtol": 1e-12, "atol": 1e-12}  # float64 paths, any summation order
 

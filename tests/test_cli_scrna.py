@@ -113,7 +113,7 @@ def test_rank_encode_writes_tokens_of_the_kept_cells(tmp_path, counts_file):
     """Geneformer tokens of the cells the recipe keeps, from their raw counts over all genes
     (cell totals over every gene, genes seen in fewer than 3 cells included)."""
     pq = pytest.importorskip("pyarrow.parquet")
-    from gpu_genomics.singlecell import rank_encode
+    from gpu_genomics.expression.singlecell import rank_encode
 
     out, tokens = tmp_path / "out.h5ad", tmp_path / "tokens.parquet"
     args = ["--rank-encode", tokens, "--n-tokens", "4096"]  # every detected gene

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from gpu_genomics import genotypes as G
+from gpu_genomics.variants import genotypes as G
 
 
 def random_gt(seed: int = 0, n_variants: int = 40, n_samples: int = 25, ploidy: int = 3):
@@ -156,7 +156,7 @@ def test_dosage_against_allel_on_simulation(device, host, tmp_path):
     allel = pytest.importorskip("allel")
     from test_vcf import simulate_vcf
 
-    from gpu_genomics.vcf import read_vcf
+    from gpu_genomics.variants.reader import read_vcf
 
     path = simulate_vcf(tmp_path / "sim.vcf", n_samples=20, seed=5, missing=0.1)
     gt = read_vcf(path)["call_genotype"]

@@ -17,10 +17,10 @@ import zarr
 
 import gpu_genomics as gg
 from gpu_genomics import cli
-from gpu_genomics.bed import read_metadata
-from gpu_genomics.intervals import IntervalOptions, assign_splits, load_peaks
-from gpu_genomics.reference import Reference
-from gpu_genomics.regions import make_regions
+from gpu_genomics.intervals.bed import read_metadata
+from gpu_genomics.intervals.job import IntervalOptions, assign_splits, load_peaks
+from gpu_genomics.intervals.reference import Reference
+from gpu_genomics.intervals.regions import make_regions
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 SPLITS = ("training", "validation", "test")
@@ -411,7 +411,7 @@ def test_gpu_and_cpu_write_identical_arrays(example, tmp_path, merge):
 def test_gpu_without_cudf_merges_with_pandas(monkeypatch, caplog, example):
     import logging
 
-    from gpu_genomics import regions as regions_module
+    from gpu_genomics.intervals import regions as regions_module
 
     sources, _ = read_metadata(example / "metadata.txt")
     ref = Reference(example / "reference.fa.gz")
@@ -433,7 +433,7 @@ def test_gpu_without_cudf_merges_with_pandas(monkeypatch, caplog, example):
 
 @pytest.mark.parametrize("max_gap", [0, 5, 1000])
 def test_window_spans_cover_every_window(max_gap):
-    from gpu_genomics.reference import window_spans
+    from gpu_genomics.intervals.reference import window_spans
 
     rng = np.random.default_rng(max_gap)
     chromosome = np.arange(20_000, dtype=np.int64)
@@ -448,7 +448,7 @@ def test_window_spans_cover_every_window(max_gap):
 
 
 def test_small_batches_give_the_same_arrays(example, tmp_path):
-    from gpu_genomics.intervals import build_interval_dataset
+    from gpu_genomics.intervals.job import build_interval_dataset
 
     plain = tmp_path / "ref.fa"
     plain.write_bytes(gzip.decompress((example / "reference.fa.gz").read_bytes()))

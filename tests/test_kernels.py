@@ -18,7 +18,7 @@ REPO = PACKAGE.parent
 
 def _launcher_references() -> set[tuple[str, str]]:
     refs = set()
-    for source in PACKAGE.glob("*.py"):
+    for source in PACKAGE.rglob("*.py"):
         text = source.read_text()
         refs |= set(re.findall(r'_kernels\.kernel\(\s*"(\w+)",\s*"(\w+)"\s*\)', text))
         # gather picks its kernel by word size from a table of names

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gpu_genomics.errors import InputError
-from gpu_genomics.regions import Regions, make_regions
+from gpu_genomics.intervals.regions import Regions, make_regions
 
 BIG = 100_000  # a chromosome long enough that no hand-worked window touches its ends
 

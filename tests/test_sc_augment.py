@@ -8,7 +8,7 @@ import pytest
 import scipy.sparse as sp
 
 from gpu_genomics import InputError
-from gpu_genomics.singlecell.augment import downsample_counts, simulate_doublets
+from gpu_genomics.expression.singlecell.augment import downsample_counts, simulate_doublets
 
 anndata = pytest.importorskip("anndata")
 

@@ -12,7 +12,7 @@ import pytest
 import scipy.sparse as sp
 
 from gpu_genomics import InputError
-from gpu_genomics.singlecell.rank import (
+from gpu_genomics.expression.singlecell.rank import (
     bin_values,
     compute_gene_medians,
     load_gene_medians,

@@ -17,8 +17,8 @@ from sc_data import synthetic_counts
 
 import gpu_genomics.sc as gsc
 from gpu_genomics.errors import DeviceError, InputError
-from gpu_genomics.singlecell import recipe as pp_module
-from gpu_genomics.singlecell._backend import rapids_status
+from gpu_genomics.expression.singlecell import recipe as pp_module
+from gpu_genomics.expression.singlecell._backend import rapids_status
 
 
 def dense(x):
@@ -334,7 +334,7 @@ def test_auto_falls_back_to_scanpy_with_one_line(counts, caplog, monkeypatch):
     if rapids_status()[0]:
         pytest.skip("rapids-singlecell is usable here")
     from gpu_genomics import device as device_module
-    from gpu_genomics.singlecell import _backend
+    from gpu_genomics.expression.singlecell import _backend
 
     _backend._log_fallback.cache_clear()
     device_module._log_fallback.cache_clear()

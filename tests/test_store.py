@@ -10,7 +10,7 @@ import pytest
 import zarr
 
 from gpu_genomics.errors import InputError
-from gpu_genomics.store import ArrayWriter, format_from_path
+from gpu_genomics.io.store import ArrayWriter, format_from_path
 
 
 def _read(path):
@@ -116,7 +116,7 @@ def test_refuses_to_replace_what_is_not_an_earlier_output(tmp_path):
 
 def test_chunks_are_capped_in_bytes(tmp_path):
     """Wide rows get fewer rows per chunk (codecs such as Blosc refuse buffers over 2 GiB)."""
-    from gpu_genomics.store import MAX_CHUNK_BYTES
+    from gpu_genomics.io.store import MAX_CHUNK_BYTES
 
     with ArrayWriter(tmp_path / "wide.zarr", chunk_rows=10_000) as out:
         wide = out.create("wide", (100, MAX_CHUNK_BYTES // 8), np.int8)

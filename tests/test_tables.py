@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from gpu_genomics.errors import InputError
-from gpu_genomics.tables import LabeledMatrix, read_table
+from gpu_genomics.expression.tables import LabeledMatrix, read_table
 
 
 def write(path, text: str):

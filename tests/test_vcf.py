@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from gpu_genomics import InputError
-from gpu_genomics.vcf import VcfReader, read_vcf
+from gpu_genomics.variants.reader import VcfReader, read_vcf
 
 DATA = Path(__file__).parent / "data" / "vcf"
 TRICKY = DATA / "tricky.vcf"
@@ -102,7 +102,7 @@ def test_tricky_chunked_matches_whole():
 @pytest.mark.parametrize("chunk_variants", [1, 3, 1000])
 def test_block_boundaries_do_not_matter(monkeypatch, block_bytes, chunk_variants):
     """Records cut anywhere by the text blocks, chunks smaller or larger than a block."""
-    from gpu_genomics import vcf
+    from gpu_genomics.variants import reader as vcf
 
     whole = read_vcf(TRICKY)
     monkeypatch.setattr(vcf, "BLOCK_BYTES", block_bytes)

@@ -1,0 +1,151 @@
+"""The count matrix of an AnnData as the single-cell operations read it: the layer, its CSR
+components on a device, and the value checks with one-line errors naming cell and gene."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from ...device import array_module, is_gpu_array, resolve_device, to_numpy
+from ...errors import InputError
+
+
+def layer_matrix(adata: Any, layer: str | None) -> Any:
+    """``adata.X`` or ``adata.layers[layer]``, with a one-line error for a missing layer."""
+    if layer is None:
+        if adata.X is None:
+            raise InputError("adata.X is empty; pass layer= to use one of adata.layers")
+        return adata.X
+    if layer not in adata.layers:
+        known = ", ".join(map(repr, adata.layers.keys())) or "none"
+        raise InputError(f"layer={layer!r} is not in adata.layers (it has: {known})")
+    return adata.layers[layer]
+
+
+def host_csr(matrix: Any) -> Any:
+    """``matrix`` as a canonical SciPy CSR matrix (sorted indices, no duplicates); the input is
+    never modified."""
+    import scipy.sparse as sp
+
+    if sp.issparse(matrix):
+        csr = matrix.tocsr()
+        if not csr.has_canonical_format:
+            csr = csr.copy() if csr is matrix else csr
+            csr.sum_duplicates()
+        return csr
+    if hasattr(matrix, "toarray") and not isinstance(matrix, np.ndarray):  # e.g. backed arrays
+        matrix = matrix.toarray()
+    if is_gpu_array(matrix):
+        raise InputError(
+            "the matrix is a GPU array; keep adata on the host (the GPU path copies it)"
+        )
+    dense = np.asarray(matrix)
+    if dense.ndim != 2:
+        raise InputError(f"the matrix must be 2-D (cells x genes), got shape {dense.shape}")
+    if dense.dtype.kind not in "biuf":
+        raise InputError(f"the matrix must hold numbers, got dtype {dense.dtype}")
+    return sp.csr_matrix(dense)
+
+
+def device_csr(xp: Any, csr: Any) -> tuple[Any, Any, Any]:
+    """The CSR components on the device: ``data`` (input dtype), ``indices`` and ``indptr``
+    (int64)."""
+    return (
+        xp.asarray(csr.data),
+        xp.asarray(csr.indices, dtype=np.int64),
+        xp.asarray(csr.indptr, dtype=np.int64),
+    )
+
+
+def row_of_entries(xp: Any, indptr: Any) -> Any:
+    """``(nnz,) int64``: the row (cell) of every stored entry of a CSR matrix."""
+    nnz = int(indptr[-1])
+    return xp.searchsorted(indptr, xp.arange(nnz, dtype=np.int64), side="right") - 1
+
+
+def var_gene_ids(adata: Any, gene_key: str | None) -> np.ndarray:
+    """``(n_genes,) object`` of str: ``var[gene_key]``, else ``var["gene_ids"]``, else
+    ``var_names``."""
+    if gene_key is not None:
+        if gene_key not in adata.var.columns:
+            raise InputError(f"gene_key={gene_key!r} is not a column of adata.var")
+        values = adata.var[gene_key]
+    elif "gene_ids" in adata.var.columns:
+        values = adata.var["gene_ids"]
+    else:
+        values = adata.var_names
+    return np.asarray([str(v) for v in values], dtype=object)
+
+
+def check_counts(
+    adata: Any, *, layer: str | None = None, integer: bool = False, what: str = "this step"
+) -> None:
+    """Raise :class:`InputError` at the first negative, non-finite (or, with ``integer=True``,
+    non-integer) value of ``adata.X`` (or ``layers[layer]``), naming its cell and gene.
+
+    ``X`` may be SciPy or cupyx CSR/CSC, or a NumPy/CuPy 2-D array; one pass over the stored
+    values, on their device.
+    """
+    x = layer_matrix(adata, layer)
+    sparse = hasattr(x, "indptr")
+    values = x.data if sparse else x.reshape(-1)
+    if values.size == 0:
+        return
+    xp = array_module("gpu" if is_gpu_array(values) else "cpu")
+    bad = values < 0
+    if values.dtype.kind == "f":
+        bad |= ~xp.isfinite(values)
+        if integer:
+            bad |= values != xp.floor(values)
+    if not bool(bad.any()):
+        return
+    first = int(xp.argmax(bad))
+    value = float(values[first].item())
+    if sparse:
+        major = int(np.searchsorted(to_numpy(x.indptr), first, side="right")) - 1
+        minor = int(x.indices[first])
+        cell, gene = (major, minor) if x.format == "csr" else (minor, major)
+    else:
+        cell, gene = divmod(first, x.shape[1])
+    reason = "negative" if value < 0 else "not finite" if not np.isfinite(value) else "not whole"
+    need = "non-negative integer counts" if integer else "non-negative finite values"
+    where = "X" if layer is None else f"layers[{layer!r}]"
+    raise InputError(
+        f"{what} needs {need}, but cell {adata.obs_names[cell]!r} (row {cell}), gene "
+        f"{adata.var_names[gene]!r} (column {gene}) of {where} holds {value!r} ({reason}); "
+        "pass raw counts (e.g. layer='counts')"
+    )
+
+
+class DeviceCounts(NamedTuple):
+    """A checked count matrix and its CSR components on the chosen device."""
+
+    xp: Any  #: NumPy or CuPy
+    device: str  #: "cpu" or "gpu"
+    matrix: Any  #: the layer as stored (its format is kept by functions that rebuild it)
+    csr: Any  #: host SciPy CSR, canonical
+    data: Any  #: ``(nnz,)`` input dtype, on the device
+    indices: Any  #: ``(nnz,) int64``, on the device
+    indptr: Any  #: ``(n_cells + 1,) int64``, on the device
+
+
+def device_counts(
+    adata: Any, layer: str | None, device: str | None, *, integer: bool, what: str
+) -> DeviceCounts:
+    """Resolve ``device``, read and check the layer (:func:`check_counts`), and put its CSR
+    components on the device: the common start of the count-based operations."""
+    device_name = resolve_device(device)
+    xp = array_module(device_name)
+    matrix = layer_matrix(adata, layer)
+    csr = host_csr(matrix)
+    check_counts(adata, layer=layer, integer=integer, what=what)
+    data, indices, indptr = device_csr(xp, csr)
+    return DeviceCounts(xp, device_name, matrix, csr, data, indices, indptr)
+
+
+def check_seed(seed: Any) -> int:
+    """``seed`` as an int, or a one-line error unless it is a non-negative integer."""
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise InputError(f"seed={seed!r} must be a non-negative integer")
+    return int(seed)

@@ -1,0 +1,308 @@
+"""Count augmentation: depth downsampling and simulated doublets, on the CPU or the GPU.
+
+Both work on the CSR components of the count matrix as plain NumPy or CuPy arrays (one
+xp-generic code path; dense input is converted to CSR and back). Random numbers come from
+``numpy.random.default_rng(seed)`` on the CPU and ``cupy.random.RandomState(seed)`` on the GPU:
+each device is deterministic for a seed, but the two devices draw different streams, so results
+agree in distribution (tested), not value by value. :func:`simulate_doublets` draws its parent
+pairs on the host on both devices, so its output is identical on CPU and GPU.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from ...device import to_numpy
+from ...errors import InputError, positive_int
+from ._matrix import check_seed, device_counts, row_of_entries
+
+log = logging.getLogger("gpu_genomics")
+
+__all__ = ["downsample_counts", "simulate_doublets"]
+
+
+def _generator(device: str, seed: int) -> Any:
+    """An object with ``binomial(n, p)`` and ``hypergeometric(ngood, nbad, nsample)`` drawing on
+    ``device``."""
+    if device == "gpu":
+        import cupy
+
+        return cupy.random.RandomState(seed)
+    return np.random.default_rng(seed)
+
+
+def _segment_totals(xp: Any, counts: Any, indptr: Any) -> tuple[Any, Any]:
+    """``(cumulative, totals)``: ``(nnz + 1,) int64`` prefix sums of ``counts`` (0 first) and
+    ``(n_cells,) int64`` per-cell totals, exact integers on both devices."""
+    cumulative = xp.zeros(counts.size + 1, dtype=np.int64)
+    cumulative[1:] = xp.cumsum(counts)
+    return cumulative, cumulative[indptr[1:]] - cumulative[indptr[:-1]]
+
+
+def _sample_without_replacement(
+    xp: Any, rng: Any, counts: Any, cumulative: Any, indptr: Any, cells: Any, targets: Any
+) -> Any:
+    """Resample each of ``cells`` to exactly ``targets`` reads drawn without replacement from its
+    reads (a multivariate hypergeometric draw over its genes).
+
+    All cells at once, by halving: a node (cell, entry range [lo, hi), k reads to draw) splits
+    its range in two and draws how many of the k come from the left half,
+    ``hypergeometric(left reads, right reads, k)``; a one-entry node keeps its k. About
+    log2(max genes per cell) rounds of vectorised draws.
+
+    Returns ``(nnz,) int64``: the new counts (unchanged outside ``cells``).
+    """
+    new_counts = counts.copy()
+    in_cells = xp.zeros(indptr.size - 1, dtype=bool)
+    in_cells[cells] = True
+    new_counts[in_cells[row_of_entries(xp, indptr)]] = 0
+    lo, hi, k = indptr[cells], indptr[cells + 1], targets
+    while lo.size:
+        live = k > 0
+        lo, hi, k = lo[live], hi[live], k[live]
+        leaf = hi - lo == 1
+        new_counts[lo[leaf]] = k[leaf]
+        lo, hi, k = lo[~leaf], hi[~leaf], k[~leaf]
+        if not lo.size:
+            break
+        mid = (lo + hi) // 2
+        left = cumulative[mid] - cumulative[lo]
+        right = cumulative[hi] - cumulative[mid]
+        split = (left > 0) & (right > 0)
+        # degenerate splits are decided without a draw; give the sampler valid dummies there
+        draws = rng.hypergeometric(
+            xp.where(split, left, 1), xp.where(split, right, 1), xp.where(split, k, 1)
+        )
+        from_left = xp.where(split, xp.asarray(draws).astype(np.int64), xp.where(left > 0, k, 0))
+        lo = xp.concatenate([lo, mid])
+        hi = xp.concatenate([mid, hi])
+        k = xp.concatenate([from_left, k - from_left])
+    return new_counts
+
+
+def downsample_counts(
+    adata: Any,
+    fraction: float | None = None,
+    target_total: int | None = None,
+    method: str = "binomial",
+    seed: int = 0,
+    layer: str | None = None,
+    copy: bool = False,
+    *,
+    device: str | None = None,
+) -> Any:
+    """Reduce each cell's sequencing depth.
+
+    Args:
+        adata: raw counts (non-negative integers, any numeric dtype) in ``X`` or
+            ``layers[layer]``; SciPy CSR/CSC or dense.
+        fraction: keep this fraction of reads, 0 < fraction <= 1 (exactly one of
+            ``fraction`` and ``target_total``).
+        target_total: the reads per cell to keep; cells at or below it are left unchanged.
+        method: ``"binomial"``: every count is thinned independently, ``Binomial(count, p)``
+            with ``p = fraction`` or ``p = target_total / cell total`` (the expected total is
+            ``p * total``). ``"multinomial"``: every cell above its target is resampled to
+            exactly the target, drawing reads *without replacement* from its reads (as
+            ``scanpy.pp.downsample_counts(counts_per_cell=...)``: no count grows); with
+            ``fraction`` the target is ``floor(fraction * total)``.
+        seed: seeds the device's generator; deterministic for a seed on one device.
+        copy: return a new AnnData instead of modifying ``adata``.
+
+    Returns:
+        None (``adata`` modified), or the copy. The matrix keeps its format (CSR/CSC/dense, with
+        explicit zeros removed from sparse ones) and dtype.
+    """
+    if (fraction is None) == (target_total is None):
+        raise InputError("give exactly one of fraction= and target_total=")
+    if fraction is not None:
+        if (
+            isinstance(fraction, bool)
+            or not isinstance(fraction, int | float | np.number)
+            or not 0 < float(fraction) <= 1
+        ):
+            raise InputError(f"fraction={fraction!r} must be a number in (0, 1]")
+        fraction = float(fraction)
+    else:
+        target_total = positive_int("target_total", target_total)
+    if method not in ("binomial", "multinomial"):
+        raise InputError(f"method={method!r} is not one of binomial, multinomial")
+    seed = check_seed(seed)
+    xp, device_name, matrix, csr, data, _, indptr = device_counts(
+        adata, layer, device, integer=True, what="downsample_counts"
+    )
+    n_cells = csr.shape[0]
+    counts = data.astype(np.int64)
+    cumulative, totals = _segment_totals(xp, counts, indptr)
+    rng = _generator(device_name, seed)
+
+    if method == "binomial":
+        if fraction is not None:
+            p_cell = xp.full(n_cells, fraction, dtype=np.float64)
+        else:
+            p_cell = xp.where(
+                totals > target_total, target_total / xp.maximum(totals, 1).astype(np.float64), 1.0
+            )
+        p_entry = p_cell[row_of_entries(xp, indptr)]
+        thin = xp.nonzero(p_entry < 1.0)[0]
+        new_counts = counts.copy()
+        if thin.size:
+            drawn = rng.binomial(counts[thin], p_entry[thin])
+            new_counts[thin] = xp.asarray(drawn).astype(np.int64)
+    else:
+        if fraction is not None:
+            targets = xp.floor(totals.astype(np.float64) * fraction).astype(np.int64)
+        else:
+            targets = xp.full(n_cells, target_total, dtype=np.int64)
+        cells = xp.nonzero(totals > targets)[0]
+        new_counts = _sample_without_replacement(
+            xp, rng, counts, cumulative, indptr, cells, targets[cells]
+        )
+
+    result = _rebuild(matrix, csr, to_numpy(new_counts))
+    target = adata.copy() if copy else adata
+    if layer is None:
+        target.X = result
+    else:
+        target.layers[layer] = result
+    return target if copy else None
+
+
+def _rebuild(matrix: Any, csr: Any, new_data: np.ndarray) -> Any:
+    """The new counts in ``matrix``'s format and dtype (explicit zeros removed if sparse)."""
+    import scipy.sparse as sp
+
+    out = sp.csr_matrix(
+        (new_data.astype(csr.dtype), csr.indices.copy(), csr.indptr.copy()), shape=csr.shape
+    )
+    if not sp.issparse(matrix):
+        return out.toarray().astype(np.asarray(matrix).dtype, copy=False)
+    out.eliminate_zeros()
+    if matrix.format == "csc":
+        return out.tocsc()
+    return out if matrix.format == "csr" else out.asformat(matrix.format)
+
+
+def _sum_row_pairs(
+    xp: Any, data: Any, indices: Any, indptr: Any, first: Any, second: Any
+) -> tuple[Any, Any, Any]:
+    """CSR components of rows ``first[d] + second[d]`` (exact: each sum has at most two
+    terms). ``data`` float64 or int64 as given; output sorted by gene within each row."""
+    n_out = first.size
+    len_first = indptr[first + 1] - indptr[first]
+    len_second = indptr[second + 1] - indptr[second]
+    seg_len = len_first + len_second
+    seg_end = xp.cumsum(seg_len)
+    n_entries = int(seg_end[-1]) if n_out else 0
+    entry = xp.arange(n_entries, dtype=np.int64)
+    out_row = xp.searchsorted(seg_end, entry, side="right")
+    within = entry - (seg_end - seg_len)[out_row]
+    from_first = within < len_first[out_row]
+    source = xp.where(
+        from_first,
+        indptr[first][out_row] + within,
+        indptr[second][out_row] + within - len_first[out_row],
+    )
+    genes = indices[source]
+    values = data[source]
+    order = xp.lexsort(xp.stack([genes, out_row]))
+    out_row, genes, values = out_row[order], genes[order], values[order]
+    # a (row, gene) appears at most twice, next to each other: add the second into the first
+    same_as_next = xp.zeros(n_entries, dtype=bool)
+    if n_entries > 1:
+        same_as_next[:-1] = (out_row[:-1] == out_row[1:]) & (genes[:-1] == genes[1:])
+    is_duplicate = xp.zeros(n_entries, dtype=bool)
+    is_duplicate[1:] = same_as_next[:-1]
+    following = xp.zeros_like(values)
+    if n_entries > 1:
+        following[:-1] = values[1:]
+    values = values + xp.where(same_as_next, following, 0)
+    keep = ~is_duplicate
+    out_row, genes, values = out_row[keep], genes[keep], values[keep]
+    out_indptr = xp.zeros(n_out + 1, dtype=np.int64)
+    out_indptr[1:] = xp.cumsum(xp.bincount(out_row, minlength=n_out))
+    return values, genes, out_indptr
+
+
+def simulate_doublets(
+    adata: Any,
+    n: int,
+    how: str = "sum",
+    seed: int = 0,
+    layer: str | None = None,
+    *,
+    device: str | None = None,
+) -> Any:
+    """Simulate ``n`` doublets, each from two distinct random cells, as scrublet does.
+
+    Args:
+        adata: counts in ``X`` or ``layers[layer]`` (non-negative, finite); at least 2 cells.
+        n: the number of doublets.
+        how: ``"sum"`` (scrublet's raw-count doublets: the two parents' counts added; the input
+            dtype is kept) or ``"mean"`` (their average; float32 for float32 input, else
+            float64).
+        seed: seeds ``numpy.random.default_rng``; the parent pairs are drawn on the host on both
+            devices, so CPU and GPU give the same doublets.
+
+    Returns:
+        AnnData ``(n, n_genes)``: ``X`` CSR for sparse input (dense for dense input); ``obs``
+        indexed ``doublet-0`` ... with columns ``parent_1``/``parent_2`` (int64 row indices)
+        and ``parent_1_name``/``parent_2_name`` (obs names); ``var`` copied.
+    """
+    import anndata
+    import pandas as pd
+    import scipy.sparse as sp
+
+    n = positive_int("n", n)
+    if how not in ("sum", "mean"):
+        raise InputError(f"how={how!r} is not one of sum, mean")
+    seed = check_seed(seed)
+    xp, device_name, matrix, csr, data, indices, indptr = device_counts(
+        adata, layer, device, integer=False, what="simulate_doublets"
+    )
+    n_cells = csr.shape[0]
+    if n_cells < 2:
+        raise InputError(f"simulate_doublets needs at least 2 cells, adata has {n_cells}")
+
+    host_rng = np.random.default_rng(seed)
+    first = host_rng.integers(0, n_cells, size=n)
+    second = host_rng.integers(0, n_cells - 1, size=n)
+    second = second + (second >= first)  # uniform over the other cells
+
+    if how == "sum":
+        out_dtype = csr.dtype
+        work = data.astype(np.int64 if csr.dtype.kind in "biu" else np.float64)
+    else:
+        out_dtype = np.dtype(np.float32) if csr.dtype == np.float32 else np.dtype(np.float64)
+        work = data.astype(np.float64)
+    if device_name == "cpu":  # SciPy's row gather and sparse add: the same exact sums, faster
+        work_csr = sp.csr_matrix((work, indices, indptr), shape=csr.shape)
+        pairs = (work_csr[first] + work_csr[second]).tocsr()
+        pairs.sort_indices()
+        values, genes, out_indptr = pairs.data, pairs.indices, pairs.indptr
+    else:
+        values, genes, out_indptr = _sum_row_pairs(
+            xp, work, indices, indptr, xp.asarray(first), xp.asarray(second)
+        )
+    if how == "mean":
+        values = values / 2.0
+    out = sp.csr_matrix(
+        (to_numpy(values).astype(out_dtype), to_numpy(genes), to_numpy(out_indptr)),
+        shape=(n, csr.shape[1]),
+    )
+    out.eliminate_zeros()  # the same structure from both devices
+    if not sp.issparse(matrix):
+        out = out.toarray()
+    names = np.asarray(adata.obs_names)
+    obs = pd.DataFrame(
+        {
+            "parent_1": first.astype(np.int64),
+            "parent_2": second.astype(np.int64),
+            "parent_1_name": names[first].astype(str),
+            "parent_2_name": names[second].astype(str),
+        },
+        index=pd.Index([f"doublet-{i}" for i in range(n)]),
+    )
+    return anndata.AnnData(X=out, obs=obs, var=adata.var.copy())

@@ -1,0 +1,196 @@
+"""Reading count matrices into AnnData: ``.h5ad``, ``.zarr`` (AnnData), 10x ``.h5``, a 10x
+matrix folder (``matrix.mtx[.gz]`` + ``features.tsv[.gz]``/``genes.tsv`` + ``barcodes.tsv``),
+``.loom``, and CSV/TSV (optionally gzipped).
+
+:func:`read` picks the reader from the path, returns ``(n_cells, n_genes)`` AnnData with ``X``
+as a SciPy CSR matrix where the format is sparse (float32 for CSV/TSV), adds ``var`` columns
+``gene_ids``/``gene_symbols`` and makes duplicate gene names unique with a warning. Any failure
+to read becomes one :class:`~gpu_genomics.errors.InputError` line naming the file.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ...errors import InputError
+from .recipe import annotate_genes
+
+if TYPE_CHECKING:
+    from anndata import AnnData
+
+log = logging.getLogger("gpu_genomics")
+
+TABLE_SUFFIXES = (".csv", ".tsv", ".txt")
+FORMATS = ("h5ad", "zarr", "10x-h5", "10x-mtx", "loom", "table")
+
+
+def detect_format(path: Path) -> str:
+    """One of :data:`FORMATS`, from the path's name (and, for ``.h5``, its content)."""
+    name = path.name.lower()
+    if name.endswith(".gz"):
+        name = name[:-3]
+    if path.is_dir():
+        if name.endswith(".zarr") or (path / ".zattrs").exists() or (path / "zarr.json").exists():
+            return "zarr"
+        if any((path / f"matrix.mtx{gz}").exists() for gz in ("", ".gz")):
+            return "10x-mtx"
+        raise InputError(
+            f"{path}: a folder without matrix.mtx[.gz]; give a 10x matrix folder, an .h5ad, "
+            ".h5, .loom, .zarr or a CSV/TSV file"
+        )
+    if name.endswith(".h5ad"):
+        return "h5ad"
+    if name.endswith(".loom"):
+        return "loom"
+    if name.endswith((".h5", ".hdf5")):
+        return _h5_flavor(path)
+    if name.endswith(TABLE_SUFFIXES):
+        return "table"
+    raise InputError(
+        f"{path}: unknown input type; expected .h5ad, .h5 (10x), a 10x matrix folder, .loom, "
+        ".zarr, or .csv/.tsv/.txt (optionally .gz)"
+    )
+
+
+def _h5_flavor(path: Path) -> str:
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            keys = set(f.keys())
+            if "matrix" in keys or any(
+                isinstance(f[k], h5py.Group) and "barcodes" in f[k] for k in keys
+            ):
+                return "10x-h5"
+            if {"X", "obs", "var"} <= keys:
+                return "h5ad"
+    except OSError as exc:
+        raise InputError(f"{path}: not a readable HDF5 file ({exc})") from None
+    raise InputError(
+        f"{path}: an HDF5 file that is neither 10x (no 'matrix' group) nor AnnData (no X/obs/var)"
+    )
+
+
+def read(path: str | Path, *, transpose: bool = False, format: str | None = None) -> AnnData:
+    """Read a count matrix as ``(n_cells, n_genes)`` AnnData.
+
+    Args:
+        path: file or folder (see the module docstring).
+        transpose: CSV/TSV only: the table is genes x cells (rows are genes) instead of the
+            default cells x genes.
+        format: force one of :data:`FORMATS` instead of detecting it.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file or folder")
+    kind = format or detect_format(path)
+    if kind not in FORMATS:
+        raise InputError(f"format={kind!r} is not one of {', '.join(FORMATS)}")
+    if transpose and kind != "table":
+        raise InputError(f"{path}: --transpose applies to CSV/TSV tables only, not {kind}")
+    try:
+        adata = _READERS[kind](path, transpose)
+    except (InputError, MemoryError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"{path}: cannot be read as {kind} ({message})") from None
+    if adata.n_obs == 0 or adata.n_vars == 0:
+        shape = f"{adata.n_obs} cells x {adata.n_vars} genes"
+        raise InputError(f"{path}: the matrix is empty ({shape})")
+    import scipy.sparse
+
+    if scipy.sparse.issparse(adata.X) and adata.X.format != "csr":
+        adata.X = scipy.sparse.csr_matrix(adata.X)
+    annotate_genes(adata)
+    return adata
+
+
+def _read_h5ad(path: Path, transpose: bool) -> AnnData:
+    import anndata
+
+    return anndata.read_h5ad(path)
+
+
+def _read_zarr(path: Path, transpose: bool) -> AnnData:
+    import anndata
+
+    return anndata.read_zarr(path)
+
+
+def _read_10x_h5(path: Path, transpose: bool) -> AnnData:
+    import scanpy as sc
+
+    return sc.read_10x_h5(path)
+
+
+def _read_10x_mtx(path: Path, transpose: bool) -> AnnData:
+    import scanpy as sc
+
+    return sc.read_10x_mtx(path, var_names="gene_symbols", make_unique=False)
+
+
+LOOM_CELL_NAMES = ("CellID", "obs_names", "Cell", "cell_names")
+LOOM_GENE_NAMES = ("Gene", "var_names", "gene_names", "Accession")
+
+
+def _read_loom(path: Path, transpose: bool) -> AnnData:
+    """Loom: cell names from the first of :data:`LOOM_CELL_NAMES` among the column attributes
+    (loompy/velocyto write ``CellID``, anndata ``obs_names``), genes likewise."""
+    import anndata
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        columns = set(f["col_attrs"].keys()) if "col_attrs" in f else set()
+        rows = set(f["row_attrs"].keys()) if "row_attrs" in f else set()
+    obs_names = next((name for name in LOOM_CELL_NAMES if name in columns), "CellID")
+    var_names = next((name for name in LOOM_GENE_NAMES if name in rows), "Gene")
+    return anndata.read_loom(path, sparse=True, obs_names=obs_names, var_names=var_names)
+
+
+def _read_table(path: Path, transpose: bool) -> AnnData:
+    import anndata
+    import numpy as np
+    import pandas as pd
+    import scipy.sparse
+
+    from ..tables import read_table
+
+    table = read_table(
+        path, orientation="rows-are-features" if transpose else "rows-are-observations"
+    )
+    return anndata.AnnData(
+        X=scipy.sparse.csr_matrix(np.asarray(table.values, dtype=np.float32)),
+        obs=pd.DataFrame(index=pd.Index(np.asarray(table.observation_names, dtype=str))),
+        var=pd.DataFrame(index=pd.Index(np.asarray(table.feature_names, dtype=str))),
+    )
+
+
+_READERS = {
+    "h5ad": _read_h5ad,
+    "zarr": _read_zarr,
+    "10x-h5": _read_10x_h5,
+    "10x-mtx": _read_10x_mtx,
+    "loom": _read_loom,
+    "table": _read_table,
+}
+
+
+def write(adata: AnnData, path: str | Path) -> None:
+    """Write ``adata`` to ``.h5ad`` or ``.zarr`` through a temporary path renamed on success."""
+    from ...io.store import atomic_output
+
+    path = Path(path)
+    name = path.name.lower()
+    if not name.endswith((".h5ad", ".zarr")):
+        raise InputError(f"{path}: the output must end in .h5ad or .zarr")
+    with atomic_output(path, directory=name.endswith(".zarr")) as tmp:
+        if name.endswith(".zarr"):
+            with warnings.catch_warnings():  # anndata's notice about its default Zarr format
+                warnings.filterwarnings("ignore", message="Writing zarr v2 data")
+                adata.write_zarr(tmp)
+        else:
+            adata.write_h5ad(tmp)

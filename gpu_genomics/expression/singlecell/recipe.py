@@ -1,0 +1,611 @@
+"""The scRNA-seq recipe, one verb per function, on AnnData: scanpy on the CPU, rapids-singlecell
+on the GPU.
+
+Every function works in place on an :class:`anndata.AnnData` of shape ``(n_cells, n_genes)``
+(``X`` sparse CSR/CSC or dense, float or integer counts), takes ``device="auto"|"gpu"|"cpu"``
+and keeps scanpy's column names, adding the specification's:
+
+* ``obs``: ``n_genes`` (detected genes), ``n_counts`` (total counts), ``percent_mito`` (percent
+  of counts in genes whose name starts with ``mito_prefix``);
+* ``var``: ``gene_ids``, ``gene_symbols``, ``highly_variable``, ``mean_counts``,
+  ``dispersions``; raw counts are kept in ``layers["counts"]`` by :func:`preprocess`.
+
+:func:`preprocess` runs the specification's recipe (NOTES §4) with every threshold a
+parameter; on the GPU it moves the matrix there once and back once.
+
+Tolerance between devices: rapids-singlecell computes in float32 like scanpy, but sums in a
+different order, so GPU values equal the CPU's to a relative 1e-5 (counts-derived QC columns
+exactly); gene *selection* can differ only where two genes' normalised dispersions tie within
+that tolerance at the ``n_top_genes`` cut.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from ... import __version__
+from ...device import Device, array_module, is_gpu_array
+from ...errors import InputError
+from ._backend import on_device, rapids, resolve_backend
+from ._matrix import check_counts
+
+if TYPE_CHECKING:
+    from anndata import AnnData
+
+log = logging.getLogger("gpu_genomics")
+
+HVG_FLAVORS = ("seurat", "cell_ranger", "seurat_v3")
+HvgFlavor = Literal["seurat", "cell_ranger", "seurat_v3"]
+MITO_PREFIX = "MT-"
+
+
+# --- checks ---------------------------------------------------------------------------------
+
+
+def _require_cells(adata: AnnData, step: str, fix: str) -> None:
+    if adata.n_obs == 0:
+        raise InputError(f"{step} removed every cell; {fix}")
+    if adata.n_vars == 0:
+        raise InputError(f"{step} removed every gene; {fix}")
+
+
+# --- per-axis statistics (the GPU filters; tested against scanpy on the CPU) ----------------
+
+
+def axis_statistics(x: Any, axis: int) -> tuple[Any, Any]:
+    """Per-row (``axis=1``) or per-column (``axis=0``) number of positive values and sum.
+
+    ``x``: SciPy/cupyx CSR or CSC matrix, or NumPy/CuPy 2-D array. Returns two 1-D arrays on
+    ``x``'s device: counts (int64) and sums (float64), as scanpy's ``filter_cells`` and
+    ``filter_genes`` compute them (``(X > 0).sum(axis)`` and ``X.sum(axis)``).
+    """
+    xp = array_module("gpu" if is_gpu_array(x.data if hasattr(x, "indptr") else x) else "cpu")
+    if not hasattr(x, "indptr"):
+        return (x > 0).sum(axis=axis, dtype=xp.int64), x.sum(axis=axis, dtype=xp.float64)
+    data = x.data.astype(xp.float64)
+    positive = (data > 0).astype(xp.float64)
+    if (axis == 1) == (x.format == "csr"):  # one value per compressed row (CSR) / column (CSC)
+        n_major = len(x.indptr) - 1
+        ids = xp.searchsorted(x.indptr, xp.arange(len(data)), side="right") - 1
+    else:
+        n_major = x.shape[1] if x.format == "csr" else x.shape[0]
+        ids = x.indices
+    n_positive = xp.bincount(ids, weights=positive, minlength=n_major).astype(xp.int64)
+    return n_positive, xp.bincount(ids, weights=data, minlength=n_major)
+
+
+def _threshold_mask(values: Any, low: float | None, high: float | None) -> np.ndarray:
+    keep = np.ones(len(values), dtype=bool)
+    host = values.get() if is_gpu_array(values) else np.asarray(values)
+    if low is not None:
+        keep &= host >= low
+    if high is not None:
+        keep &= host <= high
+    return keep
+
+
+# --- the verbs ------------------------------------------------------------------------------
+
+
+def annotate_genes(adata: AnnData) -> None:
+    """Add ``var["gene_ids"]`` and ``var["gene_symbols"]`` when absent (from ``var_names``)
+    and make duplicate gene names unique with one warning."""
+    if not adata.var_names.is_unique:
+        duplicated = adata.var_names[adata.var_names.duplicated()]
+        log.warning(
+            "%d duplicate gene names (first: %r) made unique by appending -1, -2, ...",
+            len(duplicated),
+            duplicated[0],
+        )
+        if "gene_symbols" not in adata.var:
+            adata.var["gene_symbols"] = adata.var_names.astype(str)
+        adata.var_names_make_unique()
+    if "gene_ids" not in adata.var:
+        adata.var["gene_ids"] = adata.var_names.astype(str)
+    if "gene_symbols" not in adata.var:
+        for column in ("feature_name", "gene_name", "symbol"):
+            if column in adata.var:
+                adata.var["gene_symbols"] = adata.var[column].astype(str)
+                break
+        else:
+            adata.var["gene_symbols"] = adata.var_names.astype(str)
+
+
+def qc_metrics(
+    adata: AnnData,
+    *,
+    mito_prefix: str = MITO_PREFIX,
+    layer: str | None = None,
+    device: str | None = None,
+) -> None:
+    """Per-cell and per-gene QC columns, as ``sc.pp.calculate_qc_metrics(qc_vars=["mt"],
+    percent_top=None, log1p=False)``, plus ``obs`` ``n_genes``, ``n_counts``, ``percent_mito``.
+
+    ``var["mt"]`` marks genes whose name starts with ``mito_prefix`` (case-sensitive, ``"MT-"``
+    as the specification; ``"mt-"`` for mouse). Without any, a warning is logged and
+    ``percent_mito`` is 0.
+    """
+    backend = resolve_backend(device)
+    with on_device(adata, backend):
+        _qc_metrics(adata, backend, mito_prefix, layer)
+
+
+def _qc_metrics(adata: AnnData, backend: Device, mito_prefix: str, layer: str | None) -> None:
+    adata.var["mt"] = np.asarray(adata.var_names.str.startswith(mito_prefix), dtype=bool)
+    if not adata.var["mt"].any():
+        log.warning(
+            "no gene name starts with %r: percent_mito is 0 (set the mitochondrial prefix, "
+            "e.g. 'mt-' for mouse)",
+            mito_prefix,
+        )
+    if backend == "gpu":
+        rapids().pp.calculate_qc_metrics(adata, qc_vars=["mt"], log1p=False, layer=layer)
+    else:
+        import scanpy as sc
+
+        sc.pp.calculate_qc_metrics(
+            adata, qc_vars=["mt"], percent_top=None, log1p=False, inplace=True, layer=layer
+        )
+    obs = adata.obs
+    obs["n_genes"] = obs["n_genes_by_counts"].to_numpy()
+    obs["n_counts"] = obs["total_counts"].to_numpy()
+    obs["percent_mito"] = np.nan_to_num(obs["pct_counts_mt"].to_numpy(), nan=0.0)
+    obs["pct_counts_mt"] = obs["percent_mito"].to_numpy()
+
+
+def filter_cells(
+    adata: AnnData,
+    *,
+    min_genes: int | None = None,
+    min_counts: float | None = None,
+    max_genes: int | None = None,
+    max_counts: float | None = None,
+    device: str | None = None,
+) -> None:
+    """Keep cells with ``min <= detected genes / total counts <= max`` (bounds inclusive, as
+    ``sc.pp.filter_cells``, each given bound applied). Raises if no cell is left."""
+    backend = resolve_backend(device)
+    with on_device(adata, backend):
+        _filter(adata, backend, "cells", min_genes, min_counts, max_genes, max_counts)
+
+
+def filter_genes(
+    adata: AnnData,
+    *,
+    min_cells: int | None = None,
+    min_counts: float | None = None,
+    max_cells: int | None = None,
+    max_counts: float | None = None,
+    device: str | None = None,
+) -> None:
+    """Keep genes with ``min <= cells detected in / total counts <= max`` (inclusive, as
+    ``sc.pp.filter_genes``). Raises if no gene is left."""
+    backend = resolve_backend(device)
+    with on_device(adata, backend):
+        _filter(adata, backend, "genes", min_cells, min_counts, max_cells, max_counts)
+
+
+def _filter(
+    adata: AnnData,
+    backend: Device,
+    what: Literal["cells", "genes"],
+    min_detected: float | None,
+    min_counts: float | None,
+    max_detected: float | None,
+    max_counts: float | None,
+) -> None:
+    detected_name = "genes" if what == "cells" else "cells"
+    bounds = {
+        f"min_{detected_name}": min_detected,
+        "min_counts": min_counts,
+        f"max_{detected_name}": max_detected,
+        "max_counts": max_counts,
+    }
+    given = {name: value for name, value in bounds.items() if value is not None}
+    if backend == "cpu":
+        import scanpy as sc
+
+        verb = sc.pp.filter_cells if what == "cells" else sc.pp.filter_genes
+        for name, value in given.items():  # scanpy takes one bound per call
+            verb(adata, **{name: value})
+            _require_cells(adata, f"filter_{what}({name}={value})", f"lower {name}")
+        return
+    n_detected, totals = axis_statistics(adata.X, axis=1 if what == "cells" else 0)
+    keep = _threshold_mask(n_detected, min_detected, max_detected) & _threshold_mask(
+        totals, min_counts, max_counts
+    )
+    frame = adata.obs if what == "cells" else adata.var
+    if min_detected is not None or max_detected is not None:
+        frame[f"n_{detected_name}"] = n_detected.get()
+    if min_counts is not None or max_counts is not None:
+        frame["n_counts"] = totals.get().astype(np.float32)
+    if what == "cells":
+        adata._inplace_subset_obs(keep)
+    else:
+        adata._inplace_subset_var(keep)
+    described = ", ".join(f"{name}={value}" for name, value in given.items())
+    _require_cells(adata, f"filter_{what}({described})", "lower the thresholds")
+
+
+def filter_qc(
+    adata: AnnData,
+    *,
+    max_genes: int | None = 2500,
+    max_pct_mito: float | None = 5.0,
+    mito_prefix: str = MITO_PREFIX,
+    device: str | None = None,
+) -> None:
+    """Keep cells with ``n_genes_by_counts < max_genes`` and ``pct_counts_mt < max_pct_mito``
+    (strict, as the specification's recipe); computes :func:`qc_metrics` first when absent."""
+    backend = resolve_backend(device)
+    with on_device(adata, backend):
+        _filter_qc(adata, backend, max_genes, max_pct_mito, mito_prefix)
+
+
+def _filter_qc(
+    adata: AnnData,
+    backend: Device,
+    max_genes: int | None,
+    max_pct_mito: float | None,
+    mito_prefix: str,
+) -> None:
+    if "n_genes_by_counts" not in adata.obs or "pct_counts_mt" not in adata.obs:
+        _qc_metrics(adata, backend, mito_prefix, None)
+    keep = np.ones(adata.n_obs, dtype=bool)
+    if max_genes is not None:
+        keep &= adata.obs["n_genes_by_counts"].to_numpy() < max_genes
+    if max_pct_mito is not None:
+        keep &= adata.obs["pct_counts_mt"].to_numpy() < max_pct_mito
+    adata._inplace_subset_obs(keep)
+    _require_cells(
+        adata,
+        f"filter_qc(max_genes={max_genes}, max_pct_mito={max_pct_mito})",
+        "raise max_genes or max_pct_mito",
+    )
+
+
+def normalize_total(
+    adata: AnnData, *, target_sum: float | None = 1e4, device: str | None = None
+) -> None:
+    """Scale each cell to ``target_sum`` total counts (``sc.pp.normalize_total``; with
+    ``target_sum=None`` scanpy's median rule applies: NOTES §4)."""
+    backend = resolve_backend(device)
+    with on_device(adata, backend):
+        _pp(backend).normalize_total(adata, target_sum=target_sum)
+
+
+def log1p(adata: AnnData, *, device: str | None = None) -> None:
+    """``X = log(1 + X)`` in place (``sc.pp.log1p``)."""
+    backend = resolve_backend(device)
+    with on_device(adata, backend):
+        _pp(backend).log1p(adata)
+
+
+def highly_variable_genes(
+    adata: AnnData,
+    *,
+    n_top_genes: int | None = 2000,
+    flavor: HvgFlavor = "seurat",
+    layer: str | None = None,
+    subset: bool = False,
+    device: str | None = None,
+    **options: Any,
+) -> None:
+    """Mark ``var["highly_variable"]`` (``sc.pp.highly_variable_genes``; ``options`` such as
+    ``min_mean``, ``max_mean``, ``min_disp``, ``n_bins``, ``span`` pass through).
+
+    ``seurat`` and ``cell_ranger`` expect log-normalised ``X``; ``seurat_v3`` expects raw counts
+    and reads ``layers["counts"]`` when present (else ``X``), which must hold integers. For
+    ``seurat_v3``, ``var["dispersions"]`` is the variance-to-mean ratio of the counts.
+    """
+    backend = resolve_backend(device)
+    with on_device(adata, backend):
+        _highly_variable_genes(adata, backend, n_top_genes, flavor, layer, subset, options)
+
+
+def _highly_variable_genes(
+    adata: AnnData,
+    backend: Device,
+    n_top_genes: int | None,
+    flavor: str,
+    layer: str | None,
+    subset: bool,
+    options: dict[str, Any],
+) -> None:
+    if flavor not in HVG_FLAVORS:
+        raise InputError(f"flavor={flavor!r} is not one of {', '.join(HVG_FLAVORS)}")
+    if flavor == "seurat_v3":
+        if layer is None and "counts" in adata.layers:
+            layer = "counts"
+        check_counts(adata, layer=layer, integer=True, what="flavor 'seurat_v3'")
+        try:
+            import skmisc.loess  # noqa: F401
+        except ImportError as exc:
+            raise InputError(
+                "flavor 'seurat_v3' needs scikit-misc (pip install scikit-misc)"
+            ) from exc
+    if n_top_genes is not None and n_top_genes > adata.n_vars:
+        log.info("n_top_genes=%d > %d genes: keeping them all", n_top_genes, adata.n_vars)
+        n_top_genes = adata.n_vars
+    kwargs: dict[str, Any] = {"n_top_genes": n_top_genes, "flavor": flavor, "layer": layer}
+    if backend == "gpu" and layer is not None and not is_gpu_array(adata.layers[layer]):
+        import cupy
+        import cupyx.scipy.sparse
+        import scipy.sparse
+
+        host_layer = adata.layers[layer]
+        adata.layers[layer] = (
+            cupyx.scipy.sparse.csr_matrix(scipy.sparse.csr_matrix(host_layer))
+            if scipy.sparse.issparse(host_layer)
+            else cupy.asarray(host_layer)
+        )
+        try:
+            _pp(backend).highly_variable_genes(adata, **kwargs, **options)
+        finally:
+            adata.layers[layer] = host_layer
+    else:
+        _pp(backend).highly_variable_genes(adata, **kwargs, **options)
+    var = adata.var
+    if flavor == "seurat_v3":
+        means = var["means"].to_numpy(dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            var["dispersions"] = np.where(means > 0, var["variances"].to_numpy() / means, 0.0)
+    if subset:
+        adata._inplace_subset_var(var["highly_variable"].to_numpy(dtype=bool))
+
+
+def scale(
+    adata: AnnData,
+    *,
+    max_value: float | None = 10.0,
+    zero_center: bool = True,
+    device: str | None = None,
+) -> None:
+    """Scale each gene to unit variance (and zero mean), clip at ``max_value`` (``sc.pp.scale``)."""
+    backend = resolve_backend(device)
+    with on_device(adata, backend):
+        _scale(adata, backend, max_value, zero_center)
+
+
+def _scale(adata: AnnData, backend: Device, max_value: float | None, zero_center: bool) -> None:
+    with warnings.catch_warnings():  # densifying is the point of zero-centred scaling
+        warnings.filterwarnings("ignore", message="zero-centering a sparse")
+        _pp(backend).scale(adata, max_value=max_value, zero_center=zero_center)
+
+
+def _pp(backend: Device) -> Any:
+    if backend == "gpu":
+        return rapids().pp
+    import scanpy as sc
+
+    return sc.pp
+
+
+# --- the recipe -----------------------------------------------------------------------------
+
+
+def preprocess(
+    adata: AnnData,
+    *,
+    min_genes: int | None = 200,
+    min_cells: int | None = 3,
+    max_genes: int | None = 2500,
+    max_pct_mito: float | None = 5.0,
+    mito_prefix: str = MITO_PREFIX,
+    target_sum: float | None = 1e4,
+    n_top_genes: int | None = 2000,
+    hvg_flavor: HvgFlavor = "seurat",
+    subset_hvg: bool = True,
+    scale_max_value: float | None = 10.0,
+    scale_data: bool = True,
+    keep_counts: bool = True,
+    on_counts: Callable[[AnnData], None] | None = None,
+    copy: bool = False,
+    device: str | None = None,
+) -> AnnData:
+    """Run the specification's recipe (NOTES §4) on raw counts; every threshold is a parameter
+    and ``None`` skips that bound.
+
+    Steps: ``filter_cells(min_genes)``, ``filter_genes(min_cells)``, ``qc_metrics`` (``MT-``),
+    ``filter_qc`` (``n_genes_by_counts < max_genes``, ``pct_counts_mt < max_pct_mito``), counts
+    kept in ``layers["counts"]``, ``normalize_total(target_sum)``, ``log1p``,
+    ``highly_variable_genes(n_top_genes, hvg_flavor)``, keep only those genes
+    (``subset_hvg``), ``scale(max_value=scale_max_value)`` (``scale_data``).
+
+    ``on_counts(counts)``, when given, is called once the cells are final, with a host AnnData
+    of their raw counts over *all* genes (as before ``filter_genes``; ``var`` with
+    ``gene_ids``): the place for count-based encodings such as Geneformer's
+    :func:`~gpu_genomics.singlecell.rank.rank_encode`, whose cell totals run over all genes.
+
+    Logs cells and genes left and seconds after each step; the same figures are stored in
+    ``uns["preprocess_steps"]`` (a dict of equal-length arrays: step, n_cells, n_genes,
+    seconds) and the parameters in ``uns["preprocess_recipe"]`` (``"none"`` for a skipped
+    bound). Returns ``adata`` (modified in place) or, with
+    ``copy=True``, a processed copy.
+    """
+    _check_recipe(min_genes, min_cells, max_genes, max_pct_mito, target_sum, n_top_genes,
+                  hvg_flavor, scale_max_value)  # fmt: skip
+    backend = resolve_backend(device)
+    if copy:
+        adata = adata.copy()
+    annotate_genes(adata)
+    check_counts(adata, what="the single-cell recipe")
+    all_genes: dict[str, Any] = {}
+    steps: list[dict[str, Any]] = []
+
+    def step(name: str, run: Callable[[], None]) -> None:
+        started = time.perf_counter()
+        run()
+        if backend == "gpu":
+            import cupy
+
+            cupy.cuda.Device().synchronize()
+        seconds = time.perf_counter() - started
+        steps.append(
+            {"step": name, "n_cells": adata.n_obs, "n_genes": adata.n_vars, "seconds": seconds}
+        )
+        log.info("%-22s %9d cells %7d genes %8.2f s", name, adata.n_obs, adata.n_vars, seconds)
+
+    with on_device(adata, backend):
+        if min_genes is not None:
+            step(
+                "filter_cells",
+                lambda: _filter(adata, backend, "cells", min_genes, None, None, None),
+            )
+        if on_counts is not None:  # the matrix before filter_genes (not copied; never modified)
+            all_genes.update(x=adata.X, var=adata.var.copy(), cells=adata.obs_names.copy())
+        if min_cells is not None:
+            step(
+                "filter_genes",
+                lambda: _filter(adata, backend, "genes", min_cells, None, None, None),
+            )
+        step("qc_metrics", lambda: _qc_metrics(adata, backend, mito_prefix, None))
+        step(
+            "filter_qc",
+            lambda: _filter_qc(adata, backend, max_genes, max_pct_mito, mito_prefix),
+        )
+        if keep_counts:
+            step("keep_counts", lambda: _keep_counts(adata))
+        if on_counts is not None:
+            on_counts(_counts_of_kept_cells(adata, all_genes))
+            all_genes.clear()
+        step(
+            "normalize_total",
+            lambda: _pp(backend).normalize_total(adata, target_sum=target_sum),
+        )
+        step("log1p", lambda: _pp(backend).log1p(adata))
+        step(
+            f"hvg ({hvg_flavor})",
+            lambda: _highly_variable_genes(
+                adata, backend, n_top_genes, hvg_flavor, None, subset_hvg, {}
+            ),
+        )
+        if scale_data:
+            step("scale", lambda: _scale(adata, backend, scale_max_value, True))
+    adata.uns["preprocess_steps"] = {
+        key: np.array([row[key] for row in steps])
+        for key in ("step", "n_cells", "n_genes", "seconds")
+    }
+    recipe = {
+        "min_genes": min_genes,
+        "min_cells": min_cells,
+        "max_genes": max_genes,
+        "max_pct_mito": max_pct_mito,
+        "mito_prefix": mito_prefix,
+        "target_sum": target_sum,
+        "n_top_genes": n_top_genes,
+        "hvg_flavor": hvg_flavor,
+        "subset_hvg": subset_hvg,
+        "scale_max_value": scale_max_value,
+        "scale_data": scale_data,
+        "backend": _backend_name(backend),
+    }
+    # h5ad/zarr cannot store None: a skipped bound is written as "none"
+    adata.uns["preprocess_recipe"] = {k: "none" if v is None else v for k, v in recipe.items()}
+    return adata
+
+
+def _counts_of_kept_cells(adata: AnnData, all_genes: dict[str, Any]) -> AnnData:
+    """Host AnnData: the rows of ``all_genes["x"]`` (all genes) for the cells left in
+    ``adata``."""
+    import anndata
+    import pandas as pd
+
+    rows = all_genes["cells"].get_indexer(adata.obs_names)
+    x = all_genes["x"]
+    if is_gpu_array(x):
+        import cupy
+
+        x = x[cupy.asarray(rows)].get()
+    else:
+        x = x[rows]
+    return anndata.AnnData(X=x, obs=pd.DataFrame(index=adata.obs_names), var=all_genes["var"])
+
+
+def _check_recipe(
+    min_genes: int | None,
+    min_cells: int | None,
+    max_genes: int | None,
+    max_pct_mito: float | None,
+    target_sum: float | None,
+    n_top_genes: int | None,
+    hvg_flavor: str,
+    scale_max_value: float | None,
+) -> None:
+    """One-line errors for recipe parameters scanpy would misread or crash on."""
+    for name, value, low in (
+        ("min_genes", min_genes, 0),
+        ("min_cells", min_cells, 0),
+        ("max_genes", max_genes, 1),
+        ("n_top_genes", n_top_genes, 1),
+    ):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low
+        ):
+            raise InputError(f"{name}={value!r} must be an integer >= {low} (or None to skip)")
+    for name, value in (
+        ("max_pct_mito", max_pct_mito),
+        ("target_sum", target_sum),
+        ("scale_max_value", scale_max_value),
+    ):
+        if value is not None and not (np.isfinite(value) and value > 0):
+            raise InputError(f"{name}={value!r} must be a number > 0 (or None to skip)")
+    if hvg_flavor not in HVG_FLAVORS:
+        raise InputError(f"hvg_flavor={hvg_flavor!r} is not one of {', '.join(HVG_FLAVORS)}")
+
+
+def _keep_counts(adata: AnnData) -> None:
+    """``layers["counts"]`` = a host copy of the (filtered, still raw) ``X``."""
+    x = adata.X
+    adata.layers["counts"] = x.get() if is_gpu_array(x) else x.copy()
+
+
+def _backend_name(backend: Device) -> str:
+    if backend == "gpu":
+        return f"rapids-singlecell {getattr(rapids(), '__version__', '?')}"
+    from importlib.metadata import version
+
+    return f"scanpy {version('scanpy')}"
+
+
+def dataset_card(
+    adata: AnnData, *, dataset_id: str, name: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    """The specification's dataset metadata for a preprocessed ``adata`` (strings and ints,
+    storable in ``uns``): dataset_id, name, modality, n_cells, n_genes, preprocessing,
+    normalization, feature_selection, tool version, plus ``extra``."""
+    recipe = {
+        key: None if isinstance(value, str) and value == "none" else value
+        for key, value in adata.uns.get("preprocess_recipe", {}).items()
+    }
+    target = recipe.get("target_sum")
+    normalization = (
+        f"log1p(normalize_total target_sum={target:g})"
+        if target is not None
+        else "log1p(normalize_total median)"
+    )
+    if recipe.get("scale_data"):
+        normalization += f", scaled (max_value={recipe.get('scale_max_value')})"
+    n_top = recipe.get("n_top_genes")
+    feature_selection = (
+        f"top_{n_top}_HVG ({recipe.get('hvg_flavor')})" if n_top is not None else "none"
+    )
+    card = {
+        "dataset_id": dataset_id,
+        "name": name or dataset_id,
+        "modality": "scRNA-seq",
+        "n_cells": int(adata.n_obs),
+        "n_genes": int(adata.n_vars),
+        "preprocessing": f"gpu-genomics {__version__} ({recipe.get('backend', 'none')})",
+        "normalization": normalization,
+        "feature_selection": feature_selection,
+        "tool_version": f"gpu-genomics {__version__}",
+    }
+    card.update({key: value for key, value in extra.items() if value is not None})
+    return card

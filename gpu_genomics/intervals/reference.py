@@ -1,0 +1,205 @@
+"""The reference genome: chromosome names and sizes, and whole chromosomes as byte arrays.
+
+Accepted: bgzip FASTA (``.fai``/``.gzi`` used, or built next to it when missing and the
+folder is writable) and plain FASTA (``.fai`` likewise), both read through pysam/htslib. A FASTA
+compressed with plain gzip cannot be read at random: it is refused with the command that turns
+it into bgzip. Sequence comes back as ``uint8`` ASCII codes: plain FASTA is read straight from
+the file through the index's line layout (memory-mapped, no intermediate str), bgzip through
+htslib.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mmap
+import os
+from pathlib import Path
+
+import numba
+import numpy as np
+
+from ..errors import InputError
+from ..io.files import GZIP_MAGIC, is_bgzf
+
+
+class Reference:
+    """An indexed FASTA reference.
+
+    Attributes:
+        path: the FASTA file.
+        names: chromosome names in the index's (the file's) order.
+        lengths: ``(n_chroms,) int64`` chromosome lengths in bases.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        import pysam
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise InputError(f"{self.path}: reference FASTA not found; check -f/--fasta")
+        with open(self.path, "rb") as handle:
+            compressed = handle.read(2) == GZIP_MAGIC
+        if compressed and not is_bgzf(self.path):
+            raise InputError(
+                f"{self.path}: compressed with plain gzip, which cannot be read by region; "
+                f"recompress it with bgzip: gunzip -c {self.path} | bgzip > "
+                f"{self.path.with_suffix('')}.bgz (bgzip comes with htslib/samtools)"
+            )
+        missing = [p for p in self._index_paths(compressed) if not p.exists()]
+        if missing and not os.access(self.path.parent, os.W_OK):
+            raise InputError(
+                f"{self.path}: no index ({', '.join(p.name for p in missing)}) and the folder "
+                "is not writable; run `samtools faidx` on a writable copy"
+            )
+        try:
+            self._fasta = pysam.FastaFile(str(self.path))
+        except (OSError, ValueError) as exc:
+            raise InputError(
+                f"{self.path}: cannot open or index the FASTA ({exc}); is it a FASTA file?"
+            ) from None
+        self.names: list[str] = list(self._fasta.references)
+        self.lengths = np.asarray(self._fasta.lengths, dtype=np.int64)
+        self._index_of = {name: i for i, name in enumerate(self.names)}
+        if not self.names:
+            raise InputError(f"{self.path}: the reference holds no sequences")
+        # plain FASTA: read spans straight from the file through the .fai line layout
+        self._layout = None if compressed else _read_fai(Path(f"{self.path}.fai"))
+        #: True when :meth:`windows` reads just the windows (plain FASTA), so that it can be
+        #: called per batch; False when it decompresses spans (bgzip: call once per chromosome).
+        self.gathers_windows = self._layout is not None
+        self._map: mmap.mmap | None = None
+
+    def _index_paths(self, compressed: bool) -> list[Path]:
+        paths = [Path(f"{self.path}.fai")]
+        if compressed:
+            paths.append(Path(f"{self.path}.gzi"))
+        return paths
+
+    def index_of(self, name: str) -> int | None:
+        """Position of chromosome ``name`` in :attr:`names`, or None."""
+        return self._index_of.get(name)
+
+    def fetch(self, name: str, start: int = 0, end: int | None = None) -> np.ndarray:
+        """Bases ``start:end`` of chromosome ``name`` (default: all) as ``uint8`` ASCII."""
+        end = int(self.lengths[self._index_of[name]]) if end is None else end
+        if self._layout is not None:  # plain FASTA: one window through the line layout
+            data, _ = self.windows(name, np.array([start]), max(end - start, 0))
+            return data
+        sequence = self._fasta.fetch(name, start, end)
+        return np.frombuffer(sequence.encode("ascii"), dtype=np.uint8)
+
+    def windows(
+        self, name: str, starts: np.ndarray, length: int, buffer: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The bases of the windows ``[starts[i], starts[i] + length)`` of chromosome ``name``,
+        read in bulk: returns ``(data, data_starts)``, a ``uint8`` buffer and where each window
+        starts in it.
+
+        Plain FASTA: the windows are gathered straight from the memory-mapped file (only their
+        pages are read) into an ``(n, length)`` buffer. bgzip: the spans holding windows are
+        decompressed once each (:func:`window_spans`) and laid back to back. ``buffer``: an
+        optional ``uint8`` array of at least ``n * length`` bytes to gather into (plain FASTA).
+        """
+        starts = np.asarray(starts, dtype=np.int64)
+        if self._layout is None:
+            span_starts, span_ends, data_starts = window_spans(starts, length)
+            return self.fetch_spans(name, span_starts, span_ends), data_starts
+        offset, line_bases, line_bytes = self._layout[name]
+        size = len(starts) * length
+        if buffer is None or len(buffer) < size:
+            buffer = np.empty(size, dtype=np.uint8)
+        out = buffer[:size].reshape(len(starts), length)
+        _gather_fasta_windows(self._file_bytes(), offset, line_bases, line_bytes, starts, out)
+        return out.reshape(-1), np.arange(len(starts), dtype=np.int64) * length
+
+    def _file_bytes(self) -> np.ndarray:
+        if self._map is None:
+            with open(self.path, "rb") as handle:
+                self._map = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        return np.frombuffer(self._map, dtype=np.uint8)
+
+    def release_pages(self) -> None:
+        """Drop the memory-mapped file's pages from this process's memory (plain FASTA; the
+        bases read were copied out). Call it after each chromosome to bound memory."""
+        if self._map is not None:
+            self._map.madvise(mmap.MADV_DONTNEED)
+
+    def fetch_spans(self, name: str, span_starts: np.ndarray, span_ends: np.ndarray) -> np.ndarray:
+        """The spans ``[span_starts[i], span_ends[i])`` of chromosome ``name``, back to back."""
+        parts = [
+            self.fetch(name, int(s), int(e)) for s, e in zip(span_starts, span_ends, strict=True)
+        ]
+        if len(parts) == 1:
+            return parts[0]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint8)
+
+    def index_checksum(self) -> str:
+        """``sha256:...`` of the ``.fai`` index (chromosome names, lengths and layout)."""
+        digest = hashlib.sha256(Path(f"{self.path}.fai").read_bytes()).hexdigest()
+        return f"sha256:{digest}"
+
+    def __enter__(self) -> Reference:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._fasta.close()
+        if self._map is not None:
+            self._map.close()
+            self._map = None
+
+
+SPAN_GAP = 16_384
+
+
+def window_spans(
+    starts: np.ndarray, length: int, max_gap: int = SPAN_GAP
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The stretches of a chromosome to read for windows ``[starts, starts + length)``.
+
+    Windows (sorted by start) closer than ``max_gap`` bases share a span: decompressing a short
+    gap costs less than another read. Returns ``(span_starts, span_ends, buffer_starts)``: the
+    spans, and where each window starts in the spans' bases laid back to back.
+    """
+    ends = starts + length
+    reach = np.maximum.accumulate(ends)
+    new_span = np.ones(len(starts), dtype=bool)
+    new_span[1:] = starts[1:] > reach[:-1] + max_gap
+    span_of = np.cumsum(new_span) - 1
+    span_starts = starts[new_span]
+    span_ends = reach[np.flatnonzero(np.append(new_span[1:], True))]
+    offsets = np.concatenate(([0], np.cumsum(span_ends - span_starts)[:-1]))
+    return span_starts, span_ends, starts - span_starts[span_of] + offsets[span_of]
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _gather_fasta_windows(
+    file_bytes, offset, line_bases, line_bytes, starts, out
+):  # pragma: no cover
+    """``out[i] = bases starts[i] .. starts[i] + L`` of a FASTA record laid out in lines of
+    ``line_bases`` bases (``line_bytes`` with the line end) from file position ``offset``."""
+    length = out.shape[1]
+    for i in numba.prange(len(starts)):
+        position = starts[i]
+        j = 0
+        while j < length:
+            line = position // line_bases
+            column = position - line * line_bases
+            run = min(line_bases - column, length - j)
+            source = offset + line * line_bytes + column
+            for b in range(run):
+                out[i, j + b] = file_bytes[source + b]
+            j += run
+            position += run
+
+
+def _read_fai(path: Path) -> dict[str, tuple[int, int, int]]:
+    """``name -> (offset, line_bases, line_bytes)`` from a ``.fai`` index."""
+    layout = {}
+    for line in path.read_text().splitlines():
+        fields = line.split("\t")
+        if len(fields) >= 5:
+            layout[fields[0]] = (int(fields[2]), int(fields[3]), int(fields[4]))
+    return layout

@@ -1,0 +1,39 @@
+"""Reading input files whole, plain or gzip/bgzip compressed."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import zlib
+
+from ..errors import InputError
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def read_bytes(path: str | os.PathLike) -> bytes:
+    """The file's content, decompressed when it starts with the gzip magic (gzip or bgzip).
+
+    Raises:
+        InputError: the file is missing or unreadable, or its gzip data is corrupt.
+    """
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror or exc}); check the path") from None
+    if raw[:2] == GZIP_MAGIC:
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, ValueError, zlib.error) as exc:
+            raise InputError(
+                f"{path}: gzip data is corrupt or truncated ({exc}); re-download or recompress"
+            ) from None
+    return raw
+
+
+def is_bgzf(path: str | os.PathLike) -> bool:
+    """True when the file starts with a BGZF block (gzip with the 'BC' extra subfield)."""
+    with open(path, "rb") as handle:
+        head = handle.read(18)
+    return len(head) >= 14 and head[:4] == b"\x1f\x8b\x08\x04" and head[12:14] == b"BC"

@@ -1,0 +1,312 @@
+"""Writing named arrays to HDF5 or Zarr, atomically.
+
+:class:`ArrayWriter` writes into a temporary path beside the output (``.NAME.tmp-PID``) and
+renames it into place only when the ``with`` block ends without error; a failed or interrupted
+run removes the temporary path and leaves any earlier output untouched. Both formats hold the
+same arrays, chunked along the first axis, with the same attributes (nested values are stored as
+JSON strings in HDF5 and as JSON in Zarr).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+import numpy as np
+
+from ..errors import InputError
+
+Format = Literal["hdf5", "zarr"]
+COMPRESSIONS = ("none", "gzip", "lzf", "zstd")
+SUFFIX_FORMATS = {".h5": "hdf5", ".hdf5": "hdf5", ".zarr": "zarr"}
+MAX_CHUNK_BYTES = 64 * 2**20  # a chunk holds at most this many bytes (or one row)
+
+
+def format_from_path(path: str | os.PathLike, format: str | None = None) -> Format:
+    """The output format: ``format`` if given, else from the suffix (.h5/.hdf5 or .zarr)."""
+    if format:
+        if format not in ("hdf5", "zarr"):
+            raise InputError(f"--format {format!r} is not one of hdf5, zarr")
+        return format  # type: ignore[return-value]
+    suffix = Path(path).suffix.lower()
+    if suffix not in SUFFIX_FORMATS:
+        raise InputError(
+            f"{path}: cannot tell the output format from the suffix {suffix or '(none)'!r}; "
+            "name it .h5/.hdf5 or .zarr, or pass --format hdf5|zarr"
+        )
+    return SUFFIX_FORMATS[suffix]  # type: ignore[return-value]
+
+
+def _hdf5_compression(compression: str) -> dict[str, Any]:
+    if compression == "none":
+        return {}
+    if compression in ("gzip", "lzf"):
+        return {"compression": compression}
+    try:
+        import hdf5plugin
+    except ImportError:
+        raise InputError(
+            "--compression zstd in HDF5 needs the hdf5plugin package (pip install hdf5plugin); "
+            "or use gzip, lzf or a .zarr output"
+        ) from None
+    return dict(hdf5plugin.Zstd())
+
+
+def _zarr_compressors(compression: str) -> Any:
+    from zarr.codecs import GzipCodec, ZstdCodec
+
+    if compression == "none":
+        return None
+    if compression == "gzip":
+        return GzipCodec(level=5)
+    if compression == "zstd":
+        return ZstdCodec(level=3)
+    raise InputError(f"--compression {compression} is not available for Zarr; use zstd or gzip")
+
+
+class ArrayWriter:
+    """Create and fill arrays in ``path`` (HDF5 file or Zarr directory), committed on success.
+
+    Usage::
+
+        with ArrayWriter("out.h5") as out:
+            seqs = out.create("seqs", (n, 600, 4), "uint8")
+            seqs[0:1000] = block
+            out.write("names", np.array(names, dtype=object))
+            out.attrs({"length": 600})
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        format: str | None = None,
+        compression: str | None = None,
+        chunk_rows: int = 1000,
+    ) -> None:
+        self.path = Path(path)
+        self.format = format_from_path(self.path, format)
+        if compression is None:
+            compression = "zstd" if self.format == "zarr" else "none"
+        if compression not in COMPRESSIONS:
+            raise InputError(
+                f"--compression {compression!r} is not one of {', '.join(COMPRESSIONS)}"
+            )
+        self.compression = compression
+        self.chunk_rows = chunk_rows
+        self.tmp_path = _temporary_path(self.path)
+        self._check_existing()
+        self._root: Any = None
+        self._options = self._dataset_options()  # fail now when the compression is unavailable
+
+    def _check_existing(self) -> None:
+        """Refuse to replace anything but an earlier output of the same format."""
+        path = self.path
+        if not path.exists():
+            return
+        is_store = path.is_dir() and ((path / "zarr.json").exists() or (path / ".zgroup").exists())
+        if self.format == "zarr" and not is_store:
+            raise InputError(
+                f"{path}: exists and is not a Zarr store; remove it or choose another name"
+            )
+        if self.format == "hdf5" and path.is_dir():
+            raise InputError(f"{path}: is a folder; give the output a file name such as out.h5")
+
+    # --- context management --------------------------------------------------------------
+    def __enter__(self) -> ArrayWriter:
+        if not self.path.parent.exists():
+            raise InputError(f"{self.path}: the folder {self.path.parent} does not exist")
+        _remove(self.tmp_path)
+        if self.format == "hdf5":
+            import h5py
+
+            self._root = h5py.File(self.tmp_path, "w")
+        else:
+            import zarr
+
+            self._root = zarr.open_group(str(self.tmp_path), mode="w")
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.format == "hdf5" and self._root is not None:
+            self._root.close()
+        self._root = None
+        if exc_type is not None:
+            _remove(self.tmp_path)
+            return
+        if self.format == "zarr":  # one metadata read for xarray/sgkit (xr.open_zarr)
+            import warnings
+
+            import zarr
+
+            with warnings.catch_warnings():  # "not part of the Zarr format 3 specification"
+                warnings.simplefilter("ignore")
+                zarr.consolidate_metadata(str(self.tmp_path))
+        _commit(self.tmp_path, self.path)
+
+    # --- writing ---------------------------------------------------------------------------
+    def _dataset_options(self) -> dict[str, Any]:
+        if self.format == "hdf5":
+            return _hdf5_compression(self.compression)
+        return {"compressors": _zarr_compressors(self.compression)}
+
+    def create(
+        self,
+        name: str,
+        shape: tuple[int, ...],
+        dtype: Any,
+        chunk_rows: int | None = None,
+        dims: tuple[str, ...] | None = None,
+    ) -> Any:
+        """An empty array chunked by ``chunk_rows`` rows (default: the writer's); fill it with
+        slice assignment. ``dims`` names the axes (Zarr ``dimension_names``, read by xarray and
+        sgkit; ``_ARRAY_DIMENSIONS`` attribute in HDF5)."""
+        dtype = np.dtype(dtype)
+        rows = chunk_rows or self.chunk_rows
+        row_bytes = dtype.itemsize * int(np.prod(shape[1:], dtype=np.int64)) if shape else 0
+        rows = min(rows, max(1, MAX_CHUNK_BYTES // max(row_bytes, 1)))  # codecs cap at 2 GiB
+        chunks = (max(1, min(rows, shape[0])), *shape[1:]) if shape else None
+        _check_dims(name, shape, dims)
+        if self.format == "hdf5":
+            if shape and shape[0] == 0:
+                target = self._root.create_dataset(name, shape=shape, dtype=dtype)
+            else:
+                target = self._root.create_dataset(
+                    name, shape=shape, dtype=dtype, chunks=chunks, **self._options
+                )
+            if dims:
+                target.attrs["_ARRAY_DIMENSIONS"] = list(dims)
+            return target
+        return self._root.create_array(
+            name,
+            shape=shape,
+            dtype=dtype,
+            chunks=chunks or (1,),
+            dimension_names=dims,
+            **self._options,
+        )
+
+    def write(self, name: str, values: Any, dims: tuple[str, ...] | None = None) -> None:
+        """Write a whole array (axes named by ``dims``, as :meth:`create`); str values become a
+        variable-length string array of the same shape (a list of str: 1-D)."""
+        array = np.asarray(values)
+        if array.dtype.kind in "UO" or (array.size == 0 and isinstance(values, list)):
+            shape = array.shape if array.ndim else (1,)
+            _check_dims(name, shape, dims)
+            strings = np.array([str(v) for v in np.ravel(array)], dtype=object).reshape(shape)
+            if self.format == "hdf5":
+                import h5py
+
+                target = self._root.create_dataset(name, data=strings, dtype=h5py.string_dtype())
+                if dims:
+                    target.attrs["_ARRAY_DIMENSIONS"] = list(dims)
+            else:
+                target = self._root.create_array(name, shape=shape, dtype=str, dimension_names=dims)
+                if strings.size:
+                    target[...] = strings.astype(str)
+            return
+        target = self.create(name, array.shape, array.dtype, dims=dims)
+        if array.size:
+            target[...] = array
+
+    def link(self, alias: str, target: str) -> None:
+        """HDF5: a soft link ``alias`` -> ``target``; Zarr has no links, so nothing is made."""
+        if self.format == "hdf5":
+            import h5py
+
+            self._root[alias] = h5py.SoftLink(f"/{target}")
+
+    def attrs(self, values: dict[str, Any], array: str | None = None) -> None:
+        """Set attributes on the root (or on ``array``); dicts and lists are stored as JSON."""
+        node = self._root if array is None else self._root[array]
+        for key, value in values.items():
+            if self.format == "hdf5" and isinstance(value, dict | list | tuple):
+                value = json.dumps(value, sort_keys=True)
+            elif value is None:
+                value = "" if self.format == "hdf5" else None
+            node.attrs[key] = value
+
+
+def _check_dims(name: str, shape: tuple[int, ...], dims: tuple[str, ...] | None) -> None:
+    if dims is not None and len(dims) != len(shape):
+        raise ValueError(f"{name}: {len(dims)} dimension names for {len(shape)} axes")
+
+
+def _temporary_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def _commit(tmp_path: Path, path: Path) -> None:
+    """Move ``tmp_path`` over ``path`` (a file or a folder); on failure keep the old ``path``."""
+    backup = path.with_name(f".{path.name}.old-{os.getpid()}")
+    if path.is_dir() and not path.is_symlink():
+        os.replace(path, backup)
+    try:
+        os.replace(tmp_path, path)
+    except OSError:
+        if backup.exists():
+            os.replace(backup, path)
+        _remove(tmp_path)
+        raise
+    _remove(backup)
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike, *, directory: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` to write a file (or, with ``directory=True``, a
+    folder such as a Zarr store) into; it replaces ``path`` only if the block succeeds.
+
+    Refuses (InputError) when ``path`` exists as the other kind (a folder where a file is
+    written or the reverse), so that nothing but an earlier output is ever replaced.
+    """
+    path = Path(path)
+    if not path.parent.exists():
+        raise InputError(f"{path}: the folder {path.parent} does not exist")
+    if path.exists() and path.is_dir() != directory:
+        kind = "a folder" if path.is_dir() else "a file"
+        raise InputError(f"{path}: exists and is {kind}; remove it or choose another name")
+    tmp_path = _temporary_path(path)
+    _remove(tmp_path)
+    try:
+        yield tmp_path
+    except BaseException:
+        _remove(tmp_path)
+        raise
+    _commit(tmp_path, path)
+
+
+def check_output_folder(path: str | os.PathLike) -> None:
+    """Raise :class:`InputError` now, before any work, when ``path``'s folder does not exist."""
+    folder = Path(path).parent
+    if not folder.is_dir():
+        raise InputError(f"{path}: the folder {folder} does not exist")
+
+
+@contextlib.contextmanager
+def removed_on_failure(*paths: str | os.PathLike | None) -> Iterator[None]:
+    """Remove ``paths`` (outputs written earlier in the same run) if the block fails, so that a
+    command writing several files leaves none of them behind when a later one fails."""
+    try:
+        yield
+    except BaseException:
+        for path in paths:
+            if path is not None:
+                _remove(Path(path))
+        raise
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        path.unlink()

@@ -1,0 +1,271 @@
+"""Genotype math on ``call_genotype`` arrays, the same code on the CPU (NumPy) and GPU (CuPy).
+
+Input everywhere: ``gt`` ``(variants, samples, ploidy) int8`` as read by
+:mod:`gpu_genomics.vcf` (allele indices; ``-1`` missing allele; ``-2`` fill for calls of lower
+ploidy). Results come back on the device that computed them (NumPy on ``"cpu"``, CuPy on
+``"gpu"``); integer results are identical on both devices, float results agree to 1e-6
+relative.
+
+Definitions (NOTES §5):
+
+* dosage: number of counted alleles in a call (non-REF for ``nonref``, allele ``k`` in a split
+  column); a call with any missing allele is missing: ``-1`` in int8, NaN in float, never 0;
+* call rate: fully called calls / samples, per variant;
+* allele frequency: counted alleles / called alleles (``>= 0``), per variant or column; NaN
+  when no allele is called; MAF = ``min(AF, 1 - AF)``;
+* sample missing rate: calls with a missing allele / variants, per sample;
+* standardization: ``(dosage - 2p) / sqrt(2p(1-p))`` with missing calls imputed to ``2p``
+  (so 0 after standardization); columns with ``p`` in {0, 1} or NaN are dropped.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy as np
+
+from ..device import Device, array_module, is_gpu_array, resolve_device
+from ..errors import InputError
+
+MULTIALLELIC_MODES = ("nonref", "split")
+
+
+def _prepare(gt: Any, device: str | None) -> tuple[Any, Device]:
+    device_name = resolve_device(device)
+    xp = array_module(device_name)
+    if device_name == "cpu" and is_gpu_array(gt):
+        gt = gt.get()
+    gt = xp.asarray(gt)
+    if gt.ndim != 3:
+        raise InputError(f"call_genotype must be (variants, samples, ploidy); got {gt.shape}")
+    if gt.dtype != np.int8:
+        gt = gt.astype(np.int8)
+    return gt, device_name
+
+
+def _xp_of(array: Any) -> Any:
+    return array_module("gpu" if is_gpu_array(array) else "cpu")
+
+
+def _count_and_missing(gt: Any, allele: Any = None) -> tuple[Any, Any]:
+    """``(counts int16, missing bool)`` per call, one allele slot at a time (reductions over a
+    short last axis are slow in NumPy). ``allele``: None (non-REF), an int, or an array that
+    broadcasts against ``gt[:, :, 0]``."""
+    xp = _xp_of(gt)
+    shape = gt.shape[:2]
+    counts = xp.zeros(shape, dtype=np.int16)
+    missing = xp.zeros(shape, dtype=bool)
+    present = xp.zeros(shape, dtype=bool)
+    for slot in range(gt.shape[2]):
+        column = gt[:, :, slot]
+        counts += (column > 0) if allele is None else (column == allele)
+        missing |= column == -1
+        present |= column != -2
+    return counts, missing | ~present
+
+
+def call_missing(gt: Any, *, device: str | None = None) -> Any:
+    """``(variants, samples) bool``: the call has a missing allele (-1), or no allele at all."""
+    gt, _ = _prepare(gt, device)
+    return _count_and_missing(gt)[1]
+
+
+def dosage(
+    gt: Any, *, allele: int | None = None, dtype: Any = np.int8, device: str | None = None
+) -> Any:
+    """``(variants, samples)`` allele counts per call.
+
+    Counts non-REF alleles (``allele=None``) or copies of allele ``allele``. Missing calls are
+    ``-1`` for integer ``dtype`` and NaN for float ``dtype``.
+    """
+    gt, device_name = _prepare(gt, device)
+    xp = array_module(device_name)
+    counts, missing = _count_and_missing(gt, allele)
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        return xp.where(missing, xp.nan, counts.astype(dtype)).astype(dtype)
+    return xp.where(missing, -1, counts).astype(dtype)
+
+
+def split_columns(n_alleles: Any) -> tuple[np.ndarray, np.ndarray]:
+    """For ``split`` handling: ``(column_variant, column_allele)`` ``(columns,) int64/int8``,
+    one column per ALT allele (variants with no ALT get none), in variant order."""
+    n_alleles = np.asarray(n_alleles, dtype=np.int64)
+    n_alts = np.maximum(n_alleles - 1, 0)
+    column_variant = np.repeat(np.arange(len(n_alleles), dtype=np.int64), n_alts)
+    first = np.cumsum(n_alts) - n_alts
+    column_allele = (np.arange(len(column_variant)) - np.repeat(first, n_alts) + 1).astype(np.int8)
+    return column_variant, column_allele
+
+
+def split_dosage(
+    gt: Any,
+    n_alleles: Any,
+    *,
+    dtype: Any = np.int8,
+    device: str | None = None,
+) -> tuple[Any, np.ndarray, np.ndarray]:
+    """One dosage column per ALT allele: ``(columns, samples)`` copies of that allele.
+
+    Returns ``(dosage, column_variant, column_allele)`` (see :func:`split_columns`); missing
+    calls as in :func:`dosage`.
+    """
+    gt, device_name = _prepare(gt, device)
+    xp = array_module(device_name)
+    column_variant, column_allele = split_columns(n_alleles)
+    rows = gt[xp.asarray(column_variant)]
+    alleles = xp.asarray(column_allele)[:, None, None]
+    counts, missing = _count_and_missing(rows, alleles[:, :, 0])
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        out = xp.where(missing, xp.nan, counts.astype(dtype)).astype(dtype)
+    else:
+        out = xp.where(missing, -1, counts).astype(dtype)
+    return out, column_variant, column_allele
+
+
+def variant_call_rate(gt: Any, *, device: str | None = None) -> Any:
+    """``(variants,) float64``: fully called calls / samples (NaN without samples)."""
+    gt, device_name = _prepare(gt, device)
+    xp = array_module(device_name)
+    missing = _count_and_missing(gt)[1]
+    n_samples = gt.shape[1]
+    if n_samples == 0:
+        return xp.full(gt.shape[0], xp.nan)
+    return 1.0 - missing.sum(axis=1) / n_samples
+
+
+def sample_missing_rate(gt: Any, *, device: str | None = None) -> Any:
+    """``(samples,) float64``: calls with a missing allele / variants (NaN without variants)."""
+    gt, device_name = _prepare(gt, device)
+    xp = array_module(device_name)
+    missing = _count_and_missing(gt)[1]
+    if gt.shape[0] == 0:
+        return xp.full(gt.shape[1], xp.nan)
+    return missing.sum(axis=0) / gt.shape[0]
+
+
+def sample_missing_counts(gt: Any, *, device: str | None = None) -> Any:
+    """``(samples,) int64``: calls with a missing allele, per sample (to add over chunks)."""
+    gt, _ = _prepare(gt, device)
+    return _count_and_missing(gt)[1].sum(axis=0, dtype=np.int64)
+
+
+def allele_frequency(gt: Any, *, allele: Any = None, device: str | None = None) -> Any:
+    """``(variants,) float64``: frequency of non-REF alleles (``allele=None``) or of allele
+    ``allele`` (an int, or a ``(variants,)`` array of one allele per row) among the called
+    alleles (>= 0) of each variant; NaN where no allele is called."""
+    gt, device_name = _prepare(gt, device)
+    xp = array_module(device_name)
+    target = None if allele is None else xp.asarray(allele)
+    if target is not None and target.ndim == 1:
+        target = target[:, None]
+    counted = xp.zeros(gt.shape[0], dtype=np.int64)
+    called = xp.zeros(gt.shape[0], dtype=np.int64)
+    for slot in range(gt.shape[2]):
+        column = gt[:, :, slot]
+        hit = (column > 0) if target is None else (column == target)
+        counted += hit.sum(axis=1)
+        called += (column >= 0).sum(axis=1)
+    return xp.where(called > 0, counted / xp.maximum(called, 1), xp.nan)
+
+
+def minor_allele_frequency(af: Any) -> Any:
+    """``min(af, 1 - af)`` elementwise (NaN stays NaN)."""
+    xp = _xp_of(af)
+    return xp.minimum(af, 1.0 - af)
+
+
+def standardize(
+    dosage_matrix: Any, af: Any, *, ploidy: Any = 2, dtype: Any = np.float32
+) -> tuple[Any, Any]:
+    """Standardize dosages for ML/PCA; ``dosage_matrix`` is ``(columns, samples)`` (int8 with -1
+    for missing, or float with NaN), ``af`` ``(columns,)`` the counted allele's frequency, and
+    ``ploidy`` the number of alleles of each call: a scalar (2 for diploid data) or a
+    ``(columns, samples)`` integer array (haploid calls beside diploid ones).
+
+    A call of ploidy ``k`` is ``Binomial(k, p)`` under Hardy-Weinberg, so it becomes
+    ``(dosage - k p) / sqrt(k p (1 - p))`` (for ``k = 2``: mean ``2p``, scale ``sqrt(2p(1-p))``).
+    Returns ``(standardized, kept)``: ``(kept columns, samples)`` of ``dtype`` with missing
+    calls imputed to the mean (0 after standardizing), and ``kept`` ``(columns,) bool`` (False
+    for monomorphic columns: ``p`` in {0, 1} or NaN). Runs where the inputs live.
+    """
+    xp = _xp_of(dosage_matrix)
+    af = xp.asarray(af, dtype=np.float64)
+    kept = (af > 0) & (af < 1)
+    x = dosage_matrix[kept]
+    p = af[kept][:, None]
+    k = xp.asarray(ploidy, dtype=np.float64)
+    if k.ndim == 2:
+        k = k[kept]
+    values = x.astype(np.float64)
+    missing = xp.isnan(values) if x.dtype.kind == "f" else x < 0
+    missing |= k <= 0  # no allele at all in this call (fill only)
+    k = xp.maximum(k, 1.0)
+    out = xp.where(missing, 0.0, (values - k * p) / xp.sqrt(k * p * (1.0 - p)))
+    return out.astype(dtype), kept
+
+
+def variant_filter(
+    maf: Any,
+    call_rate: Any,
+    n_alleles: Any,
+    *,
+    min_maf: float = 0.0,
+    max_missing: float = 1.0,
+    biallelic_only: bool = False,
+) -> Any:
+    """``(n,) bool``: columns to keep: ``maf >= min_maf`` (NaN MAF fails when ``min_maf > 0``),
+    missing rate ``1 - call_rate <= max_missing``, and exactly 2 alleles when
+    ``biallelic_only``. Inputs are ``(n,)`` arrays on one device."""
+    xp = _xp_of(maf)
+    if not 0.0 <= min_maf <= 0.5:
+        raise InputError(f"--min-maf {min_maf} must lie between 0 and 0.5")
+    if not 0.0 <= max_missing <= 1.0:
+        raise InputError(f"--max-missing {max_missing} must lie between 0 and 1")
+    keep = xp.ones(maf.shape, dtype=bool)
+    if min_maf > 0:
+        keep &= maf >= min_maf
+    if max_missing < 1:
+        keep &= (1.0 - xp.asarray(call_rate)) <= max_missing + 1e-12
+    if biallelic_only:
+        keep &= xp.asarray(n_alleles) == 2
+    return keep
+
+
+MAF_BINS = (0.0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
+
+
+def maf_spectrum(maf: np.ndarray) -> list[tuple[str, int]]:
+    """Counts of ``maf`` values in the bins of :data:`MAF_BINS` (last bin closed), as
+    ``[("[0, 0.01)", n), ...]``; NaN values are counted under ``"NaN"``."""
+    maf = np.asarray(maf, dtype=np.float64)
+    counts, _ = np.histogram(maf[~np.isnan(maf)], bins=MAF_BINS)
+    labels = [
+        f"[{lo:g}, {hi:g}{']' if k == len(MAF_BINS) - 2 else ')'}"
+        for k, (lo, hi) in enumerate(itertools.pairwise(MAF_BINS))
+    ]
+    spectrum = list(zip(labels, counts.tolist(), strict=True))
+    n_nan = int(np.isnan(maf).sum())
+    if n_nan:
+        spectrum.append(("NaN", n_nan))
+    return spectrum
+
+
+__all__ = [
+    "MAF_BINS",
+    "MULTIALLELIC_MODES",
+    "allele_frequency",
+    "call_missing",
+    "dosage",
+    "maf_spectrum",
+    "minor_allele_frequency",
+    "sample_missing_counts",
+    "sample_missing_rate",
+    "split_columns",
+    "split_dosage",
+    "standardize",
+    "variant_call_rate",
+    "variant_filter",
+]
