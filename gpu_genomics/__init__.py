@@ -2,7 +2,13 @@
 
 Every operation takes ``device="auto" | "gpu" | "cpu"`` (default: ``$GPU_GENOMICS_DEVICE``,
 else ``auto``) and returns arrays on the device that computed them; :func:`to_numpy` brings
-any result to the host.
+any result to the host. The jobs (:func:`build_interval_dataset`, :func:`encode_file`,
+:func:`convert_vcf`, :func:`preprocess_bulk_file`, ``gpu_genomics.sc.preprocess_file``) turn
+input files into output files and return a summary; the commands of ``gpu-genomics`` call them.
+
+Subpackages, one per modality: :mod:`.sequence`, :mod:`.intervals`, :mod:`.variants`,
+:mod:`.expression` (bulk tables and :mod:`.sc`, single-cell); :mod:`.io` (writing, provenance,
+declared outputs) and :mod:`.cli`.
 """
 
 from __future__ import annotations
@@ -18,20 +24,32 @@ from .expression.bulk import (
     apply_scaler,
     filter_low_expression,
     fit_scaler,
-    load_scaler,
     log_transform,
     preprocess_bulk,
-    save_scaler,
 )
+from .expression.bulk_job import preprocess_bulk_file
+from .expression.scaler_files import load_scaler, save_scaler
 from .expression.tables import LabeledMatrix, read_table
-from .sequence.batch import SequenceBatch, as_batch, read_fastx
+from .intervals.job import IntervalOptions, build_interval_dataset
+from .sequence.batch import SequenceBatch, as_batch
+from .sequence.encode import encode_file
+from .sequence.fastx import read_fastx
 from .sequence.gc_content import gc_content, gc_counts
 from .sequence.kmers import kmer_counts, kmer_names
 from .sequence.onehot import one_hot
 from .sequence.revcomp import reverse_complement
-from .sequence.tokenizers import kmer_token_counts, kmer_tokenize, kmer_vocabulary, tokenize
+from .sequence.tokenizers import (
+    kmer_token_counts,
+    kmer_tokenize,
+    kmer_vocabulary,
+    tokenize,
+)
+from .variants import genotypes
+from .variants.convert import VcfOptions, convert_vcf
 from .variants.reader import VcfReader, read_vcf
 
+#: The package version: the one source, read by the build backend (pyproject's dynamic
+#: version) and by :func:`gpu_genomics.io.provenance.version`.
 __version__ = "0.1.0"
 
 logging.getLogger("gpu_genomics").addHandler(logging.NullHandler())
@@ -48,17 +66,23 @@ __all__ = [
     "DeviceError",
     "GpuGenomicsError",
     "InputError",
+    "IntervalOptions",
     "LabeledMatrix",
     "Scaler",
     "SequenceBatch",
+    "VcfOptions",
     "VcfReader",
     "__version__",
     "apply_scaler",
     "as_batch",
+    "build_interval_dataset",
+    "convert_vcf",
+    "encode_file",
     "filter_low_expression",
     "fit_scaler",
     "gc_content",
     "gc_counts",
+    "genotypes",
     "gpu_status",
     "kmer_counts",
     "kmer_names",
@@ -69,6 +93,7 @@ __all__ = [
     "log_transform",
     "one_hot",
     "preprocess_bulk",
+    "preprocess_bulk_file",
     "read_fastx",
     "read_table",
     "read_vcf",

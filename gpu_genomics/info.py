@@ -9,6 +9,7 @@ import os
 import platform
 
 from .device import gpu_status
+from .io.provenance import version
 
 PACKAGES = ("numpy", "numba", "scipy", "h5py", "zarr", "pysam", "pandas", "click", "tqdm")
 SINGLECELL_PACKAGES = ("anndata", "scanpy")
@@ -53,10 +54,8 @@ def _module_status(module: str) -> str:
 
 def system_report() -> list[tuple[str, str]]:
     """``(field, value)`` rows describing this machine and the backends."""
-    from . import __version__
-
     rows = [
-        ("gpu-genomics", __version__),
+        ("gpu-genomics", version()),
         ("python", platform.python_version()),
         *((name, _version(name)) for name in PACKAGES),
         *((name, _version(name)) for name in SINGLECELL_PACKAGES),

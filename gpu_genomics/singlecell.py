@@ -1,4 +1,4 @@
-"""``gpu_genomics.singlecell``: the single-cell subpackage, :mod:`gpu_genomics.expression.singlecell`."""
+"""``gpu_genomics.singlecell``: :mod:`gpu_genomics.expression.singlecell` under its old name."""
 
 from __future__ import annotations
 

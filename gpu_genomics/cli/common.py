@@ -1,19 +1,25 @@
-"""Options and logging set-up shared by every ``gpu-genomics`` subcommand.
+"""What every ``gpu-genomics`` command shares: options, logging, the command line, errors.
 
-Each subcommand lives in its own module (``cli`` for ``info``/``encode``/``intervals``,
-``cli_scrna``, ``cli_vcf``, ``cli_bulk``) and takes its ``--device``, ``--compression``,
-``--quiet``/``--loglevel`` options from here, so they read the same everywhere.
+Each command lives in its own module of :mod:`gpu_genomics.cli` and takes its ``--device``,
+``--compression``, ``-o``/``--format`` and ``--quiet``/``--loglevel`` options from here, so they
+read the same everywhere. Its callback calls the library's job through :func:`run_job`,
+which rewrites the library's ``name=value`` mentions of parameters into the command's flags.
 """
 
 from __future__ import annotations
 
 import logging
+import re
+import shlex
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
 
 from ..device import DEVICE_CHOICES
+from ..errors import GpuGenomicsError
+from ..io.spec import OutputSpec
 from ..io.store import COMPRESSIONS
 
 log = logging.getLogger("gpu_genomics")
@@ -71,3 +77,57 @@ def array_output_options(command: Any) -> Any:
         type=click.Path(dir_okay=True),
         help="Output .h5/.hdf5 file or .zarr folder.",
     )(command)
+
+
+def command_line() -> str:
+    """The command line as typed: the program's name and the arguments :func:`main` got (else
+    ``sys.argv``)."""
+    root = click.get_current_context().find_root()
+    argv = root.obj.get("argv") if isinstance(root.obj, dict) else None
+    return shlex.join(
+        [root.info_name or "gpu-genomics", *(argv if argv is not None else sys.argv[1:])]
+    )
+
+
+def _flags(command: click.Command) -> dict[str, tuple[str, bool]]:
+    """Parameter name -> (the flag users type, whether it is an on/off flag) for each option."""
+    flags = {}
+    for param in command.params:
+        if isinstance(param, click.Option) and param.name:
+            long = [o for o in param.opts if o.startswith("--")] or list(param.opts)
+            dashed = [o for o in long if "_" not in o] or long
+            flags[param.name] = (dashed[0], bool(param.is_flag))
+    return flags
+
+
+_VALUE = r"('[^']*'|\"[^\"]*\"|[^\s,;:)]+)"
+
+
+def cli_message(message: str, command: click.Command) -> str:
+    """``message`` with each ``name=value`` of one of ``command``'s options written as the
+    option: ``--flag value`` (``--flag`` for an on/off flag set to True)."""
+    for name, (flag, is_flag) in _flags(command).items():
+
+        def spelled(match: re.Match[str], flag: str = flag, is_flag: bool = is_flag) -> str:
+            value = match.group(1)
+            return flag if is_flag and value == "True" else f"{flag} {value}"
+
+        message = re.sub(rf"(?<![\w.-]){re.escape(name)}={_VALUE}", spelled, message)
+    return message
+
+
+def run_job(
+    job: Callable[..., Any], *paths: str, quiet: bool, loglevel: str, **options: Any
+) -> Any:
+    """Set up logging, then run ``job(*paths, **options)`` with the command line and a progress
+    bar unless ``quiet``; the library's errors come back naming this command's flags."""
+    setup_logging(quiet, loglevel)
+    try:
+        return job(*paths, **options, progress=not quiet, command=command_line())
+    except GpuGenomicsError as exc:
+        raise type(exc)(cli_message(str(exc), click.get_current_context().command)) from None
+
+
+def arrays_epilog(spec: OutputSpec) -> str:
+    """The ``--help`` epilog listing the arrays a command writes, from its output spec."""
+    return "Arrays written: " + ", ".join(a.name for a in spec) + "."

@@ -1,146 +1,138 @@
-"""``gpu-genomics bulk``: a bulk RNA-seq expression table to z-scored ``(samples, genes)`` arrays.
+"""The ``bulk`` job: a bulk RNA-seq expression table to z-scored ``(samples, genes)`` arrays.
 
-Output (HDF5 or Zarr):
-
-* ``expression`` ``(n_samples, n_kept_genes)`` float32: z-scores of log1p expression;
-* ``sample_id`` ``(n_samples,)`` str; ``gene_id`` ``(n_kept_genes,)`` str (its columns);
-* ``scaler_mean``, ``scaler_std`` ``(n_kept_genes,)`` float64: the per-gene mean and divisor
-  (scikit-learn's ``mean_`` and ``scale_``) so new data can be transformed the same way; the
-  output itself can be passed to ``--apply-scaler``;
-* ``gene_mask`` ``(n_input_genes,)`` bool and ``input_gene_id`` ``(n_input_genes,)`` str: which
-  input genes were kept;
-* attributes: ``gpu_genomics_version``, ``command``, ``source``, ``parameters``, counts,
-  ``transform``, ``scaler_fitted`` (and the scaler's ``scaler_*`` attributes).
+:func:`preprocess_bulk_file` reads the table (:func:`~gpu_genomics.expression.tables.read_table`),
+runs :func:`~gpu_genomics.expression.bulk.preprocess_bulk` and writes the arrays declared in
+:data:`BULK_ARRAYS`, with the scaler beside them so that new data can be transformed the same
+way (the output itself can be passed as ``apply_scaler_path``).
 """
 
 from __future__ import annotations
 
 import logging
-import shlex
-import sys
+import os
 import time
 from pathlib import Path
 from typing import Any
 
-import click
 import numpy as np
 
-from .. import __version__
-from ..cli.common import (
-    array_output_options,
-    compression_option,
-    device_option,
-    logging_options,
-    setup_logging,
-)
 from ..device import resolve_device, to_numpy
-from ..errors import InputError
+from ..errors import InputError, invalid
+from ..io.provenance import provenance
+from ..io.spec import STRING, ArraySpec, OutputSpec
 from ..io.store import ArrayWriter, check_output_folder, format_from_path, removed_on_failure
+from .bulk import DEFAULT_MIN_MEAN_LOG, preprocess_bulk
+from .scaler_files import load_scaler, save_scaler, scaler_kind
+from .tables import read_table
 
 log = logging.getLogger("gpu_genomics")
 
+BULK_ARRAYS = OutputSpec(
+    "bulk: expression table -> z-scored (samples, genes) (HDF5/Zarr)",
+    (
+        ArraySpec("expression", "float32", ("samples", "genes"),
+                  "z-scores of log1p expression (the filtered log values with zscore=False)"),
+        ArraySpec("sample_id", STRING, ("samples",), "sample names"),
+        ArraySpec("gene_id", STRING, ("genes",), "the kept genes: the columns of expression"),
+        ArraySpec("scaler_mean", "float64", ("genes",), "per-gene mean (StandardScaler mean_)"),
+        ArraySpec("scaler_std", "float64", ("genes",),
+                  "per-gene divisor (scale_: ddof-0 standard deviation, 1 for a constant gene)"),
+        ArraySpec("gene_mask", "bool", ("input_genes",), "which input genes were kept"),
+        ArraySpec("input_gene_id", STRING, ("input_genes",), "the input's genes, in order"),
+    ),
+)  # fmt: skip
 
-@click.command("bulk")
-@click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False))
-@array_output_options
-@click.option(
-    "--samples-by-genes",
-    is_flag=True,
-    help="INPUT has one row per sample (default: one row per gene, one column per sample).",
-)
-@click.option(
-    "--already-log",
-    is_flag=True,
-    help="Values are on a log scale already: no log1p (negative values allowed).",
-)
-@click.option(
-    "--min-mean-log",
-    type=float,
-    default=None,
-    help="Keep genes whose mean log expression over samples is above this [default: 1.0].",
-)
-@click.option(
-    "--apply-scaler",
-    "apply_scaler_path",
-    type=click.Path(dir_okay=True),
-    default=None,
-    help="Z-score with a stored scaler (.json/.h5 from --save-scaler, or an earlier bulk "
-    "output) instead of fitting one; its genes are kept, matched by name.",
-)
-@click.option(
-    "--save-scaler",
-    "save_scaler_path",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Also write the scaler to this .json or .h5 file (the output holds it anyway).",
-)
-@click.option(
-    "--no-zscore",
-    is_flag=True,
-    help="Write the filtered log values instead of z-scores (the scaler is still stored).",
-)
-@device_option
-@compression_option
-@logging_options
-def bulk(input_path: str, output: str, **opts: Any) -> None:
+
+def preprocess_bulk_file(
+    input_path: str | os.PathLike,
+    output_path: str | os.PathLike,
+    *,
+    samples_by_genes: bool = False,
+    already_log: bool = False,
+    min_mean_log: float | None = None,
+    apply_scaler_path: str | os.PathLike | None = None,
+    save_scaler_path: str | os.PathLike | None = None,
+    zscore: bool = True,
+    output_format: str | None = None,
+    compression: str | None = None,
+    device: str | None = None,
+    progress: bool = False,
+    command: str | None = None,
+) -> dict[str, Any]:
     """Preprocess a bulk RNA-seq table (CSV/TSV of TPM, FPKM or counts; plain or gzip).
 
-    Reads genes x samples (or --samples-by-genes), transposes to (samples, genes), applies
-    log1p (unless --already-log), keeps genes with mean log expression > --min-mean-log, and
-    z-scores each gene (mean and std stored in the output), as the specification's recipe with
-    scikit-learn's StandardScaler.
-    """
-    from .bulk import DEFAULT_MIN_MEAN_LOG, load_scaler, preprocess_bulk, save_scaler, scaler_kind
-    from .tables import read_table
+    Reads genes x samples (or ``samples_by_genes``), transposes to ``(samples, genes)``,
+    applies log1p (unless ``already_log``), keeps the genes whose mean log expression is above
+    ``min_mean_log`` and z-scores each gene as scikit-learn's ``StandardScaler``
+    (``docs/bulk.md#recipe``).
 
-    setup_logging(opts["quiet"], opts["loglevel"])
+    Args:
+        input_path: the table.
+        output_path: ``.h5``/``.hdf5`` or ``.zarr`` (or any name with ``output_format``).
+        samples_by_genes: the table has one row per sample (default: one row per gene).
+        already_log: the values are on a log scale already: no log1p (negatives allowed).
+        min_mean_log: the gene filter's threshold (default 1.0); not with ``apply_scaler_path``.
+        apply_scaler_path: z-score with a stored scaler (``.json``/``.h5`` from
+            ``save_scaler_path``, or an earlier output) instead of fitting one; its genes are
+            kept, matched by name.
+        save_scaler_path: also write the scaler to this ``.json`` or ``.h5`` file.
+        zscore: False writes the filtered log values (the scaler is still stored).
+        output_format: ``"hdf5"`` or ``"zarr"``; default from the suffix.
+        compression: ``none``, ``gzip``, ``lzf`` or ``zstd``.
+        device: ``"auto" | "gpu" | "cpu"``.
+        progress: unused (the job has no long loop); accepted like every job's.
+        command: the command line stored in the provenance (default: this process's).
+
+    Returns:
+        A summary: ``output``, ``n_samples``, ``n_genes_input``, ``n_genes_kept``,
+        ``scaler_fitted``, ``seconds``.
+
+    Raises:
+        InputError: a bad option or input; nothing is written.
+
+    Memory: the table as float64 a few times over (the whole matrix is held).
+    """
     started = time.perf_counter()
-    # refuse bad names and option clashes before any work
-    format_from_path(output, opts["output_format"])
-    if opts["apply_scaler_path"] and opts["min_mean_log"] is not None:
+    output_format = format_from_path(output_path, output_format)
+    if apply_scaler_path and min_mean_log is not None:
         raise InputError(
-            "--min-mean-log has no effect with --apply-scaler (the scaler's genes are kept); "
-            "drop one of them"
+            f"min_mean_log={min_mean_log} has no effect with apply_scaler_path="
+            f"{str(apply_scaler_path)!r} (the scaler's genes are kept); drop one of them"
         )
-    check_output_folder(output)
-    if opts["save_scaler_path"]:
-        scaler_kind(opts["save_scaler_path"])
-        check_output_folder(opts["save_scaler_path"])
-        if Path(opts["save_scaler_path"]).resolve() == Path(output).resolve():
-            raise InputError("--save-scaler must differ from the output path")
-    min_mean_log = (
-        DEFAULT_MIN_MEAN_LOG if opts["min_mean_log"] is None else float(opts["min_mean_log"])
-    )
-    device = resolve_device(opts["device"])
-    scaler = load_scaler(opts["apply_scaler_path"]) if opts["apply_scaler_path"] else None
-    orientation = "rows-are-observations" if opts["samples_by_genes"] else "rows-are-features"
+    check_output_folder(output_path)
+    if save_scaler_path:
+        scaler_kind(save_scaler_path)
+        check_output_folder(save_scaler_path)
+        if Path(save_scaler_path).resolve() == Path(output_path).resolve():
+            raise invalid("save_scaler_path", str(save_scaler_path), "must differ from the output")
+    threshold = DEFAULT_MIN_MEAN_LOG if min_mean_log is None else float(min_mean_log)
+    device_name = resolve_device(device)
+    scaler = load_scaler(apply_scaler_path) if apply_scaler_path else None
+    orientation = "rows-are-observations" if samples_by_genes else "rows-are-features"
     matrix = read_table(input_path, orientation=orientation)
-    result = preprocess_bulk(
-        matrix,
-        already_log=opts["already_log"],
-        min_mean_log=min_mean_log,
-        scaler=scaler,
-        zscore=not opts["no_zscore"],
-        device=device,
-    )
-    expression = np.asarray(to_numpy(result.expression), dtype=np.float32)
+    result = preprocess_bulk(matrix, already_log=already_log, min_mean_log=threshold,
+                             scaler=scaler, zscore=zscore, device=device_name)  # fmt: skip
     n_samples, n_genes = matrix.shape
-    n_kept = len(result.gene_names)
-    params = {
-        "samples_by_genes": opts["samples_by_genes"],
-        "already_log": opts["already_log"],
-        "min_mean_log": None if scaler is not None else min_mean_log,
-        "apply_scaler": opts["apply_scaler_path"],
-        "zscore": not opts["no_zscore"],
-        "device": device,
+    parameters = {
+        "samples_by_genes": samples_by_genes,
+        "already_log": already_log,
+        "min_mean_log": None if scaler is not None else threshold,
+        "apply_scaler_path": None if apply_scaler_path is None else str(apply_scaler_path),
+        "save_scaler_path": None if save_scaler_path is None else str(save_scaler_path),
+        "zscore": zscore,
+        "output_format": output_format,
+        "compression": compression,
     }
-    if opts["save_scaler_path"]:  # first: the main output is written last, or not at all
-        save_scaler(result.scaler, opts["save_scaler_path"])
+    record = provenance("gpu-genomics bulk", parameters=parameters,
+                        inputs={"table": input_path, "scaler": apply_scaler_path},
+                        device=device_name, command=command)  # fmt: skip
+    if save_scaler_path:  # first: the main output is written last, or not at all
+        save_scaler(result.scaler, save_scaler_path, provenance=record)
     with (
-        removed_on_failure(opts["save_scaler_path"]),
-        ArrayWriter(output, opts["output_format"], opts["compression"]) as out,
+        removed_on_failure(save_scaler_path),
+        ArrayWriter(output_path, output_format, compression, spec=BULK_ARRAYS) as out,
     ):
-        out.write("expression", expression)
+        out.write("expression", np.asarray(to_numpy(result.expression)))
         out.write("sample_id", [str(name) for name in result.sample_names])
         out.write("gene_id", [str(name) for name in result.gene_names])
         out.write("scaler_mean", result.scaler.mean)
@@ -149,40 +141,29 @@ def bulk(input_path: str, output: str, **opts: Any) -> None:
         out.write("input_gene_id", [str(name) for name in result.input_gene_names])
         out.attrs(
             {
-                "gpu_genomics_version": __version__,
-                "command": _command_line(),
-                "source": str(input_path),
+                **record,
                 "modality": "bulk RNA-seq",
                 "n_samples": n_samples,
                 "n_genes_input": n_genes,
-                "n_genes_kept": n_kept,
-                "transform": "none (already log)" if opts["already_log"] else "log1p",
-                "zscore": not opts["no_zscore"],
+                "n_genes_kept": len(result.gene_names),
+                "transform": "none (already log)" if already_log else "log1p",
+                "zscore": zscore,
                 "scaler_fitted": result.fitted,
-                "scaler_source": None if result.fitted else str(opts["apply_scaler_path"]),
+                "scaler_source": None if result.fitted else str(apply_scaler_path),
                 "scaler_n_samples": result.scaler.n_samples,
                 "scaler_log1p": result.scaler.log1p,
-                "parameters": params,
             }
         )
-    how = (
-        f"mean log expression > {min_mean_log}"
-        if result.fitted
-        else f"the genes of the scaler {opts['apply_scaler_path']}"
-    )
-    log.info(
-        "bulk: %d samples, %d of %d genes kept (%s); wrote %s in %.1f s",
-        n_samples,
-        n_kept,
-        n_genes,
-        how,
-        output,
-        time.perf_counter() - started,
-    )
-
-
-def _command_line() -> str:
-    """The command line as typed (from ``cli.main``), else ``sys.argv``."""
-    root = click.get_current_context().find_root()
-    argv = (root.obj or {}).get("argv") if isinstance(root.obj, dict | None) else None
-    return shlex.join(["gpu-genomics", *(argv if argv is not None else sys.argv[1:])])
+    how = (f"mean log expression > {threshold}" if result.fitted
+           else f"the genes of the scaler {apply_scaler_path}")  # fmt: skip
+    seconds = time.perf_counter() - started
+    log.info("bulk: %d samples, %d of %d genes kept (%s); wrote %s in %.1f s", n_samples,
+             len(result.gene_names), n_genes, how, output_path, seconds)  # fmt: skip
+    return {
+        "output": str(output_path),
+        "n_samples": n_samples,
+        "n_genes_input": n_genes,
+        "n_genes_kept": len(result.gene_names),
+        "scaler_fitted": result.fitted,
+        "seconds": seconds,
+    }

@@ -36,6 +36,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import InputError
+from ..io.files import is_gzip
 
 Orientation = Literal["rows-are-features", "rows-are-observations"]
 ORIENTATIONS = ("rows-are-features", "rows-are-observations")
@@ -184,7 +185,7 @@ def _parse_fast(
                 na_values={column: list(MISSING_TOKENS) for column in columns},
                 keep_default_na=False,
                 engine="c",
-                compression="gzip" if _is_gzip(source) else None,
+                compression="gzip" if is_gzip(source) else None,
                 encoding="utf-8-sig",
                 skip_blank_lines=True,
             )
@@ -219,13 +220,8 @@ def _check_readable(source: str) -> None:
         raise InputError(f"{source}: is a folder, not a CSV/TSV table")
 
 
-def _is_gzip(source: str) -> bool:
-    with open(source, "rb") as handle:
-        return handle.read(2) == b"\x1f\x8b"
-
-
 def _open_text(source: str) -> io.TextIOBase:
-    if _is_gzip(source):
+    if is_gzip(source):
         return io.TextIOWrapper(gzip.open(source, "rb"), encoding="utf-8-sig", newline="")
     return open(source, encoding="utf-8-sig", newline="")
 

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..io.files import read_bytes
+from ..io.files import read_bytes, stem
 
 _HEADER_PREFIXES = (b"#", b"track", b"browser")
 _INTEGER = re.compile(r"^[+-]?\d+$")
@@ -88,7 +88,7 @@ def read_metadata(path: str | os.PathLike) -> tuple[list[BedSource], list[str]]:
             column = column_of[int(label)]
         else:
             column = index
-            names.append(label if form == "basset" else _stem(bed_path))
+            names.append(label if form == "basset" else stem(bed_path.name, BED_SUFFIXES))
         sources.append(BedSource(bed_path, column, number))
     return sources, names
 
@@ -108,12 +108,7 @@ def _resolve(name: str, folder: Path) -> Path:
     return Path(name) if Path(name).is_absolute() else folder / name
 
 
-def _stem(path: Path) -> str:
-    name = path.name
-    for suffix in (".gz", ".bgz", ".bed", ".narrowPeak", ".broadPeak", ".txt"):
-        if name.endswith(suffix):
-            name = name[: -len(suffix)]
-    return name
+BED_SUFFIXES = (".gz", ".bgz", ".bed", ".narrowPeak", ".broadPeak", ".txt")
 
 
 def read_bed(path: str | os.PathLike) -> pd.DataFrame:

@@ -9,39 +9,60 @@ batches, so memory stays bounded by the largest chromosome plus a batch.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .. import __version__
 from ..device import array_module, resolve_device, to_numpy
-from ..errors import InputError, positive_int
-from ..io.store import ArrayWriter, format_from_path
-from ..sequence.onehot import one_hot_windows
+from ..errors import InputError, check_choice, check_range, invalid, positive_int
+from ..io.provenance import provenance, version
+from ..io.store import ArrayWriter, check_output_folder, format_from_path
+from ..sequence.onehot import ONE_HOT_DTYPES, one_hot_windows
 from ..sequence.revcomp import reverse_complement, reverse_complement_rows
 from .bed import read_bed, read_metadata
+from .layouts import SPLITS, BassetLayout, StandardLayout
 from .reference import Reference
 from .regions import MERGE_MODES, Regions, make_regions
 
 log = logging.getLogger("gpu_genomics")
 
-SPLITS = ("training", "validation", "test")
 #: Largest one-hot batch encoded and written at once, in bytes.
 BATCH_BYTES = 64 * 2**20
-BASSET_SPLITS = {"training": "train", "validation": "valid", "test": "test"}
+OUTPUT_FORMATS = ("hdf5", "zarr", "basset")
 
 
 @dataclass
 class IntervalOptions:
-    """Parameters of :func:`build_interval_dataset` (the CLI flags of ``intervals``)."""
+    """The parameters of :func:`build_interval_dataset` (the flags of ``intervals``).
+
+    Attributes:
+        length: window length in bases.
+        min_overlap: overlap in bases that merges windows (basset) or peaks (hull).
+        exclusive: keep only regions with exactly one label.
+        test_chroms: test chromosomes (``split="chrom"``).
+        valid_chroms: validation chromosomes (``split="chrom"``).
+        merge: ``"basset"``, ``"hull"`` or ``"none"`` (``docs/intervals.md``).
+        split: ``"chrom"`` or ``"random"``.
+        valid_frac: ``split="random"``: fraction of regions for validation.
+        test_frac: ``split="random"``: fraction of regions for test.
+        seed: ``split="random"``: seed of the permutation.
+        dtype: one-hot dtype, one of ``uint8``, ``int8``, ``float16``, ``float32``.
+        alphabet: one-hot column order, ``"ACGT"`` or ``"ACTG"`` (the Rust tool's).
+        skip_unknown_chroms: drop BED rows on chromosomes the reference lacks (else an error).
+        output_format: ``"hdf5"``, ``"zarr"`` or ``"basset"`` (Basset's HDF5 layout); default
+            from the output's suffix.
+        compression: ``none``, ``gzip``, ``lzf`` or ``zstd``.
+        batch_rows: most regions encoded and written at once (and at most 64 MiB of one-hot).
+    """
 
     length: int = 600
     min_overlap: int = 200
@@ -61,22 +82,28 @@ class IntervalOptions:
     batch_rows: int = 4096
 
     def check(self) -> None:
-        positive_int("--length", self.length)
+        """Raise :class:`~gpu_genomics.errors.InputError` on the first invalid parameter."""
+        positive_int("length", self.length)
         positive_int("batch_rows", self.batch_rows)
         if self.min_overlap < 0:
-            raise InputError(f"--min_overlap {self.min_overlap} must be 0 or more")
-        if self.merge not in MERGE_MODES:
-            raise InputError(f"--merge {self.merge!r} is not one of {', '.join(MERGE_MODES)}")
-        if self.split not in ("chrom", "random"):
-            raise InputError(f"--split {self.split!r} is not one of chrom, random")
-        for name, value in (("--valid-frac", self.valid_frac), ("--test-frac", self.test_frac)):
-            if not 0 <= value <= 1:
-                raise InputError(f"{name} {value} must lie between 0 and 1")
+            raise invalid("min_overlap", self.min_overlap, "must be 0 or more")
+        check_choice("merge", self.merge, MERGE_MODES)
+        check_choice("split", self.split, ("chrom", "random"))
+        check_choice("dtype", self.dtype, ONE_HOT_DTYPES)
+        check_choice("alphabet", self.alphabet, ("ACGT", "ACTG"))
+        if self.output_format is not None:
+            check_choice("output_format", self.output_format, OUTPUT_FORMATS)
+        check_range("valid_frac", self.valid_frac, 0, 1)
+        check_range("test_frac", self.test_frac, 0, 1)
         if self.valid_frac + self.test_frac > 1:
-            raise InputError("--valid-frac plus --test-frac must not exceed 1")
+            raise InputError(
+                f"valid_frac={self.valid_frac} plus test_frac={self.test_frac} must not exceed 1"
+            )
         both = set(self.test_chroms) & set(self.valid_chroms)
         if both:
-            raise InputError(f"chromosomes in both --test_chr and --valid_chr: {sorted(both)}")
+            raise InputError(
+                f"chromosomes in both test_chroms and valid_chroms: {', '.join(sorted(both))}"
+            )
 
 
 def load_peaks(
@@ -101,7 +128,7 @@ def load_peaks(
             if not skip_unknown_chroms:
                 raise InputError(
                     f"{source.path}: chromosomes not in the reference {reference.path}: "
-                    f"{listed}; fix the names or pass --skip-unknown-chroms to drop them"
+                    f"{listed}; fix the names or pass skip_unknown_chroms=True to drop them"
                 )
             log.warning(
                 "%s: dropped %d rows on chromosomes not in the reference: %s",
@@ -167,18 +194,48 @@ def build_interval_dataset(
     metadata: str | os.PathLike,
     reference: str | os.PathLike,
     output: str | os.PathLike,
-    options: IntervalOptions,
+    options: IntervalOptions | None = None,
     *,
     device: str | None = None,
+    progress: bool = False,
     command: str | None = None,
-    progress: bool = True,
+    **parameters: Any,
 ) -> dict[str, Any]:
-    """Run the whole job; return a summary (regions per split, timings)."""
+    """Build a labelled training set from BED peak files and a reference genome.
+
+    Peaks are merged into fixed-length regions (``merge``), labelled by the BED files they come
+    from, split by chromosome (or at random), one-hot encoded chromosome by chromosome and
+    written with the layout of :mod:`~gpu_genomics.intervals.layouts`.
+
+    Args:
+        metadata: the metadata file listing the BED files (``docs/intervals.md#metadata``).
+        reference: the reference FASTA (bgzip or plain; indexed when the index is missing).
+        output: ``.h5``/``.hdf5`` or ``.zarr``; without a suffix ``.h5`` (``.zarr`` with
+            ``output_format="zarr"``) is appended.
+        options: an :class:`IntervalOptions`; ``parameters`` override its fields.
+        device: ``"auto" | "gpu" | "cpu"``.
+        progress: show progress bars.
+        command: the command line stored in the provenance (default: this process's).
+        **parameters: any field of :class:`IntervalOptions` (``length=1000``, ``merge="hull"``).
+
+    Returns:
+        A summary: ``output`` (the path written), ``regions`` (count per split), ``n_peaks``,
+        ``timings`` (seconds per stage).
+
+    Raises:
+        InputError: a bad parameter or input; nothing is written.
+
+    Memory: the peaks and regions (a few dozen bytes each), one chromosome's windows (plain
+    FASTA: one batch's) and one batch of one-hot rows (at most 64 MiB).
+    """
+    try:
+        options = dataclasses.replace(options or IntervalOptions(), **parameters)
+    except TypeError as exc:
+        raise InputError(f"build_interval_dataset: {exc}") from None
     options.check()
+    output = _output_path(output, options.output_format)
     basset = options.output_format == "basset"
     output_format = "hdf5" if basset else format_from_path(output, options.output_format)
-    if basset and Path(output).suffix.lower() == ".zarr":
-        raise InputError(f"{output}: --format basset writes HDF5; name the output .h5")
     device_name = resolve_device(device)
     timings: dict[str, float] = {}
     clock = time.perf_counter()
@@ -190,7 +247,7 @@ def build_interval_dataset(
     on_short = short[peaks["chrom"].to_numpy()]
     if on_short.any():
         log.info(
-            "dropped %d peaks on %d chromosomes shorter than --length %d",
+            "dropped %d peaks on %d chromosomes shorter than length=%d",
             int(on_short.sum()),
             len(np.unique(peaks["chrom"].to_numpy()[on_short])),
             options.length,
@@ -213,7 +270,7 @@ def build_interval_dataset(
     if options.exclusive:
         single = regions.labels.sum(axis=1) == 1
         log.info(
-            "--exclusive: kept %d of %d regions with exactly one label",
+            "exclusive: kept %d of %d regions with exactly one label",
             int(single.sum()),
             len(regions),
         )
@@ -232,7 +289,6 @@ def build_interval_dataset(
 
     clock = time.perf_counter()
     names = region_names(regions, ref.names, options.length)
-    parameters = {**asdict(options), "device": device_name, "metadata": str(metadata)}
     card = {
         "dataset_id": Path(output).name.split(".")[0],
         "name": f"{Path(output).name} from {Path(metadata).name}",
@@ -245,28 +301,51 @@ def build_interval_dataset(
         "encoding": "one-hot "
         + ("A,C,G,T channel-major float16" if basset else f"{options.alphabet} {options.dtype}"),
         "preprocessing": (
-            f"gpu-genomics {__version__} intervals: {options.merge} merge, "
+            f"gpu-genomics {version()} intervals: {options.merge} merge, "
             f"min_overlap {options.min_overlap}, length {options.length}, "
             f"{options.split} split" + (", exclusive" if options.exclusive else "")
         ),
     }
-    with ref, ArrayWriter(output, output_format, options.compression) as out:
-        writer = _BassetLayout(out) if basset else _StandardLayout(out, options)
-        writer.create(regions, split, names, label_names, ref.names, options)
+    layout = BassetLayout if basset else StandardLayout
+    inputs = {"metadata": metadata, "reference": reference, "reference index": ref.index_path}
+    inputs.update({f"bed {source.column + 1}:{source.line}": source.path for source in sources})
+    with ref, ArrayWriter(output, output_format, options.compression, spec=layout.spec) as out:
+        writer = layout(out, options)
+        writer.create(regions, split, names, label_names, ref.names)
         _write_sequences(writer, ref, regions, split, options, device_name, progress)
+        record = provenance("gpu-genomics intervals", parameters=dataclasses.asdict(options),
+                            inputs=inputs, device=device_name, command=command)  # fmt: skip
         out.attrs(
             {
-                "gpu_genomics_version": __version__,
-                "command": command or "",
-                "parameters": parameters,
-                "reference": str(reference),
-                "reference_index_checksum": ref.index_checksum(),
+                **record,
                 "base_order": "ACGT" if basset else options.alphabet,
                 "dataset_card": card,
             }
         )
     timings["sequences_and_write"] = time.perf_counter() - clock
-    return {"regions": counts, "timings": timings, "n_peaks": len(peaks)}
+    return {"output": str(output), "regions": counts, "timings": timings, "n_peaks": len(peaks)}
+
+
+def _output_path(output: str | os.PathLike, output_format: str | None) -> Path:
+    """The path written: ``output``, with ``.h5`` (``.zarr``) appended when it has no suffix.
+
+    Raises:
+        InputError: ``output`` names a folder, its folder does not exist, or its suffix does
+            not fit ``output_format``.
+    """
+    text = str(output)
+    if text.endswith(("/", os.sep)):
+        raise InputError(f"{text}: is a folder; give the output a file name such as out.h5")
+    path = Path(text)
+    if not path.suffix:
+        path = path.with_name(f"{path.name}.zarr" if output_format == "zarr" else f"{path.name}.h5")
+    if output_format == "basset":
+        if path.suffix.lower() == ".zarr":
+            raise InputError(f"{path}: output_format='basset' writes HDF5; name the output .h5")
+    else:
+        format_from_path(path, output_format)
+    check_output_folder(path)
+    return path
 
 
 def _aligned_batches(rows: np.ndarray, position: np.ndarray, batch_rows: int) -> Any:
@@ -299,70 +378,6 @@ def _warn_about_setup(options: IntervalOptions, ref: Reference, label_names: lis
     repeated = sorted({name for name in label_names if label_names.count(name) > 1})
     if repeated:
         log.warning("label names used by more than one column: %s", ", ".join(repeated))
-
-
-class _StandardLayout:
-    """``{split}_{seqs,labels,coords,names}`` + ``label_names`` + ``chrom_names``."""
-
-    def __init__(self, out: ArrayWriter, options: IntervalOptions) -> None:
-        self.out, self.options = out, options
-        self.seqs: dict[int, Any] = {}
-
-    def create(self, regions, split, names, label_names, chrom_names, options) -> None:
-        names = np.asarray(names, dtype=object)
-        for index, name in enumerate(SPLITS):
-            rows = split == index
-            n = int(rows.sum())
-            self.seqs[index] = self.out.create(
-                f"{name}_seqs", (n, options.length, 4), options.dtype
-            )
-            self.out.write(f"{name}_labels", regions.labels[rows])
-            coords = np.stack(
-                [
-                    regions.chrom[rows].astype(np.int64),
-                    regions.start[rows],
-                    regions.start[rows] + options.length,
-                ],
-                axis=1,
-            )
-            self.out.write(f"{name}_coords", coords.reshape(n, 3))
-            self.out.write(f"{name}_names", names[rows].tolist())
-            self.out.link(f"{name}_sequences", f"{name}_seqs")
-        self.out.write("label_names", list(label_names))
-        self.out.write("chrom_names", list(chrom_names))
-
-    def encode_kwargs(self) -> dict[str, Any]:
-        return {"alphabet": self.options.alphabet, "dtype": self.options.dtype}
-
-    def to_layout(self, onehot: Any) -> Any:
-        return onehot
-
-
-class _BassetLayout:
-    """Basset's seq_hdf5.py layout: ``{train,valid,test}_{in,out}``, ``test_headers``,
-    ``target_labels``; ``*_in`` float16 ``(n, 4, 1, L)``, 0.25 for N."""
-
-    def __init__(self, out: ArrayWriter) -> None:
-        self.out = out
-        self.seqs: dict[int, Any] = {}
-
-    def create(self, regions, split, names, label_names, chrom_names, options) -> None:
-        for index, name in enumerate(SPLITS):
-            rows = split == index
-            short = BASSET_SPLITS[name]
-            self.seqs[index] = self.out.create(
-                f"{short}_in", (int(rows.sum()), 4, 1, options.length), np.float16
-            )
-            self.out.write(f"{short}_out", regions.labels[rows].astype(np.int8))
-        self.out.write("test_headers", np.asarray(names, dtype=object)[split == 2].tolist())
-        self.out.write("target_labels", list(label_names))
-
-    def encode_kwargs(self) -> dict[str, Any]:
-        return {"alphabet": "ACGT", "dtype": "float16", "n_value": 0.25}
-
-    def to_layout(self, onehot: Any) -> Any:
-        n, length, _ = onehot.shape
-        return onehot.transpose(0, 2, 1).reshape(n, 4, 1, length)
 
 
 def _write_sequences(

@@ -10,7 +10,6 @@ htslib.
 
 from __future__ import annotations
 
-import hashlib
 import mmap
 import os
 from pathlib import Path
@@ -19,7 +18,7 @@ import numba
 import numpy as np
 
 from ..errors import InputError
-from ..io.files import GZIP_MAGIC, is_bgzf
+from ..io.files import is_bgzf, is_gzip
 
 
 class Reference:
@@ -37,8 +36,7 @@ class Reference:
         self.path = Path(path)
         if not self.path.is_file():
             raise InputError(f"{self.path}: reference FASTA not found; check -f/--fasta")
-        with open(self.path, "rb") as handle:
-            compressed = handle.read(2) == GZIP_MAGIC
+        compressed = is_gzip(self.path)
         if compressed and not is_bgzf(self.path):
             raise InputError(
                 f"{self.path}: compressed with plain gzip, which cannot be read by region; "
@@ -60,10 +58,12 @@ class Reference:
         self.names: list[str] = list(self._fasta.references)
         self.lengths = np.asarray(self._fasta.lengths, dtype=np.int64)
         self._index_of = {name: i for i, name in enumerate(self.names)}
+        #: the ``.fai`` index (names, lengths, line layout), recorded in the provenance
+        self.index_path = Path(f"{self.path}.fai")
         if not self.names:
             raise InputError(f"{self.path}: the reference holds no sequences")
         # plain FASTA: read spans straight from the file through the .fai line layout
-        self._layout = None if compressed else _read_fai(Path(f"{self.path}.fai"))
+        self._layout = None if compressed else _read_fai(self.index_path)
         #: True when :meth:`windows` reads just the windows (plain FASTA), so that it can be
         #: called per batch; False when it decompresses spans (bgzip: call once per chromosome).
         self.gathers_windows = self._layout is not None
@@ -132,11 +132,6 @@ class Reference:
         if len(parts) == 1:
             return parts[0]
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint8)
-
-    def index_checksum(self) -> str:
-        """``sha256:...`` of the ``.fai`` index (chromosome names, lengths and layout)."""
-        digest = hashlib.sha256(Path(f"{self.path}.fai").read_bytes()).hexdigest()
-        return f"sha256:{digest}"
 
     def __enter__(self) -> Reference:
         return self

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import os
 import zlib
+from collections.abc import Sequence
 
 from ..errors import InputError
 
@@ -37,3 +38,20 @@ def is_bgzf(path: str | os.PathLike) -> bool:
     with open(path, "rb") as handle:
         head = handle.read(18)
     return len(head) >= 14 and head[:4] == b"\x1f\x8b\x08\x04" and head[12:14] == b"BC"
+
+
+def is_gzip(path: str | os.PathLike) -> bool:
+    """True when the file starts with the gzip magic (gzip or bgzip)."""
+    with open(path, "rb") as handle:
+        return handle.read(2) == GZIP_MAGIC
+
+
+def stem(name: str, suffixes: Sequence[str], *, ignore_case: bool = False) -> str:
+    """``name`` without the ``suffixes`` it ends with, each tried once in the given order
+    (``stem("a.bed.gz", (".gz", ".bed"))`` is ``"a"``); ``name`` itself if nothing is left."""
+    result = name
+    for suffix in suffixes:
+        ends = result.lower().endswith(suffix.lower()) if ignore_case else result.endswith(suffix)
+        if ends:
+            result = result[: -len(suffix)]
+    return result or name

@@ -20,7 +20,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, check_choice
+from .spec import LINK, STRING, OutputSpec
 
 Format = Literal["hdf5", "zarr"]
 COMPRESSIONS = ("none", "gzip", "lzf", "zstd")
@@ -31,14 +32,12 @@ MAX_CHUNK_BYTES = 64 * 2**20  # a chunk holds at most this many bytes (or one ro
 def format_from_path(path: str | os.PathLike, format: str | None = None) -> Format:
     """The output format: ``format`` if given, else from the suffix (.h5/.hdf5 or .zarr)."""
     if format:
-        if format not in ("hdf5", "zarr"):
-            raise InputError(f"--format {format!r} is not one of hdf5, zarr")
-        return format  # type: ignore[return-value]
+        return check_choice("output_format", format, ("hdf5", "zarr"))  # type: ignore[return-value]
     suffix = Path(path).suffix.lower()
     if suffix not in SUFFIX_FORMATS:
         raise InputError(
             f"{path}: cannot tell the output format from the suffix {suffix or '(none)'!r}; "
-            "name it .h5/.hdf5 or .zarr, or pass --format hdf5|zarr"
+            "name it .h5/.hdf5 or .zarr, or pass output_format='hdf5'|'zarr'"
         )
     return SUFFIX_FORMATS[suffix]  # type: ignore[return-value]
 
@@ -52,7 +51,7 @@ def _hdf5_compression(compression: str) -> dict[str, Any]:
         import hdf5plugin
     except ImportError:
         raise InputError(
-            "--compression zstd in HDF5 needs the hdf5plugin package (pip install hdf5plugin); "
+            "compression='zstd' in HDF5 needs the hdf5plugin package (pip install hdf5plugin); "
             "or use gzip, lzf or a .zarr output"
         ) from None
     return dict(hdf5plugin.Zstd())
@@ -67,11 +66,15 @@ def _zarr_compressors(compression: str) -> Any:
         return GzipCodec(level=5)
     if compression == "zstd":
         return ZstdCodec(level=3)
-    raise InputError(f"--compression {compression} is not available for Zarr; use zstd or gzip")
+    raise InputError(f"compression={compression!r} is not available for Zarr; use zstd or gzip")
 
 
 class ArrayWriter:
     """Create and fill arrays in ``path`` (HDF5 file or Zarr directory), committed on success.
+
+    With ``spec`` (an :class:`~gpu_genomics.io.spec.OutputSpec`) every array written must be
+    declared there: its dimension names come from the declaration and values are cast to the
+    declared dtype.
 
     Usage::
 
@@ -88,16 +91,14 @@ class ArrayWriter:
         format: str | None = None,
         compression: str | None = None,
         chunk_rows: int = 1000,
+        spec: OutputSpec | None = None,
     ) -> None:
         self.path = Path(path)
         self.format = format_from_path(self.path, format)
         if compression is None:
             compression = "zstd" if self.format == "zarr" else "none"
-        if compression not in COMPRESSIONS:
-            raise InputError(
-                f"--compression {compression!r} is not one of {', '.join(COMPRESSIONS)}"
-            )
-        self.compression = compression
+        self.compression = check_choice("compression", compression, COMPRESSIONS)
+        self.spec = spec
         self.chunk_rows = chunk_rows
         self.tmp_path = _temporary_path(self.path)
         self._check_existing()
@@ -119,8 +120,7 @@ class ArrayWriter:
 
     # --- context management --------------------------------------------------------------
     def __enter__(self) -> ArrayWriter:
-        if not self.path.parent.exists():
-            raise InputError(f"{self.path}: the folder {self.path.parent} does not exist")
+        check_output_folder(self.path)
         _remove(self.tmp_path)
         if self.format == "hdf5":
             import h5py
@@ -170,8 +170,12 @@ class ArrayWriter:
     ) -> Any:
         """An empty array chunked by ``chunk_rows`` rows (default: the writer's); fill it with
         slice assignment. ``dims`` names the axes (Zarr ``dimension_names``, read by xarray and
-        sgkit; ``_ARRAY_DIMENSIONS`` attribute in HDF5)."""
+        sgkit; ``_ARRAY_DIMENSIONS`` attribute in HDF5); default: the spec's."""
         dtype = np.dtype(dtype)
+        if self.spec is not None:
+            declared = self.spec.lookup(name)
+            dtype = declared.cast(np.empty(0, dtype)).dtype
+            dims = dims or declared.dims
         rows = chunk_rows or self.chunk_rows
         row_bytes = dtype.itemsize * int(np.prod(shape[1:], dtype=np.int64)) if shape else 0
         rows = min(rows, max(1, MAX_CHUNK_BYTES // max(row_bytes, 1)))  # codecs cap at 2 GiB
@@ -200,7 +204,17 @@ class ArrayWriter:
         """Write a whole array (axes named by ``dims``, as :meth:`create`); str values become a
         variable-length string array of the same shape (a list of str: 1-D)."""
         array = np.asarray(values)
-        if array.dtype.kind in "UO" or (array.size == 0 and isinstance(values, list)):
+        declared = self.spec.lookup(name) if self.spec is not None else None
+        if declared is not None:
+            dims = dims or declared.dims
+            if declared.dtype == STRING and array.dtype.kind not in "UO" and array.size:
+                raise TypeError(f"{name}: declared as strings, got {array.dtype}")
+            if declared.dtype != STRING:
+                array = declared.cast(array)
+            is_strings = declared.dtype == STRING
+        else:
+            is_strings = array.dtype.kind in "UO" or (array.size == 0 and isinstance(values, list))
+        if is_strings:
             shape = array.shape if array.ndim else (1,)
             _check_dims(name, shape, dims)
             strings = np.array([str(v) for v in np.ravel(array)], dtype=object).reshape(shape)
@@ -221,6 +235,8 @@ class ArrayWriter:
 
     def link(self, alias: str, target: str) -> None:
         """HDF5: a soft link ``alias`` -> ``target``; Zarr has no links, so nothing is made."""
+        if self.spec is not None and self.spec.lookup(alias).dtype != LINK:
+            raise TypeError(f"{alias}: declared as an array, not a link")
         if self.format == "hdf5":
             import h5py
 
@@ -270,8 +286,7 @@ def atomic_output(path: str | os.PathLike, *, directory: bool = False) -> Iterat
     written or the reverse), so that nothing but an earlier output is ever replaced.
     """
     path = Path(path)
-    if not path.parent.exists():
-        raise InputError(f"{path}: the folder {path.parent} does not exist")
+    check_output_folder(path)
     if path.exists() and path.is_dir() != directory:
         kind = "a folder" if path.is_dir() else "a file"
         raise InputError(f"{path}: exists and is {kind}; remove it or choose another name")
@@ -287,7 +302,7 @@ def atomic_output(path: str | os.PathLike, *, directory: bool = False) -> Iterat
 
 def check_output_folder(path: str | os.PathLike) -> None:
     """Raise :class:`InputError` now, before any work, when ``path``'s folder does not exist."""
-    folder = Path(path).parent
+    folder = Path(path).resolve().parent
     if not folder.is_dir():
         raise InputError(f"{path}: the folder {folder} does not exist")
 

@@ -1,5 +1,7 @@
-"""Reading FASTA (multi-line) and FASTQ (4-line records) files, plain or gzip/bgzip compressed,
-into one flat byte buffer plus offsets (the layout of :class:`~gpu_genomics.sequence.batch.SequenceBatch`).
+"""Reading FASTA (multi-line) and FASTQ (4-line records) files, plain or gzip/bgzip compressed.
+
+The records come back as one flat byte buffer plus offsets, the layout of
+:class:`~gpu_genomics.sequence.batch.SequenceBatch`.
 
 Vectorised: a few NumPy passes over the file's bytes, no per-base Python.
 """

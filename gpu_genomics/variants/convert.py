@@ -1,62 +1,39 @@
-"""The ``vcf`` command: VCF/BCF -> genotypes, dosage matrix and QC figures in HDF5/Zarr.
+"""The ``vcf`` job: VCF/BCF -> genotypes, dosage matrix and QC figures in HDF5/Zarr.
 
-The input is read one chunk of variants at a time (:class:`~gpu_genomics.vcf.VcfReader`); each
-chunk's QC figures, filters and dosages are computed on the chosen device
-(:mod:`gpu_genomics.genotypes`) and its kept rows are spooled to ``.npy`` files in a temporary
-folder beside the output. When the whole input has been read (and so the number of kept
-variants is known), the arrays are written through :class:`~gpu_genomics.store.ArrayWriter`
+The input is read one chunk of variants at a time
+(:class:`~gpu_genomics.variants.reader.VcfReader`); each chunk's QC figures, filters and
+dosages are computed on the chosen device (:mod:`gpu_genomics.variants.genotypes`) and its kept
+rows are spooled to ``.npy`` files in a
+temporary folder beside the output. When the whole input has been read (and so the number of
+kept variants is known), the arrays are written through :class:`~gpu_genomics.io.store.ArrayWriter`
 (atomic: nothing is left behind on error). Memory is bounded by a chunk of variants plus one
 block of output rows (about 256 MiB).
 
-Output arrays (only the variants that pass the filters are written; ``variant_index`` maps
-them back to the input's records, 0-based, in file or region order):
-
-* VCF Zarr names: ``call_genotype`` ``(variants, samples, ploidy) int8``,
-  ``call_genotype_phased``, ``variant_contig`` ``int32``, ``variant_position`` ``int32``,
-  ``variant_id``, ``variant_allele`` ``(variants, max_alleles)`` str (``""`` padding),
-  ``variant_quality`` ``float32``, ``variant_filter_pass`` ``bool``, ``sample_id``,
-  ``contig_id``;
-* ``dosage`` ``(samples, columns) int8`` (-1 for a missing call); a column per kept variant
-  (``--multiallelic nonref``: non-REF allele count) or per kept ALT allele (``split``);
-  ``dosage_variant`` ``(columns,) int64`` (row of the written variant arrays) and
-  ``dosage_allele`` ``(columns,) int8`` (1.. for ``split``; -1 meaning "any non-REF");
-* QC: ``variant_call_rate`` ``(variants,) float64``, ``dosage_allele_frequency`` and
-  ``dosage_maf`` ``(columns,) float64``, ``sample_missing_rate`` ``(samples,) float64`` (over
-  the written variants);
-* with ``--standardize``: ``dosage_standardized`` ``(samples, columns_std) float32`` and
-  ``dosage_standardized_column`` ``(columns_std,) int64`` (index into the dosage columns;
-  monomorphic columns are dropped); a call of ploidy ``k`` becomes ``(x - k p) /
-  sqrt(k p (1 - p))``, missing calls 0.
-
-Every array names its axes (``variants``, ``samples``, ``ploidy``, ``alleles``, ``contigs``,
-``dosage_columns``, ``standardized_columns``; Zarr ``dimension_names``), and Zarr metadata is
-consolidated, so ``xarray.open_zarr`` (how sgkit loads VCF Zarr) opens the output.
+Only the variants that pass the filters are written; ``variant_index`` maps them back to the
+input's records. The arrays are declared in :data:`VCF_ARRAYS` (``docs/outputs.md``; their
+semantics in ``docs/variants.md``). Every array names its axes (Zarr ``dimension_names``, HDF5
+``_ARRAY_DIMENSIONS``) and Zarr metadata is consolidated, so ``xarray.open_zarr`` (how sgkit
+loads VCF Zarr) opens the output.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
-import shlex
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import click
 import numpy as np
 
-from ..cli.common import (
-    array_output_options,
-    compression_option,
-    device_option,
-    logging_options,
-    setup_logging,
-)
 from ..device import array_module, resolve_device, to_numpy
-from ..errors import InputError, positive_int
-from ..io.store import ArrayWriter, format_from_path
+from ..errors import InputError, check_choice, positive_int
+from ..io.provenance import provenance
+from ..io.spec import STRING, ArraySpec, OutputSpec
+from ..io.store import ArrayWriter, check_output_folder, format_from_path
 from . import genotypes as G
 from .reader import DEFAULT_CHUNK_VARIANTS, VcfReader, allele_table, pad_ploidy
 
@@ -64,17 +41,71 @@ log = logging.getLogger("gpu_genomics")
 
 #: Largest block of output rows assembled in memory when writing ``(samples, columns)`` arrays.
 BLOCK_BYTES = 256 * 2**20
-# VCF Zarr dimension names (sgkit / bio2zarr), and ours for the dosage columns
-VARIANTS = ("variants",)
-SAMPLES = ("samples",)
-COLUMNS = ("dosage_columns",)
-VARIANTS_SAMPLES = ("variants", "samples")
-VARIANTS_SAMPLES_PLOIDY = ("variants", "samples", "ploidy")
+#: Written only with ``standardize=True``.
+STANDARDIZED = "standardize=True"
+_V, _S, _C, _Z = ("variants",), ("samples",), ("dosage_columns",), ("standardized_columns",)
+
+VCF_ARRAYS = OutputSpec(
+    "vcf: VCF/BCF -> genotypes, dosage and QC (HDF5/Zarr, VCF Zarr names)",
+    (
+        ArraySpec("call_genotype", "int8", (*_V, *_S, "ploidy"),
+                  "allele index of each allele of each call; -1 missing allele, -2 fill for a "
+                  "call of lower ploidy"),
+        ArraySpec("call_genotype_phased", "bool", (*_V, *_S), "every separator of the call is '|'"),
+        ArraySpec("variant_contig", "int32", _V, "index into contig_id"),
+        ArraySpec("variant_position", "int32", _V, "POS, 1-based"),
+        ArraySpec("variant_id", STRING, _V, "ID ('.' kept)"),
+        ArraySpec("variant_allele", STRING, (*_V, "alleles"),
+                  "REF, then every ALT; '' padding"),
+        ArraySpec("variant_quality", "float32", _V, "QUAL; NaN for '.'"),
+        ArraySpec("variant_filter_pass", "bool", _V, "FILTER is PASS"),
+        ArraySpec("variant_index", "int64", _V,
+                  "0-based index of the record among the records read (file or region order)"),
+        ArraySpec("sample_id", STRING, _S, "sample names, in header order"),
+        ArraySpec("contig_id", STRING, ("contigs",),
+                  "##contig IDs, then contigs seen only in records"),
+        ArraySpec("variant_call_rate", "float64", _V, "fully called calls / samples"),
+        ArraySpec("sample_missing_rate", "float64", _S,
+                  "calls with a missing allele / written variants"),
+        ArraySpec("dosage", "int8", (*_S, *_C),
+                  "counted alleles per call (non-REF, or one ALT with multiallelic=split); "
+                  "-1 for a call with a missing allele"),
+        ArraySpec("dosage_variant", "int64", _C, "row of each column in the variant arrays"),
+        ArraySpec("dosage_allele", "int8", _C,
+                  "ALT allele counted (1..) with multiallelic=split; -1: any non-REF"),
+        ArraySpec("dosage_allele_frequency", "float64", _C,
+                  "counted alleles / called alleles; NaN when none is called"),
+        ArraySpec("dosage_maf", "float64", _C, "min(AF, 1 - AF)"),
+        ArraySpec("dosage_standardized", "float32", (*_S, *_Z),
+                  "(x - k p) / sqrt(k p (1 - p)) for a call of ploidy k; missing calls 0",
+                  STANDARDIZED),
+        ArraySpec("dosage_standardized_column", "int64", _Z,
+                  "dosage column of each standardized column (monomorphic ones dropped)",
+                  STANDARDIZED),
+    ),
+)  # fmt: skip
+#: Arrays written ``(samples, columns)`` from ``(columns, samples)`` blocks.
+_TRANSPOSED = ("dosage", "dosage_standardized")
+#: Arrays written a chunk of variants at a time from the spooled ``.npy`` parts.
+_PER_VARIANT_CHUNK = ("call_genotype", "call_genotype_phased")
 
 
 @dataclass
 class VcfOptions:
-    """Parameters of :func:`convert_vcf` (the CLI flags of ``vcf``)."""
+    """The parameters of :func:`convert_vcf` (the flags of ``vcf``).
+
+    Attributes:
+        region: ``chrom`` or ``chrom:start-end`` (1-based, inclusive); needs a ``.tbi``/``.csi``.
+        min_maf: keep columns with MAF at least this (0 keeps all, NaN MAF included).
+        max_missing: keep variants with at most this fraction of missing calls.
+        biallelic_only: keep only variants with exactly one ALT.
+        multiallelic: ``"nonref"`` (a column per variant counting non-REF alleles) or
+            ``"split"`` (a column per ALT allele).
+        standardize: also write ``dosage_standardized``.
+        output_format: ``"hdf5"`` or ``"zarr"``; default from the suffix.
+        compression: ``none``, ``gzip``, ``lzf`` or ``zstd``.
+        chunk_variants: variants read, filtered and written per chunk.
+    """
 
     region: str | None = None
     min_maf: float = 0.0
@@ -87,13 +118,10 @@ class VcfOptions:
     chunk_variants: int = DEFAULT_CHUNK_VARIANTS
 
     def check(self) -> None:
-        positive_int("--chunk-variants", self.chunk_variants)
-        if self.multiallelic not in G.MULTIALLELIC_MODES:
-            raise InputError(f"--multiallelic {self.multiallelic!r} is not one of nonref, split")
-        if not 0.0 <= self.min_maf <= 0.5:
-            raise InputError(f"--min-maf {self.min_maf} must lie between 0 and 0.5")
-        if not 0.0 <= self.max_missing <= 1.0:
-            raise InputError(f"--max-missing {self.max_missing} must lie between 0 and 1")
+        """Raise :class:`~gpu_genomics.errors.InputError` on the first invalid parameter."""
+        positive_int("chunk_variants", self.chunk_variants)
+        check_choice("multiallelic", self.multiallelic, G.MULTIALLELIC_MODES)
+        G.check_filter_thresholds(min_maf=self.min_maf, max_missing=self.max_missing)
 
 
 class _Spool:
@@ -129,16 +157,35 @@ def convert_vcf(
     options: VcfOptions | None = None,
     *,
     device: str | None = None,
-    command: str = "",
+    progress: bool = False,
+    command: str | None = None,
+    **parameters: Any,
 ) -> dict[str, Any]:
-    """Convert ``input_path`` (VCF/BCF) to ``output_path`` (.h5/.zarr); see the module doc.
+    """Convert a VCF/BCF file into genotype, dosage and QC arrays (:data:`VCF_ARRAYS`).
 
-    Returns the QC summary (the figures the CLI prints).
+    Args:
+        input_path: ``.vcf``, ``.vcf.gz`` (gzip or bgzip) or ``.bcf``.
+        output_path: ``.h5``/``.hdf5`` or ``.zarr`` (or any name with ``output_format``).
+        options: a :class:`VcfOptions`; ``parameters`` override its fields.
+        device: ``"auto" | "gpu" | "cpu"`` for the genotype math.
+        progress: show a progress bar of the variants read.
+        command: the command line stored in the provenance (default: this process's).
+        **parameters: any field of :class:`VcfOptions` (``min_maf=0.01``, ``region="chr20"``).
+
+    Returns:
+        The QC summary (what :func:`format_summary` prints): variants read and kept, dosage
+        columns, samples, ploidy, missing rate, MAF spectrum, seconds.
 
     Raises:
         InputError: bad input or parameters; nothing is written then.
+
+    Memory: one chunk of ``chunk_variants`` variants (their text, genotypes and dosages) plus
+    one block of at most 256 MiB of ``(samples, columns)`` output rows.
     """
-    options = options or VcfOptions()
+    try:
+        options = dataclasses.replace(options or VcfOptions(), **parameters)
+    except TypeError as exc:
+        raise InputError(f"convert_vcf: {exc}") from None
     options.check()
     format_from_path(output_path, options.output_format)  # fail early on a bad suffix
     device_name = resolve_device(device)
@@ -150,16 +197,21 @@ def convert_vcf(
         raise InputError(
             f"{input_path}: the VCF has no sample columns, so there are no genotypes to convert"
         )
+    check_output_folder(output_path)
     parent = Path(output_path).resolve().parent
-    if not parent.exists():
-        raise InputError(f"{output_path}: the folder {parent} does not exist")
     n_read = 0
     n_kept = 0
     n_columns = 0
     missing_counts = np.zeros(n_samples, dtype=np.int64)
-    with tempfile.TemporaryDirectory(prefix=f".{Path(output_path).name}.spool-", dir=parent) as tmp:
+    from tqdm import tqdm
+
+    with (
+        tempfile.TemporaryDirectory(prefix=f".{Path(output_path).name}.spool-", dir=parent) as tmp,
+        tqdm(unit="variant", desc="vcf", disable=not progress or None) as bar,
+    ):
         spool = _Spool(tmp)
         for chunk in reader:
+            bar.update(len(chunk))
             n_read += len(chunk)
             n_kept_chunk, n_col_chunk = _process_chunk(
                 chunk, options, xp, device_name, spool, n_kept, n_columns, missing_counts
@@ -174,8 +226,12 @@ def convert_vcf(
             log.warning("no variant passed the filters; the output holds empty arrays")
         summary = _summary(spool, reader, n_read, n_kept, missing_counts, options)
         summary["seconds"] = round(time.perf_counter() - started, 3)
-        _write(output_path, spool, reader, options, summary, n_kept, n_columns, device_name,
-               command, missing_counts)  # fmt: skip
+        record = provenance("gpu-genomics vcf", parameters=dataclasses.asdict(options),
+                            inputs={"vcf": input_path}, device=device_name,
+                            command=command)  # fmt: skip
+        attrs = {**record, "summary": summary, "dosage_layout": "samples x columns; -1 = "
+                 "missing call", "vcf_zarr_names": True}  # fmt: skip
+        _write(output_path, spool, reader, options, n_kept, missing_counts, attrs)
     return summary
 
 
@@ -289,21 +345,14 @@ def _summary(
 
 
 def _write_transposed(
-    out: ArrayWriter,
-    name: str,
-    blocks: list[np.ndarray],
-    n_rows: int,
-    dtype: Any,
-    column_dim: str,
+    out: ArrayWriter, name: str, blocks: list[np.ndarray], n_rows: int, dtype: Any
 ) -> None:
     """Write ``(n_rows, sum of block rows)`` = the concatenated ``(columns, n_rows)`` blocks,
     transposed, a block of output rows at a time (chunks aligned to those row blocks)."""
     n_columns = sum(len(b) for b in blocks)
     itemsize = np.dtype(dtype).itemsize
     rows_per_block = max(1, min(n_rows, BLOCK_BYTES // max(1, n_columns * itemsize)))
-    target = out.create(
-        name, (n_rows, n_columns), dtype, chunk_rows=rows_per_block, dims=("samples", column_dim)
-    )
+    target = out.create(name, (n_rows, n_columns), dtype, chunk_rows=rows_per_block)
     if n_columns == 0 or n_rows == 0:
         return
     for r0 in range(0, n_rows, rows_per_block):
@@ -316,91 +365,58 @@ def _write_transposed(
         target[r0:r1] = block
 
 
+def _write_per_chunk(out: ArrayWriter, name: str, parts: list[np.ndarray], shape: tuple) -> None:
+    """Write the spooled chunks of ``call_genotype`` (widened to the final ploidy) or
+    ``call_genotype_phased`` one after another."""
+    target = out.create(name, shape, np.int8 if name == "call_genotype" else np.bool_)
+    start = 0
+    for part in parts:
+        if len(part):
+            values = np.asarray(part)
+            if name == "call_genotype":
+                values = pad_ploidy(values, shape[2])
+            target[start : start + len(part)] = values
+        start += len(part)
+
+
 def _write(
     output_path: str | os.PathLike,
     spool: _Spool,
     reader: VcfReader,
     options: VcfOptions,
-    summary: dict[str, Any],
     n_kept: int,
-    n_columns: int,
-    device_name: str,
-    command: str,
     missing_counts: np.ndarray,
+    attrs: dict[str, Any],
 ) -> None:
-    from .. import __version__
-
+    """Write every array of :data:`VCF_ARRAYS` (the standardized ones with ``standardize``)."""
     n_samples = len(reader.samples)
     ploidy = max(reader.max_ploidy, 1)
-    with ArrayWriter(
-        output_path,
-        format=options.output_format,
-        compression=options.compression,
-        chunk_rows=options.chunk_variants,
-    ) as out:
-        genotype = out.create(
-            "call_genotype", (n_kept, n_samples, ploidy), np.int8, dims=VARIANTS_SAMPLES_PLOIDY
-        )
-        phased = out.create(
-            "call_genotype_phased", (n_kept, n_samples), np.bool_, dims=VARIANTS_SAMPLES
-        )
-        start = 0
-        for gt_part, phased_part in zip(
-            spool.load("call_genotype"), spool.load("call_genotype_phased"), strict=True
-        ):
-            if len(gt_part):
-                genotype[start : start + len(gt_part)] = pad_ploidy(np.asarray(gt_part), ploidy)
-                phased[start : start + len(gt_part)] = phased_part
-            start += len(gt_part)
-        out.write("variant_contig", spool.cat("variant_contig", np.int32), VARIANTS)
-        out.write("variant_position", spool.cat("variant_position", np.int32), VARIANTS)
-        out.write("variant_quality", spool.cat("variant_quality", np.float32), VARIANTS)
-        out.write("variant_filter_pass", spool.cat("variant_filter_pass", np.bool_), VARIANTS)
-        out.write("variant_index", spool.cat("variant_index", np.int64), VARIANTS)
-        variant_ids = [i for part in spool.small.get("variant_id", []) for i in part]
-        out.write("variant_id", variant_ids, VARIANTS)
-        alleles = [a for part in spool.small.get("variant_allele", []) for a in part[0]]
-        out.write("variant_allele", allele_table(alleles), ("variants", "alleles"))
-        out.write("sample_id", list(reader.samples), SAMPLES)
-        out.write("contig_id", list(reader.contigs), ("contigs",))
-        out.write("variant_call_rate", spool.cat("variant_call_rate", np.float64), VARIANTS)
-        rate = missing_counts / n_kept if n_kept else np.full(n_samples, np.nan)
-        out.write("sample_missing_rate", rate.astype(np.float64), SAMPLES)
-        _write_transposed(out, "dosage", spool.load("dosage"), n_samples, np.int8, "dosage_columns")
-        out.write("dosage_variant", spool.cat("dosage_variant", np.int64), COLUMNS)
-        out.write("dosage_allele", spool.cat("dosage_allele", np.int8), COLUMNS)
-        out.write(
-            "dosage_allele_frequency", spool.cat("dosage_allele_frequency", np.float64), COLUMNS
-        )
-        out.write("dosage_maf", spool.cat("dosage_maf", np.float64), COLUMNS)
-        if options.standardize:
-            _write_transposed(
-                out,
-                "dosage_standardized",
-                spool.load("dosage_standardized"),
-                n_samples,
-                np.float32,
-                "standardized_columns",
-            )
-            out.write(
-                "dosage_standardized_column",
-                spool.cat("dosage_standardized_column", np.int64),
-                ("standardized_columns",),
-            )
-        parameters = asdict(options)
-        out.attrs(
-            {
-                "tool": "gpu-genomics vcf",
-                "version": __version__,
-                "command": command,
-                "input": str(Path(reader.path).resolve()),
-                "parameters": parameters,
-                "device": device_name,
-                "summary": summary,
-                "dosage_layout": "samples x columns; -1 = missing call",
-                "vcf_zarr_names": True,
-            }
-        )
+    computed = {
+        "variant_id": lambda: [i for part in spool.small.get("variant_id", []) for i in part],
+        "variant_allele": lambda: allele_table(
+            [a for part in spool.small.get("variant_allele", []) for a in part[0]]
+        ),
+        "sample_id": lambda: list(reader.samples),
+        "contig_id": lambda: list(reader.contigs),
+        "sample_missing_rate": lambda: (
+            missing_counts / n_kept if n_kept else np.full(n_samples, np.nan)
+        ),
+    }
+    with ArrayWriter(output_path, format=options.output_format, compression=options.compression,
+                     chunk_rows=options.chunk_variants, spec=VCF_ARRAYS) as out:  # fmt: skip
+        for array in VCF_ARRAYS:
+            if array.when == STANDARDIZED and not options.standardize:
+                continue
+            if array.name in _PER_VARIANT_CHUNK:
+                shape = (n_kept, n_samples, ploidy)[: len(array.dims)]
+                _write_per_chunk(out, array.name, spool.load(array.name), shape)
+            elif array.name in _TRANSPOSED:
+                _write_transposed(out, array.name, spool.load(array.name), n_samples, array.dtype)
+            elif array.name in computed:
+                out.write(array.name, computed[array.name]())
+            else:
+                out.write(array.name, spool.cat(array.name, array.dtype))
+        out.attrs(attrs)
 
 
 def format_summary(summary: dict[str, Any]) -> str:
@@ -417,60 +433,3 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"standardized columns (monomorphic dropped): "
                      f"{summary['standardized_columns']}")  # fmt: skip
     return "\n".join(lines)
-
-
-@click.command("vcf")
-@click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False))
-@array_output_options
-@click.option("--region", default=None, help="chrom or chrom:start-end (needs a .tbi/.csi).")
-@click.option("--min-maf", type=float, default=0.0, show_default=True)
-@click.option("--max-missing", type=float, default=1.0, show_default=True,
-              help="Largest fraction of missing calls a variant may have.")  # fmt: skip
-@click.option("--biallelic-only", is_flag=True, help="Keep only variants with exactly one ALT.")
-@click.option("--multiallelic", type=click.Choice(G.MULTIALLELIC_MODES), default="nonref",
-              show_default=True,
-              help="nonref: one column per variant counting non-REF alleles; "
-              "split: one column per ALT allele.")  # fmt: skip
-@click.option("--standardize/--no-standardize", default=False, show_default=True,
-              help="Also write dosage_standardized (mean-imputed, scaled; "
-              "monomorphic dropped).")  # fmt: skip
-@compression_option
-@click.option("--chunk-variants", type=int, default=DEFAULT_CHUNK_VARIANTS, show_default=True)
-@device_option
-@logging_options
-@click.pass_context
-def vcf(
-    ctx: click.Context,
-    input_path: str,
-    output: str,
-    region: str | None,
-    min_maf: float,
-    max_missing: float,
-    biallelic_only: bool,
-    multiallelic: str,
-    standardize: bool,
-    output_format: str | None,
-    compression: str | None,
-    chunk_variants: int,
-    device: str | None,
-    quiet: bool,
-    loglevel: str,
-) -> None:
-    """VCF/BCF -> call_genotype, dosage (samples x variants) and QC figures in HDF5/Zarr."""
-    setup_logging(quiet, loglevel)
-    options = VcfOptions(
-        region=region,
-        min_maf=min_maf,
-        max_missing=max_missing,
-        biallelic_only=biallelic_only,
-        multiallelic=multiallelic,
-        standardize=standardize,
-        output_format=output_format,
-        compression=compression,
-        chunk_variants=chunk_variants,
-    )
-    argv = (ctx.obj or {}).get("argv") if isinstance(ctx.obj, dict) else None
-    command = shlex.join(["gpu-genomics", *(argv or ["vcf", input_path, "-o", output])])
-    summary = convert_vcf(input_path, output, options, device=device, command=command)
-    click.echo(format_summary(summary))
-    log.info("wrote %s in %.2f s", output, summary["seconds"])

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..device import Device, array_module, is_gpu_array, resolve_device
-from ..errors import InputError
+from ..errors import InputError, check_range
 
 MULTIALLELIC_MODES = ("nonref", "split")
 
@@ -63,12 +63,6 @@ def _count_and_missing(gt: Any, allele: Any = None) -> tuple[Any, Any]:
         missing |= column == -1
         present |= column != -2
     return counts, missing | ~present
-
-
-def call_missing(gt: Any, *, device: str | None = None) -> Any:
-    """``(variants, samples) bool``: the call has a missing allele (-1), or no allele at all."""
-    gt, _ = _prepare(gt, device)
-    return _count_and_missing(gt)[1]
 
 
 def dosage(
@@ -207,6 +201,13 @@ def standardize(
     return out.astype(dtype), kept
 
 
+def check_filter_thresholds(*, min_maf: float, max_missing: float) -> None:
+    """Raise :class:`~gpu_genomics.errors.InputError` unless ``0 <= min_maf <= 0.5`` and
+    ``0 <= max_missing <= 1``."""
+    check_range("min_maf", min_maf, 0.0, 0.5)
+    check_range("max_missing", max_missing, 0.0, 1.0)
+
+
 def variant_filter(
     maf: Any,
     call_rate: Any,
@@ -220,10 +221,7 @@ def variant_filter(
     missing rate ``1 - call_rate <= max_missing``, and exactly 2 alleles when
     ``biallelic_only``. Inputs are ``(n,)`` arrays on one device."""
     xp = _xp_of(maf)
-    if not 0.0 <= min_maf <= 0.5:
-        raise InputError(f"--min-maf {min_maf} must lie between 0 and 0.5")
-    if not 0.0 <= max_missing <= 1.0:
-        raise InputError(f"--max-missing {max_missing} must lie between 0 and 1")
+    check_filter_thresholds(min_maf=min_maf, max_missing=max_missing)
     keep = xp.ones(maf.shape, dtype=bool)
     if min_maf > 0:
         keep &= maf >= min_maf
@@ -257,7 +255,7 @@ __all__ = [
     "MAF_BINS",
     "MULTIALLELIC_MODES",
     "allele_frequency",
-    "call_missing",
+    "check_filter_thresholds",
     "dosage",
     "maf_spectrum",
     "minor_allele_frequency",

@@ -34,6 +34,7 @@ import numba
 import numpy as np
 
 from ..errors import InputError, positive_int
+from ..io.files import is_gzip
 
 log = logging.getLogger("gpu_genomics")
 
@@ -42,8 +43,7 @@ BLOCK_BYTES = 16 * 2**20
 DEFAULT_CHUNK_VARIANTS = 10_000
 FIXED_COLUMNS = ("#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO")
 
-# Error codes of the record kernel.
-_OK = 0
+# Error codes of the record kernel (0: the record parsed).
 _TOO_FEW_COLUMNS = 1
 _TOO_MANY_COLUMNS = 2
 _BAD_GT = 3
@@ -331,9 +331,7 @@ class VcfReader:
             raise InputError(f"{self.path}: no such file; check the path")
         if self.path.is_dir():
             raise InputError(f"{self.path}: is a folder, not a VCF/BCF file")
-        with open(self.path, "rb") as handle:
-            head = handle.read(4)
-        self._gzip = head[:2] == b"\x1f\x8b"
+        self._gzip = is_gzip(self.path)
         self._bcf = self._is_bcf()
         if self._bcf or self.region:
             self.header = self._pysam_header()

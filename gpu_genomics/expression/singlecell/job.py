@@ -1,255 +1,244 @@
-"""``gpu-genomics scrna``: the single-cell recipe from a count matrix to ML-ready AnnData."""
+"""The ``scrna`` job: a count matrix through the single-cell recipe into ML-ready AnnData.
+
+:func:`preprocess_file` reads any supported input (:func:`~.readers.read`), runs
+:func:`~.recipe.preprocess` with every threshold a parameter, optionally writes Geneformer
+rank-value tokens of the kept cells (:func:`~.rank.rank_encode`, from their raw counts over all
+genes), and writes the AnnData (``.h5ad`` or ``.zarr``) whose contents :data:`SCRNA_OUTPUT`
+declares.
+"""
 
 from __future__ import annotations
 
 import logging
-import shlex
+import os
 import time
 from pathlib import Path
 from typing import Any
 
-import click
-
-from ...cli.common import device_option, logging_options, setup_logging
-from ...errors import InputError
+from ...errors import InputError, invalid
+from ...io.files import stem
+from ...io.provenance import flat, provenance
+from ...io.spec import MAPPING, STRING, ArraySpec, OutputSpec
 from ...io.store import check_output_folder, removed_on_failure
 
 log = logging.getLogger("gpu_genomics")
 
+INPUT_SUFFIXES = (".gz", ".h5ad", ".h5", ".hdf5", ".loom", ".zarr", ".csv", ".tsv", ".txt")
+RANK_SUFFIXES = (".parquet", ".h5", ".hdf5", ".zarr")
 
-class _NumberOrNone(click.ParamType):
-    """An int or float option that also takes ``none`` (skip that bound or step)."""
+_C, _G, _CG = ("cells",), ("genes",), ("cells", "genes")
+_F = "float32|float64"
+_I = "int32|int64"
+#: AnnData elements (``obs``/``var`` columns, ``layers``, ``uns`` entries) the recipe writes;
+#: columns of the input's ``obs``/``var`` (such as 10x ``feature_types``) pass through.
+SCRNA_OUTPUT = OutputSpec(
+    "scrna: count matrix -> AnnData (.h5ad/.zarr)",
+    (
+        ArraySpec("X", _F, _CG, "log1p(normalize_total) expression of the kept genes, scaled "
+                  "and clipped at scale_max_value (dense) unless scale_data=False (CSR)"),
+        ArraySpec("layers/counts", f"{_F}|{_I}", _CG, "raw counts of the kept cells and genes"),
+        ArraySpec("obs/n_genes", _I, _C, "detected genes"),
+        ArraySpec("obs/n_counts", _F, _C, "total counts"),
+        ArraySpec("obs/percent_mito", _F, _C, "percent of counts in mito_prefix genes"),
+        ArraySpec("obs/n_genes_by_counts", _I, _C, "scanpy: detected genes"),
+        ArraySpec("obs/total_counts", _F, _C, "scanpy: total counts"),
+        ArraySpec("obs/total_counts_mt", _F, _C, "scanpy: counts in mitochondrial genes"),
+        ArraySpec("obs/pct_counts_mt", _F, _C, "scanpy: percent of counts in mitochondrial genes"),
+        ArraySpec("var/gene_ids", STRING, _G, "gene ids (the input's, else its gene names)"),
+        ArraySpec("var/gene_symbols", STRING, _G, "gene symbols (the input's, else its names)"),
+        ArraySpec("var/n_cells", _I, _G, "cells the gene is detected in (filter_genes)",
+                  "min_cells set"),
+        ArraySpec("var/mt", "bool", _G, "the gene's name starts with mito_prefix"),
+        ArraySpec("var/n_cells_by_counts", _I, _G, "scanpy: cells the gene is detected in"),
+        ArraySpec("var/mean_counts", _F, _G, "mean count over cells"),
+        ArraySpec("var/pct_dropout_by_counts", _F, _G, "scanpy: percent of cells without it"),
+        ArraySpec("var/total_counts", _F, _G, "scanpy: total counts"),
+        ArraySpec("var/highly_variable", "bool", _G, "selected as highly variable"),
+        ArraySpec("var/means", _F, _G, "HVG: mean (of log-normalised values; of counts for "
+                  "seurat_v3)"),
+        ArraySpec("var/dispersions", _F, _G, "HVG: dispersion (seurat_v3: variance / mean of "
+                  "counts)"),
+        ArraySpec("var/dispersions_norm", _F, _G, "HVG: normalised dispersion",
+                  "hvg_flavor seurat, cell_ranger"),
+        ArraySpec("var/highly_variable_rank", _F, _G, "HVG rank", "hvg_flavor seurat_v3"),
+        ArraySpec("var/variances", _F, _G, "HVG: variance of counts", "hvg_flavor seurat_v3"),
+        ArraySpec("var/variances_norm", _F, _G, "HVG: normalised variance",
+                  "hvg_flavor seurat_v3"),
+        ArraySpec("var/mean", _F, _G, "scale: the gene's mean", "scale_data"),
+        ArraySpec("var/std", _F, _G, "scale: the gene's standard deviation", "scale_data"),
+        ArraySpec("uns/dataset_card", MAPPING, (), "dataset_id, name, modality, n_cells, "
+                  "n_genes, preprocessing, normalization, feature_selection, tool_version"),
+        ArraySpec("uns/preprocess_steps", MAPPING, (), "step, n_cells, n_genes, seconds: "
+                  "equal-length arrays, one entry per step"),
+        ArraySpec("uns/preprocess_recipe", MAPPING, (), "the recipe's parameters ('none': "
+                  "skipped) and backend"),
+        ArraySpec("uns/provenance", MAPPING, (), "gpu_genomics_version, tool, command, "
+                  "parameters, inputs, created, device (nested values as JSON)"),
+        ArraySpec("uns/hvg", MAPPING, (), "scanpy: the HVG flavor"),
+        ArraySpec("uns/log1p", MAPPING, (), "scanpy: the log1p base"),
+    ),
+)  # fmt: skip
 
-    def __init__(self, kind: type) -> None:
-        self.kind = kind
-        self.name = f"{kind.__name__}|none"
 
-    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
-        if value is None or isinstance(value, self.kind):
-            return value
-        if str(value).strip().lower() == "none":
-            return None
-        try:
-            return self.kind(value)
-        except ValueError:
-            self.fail(f"{value!r} is not a {self.kind.__name__} or 'none'", param, ctx)
+def preprocess_file(
+    input_path: str | os.PathLike,
+    output_path: str | os.PathLike,
+    *,
+    transpose: bool = False,
+    min_genes: int | None = 200,
+    min_cells: int | None = 3,
+    max_genes: int | None = 2500,
+    max_pct_mito: float | None = 5.0,
+    mito_prefix: str = "MT-",
+    target_sum: float | None = 1e4,
+    n_top_genes: int | None = 2000,
+    hvg_flavor: str = "seurat",
+    subset_hvg: bool = True,
+    scale_max_value: float | None = 10.0,
+    scale_data: bool = True,
+    rank_output: str | os.PathLike | None = None,
+    n_tokens: int = 2048,
+    gene_medians: str | os.PathLike | None = None,
+    token_dictionary: str | os.PathLike | None = None,
+    special_tokens: bool = False,
+    dataset_id: str | None = None,
+    dataset_name: str | None = None,
+    device: str | None = None,
+    progress: bool = False,
+    command: str | None = None,
+) -> dict[str, Any]:
+    """Run the single-cell recipe on a count matrix file and write the result.
 
+    With the defaults this is the recipe of ``docs/singlecell.md#recipe``:
+    ``filter_cells(min_genes=200)``, ``filter_genes(min_cells=3)``, QC metrics with ``MT-``
+    genes, keep cells with fewer than 2,500 genes and 5% mitochondrial counts,
+    ``normalize_total(1e4)``, ``log1p``, 2,000 highly variable genes (seurat),
+    ``scale(max_value=10)``; raw counts kept in ``layers["counts"]``. ``None`` skips a bound.
 
-INT_OR_NONE = _NumberOrNone(int)
-FLOAT_OR_NONE = _NumberOrNone(float)
+    Args:
+        input_path: ``.h5ad``, AnnData ``.zarr``, 10x ``.h5``, a 10x matrix folder, ``.loom``
+            or CSV/TSV (optionally gzip).
+        output_path: ``.h5ad`` or ``.zarr``.
+        transpose: CSV/TSV input is genes x cells (default cells x genes).
+        min_genes, min_cells, max_genes, max_pct_mito, mito_prefix, target_sum, n_top_genes,
+            hvg_flavor, subset_hvg, scale_max_value, scale_data: the recipe's parameters
+            (:func:`~gpu_genomics.expression.singlecell.recipe.preprocess`).
+        rank_output: also write Geneformer rank-value tokens of the kept cells here
+            (``.parquet``, ``.h5`` or ``.zarr``).
+        n_tokens: rank encoding length (Geneformer's ``model_input_size``).
+        gene_medians: gene medians file (pickle, JSON, TSV); default: from the data.
+        token_dictionary: token dictionary file; default: built from the data.
+        special_tokens: add ``<cls>`` and ``<eos>`` (Geneformer V2).
+        dataset_id: the dataset card's id (default: the input's name).
+        dataset_name: the dataset card's name.
+        device: ``"auto" | "gpu" | "cpu"`` (GPU: rapids-singlecell).
+        progress: unused (each step logs its figures); accepted like every job's.
+        command: the command line stored in the provenance (default: this process's).
 
+    Returns:
+        A summary: ``output``, ``n_cells``, ``n_genes``, ``rank_output``, ``seconds``.
 
-@click.command("scrna")
-@click.argument("input_path", metavar="INPUT", type=click.Path())
-@click.option(
-    "-o", "--output", required=True, type=click.Path(), help="Output .h5ad or .zarr (AnnData)."
-)
-@click.option(
-    "--transpose", is_flag=True, help="CSV/TSV input is genes x cells (default cells x genes)."
-)
-@click.option(
-    "--min-genes",
-    type=INT_OR_NONE,
-    default=200,
-    show_default=True,
-    help="filter_cells; none: skip.",
-)
-@click.option(
-    "--min-cells", type=INT_OR_NONE, default=3, show_default=True, help="filter_genes; none: skip."
-)
-@click.option(
-    "--max-genes",
-    type=INT_OR_NONE,
-    default=2500,
-    show_default=True,
-    help="Keep cells with fewer detected genes.",
-)
-@click.option(
-    "--max-pct-mito",
-    type=FLOAT_OR_NONE,
-    default=5.0,
-    show_default=True,
-    help="Keep cells with a smaller percent of mitochondrial counts.",
-)
-@click.option("--mito-prefix", default="MT-", show_default=True, help="Mitochondrial gene prefix.")
-@click.option(
-    "--target-sum",
-    type=FLOAT_OR_NONE,
-    default=1e4,
-    show_default=True,
-    help="normalize_total; none: scanpy's median rule.",
-)
-@click.option(
-    "--n-top-genes",
-    type=INT_OR_NONE,
-    default=2000,
-    show_default=True,
-    help="HVG count; none: scanpy's dispersion cut-offs.",
-)
-@click.option(
-    "--hvg-flavor",
-    type=click.Choice(["seurat", "cell_ranger", "seurat_v3"]),
-    default="seurat",
-    show_default=True,
-)
-@click.option(
-    "--subset-hvg/--keep-all-genes",
-    default=True,
-    show_default=True,
-    help="Keep only the highly variable genes (the recipe) or all, flagged.",
-)
-@click.option(
-    "--max-value",
-    type=float,
-    default=10.0,
-    show_default=True,
-    help="scale: clip scaled values at this.",
-)
-@click.option("--no-scale", is_flag=True, help="Skip the final scaling step.")
-@click.option(
-    "--rank-encode",
-    "rank_output",
-    type=click.Path(),
-    default=None,
-    help="Also write Geneformer rank-value tokens of the kept cells (.parquet, .h5 or .zarr).",
-)
-@click.option("--n-tokens", type=int, default=2048, show_default=True, help="rank-encode length.")
-@click.option(
-    "--gene-medians",
-    type=click.Path(),
-    default=None,
-    help="rank-encode: gene medians file (pickle, JSON, TSV); default: from the data.",
-)
-@click.option(
-    "--token-dictionary",
-    type=click.Path(),
-    default=None,
-    help="rank-encode: gene-id -> token file (pickle, JSON, TSV); default: built from the data.",
-)
-@click.option("--special-tokens", is_flag=True, help="rank-encode: add <cls> and <eos> (V2).")
-@click.option("--dataset-id", default=None, help="Dataset card id (default: the input's name).")
-@click.option("--name", "dataset_name", default=None, help="Dataset card name.")
-@device_option
-@logging_options
-def scrna(input_path: str, output: str, **opts: Any) -> None:
-    """Run the single-cell recipe on INPUT (.h5ad, 10x .h5, 10x folder, .loom, .zarr, CSV/TSV).
+    Raises:
+        InputError: a bad option or input; nothing is written.
 
-    With no options this is exactly the specification's recipe: filter_cells(min_genes=200),
-    filter_genes(min_cells=3), QC metrics with MT- genes, keep cells with < 2500 genes and
-    < 5% mitochondrial counts, normalize_total(1e4), log1p, 2000 highly variable genes (seurat),
-    scale(max_value=10). Raw counts are kept in layers['counts'].
+    Memory: the whole matrix (scanpy and rapids-singlecell hold it), a few times over while
+    the recipe runs.
     """
-    from .. import singlecell as sc
-
-    setup_logging(opts["quiet"], opts["loglevel"])
-    sc.require_scanpy()
-    output_path = Path(output)
-    if not output_path.name.lower().endswith((".h5ad", ".zarr")):
-        raise InputError(f"{output}: the output must end in .h5ad or .zarr")
-    check_output_folder(output_path)
-    backend = sc.resolve_backend(opts["device"])
-    rank_files = _rank_inputs(opts)
+    from . import dataset_card, preprocess, read, require_scanpy, resolve_backend, write
+    from .rank import load_gene_medians, load_token_dictionary, write_rank_encoding
 
     started = time.perf_counter()
-    adata = sc.read(input_path, transpose=opts["transpose"])
-    log.info(
-        "read %s: %d cells x %d genes (%.2f s)",
-        input_path,
-        adata.n_obs,
-        adata.n_vars,
-        time.perf_counter() - started,
-    )
-    encoding: list[Any] = []
+    require_scanpy()
+    output_path = Path(output_path)
+    if not output_path.name.lower().endswith((".h5ad", ".zarr")):
+        raise InputError(f"{output_path}: the output must end in .h5ad or .zarr")
+    check_output_folder(output_path)
+    backend = resolve_backend(device)
+    medians = tokens = None
+    if rank_output is not None:
+        if not str(rank_output).lower().endswith(RANK_SUFFIXES):
+            raise invalid("rank_output", str(rank_output), "must end in .parquet, .h5 or .zarr")
+        check_output_folder(rank_output)
+        medians = load_gene_medians(gene_medians) if gene_medians else None
+        tokens = load_token_dictionary(token_dictionary) if token_dictionary else None
+
+    adata = read(input_path, transpose=transpose)
+    log.info("read %s: %d cells x %d genes (%.2f s)", input_path, adata.n_obs, adata.n_vars,
+             time.perf_counter() - started)  # fmt: skip
+    encodings: list[Any] = []
 
     def rank_encode(counts: Any) -> None:
-        encoding.append(_rank_encode(counts, opts, rank_files, backend))
+        encodings.append(_rank_encode(counts, n_tokens, medians, tokens, special_tokens, backend))
 
     try:
-        sc.preprocess(
-            adata,
-            min_genes=opts["min_genes"],
-            min_cells=opts["min_cells"],
-            max_genes=opts["max_genes"],
-            max_pct_mito=opts["max_pct_mito"],
-            mito_prefix=opts["mito_prefix"],
-            target_sum=opts["target_sum"],
-            n_top_genes=opts["n_top_genes"],
-            hvg_flavor=opts["hvg_flavor"],
-            subset_hvg=opts["subset_hvg"],
-            scale_max_value=opts["max_value"],
-            scale_data=not opts["no_scale"],
-            on_counts=rank_encode if opts["rank_output"] else None,
-            device=backend,
-        )
+        preprocess(adata, min_genes=min_genes, min_cells=min_cells, max_genes=max_genes,
+                   max_pct_mito=max_pct_mito, mito_prefix=mito_prefix, target_sum=target_sum,
+                   n_top_genes=n_top_genes, hvg_flavor=hvg_flavor, subset_hvg=subset_hvg,
+                   scale_max_value=scale_max_value, scale_data=scale_data,
+                   on_counts=rank_encode if rank_output is not None else None,
+                   device=backend)  # fmt: skip
     except InputError as exc:
         raise InputError(f"{input_path}: {exc}") from None
-    argv = click.get_current_context().find_root().obj["argv"]
-    adata.uns["dataset_card"] = sc.dataset_card(
+    parameters = {
+        "transpose": transpose,
+        "min_genes": min_genes,
+        "min_cells": min_cells,
+        "max_genes": max_genes,
+        "max_pct_mito": max_pct_mito,
+        "mito_prefix": mito_prefix,
+        "target_sum": target_sum,
+        "n_top_genes": n_top_genes,
+        "hvg_flavor": hvg_flavor,
+        "subset_hvg": subset_hvg,
+        "scale_max_value": scale_max_value,
+        "scale_data": scale_data,
+        "rank_output": rank_output,
+        "n_tokens": n_tokens,
+        "gene_medians": gene_medians,
+        "token_dictionary": token_dictionary,
+        "special_tokens": special_tokens,
+    }
+    record = provenance("gpu-genomics scrna", parameters=parameters,
+                        inputs={"counts": input_path, "gene medians": gene_medians,
+                                "token dictionary": token_dictionary},
+                        device=backend, command=command)  # fmt: skip
+    adata.uns["dataset_card"] = dataset_card(
         adata,
-        dataset_id=opts["dataset_id"] or _stem(Path(input_path)),
-        name=opts["dataset_name"],
-        source=str(input_path),
-        command=shlex.join(["gpu-genomics", *argv]),
+        dataset_id=dataset_id or stem(Path(input_path).name, INPUT_SUFFIXES, ignore_case=True),
+        name=dataset_name,
     )
+    adata.uns["provenance"] = flat(record)
     written = time.perf_counter()
-    if encoding:  # first: the main output is written last, or not at all
-        from .rank import write_rank_encoding
-
-        write_rank_encoding(encoding[0], opts["rank_output"])
-    with removed_on_failure(opts["rank_output"]):
-        sc.write(adata, output_path)
-    log.info(
-        "wrote %s: %d cells x %d genes (%.2f s); total %.2f s",
-        output,
-        adata.n_obs,
-        adata.n_vars,
-        time.perf_counter() - written,
-        time.perf_counter() - started,
-    )
-
-
-def _stem(path: Path) -> str:
-    name = path.name
-    for suffix in (".gz", ".h5ad", ".h5", ".hdf5", ".loom", ".zarr", ".csv", ".tsv", ".txt"):
-        if name.lower().endswith(suffix):
-            name = name[: -len(suffix)]
-    return name or path.name
-
-
-def _rank_inputs(opts: dict[str, Any]) -> dict[str, Any]:
-    """Load (and so validate) the rank-encoding files before any work."""
-    if not opts["rank_output"]:
-        return {}
-    from .rank import load_gene_medians, load_token_dictionary
-
-    suffix = Path(opts["rank_output"]).name.lower()
-    if not suffix.endswith((".parquet", ".h5", ".hdf5", ".zarr")):
-        raise InputError(f"{opts['rank_output']}: --rank-encode must end in .parquet, .h5 or .zarr")
-    check_output_folder(opts["rank_output"])
+    if encodings:  # first: the main output is written last, or not at all
+        write_rank_encoding(encodings[0], rank_output, provenance=record)
+    with removed_on_failure(rank_output):
+        write(adata, output_path)
+    seconds = time.perf_counter() - started
+    log.info("wrote %s: %d cells x %d genes (%.2f s); total %.2f s", output_path, adata.n_obs,
+             adata.n_vars, time.perf_counter() - written, seconds)  # fmt: skip
     return {
-        "gene_medians": load_gene_medians(opts["gene_medians"]) if opts["gene_medians"] else None,
-        "token_dictionary": (
-            load_token_dictionary(opts["token_dictionary"]) if opts["token_dictionary"] else None
-        ),
+        "output": str(output_path),
+        "n_cells": int(adata.n_obs),
+        "n_genes": int(adata.n_vars),
+        "rank_output": None if rank_output is None else str(rank_output),
+        "seconds": seconds,
     }
 
 
-def _rank_encode(adata: Any, opts: dict[str, Any], files: dict[str, Any], backend: str) -> Any:
+def _rank_encode(
+    adata: Any,
+    n_tokens: int,
+    medians: dict[str, float] | None,
+    tokens: dict[str, int] | None,
+    special_tokens: bool,
+    backend: str,
+) -> Any:
     from .rank import rank_encode
 
     started = time.perf_counter()
-    encoding = rank_encode(
-        adata,
-        n_tokens=opts["n_tokens"],
-        gene_medians=files["gene_medians"],
-        token_dictionary=files["token_dictionary"],
-        special_tokens=opts["special_tokens"],
-        device="gpu" if backend == "gpu" else "cpu",
-    )
-    log.info(
-        "rank_encode            %9d cells %7d tokens  %8.2f s",
-        adata.n_obs,
-        int(encoding.offsets[-1]),
-        time.perf_counter() - started,
-    )
+    encoding = rank_encode(adata, n_tokens=n_tokens, gene_medians=medians,
+                           token_dictionary=tokens, special_tokens=special_tokens,
+                           device="gpu" if backend == "gpu" else "cpu")  # fmt: skip
+    log.info("rank_encode            %9d cells %7d tokens  %8.2f s", adata.n_obs,
+             int(encoding.offsets[-1]), time.perf_counter() - started)  # fmt: skip
     return encoding

@@ -49,7 +49,9 @@ import numpy as np
 
 from ...device import array_module, resolve_device, to_numpy
 from ...errors import InputError, positive_int
-from ...io.store import SUFFIX_FORMATS, ArrayWriter, atomic_output
+from ...io.provenance import json_safe
+from ...io.spec import STRING, ArraySpec, OutputSpec
+from ...io.store import SUFFIX_FORMATS, ArrayWriter, atomic_output, check_output_folder
 from ._matrix import (
     check_seed,
     device_counts,
@@ -74,6 +76,19 @@ MASK_TOKEN = "<mask>"
 CLS_TOKEN = "<cls>"
 EOS_TOKEN = "<eos>"
 PARQUET_SUFFIXES = (".parquet", ".pq")
+
+RANK_ARRAYS = OutputSpec(
+    "scrna --rank-encode: Geneformer rank-value tokens (HDF5/Zarr; Parquet: cell_id, "
+    "input_ids, length per cell)",
+    (
+        ArraySpec("offsets", "int64", ("cells_plus_one",),
+                  "cell i's tokens are token_ids[offsets[i]:offsets[i+1]]"),
+        ArraySpec("token_ids", "int32", ("tokens",), "every cell's token ids, back to back"),
+        ArraySpec("cell_id", STRING, ("cells",), "cell names (obs_names)"),
+        ArraySpec("vocab_token", STRING, ("vocabulary",), "the token dictionary's tokens"),
+        ArraySpec("vocab_id", "int32", ("vocabulary",), "the id of each vocab_token"),
+    ),
+)  # fmt: skip
 INT32_MAX = 2**31 - 1
 
 
@@ -544,8 +559,12 @@ def write_rank_encoding(
     *,
     format: str | None = None,
     compression: str | None = None,
+    provenance: dict[str, Any] | None = None,
 ) -> None:
     """Write ``encoding`` to ``path`` atomically (a temporary file renamed on success).
+
+    ``provenance`` (:func:`gpu_genomics.io.provenance.provenance`) is stored with it: root
+    attributes in HDF5/Zarr, the schema metadata key ``gpu_genomics_provenance`` in Parquet.
 
     * ``.parquet`` / ``.pq`` (or ``format="parquet"``): one row per cell with ``cell_id``
       (string), ``input_ids`` (``list<int32>``; ``large_list<int32>`` beyond 2**31 - 1 tokens)
@@ -572,10 +591,10 @@ def write_rank_encoding(
     offsets = np.asarray(to_numpy(encoding.offsets), dtype=np.int64)
     token_ids = np.asarray(to_numpy(encoding.token_ids), dtype=np.int32)
     if format == "parquet":
-        _write_parquet(encoding, offsets, token_ids, path, compression)
+        _write_parquet(encoding, offsets, token_ids, path, compression, provenance or {})
         return
     vocab = list(encoding.token_dictionary.items())
-    with ArrayWriter(path, format=format, compression=compression) as out:
+    with ArrayWriter(path, format=format, compression=compression, spec=RANK_ARRAYS) as out:
         out.write("offsets", offsets)
         out.write("token_ids", token_ids)
         out.write("cell_id", [str(c) for c in encoding.cell_ids])
@@ -583,6 +602,7 @@ def write_rank_encoding(
         out.write("vocab_id", np.array([token for _, token in vocab], dtype=np.int32))
         out.attrs(
             {
+                **(provenance or {}),
                 "encoding": "geneformer-rank-value",
                 "n_tokens": int(encoding.n_tokens),
                 "special_tokens": bool(encoding.special_tokens),
@@ -596,6 +616,7 @@ def _write_parquet(
     token_ids: np.ndarray,
     path: Path,
     compression: str | None,
+    provenance: dict[str, Any],
 ) -> None:
     try:
         import pyarrow as pa
@@ -605,8 +626,7 @@ def _write_parquet(
             "writing Parquet needs pyarrow (pip install gpu-genomics[singlecell]); "
             "or write .h5/.zarr"
         ) from None
-    if not path.parent.exists():
-        raise InputError(f"{path}: the folder {path.parent} does not exist")
+    check_output_folder(path)
     if path.is_dir():
         raise InputError(f"{path}: is a folder; give the output a file name such as out.parquet")
     values = pa.array(token_ids, type=pa.int32())
@@ -625,7 +645,12 @@ def _write_parquet(
             "input_ids": input_ids,
             "length": pa.array(np.diff(offsets).astype(np.int32)),
         }
-    ).replace_schema_metadata({"gpu_genomics": json.dumps(metadata)})
+    ).replace_schema_metadata(
+        {
+            "gpu_genomics": json.dumps(metadata),
+            "gpu_genomics_provenance": json.dumps(json_safe(provenance)),
+        }
+    )
     try:
         with atomic_output(path) as tmp_path:
             pq.write_table(table, tmp_path, compression=compression or "zstd")

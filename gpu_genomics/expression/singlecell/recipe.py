@@ -29,9 +29,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from ... import __version__
 from ...device import Device, array_module, is_gpu_array
 from ...errors import InputError
+from ...io.provenance import version
 from ._backend import on_device, rapids, resolve_backend
 from ._matrix import check_counts
 
@@ -602,10 +602,10 @@ def dataset_card(
         "modality": "scRNA-seq",
         "n_cells": int(adata.n_obs),
         "n_genes": int(adata.n_vars),
-        "preprocessing": f"gpu-genomics {__version__} ({recipe.get('backend', 'none')})",
+        "preprocessing": f"gpu-genomics {version()} ({recipe.get('backend', 'none')})",
         "normalization": normalization,
         "feature_selection": feature_selection,
-        "tool_version": f"gpu-genomics {__version__}",
+        "tool_version": f"gpu-genomics {version()}",
     }
     card.update({key: value for key, value in extra.items() if value is not None})
     return card

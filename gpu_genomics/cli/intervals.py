@@ -1,0 +1,145 @@
+"""``gpu-genomics intervals`` (also installed as ``genomic_interval_pipeline``): BED peak files
+and a reference genome into a labelled one-hot training set."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import click
+
+from ..intervals.job import build_interval_dataset
+from ..intervals.layouts import INTERVAL_ARRAYS
+from ..sequence.onehot import ONE_HOT_DTYPES
+from .common import arrays_epilog, compression_option, device_option, logging_options, run_job
+
+
+def _chrom_list(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in value.split(",") if name.strip())
+
+
+@click.command("intervals", epilog=arrays_epilog(INTERVAL_ARRAYS))
+@click.option(
+    "-i",
+    "--input",
+    "metadata",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Metadata: one BED path per line, 'PATH LABEL' lines, or Basset's 'NAME<TAB>PATH' lines.",
+)
+@click.option(
+    "-f",
+    "--fastq",
+    "--fasta",
+    "--reference",
+    "reference",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Reference FASTA: bgzip (with or without .fai/.gzi) or plain.",
+)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(),
+    help="Output .h5/.hdf5 or .zarr (no suffix: .h5 is appended).",
+)
+@click.option(
+    "-l", "--length", type=int, default=600, show_default=True, help="Region length in bases."
+)
+@click.option(
+    "-m",
+    "--min_overlap",
+    "--min-overlap",
+    "min_overlap",
+    type=int,
+    default=200,
+    show_default=True,
+    help="Overlap in bases that merges peaks.",
+)
+@click.option(
+    "-e", "--exclusive", is_flag=True, help="Keep only regions with exactly one label (multiclass)."
+)
+@click.option(
+    "--test_chr",
+    "--test-chr",
+    "test_chroms",
+    default="chr19,chr20",
+    show_default=True,
+    callback=_chrom_list,
+    help="Comma-separated test chromosomes (--split chrom).",
+)
+@click.option(
+    "--valid_chr",
+    "--valid-chr",
+    "valid_chroms",
+    default="chr21,chr22",
+    show_default=True,
+    callback=_chrom_list,
+    help="Comma-separated validation chromosomes (--split chrom).",
+)
+@click.option(
+    "--merge",
+    type=click.Choice(["basset", "hull", "none"]),
+    default="basset",
+    show_default=True,
+    help="Basset's greedy merge, bedtools-merge hulls, or none.",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["hdf5", "zarr", "basset"]),
+    default=None,
+    help="Default from the output's suffix; basset: seq_hdf5.py layout.",
+)
+@click.option("--split", type=click.Choice(["chrom", "random"]), default="chrom", show_default=True)
+@click.option(
+    "--valid-frac",
+    "--valid_frac",
+    "valid_frac",
+    type=float,
+    default=0.1,
+    show_default=True,
+    help="--split random: validation fraction.",
+)
+@click.option(
+    "--test-frac",
+    "--test_frac",
+    "test_frac",
+    type=float,
+    default=0.1,
+    show_default=True,
+    help="--split random: test fraction.",
+)
+@click.option("--seed", type=int, default=1, show_default=True, help="--split random: seed.")
+@device_option
+@compression_option
+@click.option("--dtype", type=click.Choice(ONE_HOT_DTYPES), default="uint8", show_default=True)
+@click.option(
+    "--alphabet",
+    type=click.Choice(["ACGT", "ACTG"]),
+    default="ACGT",
+    show_default=True,
+    help="One-hot column order (ACTG: the Rust tool's).",
+)
+@click.option(
+    "--skip-unknown-chroms",
+    "--skip_unknown_chroms",
+    "skip_unknown_chroms",
+    is_flag=True,
+    help="Drop BED rows on chromosomes missing from the reference.",
+)
+@logging_options
+def intervals(metadata: str, reference: str, output: str, **options: Any) -> None:
+    """Build an ML-ready dataset from BED peak files and a reference genome.
+
+    Peaks are merged into fixed-length regions (--merge), labelled by the BED files they come
+    from, split by chromosome (or at random), one-hot encoded, and written to HDF5 or Zarr:
+    {training,validation,test}_{seqs,labels,coords,names}, label_names, chrom_names.
+    """
+    summary = run_job(build_interval_dataset, metadata, reference, output, **options)
+    timings = ", ".join(f"{k} {v:.1f} s" for k, v in summary["timings"].items())
+    regions = ", ".join(f"{k} {v}" for k, v in summary["regions"].items())
+    logging.getLogger("gpu_genomics").info(
+        "wrote %s: %s regions (%s)", summary["output"], regions, timings
+    )
