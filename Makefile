@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 NVCC   ?= nvcc
 ARCH   ?= sm_90
 
-.PHONY: example test lint kernels pytest emulate clean
+.PHONY: example test lint kernels pytest emulate docs clean
 
 $(BIN)/gpu-genomics: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,11 @@ pytest: $(BIN)/gpu-genomics
 ## a stand-in CuPy (tests/gpu_emulator); on a machine with a GPU, `make pytest` runs them for real.
 emulate: $(BIN)/gpu-genomics
 	GPU_GENOMICS_EMULATE_GPU=1 $(BIN)/python -m pytest -q -m gpu
+
+## docs/outputs.md from the output specs declared beside each job (a test checks it is current).
+docs: $(BIN)/gpu-genomics
+	$(BIN)/python -c "from gpu_genomics.io.spec import all_specs, outputs_markdown; \
+	print(outputs_markdown(all_specs()), end='')" > docs/outputs.md
 
 clean:
 	rm -rf $(VENV) example.h5 example-onehot.h5 example-kmers.zarr example-scrna.h5ad \

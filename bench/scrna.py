@@ -106,7 +106,8 @@ def scanpy_recipe(adata, steps: dict[str, float]):
 def ours(adata, device: str, steps: dict[str, float]):
     import gpu_genomics.sc as gsc
 
-    result = gsc.preprocess(adata, device=device)
+    gsc.preprocess(adata, device=device)
+    result = adata
     table = result.uns["preprocess_steps"]
     for name, seconds in zip(table["step"], table["seconds"], strict=True):
         steps[str(name)] = float(seconds)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any, Literal
 
@@ -51,13 +52,14 @@ def gpu_status() -> tuple[bool, str]:
 
 
 @functools.cache
-def _log_fallback(reason: str) -> None:
-    log.info("device='auto': using the CPU because %s", reason)
+def _log_fallback(fallback: str, reason: str) -> None:
+    log.info("device='auto': %s because %s", fallback, reason)
 
 
 def requested_device(device: str | None = None) -> str:
     """What was asked for: ``device``, else ``$GPU_GENOMICS_DEVICE``, else ``"auto"``, checked
-    and lower-cased (one of :data:`DEVICE_CHOICES`)."""
+    and lower-cased (one of :data:`DEVICE_CHOICES`).
+    """
     source = "device"
     if device is None:
         device = os.environ.get(DEVICE_ENV) or "auto"
@@ -75,19 +77,54 @@ def resolve_device(device: str | None = None) -> Device:
         InputError: ``device`` (or ``$GPU_GENOMICS_DEVICE``) is not auto/gpu/cpu.
         DeviceError: ``"gpu"`` was asked for and no GPU is usable.
     """
+    return choose_backend(
+        device,
+        gpu_status,
+        unavailable="no GPU is usable",
+        install="install gpu-genomics[cuda12] or [cuda13] on a machine with an NVIDIA GPU",
+        fallback="using the CPU",
+    )
+
+
+def choose_backend(
+    device: str | None,
+    status: Callable[[], tuple[bool, str]],
+    *,
+    unavailable: str,
+    install: str,
+    fallback: str,
+) -> Device:
+    """``"gpu"`` when ``status()`` says the GPU backend is usable and ``device`` allows it.
+
+    The one rule of every backend (CuPy kernels here, rapids-singlecell in
+    :mod:`gpu_genomics.expression.singlecell`): ``"cpu"`` is the CPU; ``"gpu"`` is the GPU or a
+    :class:`~gpu_genomics.errors.DeviceError` naming the reason (``unavailable``, ``status``'s
+    reason and the ``install`` hint); ``"auto"`` is the GPU when usable, else the CPU with one
+    log line (``fallback``, the reason) per reason and process.
+
+    Args:
+        device: ``"auto" | "gpu" | "cpu"`` or ``None`` (see :func:`requested_device`).
+        status: returns ``(usable, reason)``, e.g. :func:`gpu_status`.
+        unavailable: what is missing, for the error (``"no GPU is usable"``).
+        install: how to get it, for the error.
+        fallback: what runs instead, for the log line (``"using the CPU"``).
+
+    Raises:
+        InputError: ``device`` is not auto/gpu/cpu.
+        DeviceError: ``"gpu"`` was asked for and the backend is not usable.
+    """
     choice = requested_device(device)
     if choice == "cpu":
         return "cpu"
-    usable, reason = gpu_status()
+    usable, reason = status()
     if usable:
         return "gpu"
     if choice == "gpu":
         raise DeviceError(
-            f"device='gpu' was requested but no GPU is usable: {reason}; "
-            "install gpu-genomics[cuda12] or [cuda13] on a machine with an NVIDIA GPU, "
+            f"device='gpu' was requested but {unavailable}: {reason}; {install}, "
             "or use device='cpu'"
         )
-    _log_fallback(reason)
+    _log_fallback(fallback, reason)
     return "cpu"
 
 
@@ -110,7 +147,8 @@ def is_gpu_array(array: Any) -> bool:
 def to_numpy(array: Any) -> Any:
     """Return ``array`` on the host: NumPy arrays and SciPy sparse matrices pass through,
     CuPy arrays and cupyx sparse matrices are copied to the host. Tuples, lists and dicts are
-    converted element by element."""
+    converted element by element.
+    """
     if isinstance(array, tuple | list):
         return type(array)(to_numpy(a) for a in array)
     if isinstance(array, dict):

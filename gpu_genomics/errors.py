@@ -1,17 +1,22 @@
 """Exceptions for user mistakes, and the checks of parameter values that raise them.
 
 Library messages name Python parameters as ``name=value`` (``min_maf=0.7 must lie between 0
-and 0.5``); the command line rewrites each ``name=value`` of one of its options into the option's
-flag (``--min-maf 0.7 ...``, see :func:`gpu_genomics.cli.common.cli_message`), so a value is
-checked once, in the library, whoever calls it.
+and 0.5``), or as ```name``` when there is no value to show; the command line rewrites each of
+its options so named into the option's flag (``--min-maf 0.7 ...``, see
+:func:`gpu_genomics.cli.common.cli_message`), so a value is checked once, in the library,
+whoever calls it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
 
 import numpy as np
+
+Options = TypeVar("Options")
 
 
 class GpuGenomicsError(Exception):
@@ -42,6 +47,17 @@ def positive_int(parameter: str, value: object) -> int:
     return int(value)
 
 
+def check_seed(seed: object) -> int:
+    """Return ``seed`` as an int.
+
+    Raises:
+        InputError: ``seed`` is not a non-negative integer.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise invalid("seed", seed, "must be a non-negative integer")
+    return int(seed)
+
+
 def check_choice(parameter: str, value: str, choices: Iterable[str]) -> str:
     """Return ``value``.
 
@@ -67,3 +83,19 @@ def check_range(parameter: str, value: object, low: float, high: float) -> float
     if isinstance(value, bool) or math.isnan(number) or not low <= number <= high:
         raise invalid(parameter, value, f"must lie between {low:g} and {high:g}")
     return number
+
+
+def with_options(
+    options: Options | None, kind: type[Options], parameters: Mapping[str, Any], *, caller: str
+) -> Options:
+    """``options`` (default: ``kind()``) with the fields in ``parameters`` replaced.
+
+    Raises:
+        TypeError: a key of ``parameters`` is not a field of ``kind``, named as Python names an
+            unknown keyword of ``caller``.
+    """
+    fields = {field.name for field in dataclasses.fields(kind)}  # type: ignore[arg-type]
+    unknown = [name for name in parameters if name not in fields]
+    if unknown:
+        raise TypeError(f"{caller}() got an unexpected keyword argument {unknown[0]!r}")
+    return dataclasses.replace(options or kind(), **parameters)  # type: ignore[type-var]

@@ -1,18 +1,18 @@
 // Per-record base composition: counts[row] = (G + C bases, A + C + G + T bases), either case.
+// gc_class: 256-byte table of each byte's class (sequence/alphabet.py gc_classes): a base adds
+// to the A+C+G+T count from class 1 up and to the G+C count from class 2 up.
 // One block per record (grid-stride over records); each thread counts a strided share of the
 // record's bases, then warp shuffles and shared memory reduce the block's counts.
 // counts: (n_rows, 2) int64. blockDim.x must be a multiple of 32 and at most 1024.
 
 extern "C" __global__ void gc_counts(const unsigned char* __restrict__ data,
                                      const long long* __restrict__ offsets,
+                                     const unsigned char* __restrict__ gc_class,
                                      const long long n_rows, long long* __restrict__ counts) {
-  __shared__ unsigned char s_class[256];  // 0: other, 1: A/T, 2: G/C
+  __shared__ unsigned char s_class[256];
   __shared__ long long s_gc[32];
   __shared__ long long s_acgt[32];
-  for (int i = threadIdx.x; i < 256; i += blockDim.x) {
-    const int upper = (i >= 'a' && i <= 'z') ? i - 32 : i;
-    s_class[i] = (upper == 'G' || upper == 'C') ? 2 : ((upper == 'A' || upper == 'T') ? 1 : 0);
-  }
+  for (int i = threadIdx.x; i < 256; i += blockDim.x) s_class[i] = gc_class[i];
   __syncthreads();
   const int lane = threadIdx.x & 31;
   const int warp = threadIdx.x >> 5;
@@ -22,8 +22,8 @@ extern "C" __global__ void gc_counts(const unsigned char* __restrict__ data,
     long long gc = 0, acgt = 0;
     for (long long p = start + threadIdx.x; p < end; p += blockDim.x) {
       const int c = s_class[data[p]];
-      gc += c == 2;
-      acgt += c != 0;
+      gc += c >= 2;
+      acgt += c >= 1;
     }
     for (int delta = 16; delta > 0; delta >>= 1) {
       gc += __shfl_down_sync(0xffffffffu, gc, delta);

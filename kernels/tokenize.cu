@@ -52,23 +52,19 @@ extern "C" __global__ void kmer_token_ids(
   }
 }
 
-// Nucleotide Transformer v2: <cls>, then each run of A/C/G/T split into non-overlapping
-// 6-mers (ids 6 + code, A,T,C,G order) with the run's leftover bases as single-base tokens
-// (4102 + digit); N is token 4106, any other letter <unk> (0). Sequential per record: one
-// thread per row. n_tokens[row] receives the untruncated token count; with count_only == 0
-// ids/mask are written, truncated to max_len and padded with <pad> (1).
-#define NT_CLS 3
-#define NT_PAD 1
-#define NT_UNK 0
-#define NT_KMER0 6
-#define NT_BASE0 4102
-#define NT_N 4106
-
+// Nucleotide Transformer v2: cls_id, then each run of A/C/G/T split into non-overlapping k-mers
+// (k = 6; ids first_id + code, A,T,C,G order) with the run's leftover bases as single-base
+// tokens; a base outside a run (N, other letters) is a single token too. base_ids (int32, 256)
+// is each byte's id as a single token (A/C/G/T, N, <unk> for any other letter), derived from
+// the vocabulary in tokenizers.py. Sequential per record: one thread per row. n_tokens[row]
+// receives the untruncated token count; with count_only == 0 ids/mask are written, truncated
+// to max_len and padded with pad_id.
 extern "C" __global__ void nt_tokenize(
     const unsigned char* __restrict__ data, const long long* __restrict__ offsets,
-    const unsigned char* __restrict__ digits, const long long n_rows, const int max_len,
-    const int count_only, long long* __restrict__ n_tokens, int* __restrict__ ids,
-    unsigned char* __restrict__ mask) {
+    const unsigned char* __restrict__ digits, const int* __restrict__ base_ids, const int k,
+    const int cls_id, const int first_id, const int pad_id, const long long n_rows,
+    const int max_len, const int count_only, long long* __restrict__ n_tokens,
+    int* __restrict__ ids, unsigned char* __restrict__ mask) {
   for (long long row = blockIdx.x * (long long)blockDim.x + threadIdx.x; row < n_rows;
        row += (long long)gridDim.x * blockDim.x) {
     const long long start = offsets[row];
@@ -80,25 +76,24 @@ extern "C" __global__ void nt_tokenize(
     if (!count_only && slot < max_len) row_ids[slot] = (value);     \
     ++slot;                                                         \
   } while (0)
-    NT_EMIT(NT_CLS);
+    NT_EMIT(cls_id);
     long long i = start;
     while (i < end) {
-      const int d = digits[data[i]];
-      if (d > 3) {
-        const unsigned char c = data[i];
-        NT_EMIT((c == 'N' || c == 'n') ? NT_N : NT_UNK);
+      if (digits[data[i]] > 3) {
+        NT_EMIT(base_ids[data[i]]);
         ++i;
         continue;
       }
       long long run_end = i;
       while (run_end < end && digits[data[run_end]] <= 3) ++run_end;
-      const long long full = (run_end - i) / 6;
-      for (long long t = 0; t < full; ++t) {
+      const long long full = (run_end - i) / k;
+      for (long long t = 0; t < full; ++t, ++slot) {
+        if (count_only || slot >= max_len) continue;
         int code = 0;
-        for (int b = 0; b < 6; ++b) code = (code << 2) | digits[data[i + 6 * t + b]];
-        NT_EMIT(NT_KMER0 + code);
+        for (int b = 0; b < k; ++b) code = (code << 2) | digits[data[i + k * t + b]];
+        row_ids[slot] = first_id + code;
       }
-      for (long long b = i + 6 * full; b < run_end; ++b) NT_EMIT(NT_BASE0 + digits[data[b]]);
+      for (long long b = i + k * full; b < run_end; ++b) NT_EMIT(base_ids[data[b]]);
       i = run_end;
     }
 #undef NT_EMIT
@@ -106,7 +101,7 @@ extern "C" __global__ void nt_tokenize(
     if (!count_only) {
       unsigned char* row_mask = mask + row * (long long)max_len;
       for (long long j = 0; j < max_len; ++j) {
-        if (j >= slot) row_ids[j] = NT_PAD;
+        if (j >= slot) row_ids[j] = pad_id;
         row_mask[j] = j < slot ? 1 : 0;
       }
     }

@@ -174,8 +174,13 @@ def arrays_of(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         for column in table.column_names:
             arrays[column] = np.asarray(table[column].to_pylist(), dtype=object)
         attrs["/"] = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
-    elif suffix == ".json":
-        arrays["text"] = np.frombuffer(path.read_bytes(), dtype=np.uint8)
+    elif suffix == ".json":  # a scaler file: every key but the provenance
+        import json
+
+        document = json.loads(path.read_text())
+        attrs["/"] = {"provenance": document.pop("provenance", None)}
+        for key, value in document.items():
+            arrays[key] = np.asarray(value if isinstance(value, list) else [value], dtype=object)
     return arrays, attrs
 
 

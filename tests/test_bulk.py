@@ -17,12 +17,11 @@ from gpu_genomics.expression.bulk import (
     filter_low_expression,
     fit_scaler,
     gene_means,
-    load_scaler,
     log_transform,
     match_genes,
     preprocess_bulk,
-    save_scaler,
 )
+from gpu_genomics.expression.scaler_files import load_scaler, save_scaler
 from gpu_genomics.expression.tables import LabeledMatrix, read_table
 
 TIGHT = {"rtol": 1e-12, "atol": 1e-12}  # float64 paths, any summation order
@@ -64,7 +63,7 @@ def test_log_transform_is_log1p(device, host):
 def test_log_transform_rejects_negative_and_non_finite(device):
     values = tpm()
     values[3, 7] = -0.5
-    with pytest.raises(InputError, match=r"sample 3, gene 7: -0\.5 is negative.*--already-log"):
+    with pytest.raises(InputError, match=r"sample 3, gene 7: -0\.5 is negative.*already_log=True"):
         log_transform(values, device=device)
     values[3, 7] = np.nan
     with pytest.raises(InputError, match=r"sample 3, gene 7: nan is not finite"):

@@ -1,22 +1,36 @@
-"""`gpu-genomics scrna`: the recipe end to end, its outputs and its one-line errors."""
+"""``gpu-genomics scrna`` as a command line: its options (``none`` included) reach
+:func:`~gpu_genomics.expression.singlecell.job.preprocess_file` and write what the library writes
+for them; each step is logged; mistakes are one line naming the flags, exit 2, nothing written.
+
+What the job computes is tested through the library in ``test_scrna_job.py``."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
+import shlex
 
 import anndata as ad
 import numpy as np
 import pytest
 import scipy.sparse as sp
 from sc_data import synthetic_counts
-from test_singlecell import spec_recipe
+from test_cli import error_of, job_module, record_job, run
+from test_scrna_job import RECIPE_DEFAULTS, STEPS, dense
 
-from gpu_genomics import cli
+from gpu_genomics.expression.singlecell.job import preprocess_file
 
-
-def run(*args) -> None:
-    cli.main([str(a) for a in args])
+DEFAULTS = {
+    "transpose": False,
+    **RECIPE_DEFAULTS,
+    "rank_output": None,
+    "n_tokens": 2048,
+    "gene_medians": None,
+    "token_dictionary": None,
+    "special_tokens": False,
+    "dataset_id": None,
+    "dataset_name": None,
+    "device": "cpu",
+    "progress": False,
+}
 
 
 @pytest.fixture(scope="module")
@@ -26,131 +40,114 @@ def counts_file(tmp_path_factory):
     return path
 
 
-def dense(x):
-    return x.toarray() if sp.issparse(x) else np.asarray(x)
+def test_options_map_to_the_job(monkeypatch, tmp_path, counts_file):
+    """Every option, not at its default ('none' for a skipped bound): the job gets the
+    parameters, and the outputs equal the library's for them."""
+    calls = record_job(monkeypatch, job_module("scrna"), "preprocess_file")
+    flags = ["--min-genes", "150", "--min-cells", "none", "--max-genes", "none",
+             "--max-pct-mito", "50", "--mito-prefix", "MT-", "--target-sum", "none",
+             "--n-top-genes", "100", "--hvg-flavor", "cell_ranger", "--keep-all-genes",
+             "--max-value", "5", "--no-scale", "--rank-encode", tmp_path / "cli.h5",
+             "--n-tokens", "64", "--special-tokens", "--dataset-id", "d1", "--name",
+             "Dataset one"]  # fmt: skip
+    args = ["scrna", counts_file, "-o", tmp_path / "cli.h5ad", *flags, "--device", "cpu"]
+    run(*args, "--quiet")
+    parameters = {
+        "min_genes": 150,
+        "min_cells": None,
+        "max_genes": None,
+        "max_pct_mito": 50.0,
+        "target_sum": None,
+        "n_top_genes": 100,
+        "hvg_flavor": "cell_ranger",
+        "subset_hvg": False,
+        "scale_max_value": 5.0,
+        "scale_data": False,
+        "rank_output": str(tmp_path / "cli.h5"),
+        "n_tokens": 64,
+        "special_tokens": True,
+        "dataset_id": "d1",
+        "dataset_name": "Dataset one",
+    }
+    assert calls == [
+        {
+            "paths": [str(counts_file), str(tmp_path / "cli.h5ad")],
+            **DEFAULTS,
+            **parameters,
+            "command": shlex.join(map(str, ["gpu-genomics", *args, "--quiet"])),
+        }
+    ]
+    library = parameters | {"rank_output": tmp_path / "lib.h5"}
+    preprocess_file(counts_file, tmp_path / "lib.h5ad", device="cpu", **library)
+    cli, lib = ad.read_h5ad(tmp_path / "cli.h5ad"), ad.read_h5ad(tmp_path / "lib.h5ad")
+    assert list(cli.obs_names) == list(lib.obs_names)
+    assert list(cli.var_names) == list(lib.var_names)
+    np.testing.assert_array_equal(dense(cli.X), dense(lib.X))
+    assert cli.uns["dataset_card"] == lib.uns["dataset_card"]
+    assert cli.uns["preprocess_recipe"] == lib.uns["preprocess_recipe"]
+    assert cli.uns["dataset_card"]["name"] == "Dataset one"
+    import h5py
+
+    with h5py.File(tmp_path / "cli.h5") as a, h5py.File(tmp_path / "lib.h5") as b:
+        for name in ("offsets", "token_ids", "vocab_id"):
+            np.testing.assert_array_equal(a[name][...], b[name][...], err_msg=name)
 
 
-@pytest.mark.parametrize("suffix", [".h5ad", ".zarr"])
-def test_no_options_is_the_specification_recipe(tmp_path, counts_file, suffix):
-    out = tmp_path / f"out{suffix}"
-    run("scrna", counts_file, "-o", out, "--device", "cpu", "--quiet")
-    ours = ad.read_h5ad(out) if suffix == ".h5ad" else ad.read_zarr(out)
-    expected = spec_recipe(ad.read_h5ad(counts_file))
-    assert list(ours.obs_names) == list(expected.obs_names)
-    assert list(ours.var_names) == list(expected.var_names)
-    np.testing.assert_array_equal(dense(ours.X), dense(expected.X))
-    assert "counts" in ours.layers
-    card = ours.uns["dataset_card"]
-    assert card["dataset_id"] == "pbmc_like"
-    assert (card["n_cells"], card["n_genes"]) == ours.shape
-    for key in ("name", "modality", "preprocessing", "normalization", "feature_selection"):
-        assert card[key]
-    assert card["tool_version"].startswith("gpu-genomics")
-    assert not list(tmp_path.glob(".*tmp*"))
+def test_transpose_and_token_files_reach_the_job(monkeypatch, tmp_path):
+    small = synthetic_counts(n_cells=60, n_genes=300, seed=2)
+    small.to_df().T.to_csv(tmp_path / "genes.csv")
+    (tmp_path / "medians.json").write_text("{}")
+    calls = record_job(monkeypatch, job_module("scrna"), "preprocess_file")
+    run("scrna", tmp_path / "genes.csv", "-o", tmp_path / "o.zarr", "--transpose",
+        "--min-genes", "10", "--max-pct-mito", "none", "--max-genes", "none",
+        "--n-top-genes", "50", "--gene-medians", tmp_path / "medians.json",
+        "--token-dictionary", tmp_path / "tokens.json", "--quiet", "--device", "cpu")  # fmt: skip
+    assert calls[0]["transpose"] is True
+    assert calls[0]["gene_medians"] == str(tmp_path / "medians.json")
+    assert calls[0]["token_dictionary"] == str(tmp_path / "tokens.json")
+    assert calls[0]["max_pct_mito"] is None and calls[0]["max_genes"] is None
+    assert ad.read_zarr(tmp_path / "o.zarr").n_vars == 50
 
 
-def test_options_reach_the_recipe(tmp_path, counts_file):
-    out = tmp_path / "out.h5ad"
-    run(
-        "scrna",
-        counts_file,
-        "-o",
-        out,
-        "--device",
-        "cpu",
-        "--quiet",
-        "--n-top-genes",
-        "100",
-        "--keep-all-genes",
-        "--no-scale",
-        "--max-pct-mito",
-        "50",
-        "--dataset-id",
-        "d1",
-        "--name",
-        "Dataset one",
-    )
-    ours = ad.read_h5ad(out)
-    assert int(ours.var["highly_variable"].sum()) == 100
-    assert ours.n_vars > 100
-    assert ours.uns["dataset_card"]["name"] == "Dataset one"
-    assert ours.uns["preprocess_recipe"]["max_pct_mito"] == 50
-    assert dense(ours.X).min() >= 0  # not scaled
-
-
-def test_logs_cells_and_genes_after_each_step(tmp_path, counts_file):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gpu_genomics",
-            "scrna",
-            str(counts_file),
-            "-o",
-            str(tmp_path / "o.h5ad"),
-            "--device",
-            "cpu",
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stderr
-    for step in (
-        "filter_cells",
-        "filter_genes",
-        "qc_metrics",
-        "filter_qc",
-        "normalize_total",
-        "log1p",
-        "hvg (seurat)",
-        "scale",
-    ):
-        line = next(line for line in result.stderr.splitlines() if step in line)
+def test_logs_cells_and_genes_after_each_step(tmp_path, counts_file, capsys):
+    run("scrna", counts_file, "-o", tmp_path / "o.h5ad", "--device", "cpu")
+    err = capsys.readouterr().err
+    for step in STEPS:
+        line = next(line for line in err.splitlines() if step in line)
+        assert line.startswith("gpu-genomics: ")
         assert " cells " in line and " genes " in line and line.endswith(" s")
-
-
-def test_rank_encode_writes_tokens_of_the_kept_cells(tmp_path, counts_file):
-    """Geneformer tokens of the cells the recipe keeps, from their raw counts over all genes
-    (cell totals over every gene, genes seen in fewer than 3 cells included)."""
-    pq = pytest.importorskip("pyarrow.parquet")
-    from gpu_genomics.expression.singlecell import rank_encode
-
-    out, tokens = tmp_path / "out.h5ad", tmp_path / "tokens.parquet"
-    args = ["--rank-encode", tokens, "--n-tokens", "4096"]  # every detected gene
-    run("scrna", counts_file, "-o", out, "--device", "cpu", "--quiet", *args)
-    table = pq.read_table(tokens).to_pandas()
-    ours = ad.read_h5ad(out)
-    assert table["cell_id"].tolist() == list(ours.obs_names)
-    assert table["length"].min() > 0
-    kept = ad.read_h5ad(counts_file)[ours.obs_names].copy()  # every gene
-    expected = rank_encode(kept, n_tokens=4096, device="cpu")
-    got = [list(ids) for ids in table["input_ids"]]
-    assert got == [expected.cell_tokens(i).tolist() for i in range(len(expected))]
-    # genes the recipe's filter_genes(min_cells=3) removed still count, as in Geneformer
-    detected_in = np.asarray((kept.X > 0).sum(axis=0)).ravel()
-    rare = {kept.var_names[g] for g in np.flatnonzero((detected_in > 0) & (detected_in < 3))}
-    vocabulary = {token: gene for gene, token in expected.token_dictionary.items()}
-    assert rare and rare <= {vocabulary[t] for ids in got for t in ids}
+    run("scrna", counts_file, "-o", tmp_path / "o.h5ad", "--device", "cpu", "--quiet")
+    assert capsys.readouterr().err == ""
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--min-genes", "100000"], "removed every cell"),
-        (["--hvg-flavor", "seurat_v3", "--device", "gpu"], "device='gpu' was requested"),
-        (["--rank-encode", "x.txt"], "--rank-encode must end in"),
+        (["--min-genes", "100000"], "filter_cells(--min-genes 100000) removed every cell"),
+        (["--hvg-flavor", "seurat_v3", "--device", "gpu"], "--device 'gpu' was requested"),
+        (["--rank-encode", "x.txt"], "--rank-encode 'x.txt' must end in"),
+        (["--target-sum", "0"], "--target-sum 0.0 must be a number > 0"),
+        (["--n-top-genes", "0"], "--n-top-genes 0 must be an integer >= 1"),
+        (["--max-value", "-1"], "--max-value -1.0 must be a number > 0"),
     ],
 )
-def test_errors_are_one_line_and_write_nothing(tmp_path, counts_file, capsys, args, message):
+def test_errors_are_one_line_naming_the_flags(tmp_path, counts_file, capsys, args, message):
     out = tmp_path / "out.h5ad"
     if "--device" not in args:
         args = [*args, "--device", "cpu"]
-    with pytest.raises(SystemExit) as exit_info:
-        run("scrna", counts_file, "-o", out, "--quiet", *args)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert message in err and len(err.splitlines()) == 1
+    err = error_of(capsys, "scrna", counts_file, "-o", out, "--quiet", *args)
+    assert message in err, err
+    for python_name in ("min_genes", "rank_output", "target_sum", "n_top_genes", "max_value="):
+        assert python_name not in err
     assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_a_bad_number_is_refused_by_the_parser(tmp_path, counts_file, capsys):
+    with pytest.raises(SystemExit) as info:
+        run("scrna", counts_file, "-o", tmp_path / "o.h5ad", "--device", "cpu", "--min-genes", "x")
+    assert info.value.code == 2
+    assert "'x' is not a int or 'none'" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
 
 
 def test_negative_counts_name_the_file_cell_and_gene(tmp_path, capsys):
@@ -159,50 +156,20 @@ def test_negative_counts_name_the_file_cell_and_gene(tmp_path, capsys):
     values[3, 40] = -2
     adata.X = sp.csr_matrix(values)
     adata.write_h5ad(tmp_path / "neg.h5ad")
-    with pytest.raises(SystemExit):
-        run("scrna", tmp_path / "neg.h5ad", "-o", tmp_path / "o.h5ad", "--device", "cpu")
-    err = capsys.readouterr().err
+    err = error_of(capsys, "scrna", tmp_path / "neg.h5ad", "-o", tmp_path / "o.h5ad",
+                   "--device", "cpu")  # fmt: skip
     assert "neg.h5ad: the single-cell recipe needs non-negative finite values, but cell " in err
     assert "'cell3' (row 3), gene 'G40' (column 40) of X holds -2.0 (negative)" in err
     assert not (tmp_path / "o.h5ad").exists()
 
 
-def test_bad_output_suffix(tmp_path, counts_file, capsys):
-    with pytest.raises(SystemExit):
-        run("scrna", counts_file, "-o", tmp_path / "out.csv", "--device", "cpu")
-    assert "must end in .h5ad or .zarr" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["--target-sum", "0"], "target_sum=0.0 must be a number > 0"),
-        (["--n-top-genes", "0"], "n_top_genes=0 must be an integer >= 1"),
-        (["--max-value", "-1"], "scale_max_value=-1.0 must be a number > 0"),
-        (["--min-genes", "x"], "'x' is not a int or 'none'"),
-    ],
-)
-def test_bad_numbers_are_refused_before_any_work(tmp_path, counts_file, capsys, args, message):
-    with pytest.raises(SystemExit):
-        run("scrna", counts_file, "-o", tmp_path / "o.h5ad", "--device", "cpu", *args)
-    assert message in capsys.readouterr().err
-    assert not list(tmp_path.iterdir())
-
-
-def test_none_skips_a_bound(tmp_path, counts_file):
-    out = tmp_path / "o.h5ad"
-    run("scrna", counts_file, "-o", out, "--device", "cpu", "--quiet", "--max-genes", "none",
-        "--max-pct-mito", "none", "--no-scale")  # fmt: skip
-    ours = ad.read_h5ad(out)
-    assert ours.obs["n_genes_by_counts"].max() >= 2500  # the deep cells stay
-    assert ours.uns["preprocess_recipe"]["max_genes"] == "none"
-
-
-def test_a_missing_rank_folder_fails_first_and_writes_nothing(tmp_path, counts_file, capsys):
-    out = tmp_path / "o.h5ad"
-    with pytest.raises(SystemExit):
-        run("scrna", counts_file, "-o", out, "--device", "cpu", "--rank-encode",
+def test_bad_paths_are_one_line(tmp_path, counts_file, capsys):
+    err = error_of(capsys, "scrna", counts_file, "-o", tmp_path / "out.csv", "--device", "cpu")
+    assert "must end in .h5ad or .zarr" in err
+    with pytest.raises(SystemExit) as info:  # fails first: no step runs
+        run("scrna", counts_file, "-o", tmp_path / "o.h5ad", "--device", "cpu", "--rank-encode",
             tmp_path / "missing" / "t.parquet")  # fmt: skip
+    assert info.value.code == 2
     err = capsys.readouterr().err
-    assert "does not exist" in err and "filter_cells" not in err
-    assert not out.exists()
+    assert "does not exist" in err.splitlines()[-1] and "filter_cells" not in err
+    assert not list(tmp_path.iterdir())

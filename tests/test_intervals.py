@@ -1,11 +1,16 @@
-"""The intervals job end to end: arrays against pysam and make_regions, layouts, bad input."""
+"""The intervals job (:func:`gpu_genomics.build_interval_dataset`) called as a library: arrays
+against pysam and make_regions, layouts, splits, batch sizes, the returned summary, bad input
+(errors naming the Python parameters, nothing written), provenance; the reference reader.
+
+The command line (``intervals``, ``genomic_interval_pipeline``) is tested in ``test_cli.py``."""
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
+import logging
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,13 +19,16 @@ import numpy as np
 import pysam
 import pytest
 import zarr
+from test_encode_job import check_provenance
 
 import gpu_genomics as gg
-from gpu_genomics import cli
+from gpu_genomics.errors import InputError
+from gpu_genomics.intervals import job as job_module
 from gpu_genomics.intervals.bed import read_metadata
 from gpu_genomics.intervals.job import IntervalOptions, assign_splits, load_peaks
 from gpu_genomics.intervals.reference import Reference
 from gpu_genomics.intervals.regions import make_regions
+from gpu_genomics.io.provenance import PROVENANCE_KEYS
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 SPLITS = ("training", "validation", "test")
@@ -36,25 +44,16 @@ def example(tmp_path_factory) -> Path:
     return folder
 
 
-def run(*args) -> None:
-    cli.main([str(a) for a in args])
-
-
-def job(example: Path, output: Path, *extra, metadata: str = "metadata.txt") -> None:
-    """Run `intervals` on the example (CPU, quiet) into `output`, with extra flags."""
-    run(
-        "intervals",
-        "-i",
-        example / metadata,
-        "-f",
-        example / "reference.fa.gz",
-        "-o",
-        output,
-        "--device",
-        "cpu",
-        "--quiet",
-        *extra,
+def job(example: Path, output: Path, *, metadata: str = "metadata.txt", **options) -> dict:
+    """``build_interval_dataset`` on the example (CPU) into ``output``; returns its summary."""
+    options = {"device": "cpu", **options}
+    return gg.build_interval_dataset(
+        example / metadata, example / "reference.fa.gz", output, **options
     )
+
+
+def listing(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
 
 
 def read_h5(path: Path) -> tuple[dict, dict]:
@@ -90,11 +89,12 @@ def expected_onehot(fasta: Path, names: list[str], alphabet: str = "ACGT") -> np
 @pytest.mark.parametrize("merge", ["basset", "hull", "none"])
 def test_example_dataset_matches_pysam_and_make_regions(example, tmp_path, merge):
     out = tmp_path / "ds.h5"
-    job(example, out, "--merge", merge)
+    summary = job(example, out, merge=merge)
     arrays, attrs = read_h5(out)
     sources, label_names = read_metadata(example / "metadata.txt")
     ref = Reference(example / "reference.fa.gz")
     peaks = load_peaks(sources, ref, False)
+    n_peaks = len(peaks)
     peaks = peaks[ref.lengths[peaks["chrom"]] >= 600]
     regions = make_regions(peaks, merge, 600, 200, ref.lengths, 4, device="cpu")
     split = assign_splits(regions, ref.names, IntervalOptions())
@@ -127,8 +127,17 @@ def test_example_dataset_matches_pysam_and_make_regions(example, tmp_path, merge
     assert card["n_regions"] == {s: len(n) for s, n in zip(SPLITS, names, strict=True)}
     assert card["labels"] == label_names and card["length"] == 600
     assert attrs["parameters"]["merge"] == merge and attrs["base_order"] == "ACGT"
-    assert attrs["reference_index_checksum"].startswith("sha256:")
-    assert "intervals" in attrs["command"] and attrs["gpu_genomics_version"] == gg.__version__
+    index = next(entry for entry in attrs["inputs"] if entry["role"] == "reference index")
+    assert index["path"].endswith(".fai") and len(index["sha256"]) == 64
+    assert attrs["tool"] == "gpu-genomics intervals"
+    assert attrs["gpu_genomics_version"] == gg.__version__
+    # the summary
+    assert summary["output"] == str(out) and summary["regions"] == card["n_regions"]
+    assert summary["n_peaks"] == len(peaks) <= n_peaks
+    assert set(summary) == {"output", "regions", "n_peaks", "timings"}
+    assert set(summary["timings"]) == {"read", "merge", "sequences_and_write"}
+    assert all(seconds >= 0 for seconds in summary["timings"].values())
+    assert listing(tmp_path) == ["ds.h5"]
 
 
 def test_zarr_holds_the_same_arrays(example, tmp_path):
@@ -146,8 +155,8 @@ def test_zarr_holds_the_same_arrays(example, tmp_path):
 
 
 def test_custom_labels_share_columns_and_basset_names(example, tmp_path):
-    job(example, tmp_path / "c.h5", "--merge", "none", metadata="metadata_custom.txt")
-    job(example, tmp_path / "p.h5", "--merge", "none")
+    job(example, tmp_path / "c.h5", merge="none", metadata="metadata_custom.txt")
+    job(example, tmp_path / "p.h5", merge="none")
     custom, _ = read_h5(tmp_path / "c.h5")
     plain, _ = read_h5(tmp_path / "p.h5")
     assert text(custom["label_names"]) == ["1", "2", "3"]
@@ -163,8 +172,8 @@ def test_custom_labels_share_columns_and_basset_names(example, tmp_path):
 
 def test_basset_layout(example, tmp_path):
     out = tmp_path / "basset.h5"
-    job(example, out, "--format", "basset", "--split", "random", "--seed", 3)
-    arrays, _ = read_h5(out)
+    summary = job(example, out, output_format="basset", split="random", seed=3)
+    arrays, attrs = read_h5(out)
     assert {
         "train_in",
         "train_out",
@@ -189,6 +198,13 @@ def test_basset_layout(example, tmp_path):
     n = sum(arrays[f"{s}_in"].shape[0] for s in ("train", "valid", "test"))
     assert arrays["test_in"].shape[0] == int(0.5 + 0.1 * n)
     assert arrays["valid_in"].shape[0] == int(0.5 + 0.1 * n)
+    assert summary["regions"] == {
+        "training": arrays["train_in"].shape[0],
+        "validation": arrays["valid_in"].shape[0],
+        "test": arrays["test_in"].shape[0],
+    }
+    assert attrs["base_order"] == "ACGT" and attrs["parameters"]["output_format"] == "basset"
+    assert text(arrays["target_labels"]) == [f"celltype{i}" for i in range(1, 5)]
 
 
 def _fetch(example: Path, names: list[str]) -> list[str]:
@@ -204,10 +220,10 @@ def _fetch(example: Path, names: list[str]) -> list[str]:
 
 
 def test_random_split_is_seeded_and_ordered(example, tmp_path):
-    split = ["--split", "random", "--valid-frac", "0.2", "--test-frac", "0.3"]
-    job(example, tmp_path / "a.h5", *split, "--seed", 5)
-    job(example, tmp_path / "b.h5", *split, "--seed", 5)
-    job(example, tmp_path / "c.h5", *split, "--seed", 6)
+    split = {"split": "random", "valid_frac": 0.2, "test_frac": 0.3}
+    job(example, tmp_path / "a.h5", **split, seed=5)
+    job(example, tmp_path / "b.h5", **split, seed=5)
+    job(example, tmp_path / "c.h5", **split, seed=6)
     a, b, c = (read_h5(tmp_path / f"{x}.h5")[0] for x in "abc")
     for key in a:
         np.testing.assert_array_equal(a[key], b[key])
@@ -220,7 +236,7 @@ def test_random_split_is_seeded_and_ordered(example, tmp_path):
 
 
 def test_exclusive_and_actg_alphabet(example, tmp_path):
-    job(example, tmp_path / "e.h5", "-e", "--alphabet", "ACTG")
+    job(example, tmp_path / "e.h5", exclusive=True, alphabet="ACTG")
     arrays, attrs = read_h5(tmp_path / "e.h5")
     assert attrs["base_order"] == "ACTG"
     for split in SPLITS:
@@ -231,32 +247,52 @@ def test_exclusive_and_actg_alphabet(example, tmp_path):
         )
 
 
-def test_rust_tool_spelling_and_suffix(example, tmp_path):
-    args = [
-        "-i",
-        example / "metadata.txt",
-        "--fastq",
-        example / "reference.fa.gz",
-        "-o",
-        tmp_path / "small_dataset",
-        "--min_overlap",
-        "150",
-        "-l",
-        "500",
-        "--test_chr",
-        "chr1",
-        "--valid_chr",
-        "chr2",
-        "--loglevel",
-        "warning",
-    ]
-    cli.genomic_interval_pipeline_main([str(a) for a in args])
+def test_length_overlap_chromosome_split_and_suffix(example, tmp_path):
+    """The Rust tool's example run (length 500, min_overlap 150, chr1 test, chr2 validation)
+    into an output without suffix: ``.h5`` is appended."""
+    summary = job(example, tmp_path / "small_dataset", min_overlap=150, length=500,
+                  test_chroms=("chr1",), valid_chroms=["chr2"])  # fmt: skip
+    assert summary["output"] == str(tmp_path / "small_dataset.h5")
     arrays, attrs = read_h5(tmp_path / "small_dataset.h5")
     assert arrays["training_seqs"].shape[1:] == (500, 4)
     assert {n.split(":")[0] for n in text(arrays["test_names"])} == {"chr1"}
     assert {n.split(":")[0] for n in text(arrays["validation_names"])} == {"chr2"}
     assert attrs["parameters"]["min_overlap"] == 150
-    assert attrs["command"].startswith("genomic_interval_pipeline")
+    assert attrs["parameters"]["test_chroms"] == ["chr1"]
+    assert attrs["dataset_card"]["length"] == 500
+    assert listing(tmp_path) == ["small_dataset.h5"]
+
+
+@pytest.mark.parametrize(
+    ("options", "stored"),
+    [({"dtype": "float16"}, np.float16), ({"dtype": "int8", "compression": "gzip"}, np.int8)],
+)
+def test_dtype_and_compression(example, tmp_path, options, stored):
+    job(example, tmp_path / "d.h5", length=300, **options)
+    arrays, attrs = read_h5(tmp_path / "d.h5")
+    assert arrays["training_seqs"].dtype == stored
+    job(example, tmp_path / "u.h5", length=300)
+    plain, _ = read_h5(tmp_path / "u.h5")
+    np.testing.assert_array_equal(arrays["training_seqs"], plain["training_seqs"])
+    assert attrs["parameters"]["dtype"] == options["dtype"]
+    if "compression" in options:
+        with h5py.File(tmp_path / "d.h5") as f:
+            assert f["training_seqs"].compression == "gzip"
+
+
+def test_options_object_and_overrides(example, tmp_path):
+    options = IntervalOptions(length=300, merge="hull", split="random", seed=4)
+    job(example, tmp_path / "a.h5", options=options)
+    job(example, tmp_path / "b.h5", length=300, merge="hull", split="random", seed=4)
+    job(example, tmp_path / "c.h5", options=options, merge="none")
+    a, a_attrs = read_h5(tmp_path / "a.h5")
+    b, b_attrs = read_h5(tmp_path / "b.h5")
+    _, c_attrs = read_h5(tmp_path / "c.h5")
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    assert a_attrs["parameters"] == b_attrs["parameters"]
+    assert c_attrs["parameters"] == a_attrs["parameters"] | {"merge": "none"}
+    assert options.merge == "hull"  # the caller's object is not changed
 
 
 def test_same_input_same_output(example, tmp_path):
@@ -274,18 +310,7 @@ def test_plain_fasta_reference_and_empty_bed(example, tmp_path):
     (tmp_path / "empty.bed").write_text("track name=empty\n")
     shutil.copy(example / "celltype1.bed", tmp_path)
     (tmp_path / "meta.txt").write_text("celltype1.bed\nempty.bed\n")
-    run(
-        "intervals",
-        "-i",
-        tmp_path / "meta.txt",
-        "-f",
-        plain,
-        "-o",
-        tmp_path / "o.h5",
-        "--quiet",
-        "--device",
-        "cpu",
-    )
+    gg.build_interval_dataset(tmp_path / "meta.txt", plain, tmp_path / "o.h5", device="cpu")
     arrays, _ = read_h5(tmp_path / "o.h5")
     labels = np.concatenate([arrays[f"{s}_labels"] for s in SPLITS])
     assert labels.shape[1] == 2 and labels[:, 0].all() and not labels[:, 1].any()
@@ -293,30 +318,71 @@ def test_plain_fasta_reference_and_empty_bed(example, tmp_path):
     np.testing.assert_array_equal(arrays["training_seqs"], expected_onehot(plain, names))
 
 
+def test_no_region_left_writes_an_empty_dataset(example, tmp_path, caplog):
+    """The only region has both labels, so exclusive=True keeps none."""
+    for name in ("a.bed", "b.bed"):
+        (tmp_path / name).write_text("chr1\t1000\t1400\n")
+    (tmp_path / "meta.txt").write_text("a.bed\nb.bed\n")
+    ref = example / "reference.fa.gz"
+    with caplog.at_level(logging.INFO, logger="gpu_genomics"):
+        summary = gg.build_interval_dataset(tmp_path / "meta.txt", ref, tmp_path / "o.h5",
+                                            exclusive=True, device="cpu")  # fmt: skip
+    assert summary["regions"] == {"training": 0, "validation": 0, "test": 0}
+    assert summary["n_peaks"] == 2
+    assert "exclusive: kept 0 of 1 regions" in caplog.text
+    assert "no regions left to write" in caplog.text
+    arrays, attrs = read_h5(tmp_path / "o.h5")
+    assert arrays["training_seqs"].shape == (0, 600, 4)
+    assert arrays["training_labels"].shape == (0, 2)
+    assert attrs["dataset_card"]["n_regions"] == summary["regions"]
+
+
+# --- provenance ---------------------------------------------------------------------------
+@pytest.mark.parametrize("output_format", [None, "zarr", "basset"])
+def test_provenance(example, tmp_path, output_format):
+    out = tmp_path / ("o.zarr" if output_format == "zarr" else "o.h5")
+    job(example, out, output_format=output_format, command="intervals here", length=300)
+    if output_format == "zarr":
+        attrs = dict(zarr.open_group(str(out), mode="r").attrs)
+    else:
+        attrs = read_h5(out)[1]
+    assert set(attrs) - set(PROVENANCE_KEYS) - {"_links"} == {"base_order", "dataset_card"}
+    sources, _ = read_metadata(example / "metadata.txt")
+    inputs = {
+        "metadata": example / "metadata.txt",
+        "reference": example / "reference.fa.gz",
+        "reference index": example / "reference.fa.gz.fai",
+        "reference bgzip index": example / "reference.fa.gz.gzi",
+    }
+    inputs.update({f"bed {s.column + 1}:{s.line}": s.path for s in sources})
+    assert [f"bed {i}:{i}" for i in range(1, 5)] == [k for k in inputs if k.startswith("bed")]
+    parameters = json.loads(json.dumps(dataclasses.asdict(IntervalOptions(length=300))))
+    parameters["output_format"] = output_format or "hdf5"  # resolved from the suffix
+    parameters["compression"] = "zstd" if output_format == "zarr" else "none"
+    check_provenance(
+        {k: attrs[k] for k in PROVENANCE_KEYS},
+        tool="gpu-genomics intervals",
+        inputs=inputs,
+        parameters=parameters,
+        command="intervals here",
+    )
+
+
 # --- bad input ----------------------------------------------------------------------------
-def error_of(capsys, *args) -> str:
-    with pytest.raises(SystemExit) as exit_info:
-        run(*args)
-    assert exit_info.value.code == 2
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert lines and "Traceback" not in "\n".join(lines)
-    return lines[-1]
-
-
-def bad_case(tmp_path: Path, example: Path, bed_text: str) -> list:
+def bad_case(tmp_path: Path, bed_text: str) -> Path:
+    """A metadata file listing one BED file of ``bed_text``."""
     (tmp_path / "bad.bed").write_text(bed_text)
     (tmp_path / "meta.txt").write_text("bad.bed\n")
-    return [
-        "intervals",
-        "-i",
-        tmp_path / "meta.txt",
-        "-f",
-        example / "reference.fa.gz",
-        "-o",
-        tmp_path / "out.h5",
-        "--device",
-        "cpu",
-    ]
+    return tmp_path / "meta.txt"
+
+
+def error_of(metadata, reference, output, **options) -> str:
+    """The one-line InputError of a failing build_interval_dataset."""
+    with pytest.raises(InputError) as info:
+        gg.build_interval_dataset(metadata, reference, output, **{"device": "cpu", **options})
+    message = str(info.value)
+    assert "\n" not in message and "--" not in message, message
+    return message
 
 
 @pytest.mark.parametrize(
@@ -329,21 +395,25 @@ def bad_case(tmp_path: Path, example: Path, bed_text: str) -> list:
         ("chr1\t1\t400\nchrZ\t1\t400\nchr9\t1\t9\n", "chromosomes not in the reference"),
     ],
 )
-def test_bad_bed_is_one_line_and_writes_nothing(capsys, example, tmp_path, bed, message):
-    line = error_of(capsys, *bad_case(tmp_path, example, bed))
+def test_bad_bed_names_the_line_and_writes_nothing(example, tmp_path, bed, message):
+    meta = bad_case(tmp_path, bed)
+    line = error_of(meta, example / "reference.fa.gz", tmp_path / "out.h5")
     assert message in line
     if "reference" in message:
-        assert "chr9, chrZ" in line and "--skip-unknown-chroms" in line
+        assert "chr9, chrZ" in line and "pass skip_unknown_chroms=True to drop them" in line
     assert not (tmp_path / "out.h5").exists()
-    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+    assert listing(tmp_path) == ["bad.bed", "meta.txt"]
 
 
-def test_skip_unknown_chroms_drops_them(capsys, example, tmp_path):
-    args = bad_case(tmp_path, example, "chr1\t1000\t1400\nchrZ\t1\t400\n")
-    run(*args, "--skip-unknown-chroms", "--quiet")
-    arrays, _ = read_h5(tmp_path / "out.h5")
+def test_skip_unknown_chroms_drops_them(caplog, example, tmp_path):
+    meta = bad_case(tmp_path, "chr1\t1000\t1400\nchrZ\t1\t400\n")
+    with caplog.at_level(logging.WARNING, logger="gpu_genomics"):
+        gg.build_interval_dataset(meta, example / "reference.fa.gz", tmp_path / "out.h5",
+                                  skip_unknown_chroms=True, device="cpu")  # fmt: skip
+    arrays, attrs = read_h5(tmp_path / "out.h5")
     assert text(arrays["training_names"]) == ["chr1:900-1500(+)"]
-    assert "chrZ" in capsys.readouterr().err
+    assert "chrZ" in caplog.text and "dropped 1 rows" in caplog.text
+    assert attrs["parameters"]["skip_unknown_chroms"] is True
 
 
 @pytest.mark.parametrize(
@@ -353,14 +423,17 @@ def test_skip_unknown_chroms_drops_them(capsys, example, tmp_path):
         ("missing_reference", "reference FASTA not found"),
         ("bad_metadata", "line 1: expected 'BED_PATH'"),
         ("missing_metadata", "cannot read the metadata file"),
-        ("output_folder", "output folder does not exist"),
+        ("output_folder", "/no does not exist"),
         ("plain_gzip_reference", "recompress it with bgzip"),
-        ("both_splits", "both --test_chr and --valid_chr"),
+        ("both_splits", "chromosomes in both `test_chroms` and `valid_chroms`: chr2"),
+        ("fractions", "valid_frac=0.6 plus test_frac=0.6 must not exceed 1"),
+        ("basset_zarr", "output_format='basset' writes HDF5; name the output .h5"),
+        ("bad_format", "output_format='npz' is not one of hdf5, zarr, basset"),
     ],
 )
-def test_bad_setup_is_one_line(capsys, example, tmp_path, case, message):
+def test_bad_setup_names_the_problem(example, tmp_path, case, message):
     meta, ref, out = example / "metadata.txt", example / "reference.fa.gz", tmp_path / "o.h5"
-    extra: list = []
+    options: dict = {}
     if case == "missing_bed":
         meta = tmp_path / "m.txt"
         meta.write_text(f"{example / 'celltype1.bed'}\nnope.bed\n")
@@ -377,30 +450,75 @@ def test_bad_setup_is_one_line(capsys, example, tmp_path, case, message):
         ref = tmp_path / "ref.fa.gz"
         ref.write_bytes(gzip.compress(gzip.decompress((example / "reference.fa.gz").read_bytes())))
     elif case == "both_splits":
-        extra = ["--test_chr", "chr1,chr2", "--valid_chr", "chr2"]
-    line = error_of(
-        capsys, "intervals", "-i", meta, "-f", ref, "-o", out, "--device", "cpu", *extra
-    )
-    assert message in line
-    assert not out.exists()
+        options = {"test_chroms": ["chr1", "chr2"], "valid_chroms": ("chr2",)}
+    elif case == "fractions":
+        options = {"valid_frac": 0.6, "test_frac": 0.6}
+    elif case == "basset_zarr":
+        options, out = {"output_format": "basset"}, tmp_path / "o.zarr"
+    elif case == "bad_format":
+        options = {"output_format": "npz"}
+    before = listing(tmp_path)
+    assert message in error_of(meta, ref, out, **options)
+    assert not out.exists() and listing(tmp_path) == before
 
 
-def test_console_script_runs():
-    out = subprocess.run(
-        [sys.executable, "-m", "gpu_genomics", "intervals", "--help"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    for flag in ("--min_overlap", "--test_chr", "--valid_chr", "--fastq", "--merge", "--split"):
-        assert flag in out
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"length": 0}, "length=0 must be a positive integer"),
+        ({"batch_rows": 0}, "batch_rows=0 must be a positive integer"),
+        ({"min_overlap": -1}, "min_overlap=-1 must be 0 or more"),
+        ({"merge": "union"}, "merge='union' is not one of basset, hull, none"),
+        ({"split": "half"}, "split='half' is not one of chrom, random"),
+        ({"dtype": "int64"}, "dtype='int64' is not one of uint8, int8, float16, float32"),
+        ({"alphabet": "TGCA"}, "alphabet='TGCA' is not one of ACGT, ACTG"),
+        ({"valid_frac": 2}, "valid_frac=2 must lie between 0 and 1"),
+        ({"test_frac": -0.5}, "test_frac=-0.5 must lie between 0 and 1"),
+        ({"compression": "bz2"}, "compression='bz2' is not one of"),
+        ({"device": "tpu"}, "device='tpu' is not one of auto, gpu, cpu"),
+    ],
+)
+def test_bad_parameters_name_them_and_write_nothing(example, tmp_path, options, message):
+    assert message in error_of(example / "metadata.txt", example / "reference.fa.gz",
+                               tmp_path / "o.h5", **options)  # fmt: skip
+    assert listing(tmp_path) == []
+
+
+def test_unknown_keyword_is_a_type_error_naming_it(example, tmp_path):
+    with pytest.raises(TypeError, match=r"^build_interval_dataset\(\) got an unexpected keyword "
+                       "argument 'lenght'$"):  # fmt: skip
+        gg.build_interval_dataset(example / "metadata.txt", example / "reference.fa.gz",
+                                  tmp_path / "o.h5", lenght=1)  # fmt: skip
+    with pytest.raises(TypeError):  # options after the paths are keyword-only
+        gg.build_interval_dataset(example / "metadata.txt", example / "reference.fa.gz",
+                                  tmp_path / "o.h5", None, "cpu")  # fmt: skip
+    assert listing(tmp_path) == []
+
+
+def test_interrupted_run_leaves_nothing(example, tmp_path, monkeypatch):
+    real = job_module._write_sequences
+    calls = []
+
+    def write_sequences(*args, **kwargs):
+        calls.append(1)
+        real(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(job_module, "_write_sequences", write_sequences)
+    for name, options in (("o.h5", {}), ("o.zarr", {}), ("b.h5", {"output_format": "basset"})):
+        with pytest.raises(KeyboardInterrupt):
+            job(example, tmp_path / name, **options)
+        assert listing(tmp_path) == []
+    assert len(calls) == 3
 
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("merge", ["basset", "hull", "none"])
 def test_gpu_and_cpu_write_identical_arrays(example, tmp_path, merge):
     for device in ("cpu", "gpu"):
-        job(example, tmp_path / f"{device}.h5", "--merge", merge, "--device", device)
+        summary = job(example, tmp_path / f"{device}.h5", merge=merge, device=device)
+        assert read_h5(tmp_path / f"{device}.h5")[1]["device"] == device
+        assert summary["output"] == str(tmp_path / f"{device}.h5")
     cpu, _ = read_h5(tmp_path / "cpu.h5")
     gpu, _ = read_h5(tmp_path / "gpu.h5")
     assert cpu.keys() == gpu.keys()
@@ -479,31 +597,23 @@ def test_metadata_with_spaces_bom_and_custom_labels(example, tmp_path):
     assert names == ["5", "7"] and sources[1].path.name == "cell type 2.bed.gz"
 
 
-def test_peaks_past_the_chromosome_end_name_the_build(capsys, example, tmp_path):
-    line = error_of(
-        capsys, *bad_case(tmp_path, example, "chr1\t1000\t1400\nchr1\t900000\t900100\n")
-    )
+def test_peaks_past_the_chromosome_end_name_the_build(example, tmp_path):
+    ref = example / "reference.fa.gz"
+    meta = bad_case(tmp_path, "chr1\t1000\t1400\nchr1\t900000\t900100\n")
+    line = error_of(meta, ref, tmp_path / "out.h5")
     assert "start past the end of their chromosome" in line and "chr1:900000" in line
-    line = error_of(capsys, *bad_case(tmp_path, example, "chr1\t1\t99999999999999999999\n"))
-    assert "beyond any chromosome" in line
+    meta = bad_case(tmp_path, "chr1\t1\t99999999999999999999\n")
+    assert "beyond any chromosome" in error_of(meta, ref, tmp_path / "out.h5")
+    assert listing(tmp_path) == ["bad.bed", "meta.txt"]
 
 
-def test_zarr_format_without_suffix_and_folder_output(capsys, example, tmp_path):
-    job(example, tmp_path / "nosuffix", "--format", "zarr")
+def test_zarr_format_without_suffix_and_folder_output(example, tmp_path):
+    summary = job(example, tmp_path / "nosuffix", output_format="zarr")
     assert (tmp_path / "nosuffix.zarr" / "zarr.json").exists()
-    line = error_of(
-        capsys,
-        "intervals",
-        "-i",
-        example / "metadata.txt",
-        "-f",
-        example / "reference.fa.gz",
-        "-o",
-        f"{tmp_path}/",
-        "--device",
-        "cpu",
-    )
+    assert summary["output"] == str(tmp_path / "nosuffix.zarr")
+    line = error_of(example / "metadata.txt", example / "reference.fa.gz", f"{tmp_path}/")
     assert "is a folder" in line
+    assert listing(tmp_path) == ["nosuffix.zarr"]
 
 
 @pytest.mark.parametrize("compressed", [True, False])
@@ -525,3 +635,37 @@ def test_reference_fetch_and_windows_match_pysam(example, tmp_path, compressed):
                 data, at = ref.windows(name, starts, 61)
                 for s, a in zip(starts.tolist(), at.tolist(), strict=True):
                     assert data[a : a + 61].tobytes().decode() == truth.fetch(name, s, s + 61)
+
+
+def test_chromosome_lists_given_as_one_string_are_comma_separated(example, tmp_path):
+    options = gg.IntervalOptions(test_chroms="chr1, chr2", valid_chroms="chr3")
+    assert options.test_chroms == ("chr1", "chr2") and options.valid_chroms == ("chr3",)
+    listed = gg.build_interval_dataset(
+        example / "metadata.txt",
+        example / "reference.fa.gz",
+        tmp_path / "s.h5",
+        test_chroms="chr1,chr2",
+        device="cpu",
+    )
+    tupled = gg.build_interval_dataset(
+        example / "metadata.txt",
+        example / "reference.fa.gz",
+        tmp_path / "t.h5",
+        test_chroms=("chr1", "chr2"),
+        device="cpu",
+    )
+    assert listed["regions"] == tupled["regions"] and listed["regions"]["test"] > 0
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, "x", True])
+def test_a_bad_seed_is_refused_before_any_work(example, tmp_path, seed):
+    with pytest.raises(InputError, match=r"^seed=.* must be a non-negative integer$"):
+        gg.build_interval_dataset(
+            example / "metadata.txt",
+            example / "reference.fa.gz",
+            tmp_path / "o.h5",
+            split="random",
+            seed=seed,
+            device="cpu",
+        )
+    assert list(tmp_path.iterdir()) == []

@@ -26,7 +26,7 @@ def dense(matrix) -> np.ndarray:
     canonical=st.booleans(),
 )
 def test_kmer_counts_dense_matches_naive(device, host, seqs, k, canonical):
-    got = host(gg.kmer_counts(seqs, k, canonical, device=device))
+    got = host(gg.kmer_counts(seqs, k, canonical=canonical, device=device))
     assert not scipy.sparse.issparse(got)
     assert isinstance(got, np.ndarray)
     np.testing.assert_array_equal(dense(got), naive.kmer_counts(seqs, k, canonical))
@@ -35,7 +35,7 @@ def test_kmer_counts_dense_matches_naive(device, host, seqs, k, canonical):
 @naive.SETTINGS
 @given(seqs=naive.batches(naive.dna()), k=st.integers(1, 4), canonical=st.booleans())
 def test_kmer_counts_all_iupac_letters(device, host, seqs, k, canonical):
-    got = host(gg.kmer_counts(seqs, k, canonical, device=device))
+    got = host(gg.kmer_counts(seqs, k, canonical=canonical, device=device))
     np.testing.assert_array_equal(dense(got), naive.kmer_counts(seqs, k, canonical))
 
 
@@ -44,8 +44,8 @@ def test_kmer_counts_all_iupac_letters(device, host, seqs, k, canonical):
     seqs=naive.batches(naive.acgt_heavy(), min_size=0), k=st.integers(1, 6), canonical=st.booleans()
 )
 def test_kmer_counts_sparse_equals_dense(device, host, seqs, k, canonical):
-    sparse = host(gg.kmer_counts(seqs, k, canonical, sparse=True, device=device))
-    dense_counts = host(gg.kmer_counts(seqs, k, canonical, sparse=False, device=device))
+    sparse = host(gg.kmer_counts(seqs, k, canonical=canonical, sparse=True, device=device))
+    dense_counts = host(gg.kmer_counts(seqs, k, canonical=canonical, sparse=False, device=device))
     assert scipy.sparse.issparse(sparse)
     assert sparse.format == "csr"
     assert sparse.shape == dense_counts.shape
@@ -55,7 +55,7 @@ def test_kmer_counts_sparse_equals_dense(device, host, seqs, k, canonical):
 @naive.SETTINGS
 @given(seqs=naive.batches(naive.acgt_heavy(max_size=60), min_size=0), canonical=st.booleans())
 def test_kmer_counts_k7_default_sparse_matches_naive(device, host, seqs, canonical):
-    result = gg.kmer_counts(seqs, 7, canonical, device=device)
+    result = gg.kmer_counts(seqs, 7, canonical=canonical, device=device)
     # documented: a sparse result is always a host SciPy CSR matrix, on every device
     assert isinstance(result, scipy.sparse.csr_matrix)
     got = host(result)
@@ -97,7 +97,7 @@ def test_kmer_counts_canonical_literal(device, host):
 @pytest.mark.parametrize("k", [1, 2, 3, 4, 5])
 @pytest.mark.parametrize("canonical", [False, True])
 def test_kmer_names_match_naive(k, canonical):
-    assert gg.kmer_names(k, canonical) == naive.kmer_names(k, canonical)
+    assert gg.kmer_names(k, canonical=canonical) == naive.kmer_names(k, canonical)
 
 
 def test_kmer_names_sizes():
@@ -110,8 +110,8 @@ def test_kmer_names_sizes():
 
 def test_kmer_counts_column_count(device, host):
     assert host(gg.kmer_counts(["ACGT"], 6, device=device)).shape == (1, 4096)
-    assert host(gg.kmer_counts(["ACGT"], 6, True, device=device)).shape == (1, 2080)
-    assert host(gg.kmer_counts(["ACGT"], 8, True, device=device)).shape == (1, 32896)
+    assert host(gg.kmer_counts(["ACGT"], 6, canonical=True, device=device)).shape == (1, 2080)
+    assert host(gg.kmer_counts(["ACGT"], 8, canonical=True, device=device)).shape == (1, 32896)
     assert host(gg.kmer_counts([], 3, device=device)).shape == (0, 64)
 
 
@@ -121,7 +121,7 @@ def test_kmer_counts_column_count(device, host):
 )
 def test_kmer_counts_bad_k(device, k, canonical):
     with pytest.raises(InputError):
-        gg.kmer_counts(["ACGT"], k, canonical, device=device)
+        gg.kmer_counts(["ACGT"], k, canonical=canonical, device=device)
 
 
 @pytest.mark.parametrize("k", [0, -3])

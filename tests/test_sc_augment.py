@@ -50,7 +50,7 @@ def test_binomial_target(device):
     before = dense(adata.X).astype(np.int64)
     totals = before.sum(1)
     target = int(np.median(totals))
-    downsample_counts(adata, target_total=target, seed=3, device=device)
+    assert downsample_counts(adata, target_total=target, seed=3, device=device) is None
     after = dense(adata.X).astype(np.int64)
     low = totals <= target
     np.testing.assert_array_equal(after[low], before[low])  # at or below the target: unchanged
@@ -176,13 +176,15 @@ def test_downsample_rejects_bad_input(device):
     ]:
         with pytest.raises(InputError, match=message):
             downsample_counts(adata, device=device, **kwargs)
+    with pytest.raises(TypeError):  # every parameter after adata is keyword-only
+        downsample_counts(adata, 0.5, device=device)  # type: ignore[misc]
 
 
 @pytest.mark.parametrize(("how", "fmt"), [("sum", "csr"), ("mean", "csr"), ("sum", "dense")])
 def test_simulate_doublets(device, how, fmt):
     adata = make_adata(n_cells=50, n_genes=40, seed=13, fmt=fmt)
     adata.var["gene_ids"] = [f"ENSG{j}" for j in range(40)]
-    doublets = simulate_doublets(adata, 300, how=how, seed=14, device=device)
+    doublets = simulate_doublets(adata, n=300, how=how, seed=14, device=device)
     assert doublets.shape == (300, 40)
     assert sp.issparse(doublets.X) == (fmt != "dense")
     assert doublets.var.equals(adata.var)
@@ -202,17 +204,17 @@ def test_simulate_doublets(device, how, fmt):
         assert doublets.X.has_sorted_indices and (doublets.X.data != 0).all()
     # every cell can be a parent, and pairs are spread over the cells
     assert len(set(first) | set(second)) > 40
-    again = simulate_doublets(adata, 300, how=how, seed=14, device=device)
+    again = simulate_doublets(adata, n=300, how=how, seed=14, device=device)
     np.testing.assert_array_equal(dense(again.X), got)
     assert (
-        simulate_doublets(adata, 300, how=how, seed=15, device=device).obs["parent_1"]
+        simulate_doublets(adata, n=300, how=how, seed=15, device=device).obs["parent_1"]
         != doublets.obs["parent_1"]
     ).any()
 
 
 def test_simulate_doublets_int_counts_and_errors(device):
     adata = make_adata(n_cells=5, n_genes=6, dtype=np.int32)
-    doublets = simulate_doublets(adata, 10, device=device)
+    doublets = simulate_doublets(adata, n=10, device=device)
     x = dense(adata.X)
     obs = doublets.obs
     np.testing.assert_array_equal(
@@ -220,17 +222,19 @@ def test_simulate_doublets_int_counts_and_errors(device):
     )
     assert doublets.X.dtype == np.int32
     with pytest.raises(InputError, match="at least 2 cells"):
-        simulate_doublets(adata[:1].copy(), 3, device=device)
+        simulate_doublets(adata[:1].copy(), n=3, device=device)
     with pytest.raises(InputError, match="how"):
-        simulate_doublets(adata, 3, how="max", device=device)
+        simulate_doublets(adata, n=3, how="max", device=device)
     with pytest.raises(InputError, match="positive integer"):
-        simulate_doublets(adata, 0, device=device)
+        simulate_doublets(adata, n=0, device=device)
+    with pytest.raises(TypeError):  # every parameter after adata is keyword-only
+        simulate_doublets(adata, 3, device=device)  # type: ignore[misc]
 
 
 @pytest.mark.gpu
 def test_doublets_gpu_equals_cpu():
     adata = make_adata(n_cells=30, n_genes=20, seed=16)
-    cpu = simulate_doublets(adata, 50, how="mean", seed=2, device="cpu")
-    gpu = simulate_doublets(adata, 50, how="mean", seed=2, device="gpu")
+    cpu = simulate_doublets(adata, n=50, how="mean", seed=2, device="cpu")
+    gpu = simulate_doublets(adata, n=50, how="mean", seed=2, device="gpu")
     np.testing.assert_array_equal(dense(cpu.X), dense(gpu.X))
     assert cpu.obs.equals(gpu.obs)

@@ -1,5 +1,7 @@
-"""rank_encode, compute_gene_medians, the user-file readers, write_rank_encoding and bin_values
-against plain per-cell Python/NumPy statements of Geneformer's and scGPT's definitions."""
+"""rank_encode, compute_gene_medians, the user-file readers, write_rank_encoding and bin_values.
+
+Each against a plain per-cell Python/NumPy statement of Geneformer's or scGPT's definition.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +14,14 @@ import pytest
 import scipy.sparse as sp
 
 from gpu_genomics import InputError
-from gpu_genomics.expression.singlecell.rank import (
-    bin_values,
-    compute_gene_medians,
+from gpu_genomics.expression.singlecell.binning import bin_values
+from gpu_genomics.expression.singlecell.mappings import (
+    default_token_dictionary,
     load_gene_medians,
     load_token_dictionary,
+)
+from gpu_genomics.expression.singlecell.rank import (
+    compute_gene_medians,
     rank_encode,
     write_rank_encoding,
 )
@@ -109,7 +114,14 @@ def test_rank_encode_matches_reference(device, host, n_tokens, special):
     gene_ids = list(adata.var["gene_ids"])
     medians = user_medians(gene_ids)
     tokens = user_tokens(gene_ids)
-    encoding = rank_encode(adata, n_tokens, medians, tokens, special, device=device)
+    encoding = rank_encode(
+        adata,
+        n_tokens=n_tokens,
+        gene_medians=medians,
+        token_dictionary=tokens,
+        special_tokens=special,
+        device=device,
+    )
     expected = reference_encoding(dense_counts(adata), gene_ids, medians, tokens, n_tokens, special)
     assert as_lists(encoding, host) == expected
     assert list(encoding.cell_ids) == list(adata.obs_names)
@@ -150,8 +162,8 @@ def test_rank_encode_other_formats_and_int_dtype(device, host, fmt):
     reference = make_adata(seed=4)
     gene_ids = list(adata.var["gene_ids"])
     medians = user_medians(gene_ids)
-    got = rank_encode(adata, 8, medians, device=device)
-    want = rank_encode(reference, 8, medians, device="cpu")
+    got = rank_encode(adata, n_tokens=8, gene_medians=medians, device=device)
+    want = rank_encode(reference, n_tokens=8, gene_medians=medians, device="cpu")
     assert as_lists(got, host) == as_lists(want, np.asarray)
 
 
@@ -160,10 +172,14 @@ def test_rank_encode_gene_key_and_layer(device, host):
     adata.layers["counts"] = adata.X.copy()
     adata.X = None
     medians = {f"SYM{j}": 1.0 for j in range(0, N_GENES, 2)}
-    encoding = rank_encode(adata, 50, medians, layer="counts", gene_key=None, device=device)
+    encoding = rank_encode(
+        adata, n_tokens=50, gene_medians=medians, layer="counts", gene_key=None, device=device
+    )
     assert host(encoding.token_ids).size == 0  # var["gene_ids"] is used: no SYM names match
     adata.var["symbol"] = adata.var_names
-    encoding = rank_encode(adata, 50, medians, layer="counts", gene_key="symbol", device=device)
+    encoding = rank_encode(
+        adata, n_tokens=50, gene_medians=medians, layer="counts", gene_key="symbol", device=device
+    )
     tokens = encoding.token_dictionary
     expected = reference_encoding(
         dense_counts(anndata.AnnData(adata.layers["counts"])),
@@ -198,7 +214,14 @@ def test_user_files(tmp_path, device, host, suffix):
     assert loaded.keys() == medians.keys()
     assert all(np.isclose(loaded[g], medians[g]) for g in medians)
     assert load_token_dictionary(paths[1]) == tokens
-    encoding = rank_encode(adata, 10, paths[0], paths[1], True, device=device)
+    encoding = rank_encode(
+        adata,
+        n_tokens=10,
+        gene_medians=paths[0],
+        token_dictionary=paths[1],
+        special_tokens=True,
+        device=device,
+    )
     expected = reference_encoding(dense_counts(adata), gene_ids, loaded, tokens, 10, True)
     assert as_lists(encoding, host) == expected
 
@@ -239,6 +262,48 @@ def test_bad_token_files_and_arguments(tmp_path):
         rank_encode(adata, layer="nope", device="cpu")
 
 
+def test_mapping_arguments_must_be_paths_or_dicts():
+    adata = make_adata()
+    with pytest.raises(InputError, match=r"`gene_medians` must be a path or a dict .* not int"):
+        rank_encode(adata, gene_medians=42, device="cpu")
+    with pytest.raises(InputError, match=r"`token_dictionary` must be a path or a dict .* list"):
+        rank_encode(adata, token_dictionary=[1], device="cpu")
+    with pytest.raises(InputError, match=r"gene_medians: gene 'ENSG00001' has median -1"):
+        rank_encode(adata, gene_medians={"ENSG00001": -1}, device="cpu")
+    with pytest.raises(InputError, match=r"token_dictionary: token 'ENSG00001' has id 'x'"):
+        rank_encode(adata, token_dictionary={"ENSG00001": "x"}, device="cpu")
+    for function in (rank_encode, compute_gene_medians):
+        with pytest.raises(InputError, match=r"target_sum=0 must be a positive number"):
+            function(adata, target_sum=0, device="cpu")
+
+
+def test_default_token_dictionary():
+    assert default_token_dictionary(["g1", "g2", "g1"]) == {
+        "<pad>": 0,
+        "<mask>": 1,
+        "g1": 2,
+        "g2": 3,
+    }
+    assert default_token_dictionary(np.array(["g1", "g2"]), special_tokens=True) == {
+        "<pad>": 0,
+        "<mask>": 1,
+        "<cls>": 2,
+        "<eos>": 3,
+        "g1": 4,
+        "g2": 5,
+    }
+
+
+def test_parameters_after_adata_are_keyword_only():
+    adata = make_adata()
+    with pytest.raises(TypeError):
+        rank_encode(adata, 8)  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        bin_values(adata, 51)  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        default_token_dictionary(["g1"], True)  # type: ignore[misc]
+
+
 @pytest.mark.parametrize("bad", [-1.0, np.nan, np.inf])
 def test_rank_encode_rejects_bad_values(device, bad):
     adata = make_adata()
@@ -251,7 +316,7 @@ def test_rank_encode_rejects_bad_values(device, bad):
 @pytest.mark.parametrize("suffix", [".parquet", ".h5", ".zarr"])
 def test_write_rank_encoding(tmp_path, device, suffix):
     adata = make_adata(seed=9)
-    encoding = rank_encode(adata, 12, special_tokens=True, device=device)
+    encoding = rank_encode(adata, n_tokens=12, special_tokens=True, device=device)
     offsets = np.asarray(encoding.to_host().offsets)
     token_ids = np.asarray(encoding.to_host().token_ids)
     path = tmp_path / f"enc{suffix}"

@@ -139,7 +139,7 @@ def test_unreadable_inputs_are_one_line_errors(tmp_path, name, content, message)
 
 def test_transpose_applies_to_tables_only(tmp_path, small):
     small.write_h5ad(tmp_path / "a.h5ad")
-    with pytest.raises(InputError, match="--transpose applies to CSV/TSV"):
+    with pytest.raises(InputError, match=r"a\.h5ad: transpose=True applies to CSV/TSV tables only"):
         gsc.read(tmp_path / "a.h5ad", transpose=True)
 
 

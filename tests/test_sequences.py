@@ -125,13 +125,13 @@ NAMES = st.text(alphabet=st.sampled_from("abcXYZ019_.:-|"), min_size=1, max_size
 
 
 @st.composite
-def records(draw, fastq: bool = False):
+def records(draw, *, fastq: bool = False):
     seqs = draw(naive.batches(naive.dna(min_size=1 if fastq else 0), max_size=5))
     names = [draw(NAMES) for _ in seqs]
     return names, seqs
 
 
-def write(path: Path, text: str, compress: bool) -> Path:
+def write(path: Path, text: str, *, compress: bool) -> Path:
     raw = text.encode()
     path.write_bytes(gzip.compress(raw) if compress else raw)
     return path
@@ -146,7 +146,9 @@ def write(path: Path, text: str, compress: bool) -> Path:
 )
 def test_fasta_files(device, host, tmp_path, data, line_width, newline, compress):
     names, seqs = data
-    path = write(tmp_path / "x.fa.gz", naive.fasta_text(names, seqs, line_width, newline), compress)
+    path = write(
+        tmp_path / "x.fa.gz", naive.fasta_text(names, seqs, line_width, newline), compress=compress
+    )
     bases, offsets, got_names = gg.read_fastx(path)
     assert got_names == names
     assert offsets.tolist() == np.cumsum([0] + [len(s) for s in seqs]).tolist()
@@ -159,7 +161,7 @@ def test_fasta_files(device, host, tmp_path, data, line_width, newline, compress
 @given(data=records(fastq=True), newline=st.sampled_from(["\n", "\r\n"]), compress=st.booleans())
 def test_fastq_files(device, host, tmp_path, data, newline, compress):
     names, seqs = data
-    path = write(tmp_path / "x.fq", naive.fastq_text(names, seqs, newline), compress)
+    path = write(tmp_path / "x.fq", naive.fastq_text(names, seqs, newline), compress=compress)
     bases, offsets, got_names = gg.read_fastx(path)
     assert got_names == names
     assert offsets.tolist() == np.cumsum([0] + [len(s) for s in seqs]).tolist()
@@ -259,7 +261,7 @@ def test_unusable_input_types_raise(device, data):
 
 
 # --- bad input: files ---------------------------------------------------------------------
-def raises_with_path(path: Path, device, parser_too: bool = True) -> InputError:
+def raises_with_path(path: Path, device, *, parser_too: bool = True) -> InputError:
     """An operation on ``path`` (and, for malformed files, read_fastx itself) raises
     InputError with the path in the message."""
     with pytest.raises(InputError, match=re.escape(str(path))) as info:
@@ -326,7 +328,7 @@ def test_fasta_with_non_dna_names_record_and_path(device, tmp_path):
 )
 @pytest.mark.parametrize("compress", [False, True])
 def test_truncated_fastq(device, tmp_path, text, compress):
-    path = write(tmp_path / "reads.fq", text, compress)
+    path = write(tmp_path / "reads.fq", text, compress=compress)
     raises_with_path(path, device)
 
 

@@ -1,9 +1,13 @@
-"""The single-cell recipe: our API against scanpy run step by step, on synthetic
-negative-binomial counts and on scanpy's bundled pbmc68k_reduced; bad input; the GPU backend
-(rapids-singlecell) against the CPU where one is usable."""
+"""The single-cell recipe: our API against scanpy run step by step.
+
+On synthetic negative-binomial counts and on scanpy's bundled pbmc68k_reduced; copy=True and
+in-place calls of every verb; bad input; the GPU backend (rapids-singlecell) against the CPU
+where one is usable.
+"""
 
 from __future__ import annotations
 
+import inspect
 import logging
 from types import SimpleNamespace
 
@@ -25,8 +29,24 @@ def dense(x):
     return np.asarray(x.toarray() if sp.issparse(x) else x)
 
 
+def same_anndata(a: ad.AnnData, b: ad.AnnData) -> bool:
+    """Same shape, names, obs, var, uns keys, layers and values of X."""
+    return (
+        a.shape == b.shape
+        and list(a.obs_names) == list(b.obs_names)
+        and list(a.var_names) == list(b.var_names)
+        and a.obs.equals(b.obs)
+        and a.var.equals(b.var)
+        and set(a.uns) == set(b.uns)
+        and set(a.layers) == set(b.layers)
+        and all(np.array_equal(dense(a.layers[k]), dense(b.layers[k])) for k in a.layers)
+        and dense(a.X).dtype == dense(b.X).dtype
+        and np.array_equal(dense(a.X), dense(b.X), equal_nan=True)
+    )
+
+
 def spec_recipe(adata: ad.AnnData) -> ad.AnnData:
-    """The specification's scanpy recipe, verbatim (NOTES §4)."""
+    """The recipe of docs/singlecell.md#recipe, written in plain scanpy."""
     sc.pp.filter_cells(adata, min_genes=200)
     sc.pp.filter_genes(adata, min_cells=3)
     adata.var["mt"] = adata.var_names.str.startswith("MT-")
@@ -61,9 +81,9 @@ RTOL = {"cpu": 0.0, "gpu": 1e-5}
 ATOL = {"cpu": 0.0, "gpu": 1e-5}
 
 
-def test_preprocess_equals_the_specification_recipe(counts, sc_device):
+def test_preprocess_equals_the_scanpy_recipe(counts, sc_device):
     expected = spec_recipe(counts.copy())
-    ours = gsc.preprocess(counts.copy(), device=sc_device)
+    ours = gsc.preprocess(counts, copy=True, device=sc_device)
     # every step removed something, so each filter is exercised
     table = ours.uns["preprocess_steps"]
     steps = {
@@ -87,7 +107,7 @@ def test_preprocess_equals_the_specification_recipe(counts, sc_device):
         rtol=RTOL[sc_device] * 10,
         atol=ATOL[sc_device] * 10,
     )
-    # the specification's names beside scanpy's
+    # the recipe's own column names beside scanpy's
     obs = ours.obs
     np.testing.assert_array_equal(obs["n_genes"], expected.obs["n_genes_by_counts"])
     np.testing.assert_allclose(obs["n_counts"], expected.obs["total_counts"], rtol=1e-6)
@@ -104,9 +124,11 @@ def test_preprocess_equals_the_specification_recipe(counts, sc_device):
 def test_preprocess_in_place_and_copy(counts):
     original = counts.copy()
     result = gsc.preprocess(original, copy=True, device="cpu")
-    assert original.shape == counts.shape and result is not original
-    same = gsc.preprocess(original, device="cpu")
-    assert same is original and original.shape == result.shape
+    assert result is not original
+    assert same_anndata(original, counts)  # the copy is processed, the original untouched
+    assert gsc.preprocess(original, device="cpu") is None  # in place: nothing returned
+    assert same_anndata(original, result)
+    assert list(original.layers) == list(result.layers) == ["counts"]
 
 
 def test_every_threshold_is_a_parameter(counts):
@@ -123,7 +145,7 @@ def test_every_threshold_is_a_parameter(counts):
     sc.pp.log1p(expected)
     sc.pp.highly_variable_genes(expected, n_top_genes=300, flavor="cell_ranger")
     ours = gsc.preprocess(
-        counts.copy(),
+        counts,
         min_genes=50,
         min_cells=10,
         max_genes=2000,
@@ -133,6 +155,7 @@ def test_every_threshold_is_a_parameter(counts):
         hvg_flavor="cell_ranger",
         subset_hvg=False,
         scale_data=False,
+        copy=True,
         device="cpu",
     )
     assert list(ours.obs_names) == list(expected.obs_names)
@@ -148,13 +171,14 @@ def test_seurat_v3_reads_the_counts_layer(counts):
     expected.layers["counts"] = expected.X.copy()
     sc.pp.highly_variable_genes(expected, n_top_genes=500, flavor="seurat_v3", layer="counts")
     ours = gsc.preprocess(
-        counts.copy(),
+        counts,
         max_genes=None,
         max_pct_mito=None,
         n_top_genes=500,
         hvg_flavor="seurat_v3",
         subset_hvg=False,
         scale_data=False,
+        copy=True,
         device="cpu",
     )
     np.testing.assert_array_equal(ours.var["highly_variable"], expected.var["highly_variable"])
@@ -273,6 +297,79 @@ def test_highly_variable_genes_match_scanpy(dataset, flavor):
     assert dataset.n_vars == int(expected.var["highly_variable"].sum())
 
 
+# --- copy=True and in place ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("verb", "kwargs", "log_normalised"),
+    [
+        ("annotate_genes", {}, False),
+        ("qc_metrics", {"device": "cpu"}, False),
+        ("filter_cells", {"min_genes": 200, "device": "cpu"}, False),
+        ("filter_genes", {"min_cells": 3, "device": "cpu"}, False),
+        ("filter_qc", {"device": "cpu"}, False),
+        ("normalize_total", {"target_sum": 1e4, "device": "cpu"}, False),
+        ("log1p", {"device": "cpu"}, False),
+        ("highly_variable_genes", {"n_top_genes": 200, "subset": True, "device": "cpu"}, True),
+        ("scale", {"max_value": 10, "device": "cpu"}, True),
+    ],
+)
+@pytest.mark.filterwarnings("ignore:Variable names are not unique")
+def test_verbs_copy_or_modify_in_place(counts, verb, kwargs, log_normalised):
+    """In place: ``adata`` modified, None returned. copy=True: the same result on a copy that is
+    returned, the original untouched."""
+    data = counts.copy()
+    if verb == "annotate_genes":  # duplicate names to make unique, var columns to add
+        data.var_names = [*data.var_names[:-2], "G5", "G5"]
+    if log_normalised:
+        sc.pp.normalize_total(data, target_sum=1e4)
+        sc.pp.log1p(data)
+    untouched = data.copy()
+    in_place = data.copy()
+    assert getattr(gsc, verb)(in_place, **kwargs) is None
+    assert not same_anndata(in_place, untouched)  # the verb did something
+    result = getattr(gsc, verb)(data, copy=True, **kwargs)
+    assert isinstance(result, ad.AnnData) and result is not data
+    assert same_anndata(data, untouched)
+    assert same_anndata(result, in_place)
+
+
+MODIFYING_VERBS = (
+    "annotate_genes",
+    "qc_metrics",
+    "filter_cells",
+    "filter_genes",
+    "filter_qc",
+    "normalize_total",
+    "log1p",
+    "highly_variable_genes",
+    "scale",
+    "preprocess",
+    "downsample_counts",
+)
+#: how many leading parameters may be passed by position (default 1: the data)
+POSITIONAL = {"write": 2, "write_rank_encoding": 2, "preprocess_file": 2}  # data, then paths
+
+
+def test_public_signatures_in_scanpy_style():
+    """Every parameter after the data is keyword-only; a verb that modifies ``adata`` takes
+    ``copy=False``; no boolean parameter can be passed by position."""
+    for name in gsc.__all__:
+        function = getattr(gsc, name)
+        if not inspect.isfunction(function):
+            continue
+        parameters = list(inspect.signature(function).parameters.values())
+        by_position = [
+            p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+        assert len(by_position) <= POSITIONAL.get(name, 1), name
+        assert all(p.annotation not in (bool, "bool") for p in by_position), name
+        if name in MODIFYING_VERBS:
+            copy = inspect.signature(function).parameters["copy"]
+            assert copy.kind == copy.KEYWORD_ONLY and copy.default is False, name
+            assert "inplace" not in inspect.signature(function).parameters, name
+
+
 # --- bad input ------------------------------------------------------------------------------
 
 
@@ -334,9 +431,7 @@ def test_auto_falls_back_to_scanpy_with_one_line(counts, caplog, monkeypatch):
     if rapids_status()[0]:
         pytest.skip("rapids-singlecell is usable here")
     from gpu_genomics import device as device_module
-    from gpu_genomics.expression.singlecell import _backend
 
-    _backend._log_fallback.cache_clear()
     device_module._log_fallback.cache_clear()
     with caplog.at_level(logging.INFO, logger="gpu_genomics"):
         gsc.log1p(counts.copy(), device="auto")
@@ -353,7 +448,7 @@ def test_gpu_without_backend_is_a_clear_error(counts):
 
 
 def test_dataset_card(counts):
-    ours = gsc.preprocess(counts.copy(), device="cpu")
+    ours = gsc.preprocess(counts, copy=True, device="cpu")
     card = gsc.dataset_card(ours, dataset_id="synthetic")
     assert card["n_cells"] == ours.n_obs and card["n_genes"] == 2000
     assert card["modality"] == "scRNA-seq"

@@ -28,14 +28,14 @@ def check_tokens(got, want):
 @naive.SETTINGS
 @given(seqs=naive.batches(), max_len=st.integers(1, 40))
 def test_tokenize_spec_matches_specification(device, host, seqs, max_len):
-    got = host(gg.tokenize(seqs, max_len, "spec", device=device))
+    got = host(gg.tokenize(seqs, max_len, scheme="spec", device=device))
     check_tokens(got, naive.tokenize_spec(seqs, max_len))
 
 
 @naive.SETTINGS
 @given(seqs=naive.batches(), max_len=st.integers(1, 40), uppercase=st.booleans())
 def test_tokenize_hyenadna_matches_naive(device, host, seqs, max_len, uppercase):
-    got = host(gg.tokenize(seqs, max_len, "hyenadna", uppercase=uppercase, device=device))
+    got = host(gg.tokenize(seqs, max_len, scheme="hyenadna", uppercase=uppercase, device=device))
     check_tokens(got, naive.tokenize_hyenadna(seqs, max_len, uppercase))
 
 
@@ -56,13 +56,13 @@ def test_tokenize_spec_default_scheme_is_spec(device, host):
 
 def test_tokenize_hyenadna_literal(device, host):
     # left padding; lowercase and R are [UNK] (6) unless uppercase=True, which leaves R [UNK]
-    ids, mask = host(gg.tokenize(["ACgtNR"], 8, "hyenadna", device=device))
+    ids, mask = host(gg.tokenize(["ACgtNR"], 8, scheme="hyenadna", device=device))
     np.testing.assert_array_equal(ids, [[4, 4, 7, 8, 6, 6, 11, 6]])
     np.testing.assert_array_equal(mask, [[0, 0, 1, 1, 1, 1, 1, 1]])
-    ids, _ = host(gg.tokenize(["ACgtnr"], 8, "hyenadna", uppercase=True, device=device))
+    ids, _ = host(gg.tokenize(["ACgtnr"], 8, scheme="hyenadna", uppercase=True, device=device))
     np.testing.assert_array_equal(ids, [[4, 4, 7, 8, 9, 10, 11, 6]])
     # truncation keeps the first max_len bases
-    ids, mask = host(gg.tokenize(["ACGTN"], 3, "hyenadna", device=device))
+    ids, mask = host(gg.tokenize(["ACGTN"], 3, scheme="hyenadna", device=device))
     np.testing.assert_array_equal(ids, [[7, 8, 9]])
     np.testing.assert_array_equal(mask, [[1, 1, 1]])
 
@@ -83,7 +83,9 @@ def kmer_case(draw):
 @given(seqs=naive.batches(naive.acgt_heavy()), case=kmer_case())
 def test_kmer_tokenize_matches_naive(device, host, seqs, case):
     scheme, k, stride, max_len = case
-    got = host(gg.kmer_tokenize(seqs, k, stride, scheme, max_len, device=device))
+    got = host(
+        gg.kmer_tokenize(seqs, k, stride=stride, scheme=scheme, max_len=max_len, device=device)
+    )
     check_tokens(got, naive.kmer_tokenize(seqs, k, stride, scheme, max_len))
 
 
@@ -91,7 +93,9 @@ def test_kmer_tokenize_matches_naive(device, host, seqs, case):
 @given(seqs=naive.batches(naive.dna()), case=kmer_case())
 def test_kmer_tokenize_all_iupac_letters(device, host, seqs, case):
     scheme, k, stride, max_len = case
-    got = host(gg.kmer_tokenize(seqs, k, stride, scheme, max_len, device=device))
+    got = host(
+        gg.kmer_tokenize(seqs, k, stride=stride, scheme=scheme, max_len=max_len, device=device)
+    )
     check_tokens(got, naive.kmer_tokenize(seqs, k, stride, scheme, max_len))
 
 
@@ -99,7 +103,9 @@ def test_kmer_tokenize_all_iupac_letters(device, host, seqs, case):
 @given(seqs=naive.batches(naive.acgt_heavy()), case=kmer_case())
 def test_kmer_token_counts_match_naive(device, host, seqs, case):
     scheme, k, stride, _ = case
-    got = np.asarray(host(gg.kmer_token_counts(seqs, k, stride, scheme, device=device)))
+    got = np.asarray(
+        host(gg.kmer_token_counts(seqs, k, stride=stride, scheme=scheme, device=device))
+    )
     want = naive.kmer_token_counts(seqs, k, stride, scheme)
     assert got.dtype == np.int64
     np.testing.assert_array_equal(got, want)
@@ -110,8 +116,10 @@ def test_kmer_token_counts_match_naive(device, host, seqs, case):
 def test_kmer_token_counts_is_the_untruncated_max_len(device, host, seqs, case):
     # two package paths that must agree: max_len=None gives every row its full token count
     scheme, k, stride, _ = case
-    counts = np.asarray(host(gg.kmer_token_counts(seqs, k, stride, scheme, device=device)))
-    _, mask = host(gg.kmer_tokenize(seqs, k, stride, scheme, device=device))
+    counts = np.asarray(
+        host(gg.kmer_token_counts(seqs, k, stride=stride, scheme=scheme, device=device))
+    )
+    _, mask = host(gg.kmer_tokenize(seqs, k, stride=stride, scheme=scheme, device=device))
     np.testing.assert_array_equal(mask.sum(axis=1), counts)
     assert mask.shape[1] == max(int(counts.max()), 1)
 
@@ -121,7 +129,7 @@ def test_kmer_token_counts_is_the_untruncated_max_len(device, host, seqs, case):
 def test_kmer_vocabulary_matches_naive(scheme, k):
     if scheme == "nucleotide-transformer" and k != 6:
         pytest.skip("Nucleotide Transformer uses 6-mers only")
-    assert gg.kmer_vocabulary(k, scheme) == naive.kmer_vocabulary(k, scheme)
+    assert gg.kmer_vocabulary(k, scheme=scheme) == naive.kmer_vocabulary(k, scheme)
 
 
 @naive.SETTINGS
@@ -129,17 +137,17 @@ def test_kmer_vocabulary_matches_naive(scheme, k):
 def test_kmer_vocabulary_decodes_token_ids(device, host, seqs, case):
     # ids from kmer_tokenize, decoded with kmer_vocabulary, give the reference token strings
     scheme, k, stride, _ = case
-    ids, mask = host(gg.kmer_tokenize(seqs, k, stride, scheme, device=device))
-    id_to_token = {i: token for token, i in gg.kmer_vocabulary(k, scheme).items()}
+    ids, mask = host(gg.kmer_tokenize(seqs, k, stride=stride, scheme=scheme, device=device))
+    id_to_token = {i: token for token, i in gg.kmer_vocabulary(k, scheme=scheme).items()}
     for row, seq in enumerate(seqs):
         decoded = [id_to_token[int(i)] for i in ids[row][mask[row] == 1]]
         assert decoded == naive.kmer_token_strings(seq, k, stride, scheme)
 
 
 def test_kmer_vocabulary_sizes_and_specials():
-    assert len(gg.kmer_vocabulary(3, "plain")) == 4**3 + 2
-    assert len(gg.kmer_vocabulary(6, "dnabert")) == 5 + 4**6
-    nt = gg.kmer_vocabulary(6, "nucleotide-transformer")
+    assert len(gg.kmer_vocabulary(3, scheme="plain")) == 4**3 + 2
+    assert len(gg.kmer_vocabulary(6, scheme="dnabert")) == 5 + 4**6
+    nt = gg.kmer_vocabulary(6, scheme="nucleotide-transformer")
     assert len(nt) == 4107
     assert [nt[t] for t in ["<unk>", "<pad>", "<mask>", "<cls>", "<eos>", "<bos>"]] == list(
         range(6)
@@ -198,13 +206,13 @@ def test_kmer_tokenize_empty_rows(device, host):
 @pytest.mark.parametrize("scheme", ["spec", "hyenadna"])
 def test_tokenize_bad_max_len(device, scheme, max_len):
     with pytest.raises(InputError):
-        gg.tokenize(["ACGT"], max_len, scheme, device=device)
+        gg.tokenize(["ACGT"], max_len, scheme=scheme, device=device)
 
 
 @pytest.mark.parametrize("scheme", ["bpe", "dnabert", "SPEC", ""])
 def test_tokenize_bad_scheme(device, scheme):
     with pytest.raises(InputError):
-        gg.tokenize(["ACGT"], 4, scheme, device=device)
+        gg.tokenize(["ACGT"], 4, scheme=scheme, device=device)
 
 
 @pytest.mark.parametrize(
@@ -244,7 +252,7 @@ def test_kmer_vocabulary_bad_k(k):
 
 def test_kmer_vocabulary_bad_scheme():
     with pytest.raises(InputError):
-        gg.kmer_vocabulary(3, "bpe")
+        gg.kmer_vocabulary(3, scheme="bpe")
 
 
 @pytest.mark.parametrize(

@@ -62,7 +62,8 @@ def logging_options(command: Any) -> Any:
 
 def array_output_options(command: Any) -> Any:
     """``-o/--output`` (an HDF5 file or Zarr folder) and ``--format hdf5|zarr``, shared by the
-    commands that write named arrays through :class:`~gpu_genomics.store.ArrayWriter`."""
+    commands that write named arrays through :class:`~gpu_genomics.store.ArrayWriter`.
+    """
     command = click.option(
         "--format",
         "output_format",
@@ -81,7 +82,8 @@ def array_output_options(command: Any) -> Any:
 
 def command_line() -> str:
     """The command line as typed: the program's name and the arguments :func:`main` got (else
-    ``sys.argv``)."""
+    ``sys.argv``).
+    """
     root = click.get_current_context().find_root()
     argv = root.obj.get("argv") if isinstance(root.obj, dict) else None
     return shlex.join(
@@ -89,14 +91,20 @@ def command_line() -> str:
     )
 
 
-def _flags(command: click.Command) -> dict[str, tuple[str, bool]]:
-    """Parameter name -> (the flag users type, whether it is an on/off flag) for each option."""
-    flags = {}
+def _spelling(opts: list[str]) -> str:
+    """The one of an option's spellings to show: long (``--k`` is too short), with dashes."""
+    long = [o for o in opts if o.startswith("--") and len(o) > 3] or opts
+    return ([o for o in long if "_" not in o] or long)[0]
+
+
+def _flags(command: click.Command) -> dict[str, tuple[str, str | None]]:
+    """Parameter name -> (the flag users type, the flag that sets it False, for an on/off
+    flag ``--x/--no-x``; ``""`` for a plain on flag; None for an option with a value)."""
+    flags: dict[str, tuple[str, str | None]] = {}
     for param in command.params:
         if isinstance(param, click.Option) and param.name:
-            long = [o for o in param.opts if o.startswith("--")] or list(param.opts)
-            dashed = [o for o in long if "_" not in o] or long
-            flags[param.name] = (dashed[0], bool(param.is_flag))
+            off = _spelling(param.secondary_opts) if param.secondary_opts else ""
+            flags[param.name] = (_spelling(param.opts), off if param.is_flag else None)
     return flags
 
 
@@ -105,14 +113,22 @@ _VALUE = r"('[^']*'|\"[^\"]*\"|[^\s,;:)]+)"
 
 def cli_message(message: str, command: click.Command) -> str:
     """``message`` with each ``name=value`` of one of ``command``'s options written as the
-    option: ``--flag value`` (``--flag`` for an on/off flag set to True)."""
-    for name, (flag, is_flag) in _flags(command).items():
+    option, ``--flag value`` (an on/off flag: ``--flag`` for True, ``--no-flag`` for False),
+    and each
+    ```name``` (a parameter named without a value) as ``--flag``.
+    """
+    for name, (flag, off) in _flags(command).items():
 
-        def spelled(match: re.Match[str], flag: str = flag, is_flag: bool = is_flag) -> str:
+        def spelled(match: re.Match[str], flag: str = flag, off: str | None = off) -> str:
             value = match.group(1)
-            return flag if is_flag and value == "True" else f"{flag} {value}"
+            if off is not None and value == "True":
+                return flag
+            if off and value == "False":
+                return off
+            return f"{flag} {value}"
 
-        message = re.sub(rf"(?<![\w.-]){re.escape(name)}={_VALUE}", spelled, message)
+        message = re.sub(rf"(?<![\w./-]){re.escape(name)}={_VALUE}", spelled, message)
+        message = message.replace(f"`{name}`", flag)
     return message
 
 
@@ -120,7 +136,8 @@ def run_job(
     job: Callable[..., Any], *paths: str, quiet: bool, loglevel: str, **options: Any
 ) -> Any:
     """Set up logging, then run ``job(*paths, **options)`` with the command line and a progress
-    bar unless ``quiet``; the library's errors come back naming this command's flags."""
+    bar unless ``quiet``; the library's errors come back naming this command's flags.
+    """
     setup_logging(quiet, loglevel)
     try:
         return job(*paths, **options, progress=not quiet, command=command_line())

@@ -1,5 +1,6 @@
 """``gpu-genomics intervals`` (also installed as ``genomic_interval_pipeline``): BED peak files
-and a reference genome into a labelled one-hot training set."""
+and a reference genome into a labelled one-hot training set.
+"""
 
 from __future__ import annotations
 

@@ -20,7 +20,13 @@ from ..device import resolve_device, to_numpy
 from ..errors import InputError, invalid
 from ..io.provenance import provenance
 from ..io.spec import STRING, ArraySpec, OutputSpec
-from ..io.store import ArrayWriter, check_output_folder, format_from_path, removed_on_failure
+from ..io.store import (
+    ArrayWriter,
+    check_output_folder,
+    format_from_path,
+    removed_on_failure,
+    resolve_compression,
+)
 from .bulk import DEFAULT_MIN_MEAN_LOG, preprocess_bulk
 from .scaler_files import load_scaler, save_scaler, scaler_kind
 from .tables import read_table
@@ -30,17 +36,25 @@ log = logging.getLogger("gpu_genomics")
 BULK_ARRAYS = OutputSpec(
     "bulk: expression table -> z-scored (samples, genes) (HDF5/Zarr)",
     (
-        ArraySpec("expression", "float32", ("samples", "genes"),
-                  "z-scores of log1p expression (the filtered log values with zscore=False)"),
+        ArraySpec(
+            "expression",
+            "float32",
+            ("samples", "genes"),
+            "z-scores of log1p expression (the filtered log values with zscore=False)",
+        ),
         ArraySpec("sample_id", STRING, ("samples",), "sample names"),
         ArraySpec("gene_id", STRING, ("genes",), "the kept genes: the columns of expression"),
         ArraySpec("scaler_mean", "float64", ("genes",), "per-gene mean (StandardScaler mean_)"),
-        ArraySpec("scaler_std", "float64", ("genes",),
-                  "per-gene divisor (scale_: ddof-0 standard deviation, 1 for a constant gene)"),
+        ArraySpec(
+            "scaler_std",
+            "float64",
+            ("genes",),
+            "per-gene divisor (scale_: ddof-0 standard deviation, 1 for a constant gene)",
+        ),
         ArraySpec("gene_mask", "bool", ("input_genes",), "which input genes were kept"),
         ArraySpec("input_gene_id", STRING, ("input_genes",), "the input's genes, in order"),
     ),
-)  # fmt: skip
+)
 
 
 def preprocess_bulk_file(
@@ -110,8 +124,14 @@ def preprocess_bulk_file(
     scaler = load_scaler(apply_scaler_path) if apply_scaler_path else None
     orientation = "rows-are-observations" if samples_by_genes else "rows-are-features"
     matrix = read_table(input_path, orientation=orientation)
-    result = preprocess_bulk(matrix, already_log=already_log, min_mean_log=threshold,
-                             scaler=scaler, zscore=zscore, device=device_name)  # fmt: skip
+    result = preprocess_bulk(
+        matrix,
+        already_log=already_log,
+        min_mean_log=threshold,
+        scaler=scaler,
+        zscore=zscore,
+        device=device_name,
+    )
     n_samples, n_genes = matrix.shape
     parameters = {
         "samples_by_genes": samples_by_genes,
@@ -121,11 +141,15 @@ def preprocess_bulk_file(
         "save_scaler_path": None if save_scaler_path is None else str(save_scaler_path),
         "zscore": zscore,
         "output_format": output_format,
-        "compression": compression,
+        "compression": resolve_compression(output_format, compression),
     }
-    record = provenance("gpu-genomics bulk", parameters=parameters,
-                        inputs={"table": input_path, "scaler": apply_scaler_path},
-                        device=device_name, command=command)  # fmt: skip
+    record = provenance(
+        "gpu-genomics bulk",
+        parameters=parameters,
+        inputs={"table": input_path, "scaler": apply_scaler_path},
+        device=device_name,
+        command=command,
+    )
     if save_scaler_path:  # first: the main output is written last, or not at all
         save_scaler(result.scaler, save_scaler_path, provenance=record)
     with (
@@ -154,11 +178,21 @@ def preprocess_bulk_file(
                 "scaler_log1p": result.scaler.log1p,
             }
         )
-    how = (f"mean log expression > {threshold}" if result.fitted
-           else f"the genes of the scaler {apply_scaler_path}")  # fmt: skip
+    how = (
+        f"mean log expression > {threshold}"
+        if result.fitted
+        else f"the genes of the scaler {apply_scaler_path}"
+    )
     seconds = time.perf_counter() - started
-    log.info("bulk: %d samples, %d of %d genes kept (%s); wrote %s in %.1f s", n_samples,
-             len(result.gene_names), n_genes, how, output_path, seconds)  # fmt: skip
+    log.info(
+        "bulk: %d samples, %d of %d genes kept (%s); wrote %s in %.1f s",
+        n_samples,
+        len(result.gene_names),
+        n_genes,
+        how,
+        output_path,
+        seconds,
+    )
     return {
         "output": str(output_path),
         "n_samples": n_samples,

@@ -83,7 +83,8 @@ class LabeledMatrix:
 
     def locate(self, observation: int, feature: int) -> str:
         """Where the cell ``values[observation, feature]`` is: ``"<file>, line N, column 'C'"``
-        when the matrix was read from a file, else ``"observation 'O', feature 'F'"``."""
+        when the matrix was read from a file, else ``"observation 'O', feature 'F'"``.
+        """
         obs_name, feature_name = self.observation_names[observation], self.feature_names[feature]
         if self.source is None:
             return f"observation {obs_name!r}, feature {feature_name!r}"
@@ -95,7 +96,8 @@ class LabeledMatrix:
 
     def row_line(self, row: int) -> int:
         """The 1-based line number of data row ``row`` (0-based, blank lines not counted) in
-        the source file; computed on first use by a pass over the file."""
+        the source file; computed on first use by a pass over the file.
+        """
         if self.source is None:
             raise ValueError("the matrix was not read from a file")
         if not self._lines:
@@ -167,7 +169,8 @@ def _parse_fast(
     source: str, delimiter: str, n_columns: int, dtype: np.dtype
 ) -> tuple[np.ndarray | None, np.ndarray, Exception | None]:
     """``(values (rows, columns), row names, None)`` from pandas' C parser, or ``(None, _,
-    error)`` when the table is not well formed (the Python scan then finds where)."""
+    error)`` when the table is not well formed (the Python scan then finds where).
+    """
     import pandas as pd
 
     columns = range(1, n_columns + 1)
@@ -299,7 +302,8 @@ def _shown(text: str) -> str:
 
 def _check_column_names(source: str, names: list[str], first_index: int) -> None:
     """Reject empty and duplicate column names; ``first_index``: the 1-based header field of
-    the first column name."""
+    the first column name.
+    """
     seen: dict[str, int] = {}
     for i, name in enumerate(names, start=first_index):
         if name.strip() == "":

@@ -95,7 +95,8 @@ def read_metadata(path: str | os.PathLike) -> tuple[list[BedSource], list[str]]:
 
 def _split_spaces(line: str, folder: Path) -> list[str]:
     """Fields of a line without tabs, keeping paths that contain spaces: the whole line when it
-    names a file, else ``PATH LABEL`` when all but the last word name a file."""
+    names a file, else ``PATH LABEL`` when all but the last word name a file.
+    """
     if _resolve(line, folder).is_file():
         return [line]
     head, _, last = line.rpartition(" ")
@@ -144,7 +145,7 @@ def _empty_peaks() -> pd.DataFrame:
 
 
 def _read_bed_fast(raw: bytes) -> pd.DataFrame | None:
-    """pandas' C parser for the common clean file; None when anything looks off."""
+    """Pandas' C parser for the common clean file; None when anything looks off."""
     first = raw.lstrip().split(b"\n", 1)[0]
     n_fields = first.count(b"\t") + 1
     if n_fields < 3:

@@ -23,7 +23,15 @@ import numpy as np
 import pandas as pd
 
 from ..device import array_module, resolve_device, to_numpy
-from ..errors import InputError, check_choice, check_range, invalid, positive_int
+from ..errors import (
+    InputError,
+    check_choice,
+    check_range,
+    check_seed,
+    invalid,
+    positive_int,
+    with_options,
+)
 from ..io.provenance import provenance, version
 from ..io.store import ArrayWriter, check_output_folder, format_from_path
 from ..sequence.onehot import ONE_HOT_DTYPES, one_hot_windows
@@ -81,10 +89,18 @@ class IntervalOptions:
     compression: str | None = None
     batch_rows: int = 4096
 
+    def __post_init__(self) -> None:
+        # a chromosome list given as one string is comma-separated names, as on the CLI
+        for name in ("test_chroms", "valid_chroms"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                setattr(self, name, tuple(c.strip() for c in value.split(",") if c.strip()))
+
     def check(self) -> None:
         """Raise :class:`~gpu_genomics.errors.InputError` on the first invalid parameter."""
         positive_int("length", self.length)
         positive_int("batch_rows", self.batch_rows)
+        check_seed(self.seed)
         if self.min_overlap < 0:
             raise invalid("min_overlap", self.min_overlap, "must be 0 or more")
         check_choice("merge", self.merge, MERGE_MODES)
@@ -102,7 +118,7 @@ class IntervalOptions:
         both = set(self.test_chroms) & set(self.valid_chroms)
         if both:
             raise InputError(
-                f"chromosomes in both test_chroms and valid_chroms: {', '.join(sorted(both))}"
+                f"chromosomes in both `test_chroms` and `valid_chroms`: {', '.join(sorted(both))}"
             )
 
 
@@ -228,10 +244,7 @@ def build_interval_dataset(
     Memory: the peaks and regions (a few dozen bytes each), one chromosome's windows (plain
     FASTA: one batch's) and one batch of one-hot rows (at most 64 MiB).
     """
-    try:
-        options = dataclasses.replace(options or IntervalOptions(), **parameters)
-    except TypeError as exc:
-        raise InputError(f"build_interval_dataset: {exc}") from None
+    options = with_options(options, IntervalOptions, parameters, caller="build_interval_dataset")
     options.check()
     output = _output_path(output, options.output_format)
     basset = options.output_format == "basset"
@@ -308,13 +321,24 @@ def build_interval_dataset(
     }
     layout = BassetLayout if basset else StandardLayout
     inputs = {"metadata": metadata, "reference": reference, "reference index": ref.index_path}
+    if ref.gzi_path is not None:
+        inputs["reference bgzip index"] = ref.gzi_path
     inputs.update({f"bed {source.column + 1}:{source.line}": source.path for source in sources})
     with ref, ArrayWriter(output, output_format, options.compression, spec=layout.spec) as out:
         writer = layout(out, options)
         writer.create(regions, split, names, label_names, ref.names)
         _write_sequences(writer, ref, regions, split, options, device_name, progress)
-        record = provenance("gpu-genomics intervals", parameters=dataclasses.asdict(options),
-                            inputs=inputs, device=device_name, command=command)  # fmt: skip
+        resolved = {
+            "output_format": options.output_format or output_format,
+            "compression": out.compression,
+        }
+        record = provenance(
+            "gpu-genomics intervals",
+            parameters={**dataclasses.asdict(options), **resolved},
+            inputs=inputs,
+            device=device_name,
+            command=command,
+        )
         out.attrs(
             {
                 **record,
@@ -350,7 +374,8 @@ def _output_path(output: str | os.PathLike, output_format: str | None) -> Path:
 
 def _aligned_batches(rows: np.ndarray, position: np.ndarray, batch_rows: int) -> Any:
     """Split consecutive output rows into batches of at most ``batch_rows`` whose bounds fall
-    on multiples of ``batch_rows`` in the output, so that batches fill whole chunks."""
+    on multiples of ``batch_rows`` in the output, so that batches fill whole chunks.
+    """
     if not len(rows):
         return
     first_position = int(position[rows[0]])
@@ -390,7 +415,8 @@ def _write_sequences(
     progress: bool,
 ) -> None:
     """Read the windows of each chromosome in bulk (once), encode them in batches, and write
-    them in place."""
+    them in place.
+    """
     from tqdm import tqdm
 
     xp = array_module(device)

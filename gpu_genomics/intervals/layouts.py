@@ -79,14 +79,26 @@ BASSET_ARRAYS = OutputSpec(
 )
 
 
-class StandardLayout:
-    """``{split}_{seqs,labels,coords,names}`` + ``label_names`` + ``chrom_names``."""
+class _Layout:
+    """What both layouts share: the writer, the options, and the one-hot arrays per split.
 
-    spec = INTERVAL_ARRAYS
+    Attributes:
+        spec: the declared arrays of the layout.
+        seqs: split index (0 training, 1 validation, 2 test) -> its one-hot array, created by
+            ``create`` and filled batch by batch by the job.
+    """
+
+    spec: OutputSpec
 
     def __init__(self, out: ArrayWriter, options: IntervalOptions) -> None:
         self.out, self.options = out, options
         self.seqs: dict[int, Any] = {}
+
+
+class StandardLayout(_Layout):
+    """``{split}_{seqs,labels,coords,names}`` + ``label_names`` + ``chrom_names``."""
+
+    spec = INTERVAL_ARRAYS
 
     def create(
         self,
@@ -129,15 +141,12 @@ class StandardLayout:
         return onehot
 
 
-class BassetLayout:
+class BassetLayout(_Layout):
     """Basset's seq_hdf5.py layout: ``{train,valid,test}_{in,out}``, ``test_headers``,
-    ``target_labels``; ``*_in`` float16 ``(n, 4, 1, L)``, 0.25 for N."""
+    ``target_labels``; ``*_in`` float16 ``(n, 4, 1, L)``, 0.25 for N.
+    """
 
     spec = BASSET_ARRAYS
-
-    def __init__(self, out: ArrayWriter, options: IntervalOptions) -> None:
-        self.out, self.options = out, options
-        self.seqs: dict[int, Any] = {}
 
     def create(
         self,

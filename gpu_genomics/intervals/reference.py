@@ -35,7 +35,7 @@ class Reference:
 
         self.path = Path(path)
         if not self.path.is_file():
-            raise InputError(f"{self.path}: reference FASTA not found; check -f/--fasta")
+            raise InputError(f"{self.path}: reference FASTA not found; check the path")
         compressed = is_gzip(self.path)
         if compressed and not is_bgzf(self.path):
             raise InputError(
@@ -58,8 +58,10 @@ class Reference:
         self.names: list[str] = list(self._fasta.references)
         self.lengths = np.asarray(self._fasta.lengths, dtype=np.int64)
         self._index_of = {name: i for i, name in enumerate(self.names)}
-        #: the ``.fai`` index (names, lengths, line layout), recorded in the provenance
+        #: the ``.fai`` index (names, lengths, line layout) and, for bgzip, the ``.gzi`` block
+        #: index: recorded in the provenance
         self.index_path = Path(f"{self.path}.fai")
+        self.gzi_path = Path(f"{self.path}.gzi") if compressed else None
         if not self.names:
             raise InputError(f"{self.path}: the reference holds no sequences")
         # plain FASTA: read spans straight from the file through the .fai line layout
@@ -120,7 +122,8 @@ class Reference:
 
     def release_pages(self) -> None:
         """Drop the memory-mapped file's pages from this process's memory (plain FASTA; the
-        bases read were copied out). Call it after each chromosome to bound memory."""
+        bases read were copied out). Call it after each chromosome to bound memory.
+        """
         if self._map is not None:
             self._map.madvise(mmap.MADV_DONTNEED)
 
@@ -174,7 +177,8 @@ def _gather_fasta_windows(
     file_bytes, offset, line_bases, line_bytes, starts, out
 ):  # pragma: no cover
     """``out[i] = bases starts[i] .. starts[i] + L`` of a FASTA record laid out in lines of
-    ``line_bases`` bases (``line_bytes`` with the line end) from file position ``offset``."""
+    ``line_bases`` bases (``line_bytes`` with the line end) from file position ``offset``.
+    """
     length = out.shape[1]
     for i in numba.prange(len(starts)):
         position = starts[i]

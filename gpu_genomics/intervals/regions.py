@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 from ..device import resolve_device
-from ..errors import InputError
+from ..errors import check_choice
 
 log = logging.getLogger("gpu_genomics")
 
@@ -78,7 +78,8 @@ def windows_at(midpoints: Any, length: int, chrom_lengths: Any) -> Any:
     """Start of the ``length``-base window around each midpoint, shifted inward at both ends:
     ``max(0, mid - length // 2)``, then ``chrom_length - length`` where the window would run
     past the chromosome's end (Basset's ``Peak.extend``). Chromosomes are at least ``length``
-    long. Takes NumPy arrays or pandas/cuDF Series (then ``chrom_lengths`` is a Series too)."""
+    long. Takes NumPy arrays or pandas/cuDF Series (then ``chrom_lengths`` is a Series too).
+    """
     starts = midpoints - length // 2
     last = chrom_lengths - length
     if isinstance(starts, np.ndarray):
@@ -89,8 +90,9 @@ def windows_at(midpoints: Any, length: int, chrom_lengths: Any) -> Any:
 
 @functools.cache
 def _dataframe_library(device: str) -> ModuleType:
-    """cuDF on the GPU when importable, else pandas (logged once: CuPy without cuDF still runs
-    the sequence kernels on the GPU)."""
+    """CuDF on the GPU when importable, else pandas (logged once: CuPy without cuDF still runs
+    the sequence kernels on the GPU).
+    """
     if device != "gpu":
         return pd
     try:
@@ -135,8 +137,7 @@ def make_regions(
     Returns:
         :class:`Regions` sorted by chromosome, start and strand.
     """
-    if mode not in MERGE_MODES:
-        raise InputError(f"--merge {mode!r} is not one of {', '.join(MERGE_MODES)}")
+    check_choice("merge", mode, MERGE_MODES)
     lib = _dataframe_library(resolve_device(device))
     frame = peaks[["chrom", "start", "end", "minus", "label"]].reset_index(drop=True)
     frame["chrom_length"] = np.asarray(chrom_sizes, dtype=np.int64)[frame["chrom"].to_numpy()]
@@ -155,7 +156,7 @@ def make_regions(
 
 
 def _hull_windows(frame: Any, length: int, min_overlap: int) -> Any:
-    """bedtools merge -d -min_overlap, then one window per hull (strand +)."""
+    """Bedtools merge -d -min_overlap, then one window per hull (strand +)."""
     peaks = frame.sort_values(["chrom", "start", "end"]).reset_index(drop=True)
     furthest_end = peaks.groupby("chrom")["end"].cummax()
     new_chrom = (peaks["chrom"] != peaks["chrom"].shift(1)).fillna(True)
@@ -221,7 +222,8 @@ def _basset_windows(
 def _basset_groups(new_key, starts, length, min_overlap):  # pragma: no cover
     """Row bounds of Basset's open groups: a window joins the open group unless
     ``open_end - min_overlap <= start`` (``open_end``: the group's furthest window end) or it
-    starts a new (chrom, strand). Returns ``(n_groups + 1,) int64`` bounds."""
+    starts a new (chrom, strand). Returns ``(n_groups + 1,) int64`` bounds.
+    """
     bounds = np.empty(len(starts) + 1, dtype=np.int64)
     n_groups = 0
     open_end = 0
@@ -301,7 +303,8 @@ def _basset_greedy_merge(
     (quadratic in the group's size). Here the pairs sit in a heap keyed by (overlap, position)
     and the windows in a linked list; a merge changes only its own pair and its left
     neighbour's, which are pushed again (stale entries are skipped by a version number).
-    Same merges in the same order, in O(m log m)."""
+    Same merges in the same order, in O(m log m).
+    """
     half = length // 2
     for g in numba.prange(len(group_bounds) - 1):
         first = group_bounds[g]

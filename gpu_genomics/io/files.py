@@ -48,7 +48,8 @@ def is_gzip(path: str | os.PathLike) -> bool:
 
 def stem(name: str, suffixes: Sequence[str], *, ignore_case: bool = False) -> str:
     """``name`` without the ``suffixes`` it ends with, each tried once in the given order
-    (``stem("a.bed.gz", (".gz", ".bed"))`` is ``"a"``); ``name`` itself if nothing is left."""
+    (``stem("a.bed.gz", (".gz", ".bed"))`` is ``"a"``); ``name`` itself if nothing is left.
+    """
     result = name
     for suffix in suffixes:
         ends = result.lower().endswith(suffix.lower()) if ignore_case else result.endswith(suffix)

@@ -107,7 +107,8 @@ def provenance(
 
 def json_safe(value: Any) -> Any:
     """``value`` with tuples as lists, paths and other objects as str, NumPy scalars as Python
-    numbers, recursively, so that ``json.dumps`` takes it."""
+    numbers, recursively, so that ``json.dumps`` takes it.
+    """
     if isinstance(value, Mapping):
         return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -121,7 +122,8 @@ def json_safe(value: Any) -> Any:
 
 def flat(record: Mapping[str, Any]) -> dict[str, Any]:
     """``record`` with nested values as JSON strings and ``None`` as ``"none"`` (for AnnData's
-    ``uns``, which stores neither)."""
+    ``uns``, which stores neither).
+    """
     return {
         key: json.dumps(value, sort_keys=True)
         if isinstance(value, dict | list)

@@ -42,6 +42,13 @@ def format_from_path(path: str | os.PathLike, format: str | None = None) -> Form
     return SUFFIX_FORMATS[suffix]  # type: ignore[return-value]
 
 
+def resolve_compression(format: Format, compression: str | None) -> str:
+    """``compression``, checked, or the default of ``format``: none for HDF5, zstd for Zarr."""
+    if compression is None:
+        return "zstd" if format == "zarr" else "none"
+    return check_choice("compression", compression, COMPRESSIONS)
+
+
 def _hdf5_compression(compression: str) -> dict[str, Any]:
     if compression == "none":
         return {}
@@ -95,9 +102,7 @@ class ArrayWriter:
     ) -> None:
         self.path = Path(path)
         self.format = format_from_path(self.path, format)
-        if compression is None:
-            compression = "zstd" if self.format == "zarr" else "none"
-        self.compression = check_choice("compression", compression, COMPRESSIONS)
+        self.compression = resolve_compression(self.format, compression)
         self.spec = spec
         self.chunk_rows = chunk_rows
         self.tmp_path = _temporary_path(self.path)
@@ -170,7 +175,8 @@ class ArrayWriter:
     ) -> Any:
         """An empty array chunked by ``chunk_rows`` rows (default: the writer's); fill it with
         slice assignment. ``dims`` names the axes (Zarr ``dimension_names``, read by xarray and
-        sgkit; ``_ARRAY_DIMENSIONS`` attribute in HDF5); default: the spec's."""
+        sgkit; ``_ARRAY_DIMENSIONS`` attribute in HDF5); default: the spec's.
+        """
         dtype = np.dtype(dtype)
         if self.spec is not None:
             declared = self.spec.lookup(name)
@@ -182,7 +188,7 @@ class ArrayWriter:
         chunks = (max(1, min(rows, shape[0])), *shape[1:]) if shape else None
         _check_dims(name, shape, dims)
         if self.format == "hdf5":
-            if shape and shape[0] == 0:
+            if shape and 0 in shape:  # h5py refuses chunks with a zero dimension
                 target = self._root.create_dataset(name, shape=shape, dtype=dtype)
             else:
                 target = self._root.create_dataset(
@@ -202,7 +208,8 @@ class ArrayWriter:
 
     def write(self, name: str, values: Any, dims: tuple[str, ...] | None = None) -> None:
         """Write a whole array (axes named by ``dims``, as :meth:`create`); str values become a
-        variable-length string array of the same shape (a list of str: 1-D)."""
+        variable-length string array of the same shape (a list of str: 1-D).
+        """
         array = np.asarray(values)
         declared = self.spec.lookup(name) if self.spec is not None else None
         if declared is not None:
@@ -310,7 +317,8 @@ def check_output_folder(path: str | os.PathLike) -> None:
 @contextlib.contextmanager
 def removed_on_failure(*paths: str | os.PathLike | None) -> Iterator[None]:
     """Remove ``paths`` (outputs written earlier in the same run) if the block fails, so that a
-    command writing several files leaves none of them behind when a later one fails."""
+    command writing several files leaves none of them behind when a later one fails.
+    """
     try:
         yield
     except BaseException:

@@ -73,8 +73,13 @@ class SequenceBatch:
 
     @classmethod
     def from_array(cls, array: np.ndarray, names: Sequence[str] | None = None) -> SequenceBatch:
-        """Build from an ``(n, L)`` array of ASCII letters, ``uint8`` or ``S1``; a C-contiguous
-        array is used without a copy."""
+        """Build from an ``(n, L)`` array of ASCII letters, ``uint8`` or ``S1``.
+
+        A C-contiguous array is used without a copy.
+
+        Raises:
+            InputError: the array is not 2-D ASCII letters, or holds a non-IUPAC byte.
+        """
         if array.ndim != 2:
             raise InputError(f"a sequence array must be 2-D (n, L), got shape {array.shape}")
         if array.dtype == np.dtype("S1") or array.dtype == np.int8:
@@ -92,8 +97,13 @@ class SequenceBatch:
 
     @classmethod
     def from_fasta(cls, path: str | os.PathLike) -> SequenceBatch:
-        """Read a FASTA or FASTQ file, plain or gzip/bgzip compressed. Record names are the
-        header's first word."""
+        """Read a FASTA or FASTQ file, plain or gzip/bgzip compressed.
+
+        Record names are the header's first word.
+
+        Raises:
+            InputError: a malformed file, or a record with a non-IUPAC byte.
+        """
         data, offsets, names = read_fastx(path)
         lengths = np.diff(offsets)
         width = int(lengths[0]) if len(lengths) and np.all(lengths == lengths[0]) else None
@@ -103,6 +113,7 @@ class SequenceBatch:
 
     # --- properties ---------------------------------------------------------------------
     def __len__(self) -> int:
+        """Return the number of records."""
         return len(self.offsets) - 1
 
     @property
@@ -159,8 +170,11 @@ class SequenceBatch:
         return SequenceBatch(data, offsets - offsets[0], names, self.width)
 
     def arrays(self, device: Device) -> tuple[Any, Any]:
-        """``(data, offsets)`` on ``device`` (uint8, int64); the copy to the current GPU is made
-        once and cached."""
+        """Return ``(data, offsets)`` (uint8, int64) on ``device``.
+
+        The copy to the current GPU is made once and cached (``data.nbytes + 8 * (n + 1)``
+        bytes of GPU memory).
+        """
         if device == "cpu":
             return self.data, self.offsets
         import cupy
@@ -190,9 +204,15 @@ def _count_invalid(data, valid, block):  # pragma: no cover
 
 
 def as_batch(seqs: SequencesLike) -> SequenceBatch:
-    """Coerce the inputs that every operation accepts into a :class:`SequenceBatch`:
-    a batch, one str/bytes sequence, a list of str/bytes, an ``(n, L)`` uint8/S1 array, or the
-    path of a FASTA/FASTQ file (``pathlib.Path``)."""
+    """Coerce the inputs that every operation accepts into a :class:`SequenceBatch`.
+
+    Args:
+        seqs: a batch, one str/bytes sequence, a list of str/bytes, an ``(n, L)`` uint8/S1
+            array, or the path of a FASTA/FASTQ file (``pathlib.Path``).
+
+    Raises:
+        InputError: anything else, or a record with a non-IUPAC byte.
+    """
     if isinstance(seqs, SequenceBatch):
         return seqs
     if isinstance(seqs, str | bytes):

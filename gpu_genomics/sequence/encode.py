@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 
 from ..device import resolve_device, to_numpy
-from ..errors import InputError, check_choice, invalid, positive_int
+from ..errors import InputError, check_choice, positive_int
 from ..io.provenance import provenance
 from ..io.spec import STRING, ArraySpec, OutputSpec
-from ..io.store import ArrayWriter, format_from_path
+from ..io.store import ArrayWriter, format_from_path, resolve_compression
 from .batch import SequenceBatch
 from .kmers import DENSE_MAX_K, kmer_counts, kmer_names
 from .onehot import one_hot
@@ -72,16 +72,17 @@ ENCODE_ARRAYS = OutputSpec(
         ),
         ArraySpec(
             "kmer_counts_indices",
-            "int32",
+            "int32|int64",
             ("nonzero",),
             "CSR column of each value",
             "encoding kmer-counts, sparse",
         ),
         ArraySpec(
             "kmer_counts_indptr",
-            "int64",
+            "int32|int64",
             ("row_pointers",),
-            "CSR row pointer: row i is entries indptr[i]:indptr[i+1]",
+            "CSR row pointer: row i is entries indptr[i]:indptr[i+1] (int64 beyond 2**31 - 1 "
+            "entries)",
             "encoding kmer-counts, sparse",
         ),
         ArraySpec(
@@ -169,24 +170,38 @@ def encode_file(
         "encoding": encoding,
         "batch_size": batch_size,
         "output_format": output_format,
-        "compression": compression,
+        "compression": resolve_compression(output_format, compression),
     }
     if encoding == "onehot":
         if length is not None:
             positive_int("length", length)
-        one_hot([], length or 1, alphabet=alphabet, dtype=dtype, n_value=n_value, layout=layout,
-                pad=pad, device="cpu")  # fmt: skip
+        one_hot(
+            [],
+            length or 1,
+            alphabet=alphabet,
+            dtype=dtype,
+            n_value=n_value,
+            layout=layout,
+            pad=pad,
+            device="cpu",
+        )
         parameters.update(alphabet=alphabet, dtype=dtype, n_value=n_value, layout=layout, pad=pad)
     elif encoding == "tokens":
         if max_len is None:
-            raise invalid("max_len", max_len, "is required with encoding='tokens' (tokens per row)")
+            raise InputError("encoding='tokens' needs `max_len` (tokens per row)")
         scheme = scheme or "spec"
         tokenize([], max_len, scheme=scheme, device="cpu")
         parameters.update(max_len=max_len, scheme=scheme)
     elif encoding == "kmer-tokens":
         scheme = scheme or "plain"
-        kmer_tokenize([], k, stride=stride, scheme=scheme,
-                      max_len=1 if max_len is None else max_len, device="cpu")  # fmt: skip
+        kmer_tokenize(
+            [],
+            k,
+            stride=stride,
+            scheme=scheme,
+            max_len=1 if max_len is None else max_len,
+            device="cpu",
+        )
         parameters.update(k=k, stride=stride, scheme=scheme)
     else:
         sparse = k > DENSE_MAX_K if sparse is None else bool(sparse)
@@ -195,19 +210,26 @@ def encode_file(
     with ArrayWriter(output_path, output_format, compression, spec=ENCODE_ARRAYS) as out:
         batch = SequenceBatch.from_fasta(input_path)
         n = len(batch)
-        log.info("%s: %d records, %d bases; encoding %s on %s", input_path, n, len(batch.data),
-                 encoding, device_name)  # fmt: skip
+        log.info(
+            "%s: %d records, %d bases; encoding %s on %s",
+            input_path,
+            n,
+            len(batch.data),
+            encoding,
+            device_name,
+        )
         if encoding == "onehot":
             parameters["length"] = length if length is not None else batch.max_length
             if not parameters["length"]:
                 raise InputError(
                     f"{input_path}: every record is empty, so the longest is 0 bases; "
-                    "pass length= (bases per row)"
+                    "pass `length` (bases per row)"
                 )
         elif encoding == "kmer-tokens":
             if max_len is None:
-                counts = kmer_token_counts(batch, k, stride=stride, scheme=scheme,
-                                           device=device_name)  # fmt: skip
+                counts = kmer_token_counts(
+                    batch, k, stride=stride, scheme=scheme, device=device_name
+                )
                 max_len = max(int(counts.max()) if len(counts) else 0, 1)
             parameters["max_len"] = max_len
         encoder = _Encoder(out, batch, parameters, device_name)
@@ -220,9 +242,13 @@ def encode_file(
         encoder.finish()
         out.write("names", batch.names or [])
         out.write("lengths", batch.lengths)
-        record = provenance("gpu-genomics encode", parameters=parameters,
-                            inputs={"sequences": input_path}, device=device_name,
-                            command=command)  # fmt: skip
+        record = provenance(
+            "gpu-genomics encode",
+            parameters=parameters,
+            inputs={"sequences": input_path},
+            device=device_name,
+            command=command,
+        )
         out.attrs({**record, "encoding": encoding, "n_sequences": n})
         arrays = {name: tuple(shape) for name, shape in encoder.shapes.items()}
     seconds = time.perf_counter() - started
@@ -272,16 +298,34 @@ class _Encoder:
         p, device = self.p, self.device
         encoding = p["encoding"]
         if encoding == "onehot":
-            return [one_hot(chunk, p["length"], alphabet=p["alphabet"], dtype=p["dtype"],
-                            n_value=p["n_value"], layout=p["layout"], pad=p["pad"],
-                            device=device)]  # fmt: skip
+            return [
+                one_hot(
+                    chunk,
+                    p["length"],
+                    alphabet=p["alphabet"],
+                    dtype=p["dtype"],
+                    n_value=p["n_value"],
+                    layout=p["layout"],
+                    pad=p["pad"],
+                    device=device,
+                )
+            ]
         if encoding == "tokens":
             return list(tokenize(chunk, p["max_len"], scheme=p["scheme"], device=device))
         if encoding == "kmer-tokens":
-            return list(kmer_tokenize(chunk, p["k"], stride=p["stride"], scheme=p["scheme"],
-                                      max_len=p["max_len"], device=device))  # fmt: skip
-        return [kmer_counts(chunk, p["k"], canonical=p["canonical"], sparse=p["sparse"],
-                            device=device)]  # fmt: skip
+            return list(
+                kmer_tokenize(
+                    chunk,
+                    p["k"],
+                    stride=p["stride"],
+                    scheme=p["scheme"],
+                    max_len=p["max_len"],
+                    device=device,
+                )
+            )
+        return [
+            kmer_counts(chunk, p["k"], canonical=p["canonical"], sparse=p["sparse"], device=device)
+        ]
 
     def write_rows(self, chunk: SequenceBatch, start: int) -> None:
         """Encode ``chunk`` (records ``start ..``) and write its rows."""

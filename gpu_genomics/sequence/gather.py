@@ -15,12 +15,12 @@ import numpy as np
 
 from .. import _kernels
 from ..device import Device, array_module
-from ..errors import InputError
+from ..errors import invalid
 from .batch import SequenceBatch
 
 PadMode = Literal["right", "center", "left"]
 
-_GPU_KERNEL_FOR_WORDS = {1: "gather_words32", 2: "gather_words64", 4: "gather_words128"}
+PAD_MODES = ("right", "center", "left")
 
 
 def placement(
@@ -28,11 +28,20 @@ def placement(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Where each record lands in a row of ``width`` slots.
 
-    Returns ``(dst, src, count)``, each ``(n,) int64``: slots ``dst .. dst + count - 1`` of row
-    ``i`` take bases ``src .. src + count - 1`` of record ``i``; other slots are padding.
-    ``right`` keeps the first ``width`` bases and pads at the end; ``left`` keeps the first
-    ``width`` bases and pads at the start; ``center`` pads both sides (the odd slot goes to the
-    right) or crops both sides (the odd base is cut from the right).
+    Args:
+        lengths: ``(n,)`` record lengths.
+        width: slots per row.
+        pad: ``"right"`` keeps the first ``width`` bases and pads at the end; ``"left"`` keeps
+            the first ``width`` bases and pads at the start; ``"center"`` pads both sides (the
+            odd slot goes to the right) or crops both sides (the odd base is cut from the
+            right).
+
+    Returns:
+        ``(dst, src, count)``, each ``(n,) int64``: slots ``dst .. dst + count - 1`` of row
+        ``i`` take bases ``src .. src + count - 1`` of record ``i``; other slots are padding.
+
+    Raises:
+        InputError: ``pad`` is not one of :data:`PAD_MODES`.
     """
     lengths = np.asarray(lengths, dtype=np.int64)
     count = np.minimum(lengths, width)
@@ -43,11 +52,18 @@ def placement(
         return width - count, zeros, count
     if pad == "center":
         return np.maximum(width - lengths, 0) // 2, np.maximum(lengths - width, 0) // 2, count
-    raise InputError(f"pad={pad!r} is not one of right, center, left")
+    raise invalid("pad", pad, f"is not one of {', '.join(PAD_MODES)}")
 
 
 def placement_mask(xp: Any, dst: Any, count: Any, width: int) -> Any:
-    """``(n, width) uint8``: 1 where a slot holds a base, 0 where it is padding."""
+    """Return the ``(n, width) uint8`` mask of a placement: 1 for a base, 0 for padding.
+
+    Args:
+        xp: NumPy or CuPy, the module of ``dst`` and ``count``.
+        dst: ``(n,) int64`` first slot of each row's bases (from :func:`placement`).
+        count: ``(n,) int64`` bases in each row.
+        width: slots per row.
+    """
     slots = xp.arange(width, dtype=np.int64)[None, :]
     return ((slots >= dst[:, None]) & (slots < (dst + count)[:, None])).astype(np.uint8)
 
@@ -73,6 +89,42 @@ def _gather_words_cpu(data, first, dst, count, lut, pad, out):  # pragma: no cov
             out_row[j] = pad
 
 
+def _gather_words_twin(data, first, dst, count, lut, pad, out):
+    """CPU twin of the ``gather_words*`` kernels: the same arrays, seen as machine words."""
+    n_rows, width, n_words = out.shape
+    word = _CPU_WORD_DTYPES[n_words]
+    rows = out.view(word).reshape(n_rows, width)
+    _gather_words_cpu(data, first, dst, count, lut.view(word).reshape(256), pad.view(word)[0], rows)
+
+
+def _gather_kernel(n_words: int, word: str) -> _kernels.Kernel:
+    """The ``GG_DEFINE_GATHER`` kernel of ``gather.cu`` for ``n_words`` 32-bit words a slot."""
+    return _kernels.Kernel(
+        module="gather",
+        function=f"gather_words{32 * n_words}",
+        params=(
+            ("data", "const unsigned char*"),
+            ("first", "const long long*"),
+            ("dst", "const long long*"),
+            ("count", "const long long*"),
+            ("lut", f"const {word}*"),
+            ("pad", f"const {word}*"),
+            ("n_rows", "long long"),
+            ("width", "int"),
+            ("out", f"{word}*"),
+        ),
+        twin=_gather_words_twin,
+    )
+
+
+#: The gather kernel for each number of 32-bit words per slot (the C word type of the kernel).
+GATHER_WORDS = {
+    1: _gather_kernel(1, "unsigned int"),
+    2: _gather_kernel(2, "uint2"),
+    4: _gather_kernel(4, "uint4"),
+}
+
+
 def gather_windows(
     data: Any,
     starts: np.ndarray,
@@ -82,50 +134,48 @@ def gather_windows(
     lut_words: np.ndarray,
     pad_words: np.ndarray,
     device: Device,
+    *,
     out: Any = None,
 ) -> tuple[Any, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Map the windows ``data[starts[i] : starts[i] + lengths[i]]`` through ``lut_words`` into
-    rows of ``width`` slots.
+    """Map the windows ``data[starts[i] : starts[i] + lengths[i]]`` through a table into rows.
 
     Args:
         data: ``(total,) uint8`` bytes on ``device`` (NumPy or CuPy): a batch's buffer or a
             whole chromosome; windows may overlap.
-        starts, lengths: ``(n,) int64`` host arrays, the windows in ``data``.
+        starts: ``(n,) int64`` host array, where each window starts in ``data``.
+        lengths: ``(n,) int64`` host array, the windows' lengths.
+        width: slots per output row.
+        pad: where the padding goes (see :func:`placement`).
         lut_words: ``(256, W) uint32`` table, W in {1, 2, 4}: the words written for each byte.
         pad_words: ``(W,) uint32`` words written in padding slots.
+        device: ``"cpu"`` or ``"gpu"``.
         out: optional ``(n, width, W) uint32`` C-contiguous array on ``device`` to write into
             (a reused buffer saves the first-touch cost of fresh memory).
 
     Returns:
-        ``(out, (dst, src, count))``: ``out`` is ``(n, width, W) uint32`` on ``device``; the
-        placement (host arrays) is returned for building masks.
+        ``(out, (dst, src, count))``: ``out`` is ``(n, width, W) uint32`` on ``device``
+        (``n * width * 4 * W`` bytes); the placement (host arrays) is returned for building
+        masks.
     """
     n_words = lut_words.shape[1]
     dst, src, count = placement(lengths, width, pad)
     first = np.asarray(starts, dtype=np.int64) + src
     n = len(dst)
-    xp = array_module(device)
     if out is None:
-        out = xp.empty((n, width, n_words), dtype=np.uint32)
-    if device == "cpu":
-        word = _CPU_WORD_DTYPES[n_words]
-        lut = np.ascontiguousarray(lut_words).view(word).reshape(256)
-        rows = out.view(word).reshape(n, width)
-        _gather_words_cpu(data, first, dst, count, lut, pad_words.view(word)[0], rows)
-        return out, (dst, src, count)
-    fn = _kernels.kernel("gather", _GPU_KERNEL_FOR_WORDS[n_words])
-    args = (
-        data,
-        xp.asarray(first),
-        xp.asarray(dst),
-        xp.asarray(count),
-        xp.asarray(np.ascontiguousarray(lut_words)),
-        xp.asarray(pad_words),
-        _kernels.i64(n),
-        _kernels.i32(width),
-        out,
+        out = array_module(device).empty((n, width, n_words), dtype=np.uint32)
+    GATHER_WORDS[n_words](
+        device,
+        grid=_kernels.rows_grid(n, width),
+        data=data,
+        first=first,
+        dst=dst,
+        count=count,
+        lut=np.ascontiguousarray(lut_words),
+        pad=pad_words,
+        n_rows=n,
+        width=width,
+        out=out,
     )
-    _kernels.launch_rows(fn, n, width, args)
     return out, (dst, src, count)
 
 
@@ -137,7 +187,19 @@ def gather_rows(
     pad_words: np.ndarray,
     device: Device,
 ) -> tuple[Any, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """:func:`gather_windows` over the records of ``batch`` (one row per record)."""
+    """Run :func:`gather_windows` over the records of ``batch`` (one row per record).
+
+    Args:
+        batch: the records.
+        width: slots per row.
+        pad: where the padding goes (see :func:`placement`).
+        lut_words: ``(256, W) uint32`` table of the words written for each byte.
+        pad_words: ``(W,) uint32`` words written in padding slots.
+        device: ``"cpu"`` or ``"gpu"``.
+
+    Returns:
+        ``(out, (dst, src, count))`` as :func:`gather_windows` returns them.
+    """
     data, _ = batch.arrays(device)
     return gather_windows(
         data, batch.offsets[:-1], batch.lengths, width, pad, lut_words, pad_words, device

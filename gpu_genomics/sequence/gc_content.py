@@ -8,47 +8,77 @@ import numba
 import numpy as np
 
 from .. import _kernels
-from ..device import array_module, resolve_device
+from ..device import array_module, is_gpu_array, resolve_device
+from .alphabet import ACGT_CLASS, GC_CLASS, gc_classes
 from .batch import SequencesLike, as_batch
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _gc_counts_cpu(data, offsets, counts):  # pragma: no cover
+def _gc_counts_cpu(data, offsets, gc_class, counts):  # pragma: no cover
     for row in numba.prange(len(offsets) - 1):
         gc = 0
         acgt = 0
         for p in range(offsets[row], offsets[row + 1]):
-            upper = data[p] & 0xDF  # ASCII letter to upper case
-            if upper == 71 or upper == 67:  # G, C
-                gc += 1
-                acgt += 1
-            elif upper == 65 or upper == 84:  # A, T
-                acgt += 1
+            c = gc_class[data[p]]
+            gc += c >= GC_CLASS
+            acgt += c >= ACGT_CLASS
         counts[row, 0] = gc
         counts[row, 1] = acgt
 
 
+GC_COUNTS = _kernels.Kernel(
+    module="gc_content",
+    function="gc_counts",
+    params=(
+        ("data", "const unsigned char*"),
+        ("offsets", "const long long*"),
+        ("gc_class", "const unsigned char*"),
+        ("n_rows", "long long"),
+        ("counts", "long long*"),
+    ),
+    twin=_gc_counts_cpu,
+)
+
+
 def gc_counts(seqs: SequencesLike, *, device: str | None = None) -> Any:
-    """``(n, 2) int64``: G+C bases and A+C+G+T bases of each sequence, either case."""
+    """Count the G+C bases and the A+C+G+T bases of each sequence, either case.
+
+    Args:
+        seqs: sequences (see :func:`~gpu_genomics.sequences.as_batch`).
+        device: ``"auto" | "gpu" | "cpu"``.
+
+    Returns:
+        ``(n, 2) int64`` counts on the device: column 0 G+C, column 1 A+C+G+T.
+    """
     batch = as_batch(seqs)
     device_name = resolve_device(device)
-    xp = array_module(device_name)
-    counts = xp.empty((len(batch), 2), dtype=np.int64)
-    if device_name == "cpu":
-        _gc_counts_cpu(batch.data, batch.offsets, counts)
-    else:
-        data, offsets = batch.arrays("gpu")
-        fn = _kernels.kernel("gc_content", "gc_counts")
-        _kernels.launch_blocks_per_row(
-            fn, len(batch), (data, offsets, _kernels.i64(len(batch)), counts)
-        )
+    counts = array_module(device_name).empty((len(batch), 2), dtype=np.int64)
+    data, offsets = batch.arrays(device_name)
+    GC_COUNTS(
+        device_name,
+        grid=_kernels.block_per_row_grid(len(batch)),
+        data=data,
+        offsets=offsets,
+        gc_class=gc_classes(),
+        n_rows=len(batch),
+        counts=counts,
+    )
     return counts
 
 
 def gc_content(seqs: SequencesLike, *, device: str | None = None) -> Any:
-    """``(n,) float64``: (G + C) / (A + C + G + T) per sequence; N and other IUPAC letters are
-    left out of both counts; NaN for a sequence without any A/C/G/T."""
+    """Compute (G + C) / (A + C + G + T) of each sequence.
+
+    N and the other IUPAC letters are left out of both counts.
+
+    Args:
+        seqs: sequences (see :func:`~gpu_genomics.sequences.as_batch`).
+        device: ``"auto" | "gpu" | "cpu"``.
+
+    Returns:
+        ``(n,) float64`` on the device; NaN for a sequence without any A/C/G/T.
+    """
     counts = gc_counts(seqs, device=device)
-    xp = array_module("gpu" if type(counts).__module__.startswith("cupy") else "cpu")
+    xp = array_module("gpu" if is_gpu_array(counts) else "cpu")
     acgt = counts[:, 1]
     return xp.where(acgt > 0, counts[:, 0] / xp.maximum(acgt, 1), xp.nan)

@@ -22,21 +22,51 @@ import numpy as np
 
 from .. import _kernels
 from ..device import Device, array_module, resolve_device, to_numpy
-from ..errors import InputError, positive_int
+from ..errors import invalid, positive_int
 from .alphabet import base_digits
 from .batch import SequenceBatch, SequencesLike, as_batch
 
 DENSE_MAX_K = 6
+#: Largest k: k-mer codes have 2k bits, and token ids (``4**k + 1`` with padding) and column
+#: indices stay int32 (``4**15 + 1 < 2**31``).
 MAX_K = 15
+#: Largest k with ``canonical=True``.
 CANONICAL_MAX_K = 12
-#: Shared memory a block may use without opting in, and what kmer_counts_dense declares
-#: statically (its 256-byte digit table) beside the dynamic histogram.
+#: Shared memory a block may use without opting in (48 KiB), and what kmer_counts_dense
+#: declares statically beside its dynamic histogram: its copy of the 256-byte digit table
+#: (``tests/test_kernels.py`` checks this against ``kernels/kmers.cu``).
 SHARED_MEMORY_LIMIT_BYTES = 48 * 1024
 KERNEL_STATIC_SHARED_BYTES = 256
 
 
-def kmer_codes_of_columns(k: int, canonical: bool = False) -> np.ndarray:
-    """``(n_columns,) int64``: the k-mer code (base-4 number, A0 C1 G2 T3) of each column."""
+def check_k(k: int, *, canonical: bool = False) -> int:
+    """Return ``k`` as an int.
+
+    Args:
+        k: a k-mer size.
+        canonical: whether k-mers are merged with their reverse complements (k <= 12).
+
+    Raises:
+        InputError: ``k`` is not an integer in 1..15 (1..12 with ``canonical``).
+    """
+    k = positive_int("k", k)
+    limit = CANONICAL_MAX_K if canonical else MAX_K
+    if k > limit:
+        with_canonical = " with canonical=True" if canonical else ""
+        raise invalid("k", k, f"is too large; use k <= {limit}{with_canonical}")
+    return k
+
+
+def kmer_codes_of_columns(k: int, *, canonical: bool = False) -> np.ndarray:
+    """Return the k-mer code (base-4 number, A0 C1 G2 T3) of each count column.
+
+    Args:
+        k: k-mer size.
+        canonical: keep only canonical k-mers (those not above their reverse complement).
+
+    Returns:
+        ``(n_columns,) int64`` codes, increasing.
+    """
     codes = np.arange(4**k, dtype=np.int64)
     if not canonical:
         return codes
@@ -52,21 +82,53 @@ def _reverse_complement_codes(codes: np.ndarray, k: int) -> np.ndarray:
 
 
 @functools.cache
-def _column_of_code(k: int, canonical: bool) -> np.ndarray:
-    """``(4**k,) int32``: output column of each code (-1 for non-canonical codes)."""
+def _column_of_code(k: int, *, canonical: bool) -> np.ndarray:
+    """Return the ``(4**k,) int32`` output column of each code (-1 for non-canonical codes)."""
     table = np.full(4**k, -1, dtype=np.int32)
-    columns = kmer_codes_of_columns(k, canonical)
+    columns = kmer_codes_of_columns(k, canonical=canonical)
     table[columns] = np.arange(len(columns), dtype=np.int32)
     return table
 
 
-def kmer_names(k: int, canonical: bool = False) -> list[str]:
-    """The k-mer string of each column of :func:`kmer_counts`."""
+def kmer_names(k: int, *, canonical: bool = False) -> list[str]:
+    """Return the k-mer string of each column of :func:`kmer_counts`.
+
+    Args:
+        k: k-mer size.
+        canonical: the canonical columns only.
+
+    Raises:
+        InputError: ``k`` is not a positive integer.
+    """
     k = positive_int("k", k)
     names = ["".join(p) for p in itertools.product("ACGT", repeat=k)]
     if not canonical:
         return names
-    return [names[c] for c in kmer_codes_of_columns(k, True)]
+    return [names[c] for c in kmer_codes_of_columns(k, canonical=True)]
+
+
+# --- the rolling k-mer code, shared by both CPU twins ---------------------------------------
+@numba.njit(inline="always", cache=True, nogil=True)
+def _roll(code, rc, run, digit, k, mask, shift):  # pragma: no cover
+    """Extend the k-mer ending at the previous base by the next base.
+
+    Args:
+        code: base-4 number of the last k bases (A0 C1 G2 T3, first base most significant).
+        rc: that of their reverse complement.
+        run: A/C/G/T bases in a row ending at the previous base.
+        digit: the next base's digit (:func:`~.alphabet.base_digits`; above 3: not A/C/G/T).
+        k: k-mer size.
+        mask: ``4**k - 1``.
+        shift: ``2 * (k - 1)``.
+
+    Returns:
+        ``(code, rc, run, complete)`` at the next base; ``complete``: the k bases ending there
+        are all A/C/G/T, so ``code`` and ``rc`` are a k-mer's.
+    """
+    if digit > 3:
+        return code, rc, 0, False
+    run += 1
+    return ((code << 2) | digit) & mask, (rc >> 2) | ((3 - digit) << shift), run, run >= k
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
@@ -76,23 +138,13 @@ def _kmer_counts_dense_cpu(
     mask = (1 << (2 * k)) - 1
     shift = 2 * (k - 1)
     for row in numba.prange(len(offsets) - 1):
-        code = 0
-        rc = 0
-        run = 0
+        code, rc, run = 0, 0, 0
         out_row = out[row]
         for p in range(offsets[row], offsets[row + 1]):
-            d = np.int64(digits[data[p]])
-            if d > 3:
-                run = 0
-                continue
-            code = ((code << 2) | d) & mask
-            run += 1
-            if canonical:
-                rc = (rc >> 2) | ((3 - d) << shift)
-                if run >= k:
-                    out_row[column_of_code[min(code, rc)]] += 1
-            elif run >= k:
-                out_row[code] += 1  # without canonical merging, column == code
+            code, rc, run, complete = _roll(code, rc, run, digits[data[p]], k, mask, shift)
+            if complete:
+                # without canonical merging, column == code
+                out_row[column_of_code[min(code, rc)] if canonical else code] += 1
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
@@ -100,28 +152,53 @@ def _kmer_codes_cpu(data, offsets, digits, k, canonical, codes):  # pragma: no c
     mask = (1 << (2 * k)) - 1
     shift = 2 * (k - 1)
     for row in numba.prange(len(offsets) - 1):
-        code = 0
-        rc = 0
-        run = 0
-        start = offsets[row]
-        for p in range(start, offsets[row + 1]):
+        code, rc, run = 0, 0, 0
+        for p in range(offsets[row], offsets[row + 1]):
             codes[p] = -1
-            d = digits[data[p]]
-            if d > 3:
-                run = 0
-                continue
-            code = ((code << 2) | d) & mask
-            rc = (rc >> 2) | ((3 - d) << shift)
-            run += 1
-            if run >= k:
-                codes[p - k + 1] = rc if canonical and rc < code else code
+            code, rc, run, complete = _roll(code, rc, run, digits[data[p]], k, mask, shift)
+            if complete:
+                codes[p - k + 1] = min(code, rc) if canonical else code
+
+
+KMER_COUNTS_DENSE = _kernels.Kernel(
+    module="kmers",
+    function="kmer_counts_dense",
+    params=(
+        ("data", "const unsigned char*"),
+        ("offsets", "const long long*"),
+        ("digits", "const unsigned char*"),
+        ("column_of_code", "const int*"),
+        ("k", "int"),
+        ("canonical", "int"),
+        ("n_rows", "long long"),
+        ("n_columns", "int"),
+        ("use_shared", "int"),
+        ("out", "int*"),
+    ),
+    twin=_kmer_counts_dense_cpu,
+)
+
+KMER_CODES = _kernels.Kernel(
+    module="kmers",
+    function="kmer_codes",
+    params=(
+        ("data", "const unsigned char*"),
+        ("offsets", "const long long*"),
+        ("digits", "const unsigned char*"),
+        ("k", "int"),
+        ("canonical", "int"),
+        ("n_rows", "long long"),
+        ("codes", "long long*"),
+    ),
+    twin=_kmer_codes_cpu,
+)
 
 
 def kmer_counts(
     seqs: SequencesLike,
     k: int,
-    canonical: bool = False,
     *,
+    canonical: bool = False,
     sparse: bool | None = None,
     device: str | None = None,
 ) -> Any:
@@ -135,76 +212,67 @@ def kmer_counts(
         device: ``"auto" | "gpu" | "cpu"``.
 
     Returns:
-        ``(n, n_columns) int32`` counts: a dense array on the device, or a SciPy CSR matrix.
+        ``(n, n_columns) int32`` counts: a dense array on the device (``4 * n * n_columns``
+        bytes), or a SciPy CSR matrix on the host.
+
+    Raises:
+        InputError: a bad ``k`` or ``device``, or a record with a non-IUPAC letter.
     """
     batch = as_batch(seqs)
-    k = positive_int("k", k)
-    limit = CANONICAL_MAX_K if canonical else MAX_K
-    if k > limit:
-        raise InputError(
-            f"k={k} is too large; use k <= {limit}" + (" with canonical=True" if canonical else "")
-        )
     canonical = bool(canonical)
+    k = check_k(k, canonical=canonical)
     device_name = resolve_device(device)
     if sparse is None:
         sparse = k > DENSE_MAX_K
     if sparse:
-        return _kmer_counts_sparse(batch, k, canonical, device_name)
-    return _kmer_counts_dense(batch, k, canonical, device_name)
+        return _kmer_counts_sparse(batch, k, canonical=canonical, device=device_name)
+    return _kmer_counts_dense(batch, k, canonical=canonical, device=device_name)
 
 
-def _kmer_counts_dense(batch: SequenceBatch, k: int, canonical: bool, device: Device) -> Any:
-    column_of_code = _column_of_code(k, canonical)
+def _kmer_counts_dense(batch: SequenceBatch, k: int, *, canonical: bool, device: Device) -> Any:
+    column_of_code = _column_of_code(k, canonical=canonical)
     n_columns = int(column_of_code.max()) + 1
-    digits = base_digits("ACGT")
     xp = array_module(device)
     use_shared = n_columns * 4 + KERNEL_STATIC_SHARED_BYTES <= SHARED_MEMORY_LIMIT_BYTES
     # the shared-memory kernel writes every row whole; the others add into zeros
     alloc = xp.empty if device == "gpu" and use_shared else xp.zeros
     out = alloc((len(batch), n_columns), dtype=np.int32)
-    if device == "cpu":
-        _kmer_counts_dense_cpu(batch.data, batch.offsets, digits, column_of_code, k, canonical, out)
-        return out
-    data, offsets = batch.arrays("gpu")
-    fn = _kernels.kernel("kmers", "kmer_counts_dense")
-    args = (
-        data,
-        offsets,
-        xp.asarray(digits),
-        xp.asarray(column_of_code),
-        _kernels.i32(k),
-        _kernels.i32(canonical),
-        _kernels.i64(len(batch)),
-        _kernels.i32(n_columns),
-        _kernels.i32(use_shared),
-        out,
+    data, offsets = batch.arrays(device)
+    KMER_COUNTS_DENSE(
+        device,
+        grid=_kernels.block_per_row_grid(len(batch)),
+        shared_mem=n_columns * 4 if use_shared else 0,
+        data=data,
+        offsets=offsets,
+        digits=base_digits("ACGT"),
+        column_of_code=column_of_code,
+        k=k,
+        canonical=canonical,
+        n_rows=len(batch),
+        n_columns=n_columns,
+        use_shared=use_shared,
+        out=out,
     )
-    shared_mem = n_columns * 4 if use_shared else 0
-    _kernels.launch_blocks_per_row(fn, len(batch), args, shared_mem=shared_mem)
     return out
 
 
-def _kmer_counts_sparse(batch: SequenceBatch, k: int, canonical: bool, device: Device) -> Any:
-    digits = base_digits("ACGT")
+def _kmer_counts_sparse(batch: SequenceBatch, k: int, *, canonical: bool, device: Device) -> Any:
     xp = array_module(device)
     n = len(batch)
     codes = xp.empty(len(batch.data), dtype=np.int64)
-    if device == "cpu":
-        _kmer_codes_cpu(batch.data, batch.offsets, digits, k, canonical, codes)
-    else:
-        data, offsets = batch.arrays("gpu")
-        fn = _kernels.kernel("kmers", "kmer_codes")
-        args = (
-            data,
-            offsets,
-            xp.asarray(digits),
-            _kernels.i32(k),
-            _kernels.i32(canonical),
-            _kernels.i64(n),
-            codes,
-        )
-        _kernels.launch_rows(fn, n, batch.max_length, args)
-    column_codes = kmer_codes_of_columns(k, canonical)
+    data, offsets = batch.arrays(device)
+    KMER_CODES(
+        device,
+        grid=_kernels.rows_grid(n, batch.max_length),
+        data=data,
+        offsets=offsets,
+        digits=base_digits("ACGT"),
+        k=k,
+        canonical=canonical,
+        n_rows=n,
+        codes=codes,
+    )
+    column_codes = kmer_codes_of_columns(k, canonical=canonical)
     n_columns = len(column_codes)
     positions = xp.flatnonzero(codes >= 0)
     rows = xp.searchsorted(xp.asarray(batch.offsets), positions, side="right") - 1

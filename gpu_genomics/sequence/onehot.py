@@ -8,27 +8,36 @@ from typing import Any, Literal
 import numpy as np
 
 from ..device import Device, resolve_device
-from ..errors import InputError, positive_int
+from ..errors import check_choice, invalid, positive_int
 from .alphabet import IUPAC_DNA, check_order
 from .batch import SequencesLike, as_batch
 from .gather import PadMode, gather_rows, gather_windows
 
 ONE_HOT_DTYPES = ("uint8", "int8", "float16", "float32")
+Layout = Literal["NLC", "NCL"]
+LAYOUTS = ("NLC", "NCL")
 
 
 @functools.cache
 def one_hot_table(alphabet: str = "ACGT", dtype: str = "uint8", n_value: float = 0.0) -> np.ndarray:
-    """``(256, 4)`` array of ``dtype``: the one-hot row written for each byte.
+    """Return the one-hot row written for each byte, a read-only ``(256, 4)`` array.
 
     A/C/G/T (either case) set the column of their position in ``alphabet``; the other IUPAC
     letters (N, R, Y, ...) give ``n_value`` in all four columns; every other byte (padding)
     gives zeros.
+
+    Args:
+        alphabet: column order, a permutation of ``"ACGT"``.
+        dtype: one of :data:`ONE_HOT_DTYPES`, the table's dtype.
+        n_value: value of N and the other IUPAC letters (0 or 1 for integer dtypes).
+
+    Raises:
+        InputError: a bad ``alphabet``, ``dtype`` or ``n_value``.
     """
     order = check_order(alphabet)
-    if dtype not in ONE_HOT_DTYPES:
-        raise InputError(f"dtype={dtype!r} is not one of {', '.join(ONE_HOT_DTYPES)}")
+    check_choice("dtype", dtype, ONE_HOT_DTYPES)
     if n_value != 0 and dtype in ("uint8", "int8") and n_value != 1:
-        raise InputError(f"n_value={n_value} needs a float dtype (float16 or float32)")
+        raise invalid("n_value", n_value, "needs a float dtype (float16 or float32)")
     table = np.zeros((256, 4), dtype=dtype)
     for letter in IUPAC_DNA:
         for byte in (ord(letter), ord(letter.lower())):
@@ -47,7 +56,7 @@ def one_hot(
     alphabet: str = "ACGT",
     dtype: str = "uint8",
     n_value: float = 0.0,
-    layout: Literal["NLC", "NCL"] = "NLC",
+    layout: Layout = "NLC",
     pad: PadMode = "right",
     device: str | None = None,
 ) -> Any:
@@ -74,10 +83,8 @@ def one_hot(
     """
     batch = as_batch(seqs)
     device_name = resolve_device(device)
-    if layout not in ("NLC", "NCL"):
-        raise InputError(f"layout={layout!r} is not one of NLC, NCL")
-    if pad not in ("right", "center"):
-        raise InputError(f"pad={pad!r} is not one of right, center")
+    check_choice("layout", layout, LAYOUTS)
+    check_choice("pad", pad, ("right", "center"))
     width = batch.max_length if length is None else positive_int("length", length)
     table = _table(alphabet, dtype, n_value)
     words, _ = gather_rows(batch, width, pad, *_table_words(table), device_name)
@@ -104,6 +111,10 @@ def one_hot_windows(
         data: ``(chrom_length,) uint8`` ASCII letters on ``device`` (NumPy or CuPy).
         starts: ``(n,) int64`` host array of window starts; every window lies inside ``data``.
         length: window length in bases.
+        alphabet: column order, a permutation of ``"ACGT"``.
+        dtype: one of :data:`ONE_HOT_DTYPES`.
+        n_value: value of all four columns for N and the other IUPAC letters.
+        device: ``"cpu"`` or ``"gpu"`` (already resolved), where ``data`` is.
         out: optional C-contiguous array on ``device`` of at least ``n * length * 4`` elements
             of ``dtype`` to encode into (reused across calls, it saves fresh-memory faults).
 
@@ -117,7 +128,7 @@ def one_hot_windows(
         out = out.reshape(-1)[: n * length * 4].view(np.uint32).reshape(n, length, -1)
     lengths = np.full(n, length, dtype=np.int64)
     words, _ = gather_windows(
-        data, starts, lengths, length, "right", lut_words, pad_words, device, out
+        data, starts, lengths, length, "right", lut_words, pad_words, device, out=out
     )
     return words.view(table.dtype).reshape(n, length, 4)
 
@@ -126,7 +137,7 @@ def _table(alphabet: str, dtype: str, n_value: float) -> np.ndarray:
     try:
         dtype_name = np.dtype(dtype).name
     except TypeError:
-        raise InputError(f"dtype={dtype!r} is not one of {', '.join(ONE_HOT_DTYPES)}") from None
+        raise invalid("dtype", dtype, f"is not one of {', '.join(ONE_HOT_DTYPES)}") from None
     return one_hot_table(check_order(alphabet), dtype_name, float(n_value))
 
 

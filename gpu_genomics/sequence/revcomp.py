@@ -8,12 +8,14 @@ import numba
 import numpy as np
 
 from .. import _kernels
-from ..device import array_module, is_gpu_array, resolve_device
-from ..errors import InputError
+from ..device import array_module, is_gpu_array, resolve_device, to_numpy
+from ..errors import InputError, check_choice
 from .alphabet import complement_bytes, complement_permutation
 from .batch import SequenceBatch, as_batch
+from .onehot import LAYOUTS, Layout
 
 Kind = Literal["auto", "sequences", "codes", "onehot"]
+KINDS = ("auto", "sequences", "codes", "onehot")
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
@@ -23,6 +25,20 @@ def _reverse_complement_cpu(data, offsets, complement, out):  # pragma: no cover
         end = offsets[row + 1]
         for j in range(end - start):
             out[end - 1 - j] = complement[data[start + j]]
+
+
+REVERSE_COMPLEMENT_BYTES = _kernels.Kernel(
+    module="reverse_complement",
+    function="reverse_complement_bytes",
+    params=(
+        ("data", "const unsigned char*"),
+        ("offsets", "const long long*"),
+        ("complement", "const unsigned char*"),
+        ("n_rows", "long long"),
+        ("out", "unsigned char*"),
+    ),
+    twin=_reverse_complement_cpu,
+)
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
@@ -39,29 +55,41 @@ def _reverse_complement_rows_cpu(windows, rows, complement):  # pragma: no cover
 
 
 def reverse_complement_rows(windows: np.ndarray, rows: np.ndarray) -> None:
-    """Reverse-complement, in place, the rows ``rows`` of an ``(n, L) uint8`` array of ASCII
-    letters (host). One-hot encoding the result equals reverse-complementing the one-hot rows,
-    at a quarter of the bytes moved."""
+    """Reverse-complement, in place, some rows of an array of ASCII letters (host).
+
+    One-hot encoding the result equals reverse-complementing the one-hot rows, at a quarter of
+    the bytes moved.
+
+    Args:
+        windows: ``(n, L) uint8`` ASCII letters, modified in place.
+        rows: indices of the rows to reverse-complement.
+    """
     _reverse_complement_rows_cpu(windows, np.asarray(rows, dtype=np.int64), complement_bytes())
 
 
-def reverse_complement_batch(batch: SequenceBatch, device: str | None = None) -> SequenceBatch:
-    """Reverse-complement every record of ``batch``; returns a new host batch."""
-    device_name = resolve_device(device)
-    table = complement_bytes()
-    if device_name == "cpu":
-        out = np.empty_like(batch.data)
-        _reverse_complement_cpu(batch.data, batch.offsets, table, out)
-    else:
-        import cupy
+def reverse_complement_batch(batch: SequenceBatch, *, device: str | None = None) -> SequenceBatch:
+    """Reverse-complement every record of ``batch`` (IUPAC complements, case kept).
 
-        data, offsets = batch.arrays("gpu")
-        out_gpu = cupy.empty_like(data)
-        fn = _kernels.kernel("reverse_complement", "reverse_complement_bytes")
-        args = (data, offsets, cupy.asarray(table), _kernels.i64(len(batch)), out_gpu)
-        _kernels.launch_rows(fn, len(batch), batch.max_length, args)
-        out = out_gpu.get()
-    return SequenceBatch(out, batch.offsets, batch.names, batch.width)
+    Args:
+        batch: the records.
+        device: ``"auto" | "gpu" | "cpu"``.
+
+    Returns:
+        A new host batch with the same offsets, names and width.
+    """
+    device_name = resolve_device(device)
+    data, offsets = batch.arrays(device_name)
+    out = array_module(device_name).empty_like(data)
+    REVERSE_COMPLEMENT_BYTES(
+        device_name,
+        grid=_kernels.rows_grid(len(batch), batch.max_length),
+        data=data,
+        offsets=offsets,
+        complement=complement_bytes(),
+        n_rows=len(batch),
+        out=out,
+    )
+    return SequenceBatch(to_numpy(out), batch.offsets, batch.names, batch.width)
 
 
 def reverse_complement(
@@ -69,10 +97,10 @@ def reverse_complement(
     *,
     kind: Kind = "auto",
     alphabet: str = "ACGT",
-    layout: Literal["NLC", "NCL"] = "NLC",
+    layout: Layout = "NLC",
     device: str | None = None,
 ) -> Any:
-    """Reverse complement of sequences, token codes or one-hot arrays.
+    """Reverse-complement sequences, token codes or one-hot arrays.
 
     Args:
         x: what to reverse-complement, by ``kind``:
@@ -87,6 +115,9 @@ def reverse_complement(
               channels permuted to their complements.
             * ``"auto"``: 3-D arrays are one-hot, integer arrays whose values are all below
               ``"A"`` (65) are codes, anything else is sequences.
+        kind: one of :data:`KINDS` (above).
+        alphabet: one-hot column order, a permutation of ``"ACGT"``.
+        layout: one-hot layout, ``"NLC"`` or ``"NCL"``.
         device: ``"auto" | "gpu" | "cpu"``. Codes and one-hot arrays already on the GPU are
             computed there whatever ``device`` says.
 
@@ -94,13 +125,15 @@ def reverse_complement(
         The reverse complement. Sequences come back in the input's form (str, bytes, list,
         host array or batch); codes and one-hot arrays come back on the device that computed
         them (NumPy on the CPU, CuPy on the GPU), like every operation's result.
+
+    Raises:
+        InputError: a bad ``kind``, ``alphabet`` or ``layout``; a one-hot array that is not
+            3-D; sequences given as a GPU array.
     """
-    if kind == "auto":
+    if check_choice("kind", kind, KINDS) == "auto":
         kind = _guess_kind(x)
     if kind == "sequences":
         return _reverse_complement_sequences(x, device)
-    if kind not in ("codes", "onehot"):
-        raise InputError(f"kind={kind!r} is not one of auto, sequences, codes, onehot")
     xp = array_module("gpu" if is_gpu_array(x) else resolve_device(device))
     array = xp.asarray(x)
     if kind == "codes":
@@ -109,11 +142,9 @@ def reverse_complement(
     if array.ndim != 3:
         raise InputError(f"a one-hot array must be 3-D, got shape {array.shape}")
     perm = xp.asarray(complement_permutation(alphabet))
-    if layout == "NLC":
+    if check_choice("layout", layout, LAYOUTS) == "NLC":
         return xp.ascontiguousarray(array[:, ::-1, :][:, :, perm])
-    if layout == "NCL":
-        return xp.ascontiguousarray(array[:, :, ::-1][:, perm, :])
-    raise InputError(f"layout={layout!r} is not one of NLC, NCL")
+    return xp.ascontiguousarray(array[:, :, ::-1][:, perm, :])
 
 
 def _guess_kind(x: Any) -> Kind:
@@ -132,7 +163,7 @@ def _reverse_complement_sequences(x: Any, device: str | None) -> Any:
     if is_gpu_array(x):
         raise InputError("pass ASCII sequences as host data; GPU arrays are for codes or one-hot")
     batch = as_batch(x)
-    result = reverse_complement_batch(batch, device)
+    result = reverse_complement_batch(batch, device=device)
     if isinstance(x, SequenceBatch):
         return result
     if isinstance(x, np.ndarray) and x.ndim == 2:

@@ -25,20 +25,24 @@ from __future__ import annotations
 
 import functools
 import itertools
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numba
 import numpy as np
 
 from .. import _kernels
-from ..device import Device, array_module, resolve_device
-from ..errors import InputError, positive_int
+from ..device import Device, array_module, resolve_device, to_numpy
+from ..errors import check_choice, invalid, positive_int
 from .alphabet import base_digits
 from .batch import SequenceBatch, SequencesLike, as_batch
 from .gather import gather_rows, placement_mask
+from .kmers import check_k
 
 TokenScheme = Literal["spec", "hyenadna"]
 KmerScheme = Literal["plain", "dnabert", "nucleotide-transformer"]
+TOKEN_SCHEMES = ("spec", "hyenadna")
+KMER_SCHEMES = ("plain", "dnabert", "nucleotide-transformer")
 
 SPEC_VOCAB = {"A": 0, "C": 1, "G": 2, "T": 3, "N": 4, "<PAD>": 5}
 HYENADNA_VOCAB = {
@@ -58,36 +62,33 @@ HYENADNA_VOCAB = {
 DNABERT_SPECIALS = {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, "[MASK]": 4}
 NT_SPECIALS = {"<unk>": 0, "<pad>": 1, "<mask>": 2, "<cls>": 3, "<eos>": 4, "<bos>": 5}
 NT_K = 6
-MAX_K = 15
 
 
 @functools.cache
-def _base_token_table(scheme: str, uppercase: bool) -> tuple[np.ndarray, int]:
-    """``((256, 1) uint32 table, pad id)`` for a per-base scheme."""
-    if scheme == "spec":
+def _base_token_table(scheme: str, *, uppercase: bool) -> tuple[np.ndarray, int]:
+    """Return the ``(256, 1) uint32`` table of a per-base scheme and its pad id."""
+    if check_choice("scheme", scheme, TOKEN_SCHEMES) == "spec":
         table = np.full(256, SPEC_VOCAB["N"], dtype=np.uint32)
         for letter in "ACGT":
             table[ord(letter)] = table[ord(letter.lower())] = SPEC_VOCAB[letter]
         return table.reshape(256, 1), SPEC_VOCAB["<PAD>"]
-    if scheme == "hyenadna":
-        table = np.full(256, HYENADNA_VOCAB["[UNK]"], dtype=np.uint32)
-        for letter in "ACGTN":
-            table[ord(letter)] = HYENADNA_VOCAB[letter]
-            if uppercase:
-                table[ord(letter.lower())] = HYENADNA_VOCAB[letter]
-        return table.reshape(256, 1), HYENADNA_VOCAB["[PAD]"]
-    raise InputError(f"scheme={scheme!r} is not one of spec, hyenadna")
+    table = np.full(256, HYENADNA_VOCAB["[UNK]"], dtype=np.uint32)
+    for letter in "ACGTN":
+        table[ord(letter)] = HYENADNA_VOCAB[letter]
+        if uppercase:
+            table[ord(letter.lower())] = HYENADNA_VOCAB[letter]
+    return table.reshape(256, 1), HYENADNA_VOCAB["[PAD]"]
 
 
 def tokenize(
     seqs: SequencesLike,
     max_len: int,
-    scheme: TokenScheme = "spec",
     *,
+    scheme: TokenScheme = "spec",
     uppercase: bool = False,
     device: str | None = None,
 ) -> tuple[Any, Any]:
-    """One token per base, padded or truncated to ``max_len``.
+    """Give one token per base, padded or truncated to ``max_len``.
 
     Args:
         seqs: sequences (see :func:`~gpu_genomics.sequences.as_batch`).
@@ -97,11 +98,16 @@ def tokenize(
         device: ``"auto" | "gpu" | "cpu"``.
 
     Returns:
-        ``(ids, mask)``: ``(n, max_len) int32`` and ``(n, max_len) uint8`` on the device.
+        ``(ids, mask)``: ``(n, max_len) int32`` and ``(n, max_len) uint8`` on the device
+        (``5 * n * max_len`` bytes).
+
+    Raises:
+        InputError: a bad ``max_len``, ``scheme`` or ``device``, or a record with a non-IUPAC
+            letter.
     """
     batch = as_batch(seqs)
     max_len = positive_int("max_len", max_len)
-    table, pad_id = _base_token_table(scheme, bool(uppercase))
+    table, pad_id = _base_token_table(scheme, uppercase=bool(uppercase))
     device_name = resolve_device(device)
     pad = "left" if scheme == "hyenadna" else "right"
     pad_words = np.array([pad_id], dtype=np.uint32)
@@ -113,22 +119,89 @@ def tokenize(
 
 
 # --- k-mer tokenisation --------------------------------------------------------------------
+@dataclass(frozen=True)
+class KmerIds:
+    """The token ids of a k-mer scheme, as the tokeniser kernels take them.
+
+    Attributes:
+        order: base order of k-mer codes (the digit of each base; ``"ACGT"`` or ``"ATCG"``).
+        first_id: id of the k-mer of code 0; the k-mer of code ``c`` has id ``first_id + c``.
+        unk_id: id of a k-mer with a base other than A/C/G/T (or of such a base).
+        pad_id: id of padding.
+        cls_id: id of the token opening each row, -1 for none.
+        sep_id: id of the token closing each row, -1 for none.
+    """
+
+    order: str
+    first_id: int
+    unk_id: int
+    pad_id: int
+    cls_id: int = -1
+    sep_id: int = -1
+
+
 @functools.cache
-def kmer_vocabulary(k: int, scheme: KmerScheme = "plain") -> dict[str, int]:
-    """Token string -> id for a k-mer scheme (special tokens included)."""
-    k, _ = _check_kmer_args(k, 1, scheme)
+def kmer_ids(k: int, scheme: KmerScheme) -> KmerIds:
+    """Return the token ids of a k-mer scheme (``k`` and ``scheme`` already checked)."""
     if scheme == "plain":
-        vocab = {"".join(p): i for i, p in enumerate(itertools.product("ACGT", repeat=k))}
-        return {**vocab, "[UNK]": 4**k, "[PAD]": 4**k + 1}
+        return KmerIds("ACGT", first_id=0, unk_id=4**k, pad_id=4**k + 1)
     if scheme == "dnabert":
-        kmers = ("".join(p) for p in itertools.product("ATCG", repeat=k))
-        return {**DNABERT_SPECIALS, **{kmer: 5 + i for i, kmer in enumerate(kmers)}}
-    if scheme == "nucleotide-transformer":
-        kmers = ("".join(p) for p in itertools.product("ATCG", repeat=NT_K))
-        vocab = {**NT_SPECIALS, **{kmer: 6 + i for i, kmer in enumerate(kmers)}}
-        first_base = len(vocab)
-        return {**vocab, **{b: first_base + i for i, b in enumerate("ATCGN")}}
-    raise InputError(f"scheme={scheme!r} is not one of plain, dnabert, nucleotide-transformer")
+        specials = DNABERT_SPECIALS
+        return KmerIds(
+            "ATCG",
+            first_id=max(specials.values()) + 1,
+            unk_id=specials["[UNK]"],
+            pad_id=specials["[PAD]"],
+            cls_id=specials["[CLS]"],
+            sep_id=specials["[SEP]"],
+        )
+    specials = NT_SPECIALS
+    return KmerIds(
+        "ATCG",
+        first_id=max(specials.values()) + 1,
+        unk_id=specials["<unk>"],
+        pad_id=specials["<pad>"],
+        cls_id=specials["<cls>"],
+    )
+
+
+@functools.cache
+def kmer_vocabulary(k: int, *, scheme: KmerScheme = "plain") -> dict[str, int]:
+    """Return token string -> id for a k-mer scheme, special tokens included.
+
+    Args:
+        k: k-mer size (``4**k`` k-mer tokens: keep k small).
+        scheme: one of :data:`KMER_SCHEMES`.
+
+    Raises:
+        InputError: a bad ``k`` or ``scheme``.
+    """
+    k, _ = _check_kmer_args(k, 1, scheme)
+    ids = kmer_ids(k, scheme)
+    kmers = itertools.product(ids.order, repeat=k)
+    vocab = {"".join(kmer): ids.first_id + code for code, kmer in enumerate(kmers)}
+    if scheme == "plain":
+        return {**vocab, "[UNK]": ids.unk_id, "[PAD]": ids.pad_id}
+    if scheme == "dnabert":
+        return {**DNABERT_SPECIALS, **vocab}
+    first_base = ids.first_id + len(vocab)
+    bases = {base: first_base + i for i, base in enumerate(ids.order + "N")}
+    return {**NT_SPECIALS, **vocab, **bases}
+
+
+@functools.cache
+def _nt_base_ids() -> np.ndarray:
+    """Return the ``(256,) int32`` Nucleotide Transformer id of each byte as a lone token.
+
+    A, C, G, T (either case) give their single-base tokens, N and n the N token, any other
+    byte ``<unk>``.
+    """
+    vocab = kmer_vocabulary(NT_K, scheme="nucleotide-transformer")
+    table = np.full(256, vocab["<unk>"], dtype=np.int32)
+    for letter in "ACGTN":
+        table[ord(letter)] = table[ord(letter.lower())] = vocab[letter]
+    table.setflags(write=False)
+    return table
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
@@ -166,79 +239,142 @@ def _kmer_token_ids_cpu(
             mask[row, j] = 1 if token != pad_id else 0
 
 
+KMER_TOKEN_IDS = _kernels.Kernel(
+    module="tokenize",
+    function="kmer_token_ids",
+    params=(
+        ("data", "const unsigned char*"),
+        ("offsets", "const long long*"),
+        ("digits", "const unsigned char*"),
+        ("k", "int"),
+        ("stride", "int"),
+        ("first_id", "int"),
+        ("unk_id", "int"),
+        ("cls_id", "int"),
+        ("sep_id", "int"),
+        ("pad_id", "int"),
+        ("n_rows", "long long"),
+        ("max_len", "int"),
+        ("ids", "int*"),
+        ("mask", "unsigned char*"),
+    ),
+    twin=_kmer_token_ids_cpu,
+)
+
+
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _nt_tokenize_cpu(data, offsets, digits, count_only, n_tokens, ids, mask):  # pragma: no cover
+def _nt_tokenize_cpu(
+    data, offsets, digits, base_ids, k, cls_id, first_id, pad_id, count_only, n_tokens, ids, mask
+):  # pragma: no cover
     n_rows = len(offsets) - 1
     max_len = ids.shape[1]
     for row in numba.prange(n_rows):
         end = offsets[row + 1]
         slot = 0
         if not count_only and slot < max_len:
-            ids[row, slot] = 3  # <cls>
+            ids[row, slot] = cls_id
         slot += 1
         i = offsets[row]
         while i < end:
-            d = digits[data[i]]
-            if d > 3:
-                token = 4106 if data[i] == 78 or data[i] == 110 else 0  # N / n, else <unk>
+            if digits[data[i]] > 3:
                 if not count_only and slot < max_len:
-                    ids[row, slot] = token
+                    ids[row, slot] = base_ids[data[i]]
                 slot += 1
                 i += 1
                 continue
             run_end = i
             while run_end < end and digits[data[run_end]] <= 3:
                 run_end += 1
-            full = (run_end - i) // 6
+            full = (run_end - i) // k
             for t in range(full):
-                code = 0
-                for b in range(6):
-                    code = (code << 2) | digits[data[i + 6 * t + b]]
                 if not count_only and slot < max_len:
-                    ids[row, slot] = 6 + code
+                    code = 0
+                    for b in range(k):
+                        code = (code << 2) | digits[data[i + k * t + b]]
+                    ids[row, slot] = first_id + code
                 slot += 1
-            for b in range(i + 6 * full, run_end):
+            for b in range(i + k * full, run_end):
                 if not count_only and slot < max_len:
-                    ids[row, slot] = 4102 + digits[data[b]]
+                    ids[row, slot] = base_ids[data[b]]
                 slot += 1
             i = run_end
         n_tokens[row] = slot
         if not count_only:
             for j in range(max_len):
                 if j >= slot:
-                    ids[row, j] = 1  # <pad>
+                    ids[row, j] = pad_id
                 mask[row, j] = 1 if j < slot else 0
+
+
+NT_TOKENIZE = _kernels.Kernel(
+    module="tokenize",
+    function="nt_tokenize",
+    params=(
+        ("data", "const unsigned char*"),
+        ("offsets", "const long long*"),
+        ("digits", "const unsigned char*"),
+        ("base_ids", "const int*"),
+        ("k", "int"),
+        ("cls_id", "int"),
+        ("first_id", "int"),
+        ("pad_id", "int"),
+        ("n_rows", "long long"),
+        ("max_len", "int"),
+        ("count_only", "int"),
+        ("n_tokens", "long long*"),
+        ("ids", "int*"),
+        ("mask", "unsigned char*"),
+    ),
+    twin=_nt_tokenize_cpu,
+)
 
 
 def kmer_token_counts(
     seqs: SequencesLike,
     k: int,
+    *,
     stride: int = 1,
     scheme: KmerScheme = "plain",
-    *,
     device: str | None = None,
 ) -> np.ndarray:
-    """``(n,) int64`` number of tokens each record gives, special tokens included, before
-    padding or truncation (the ``max_len`` that keeps every token)."""
+    """Count the tokens each record gives, special tokens included, before padding.
+
+    This is the ``max_len`` of :func:`kmer_tokenize` that keeps every token of a record.
+
+    Args:
+        seqs: sequences (see :func:`~gpu_genomics.sequences.as_batch`).
+        k: k-mer size (see :func:`kmer_tokenize`).
+        stride: bases between k-mer starts.
+        scheme: one of :data:`KMER_SCHEMES`.
+        device: ``"auto" | "gpu" | "cpu"``.
+
+    Returns:
+        ``(n,) int64`` host array.
+
+    Raises:
+        InputError: a bad ``k``, ``stride``, ``scheme`` or ``device``, or a record with a
+            non-IUPAC letter.
+    """
     batch = as_batch(seqs)
     k, stride = _check_kmer_args(k, stride, scheme)
     if scheme == "nucleotide-transformer":
-        return _nt_run(batch, 0, True, resolve_device(device))[0]
+        return _nt_run(batch, 0, count_only=True, device=resolve_device(device))[0]
+    ids = kmer_ids(k, scheme)
     lengths = batch.lengths
     n_kmers = np.where(lengths >= k, (lengths - k) // stride + 1, 0)
-    return n_kmers + (2 if scheme == "dnabert" else 0)
+    return n_kmers + (int(ids.cls_id >= 0) + int(ids.sep_id >= 0))
 
 
 def kmer_tokenize(
     seqs: SequencesLike,
     k: int,
+    *,
     stride: int = 1,
     scheme: KmerScheme = "plain",
     max_len: int | None = None,
-    *,
     device: str | None = None,
 ) -> tuple[Any, Any]:
-    """k-mer tokens for DNABERT-style and Nucleotide Transformer models.
+    """Give k-mer tokens for DNABERT-style and Nucleotide Transformer models.
 
     Args:
         seqs: sequences (see :func:`~gpu_genomics.sequences.as_batch`).
@@ -252,86 +388,91 @@ def kmer_tokenize(
         device: ``"auto" | "gpu" | "cpu"``.
 
     Returns:
-        ``(ids, mask)``: ``(n, max_len) int32`` and ``(n, max_len) uint8`` on the device.
+        ``(ids, mask)``: ``(n, max_len) int32`` and ``(n, max_len) uint8`` on the device
+        (``5 * n * max_len`` bytes).
+
+    Raises:
+        InputError: a bad ``k``, ``stride``, ``scheme``, ``max_len`` or ``device``, or a
+            record with a non-IUPAC letter.
     """
     batch = as_batch(seqs)
     k, stride = _check_kmer_args(k, stride, scheme)
     device_name = resolve_device(device)
     if max_len is None:
-        counts = kmer_token_counts(batch, k, stride, scheme, device=device_name)
+        counts = kmer_token_counts(batch, k, stride=stride, scheme=scheme, device=device_name)
         max_len = max(int(counts.max()) if len(counts) else 0, 1)
     max_len = positive_int("max_len", max_len)
     if scheme == "nucleotide-transformer":
-        _, ids, mask = _nt_run(batch, max_len, False, device_name)
+        _, ids, mask = _nt_run(batch, max_len, count_only=False, device=device_name)
         return ids, mask
-    if scheme == "plain":
-        order, first_id, unk_id, cls_id, sep_id, pad_id = "ACGT", 0, 4**k, -1, -1, 4**k + 1
-    else:
-        order, first_id, unk_id, cls_id, sep_id, pad_id = "ATCG", 5, 1, 2, 3, 0
-    digits = base_digits(order)
+    scheme_ids = kmer_ids(k, scheme)
     xp = array_module(device_name)
     ids = xp.empty((len(batch), max_len), dtype=np.int32)
     mask = xp.empty((len(batch), max_len), dtype=np.uint8)
-    scalars = (k, stride, first_id, unk_id, cls_id, sep_id, pad_id)
-    if device_name == "cpu":
-        _kmer_token_ids_cpu(batch.data, batch.offsets, digits, *scalars, ids, mask)
-    else:
-        data, offsets = batch.arrays("gpu")
-        fn = _kernels.kernel("tokenize", "kmer_token_ids")
-        args = (
-            data,
-            offsets,
-            xp.asarray(digits),
-            *map(_kernels.i32, scalars),
-            _kernels.i64(len(batch)),
-            _kernels.i32(max_len),
-            ids,
-            mask,
-        )
-        _kernels.launch_rows(fn, len(batch), max_len, args)
+    data, offsets = batch.arrays(device_name)
+    KMER_TOKEN_IDS(
+        device_name,
+        grid=_kernels.rows_grid(len(batch), max_len),
+        data=data,
+        offsets=offsets,
+        digits=base_digits(scheme_ids.order),
+        k=k,
+        stride=stride,
+        first_id=scheme_ids.first_id,
+        unk_id=scheme_ids.unk_id,
+        cls_id=scheme_ids.cls_id,
+        sep_id=scheme_ids.sep_id,
+        pad_id=scheme_ids.pad_id,
+        n_rows=len(batch),
+        max_len=max_len,
+        ids=ids,
+        mask=mask,
+    )
     return ids, mask
 
 
 def _check_kmer_args(k: int, stride: int, scheme: str) -> tuple[int, int]:
-    k = positive_int("k", k)
+    k = check_k(k)
     stride = positive_int("stride", stride)
-    if scheme not in ("plain", "dnabert", "nucleotide-transformer"):
-        raise InputError(f"scheme={scheme!r} is not one of plain, dnabert, nucleotide-transformer")
+    check_choice("scheme", scheme, KMER_SCHEMES)
     if stride > 2**31 - 1:
-        raise InputError(f"stride={stride} is too large; use stride < 2**31")
-    if k > MAX_K:
-        raise InputError(f"k={k} is too large; k-mer ids are 32-bit, use k <= {MAX_K}")
+        raise invalid("stride", stride, "is too large; use stride < 2**31")
     if scheme == "nucleotide-transformer" and k != NT_K:
-        raise InputError(f"scheme='nucleotide-transformer' uses 6-mers; got k={k}")
+        raise invalid("k", k, f"must be {NT_K} with scheme='nucleotide-transformer'")
     return k, stride
 
 
 def _nt_run(
-    batch: SequenceBatch, max_len: int, count_only: bool, device: Device
+    batch: SequenceBatch, max_len: int, *, count_only: bool, device: Device
 ) -> tuple[np.ndarray, Any, Any]:
-    """Run the Nucleotide Transformer tokeniser; returns ``(n_tokens, ids, mask)``."""
-    digits = base_digits("ATCG")
+    """Run the Nucleotide Transformer tokeniser; return ``(n_tokens, ids, mask)``.
+
+    ``n_tokens`` is a ``(n,) int64`` host array; ``ids`` ``(n, max_len) int32`` and ``mask``
+    ``(n, max_len) uint8`` are on ``device`` (left unwritten with ``count_only``).
+    """
+    scheme_ids = kmer_ids(NT_K, "nucleotide-transformer")
     n = len(batch)
     xp = array_module(device)
     ids = xp.empty((n, max_len), dtype=np.int32)
     mask = xp.empty((n, max_len), dtype=np.uint8)
     n_tokens = xp.empty(n, dtype=np.int64)
-    if device == "cpu":
-        _nt_tokenize_cpu(batch.data, batch.offsets, digits, count_only, n_tokens, ids, mask)
-        return n_tokens, ids, mask
-    data, offsets = batch.arrays("gpu")
-    fn = _kernels.kernel("tokenize", "nt_tokenize")
-    args = (
-        data,
-        offsets,
-        xp.asarray(digits),
-        _kernels.i64(n),
-        _kernels.i32(max_len),
-        _kernels.i32(int(count_only)),
-        n_tokens,
-        ids,
-        mask,
+    data, offsets = batch.arrays(device)
+    NT_TOKENIZE(
+        device,
+        grid=_kernels.thread_per_row_grid(n),
+        data=data,
+        offsets=offsets,
+        digits=base_digits(scheme_ids.order),
+        base_ids=_nt_base_ids(),
+        k=NT_K,
+        cls_id=scheme_ids.cls_id,
+        first_id=scheme_ids.first_id,
+        pad_id=scheme_ids.pad_id,
+        n_rows=n,
+        max_len=max_len,
+        count_only=count_only,
+        n_tokens=n_tokens,
+        ids=ids,
+        mask=mask,
     )
-    if n:
-        fn((-(-n // _kernels.THREADS),), (_kernels.THREADS,), args)
-    return n_tokens.get(), ids, mask
+    return to_numpy(n_tokens), ids, mask

@@ -30,10 +30,10 @@ from typing import Any
 import numpy as np
 
 from ..device import array_module, resolve_device, to_numpy
-from ..errors import InputError, check_choice, positive_int
+from ..errors import InputError, check_choice, positive_int, with_options
 from ..io.provenance import provenance
 from ..io.spec import STRING, ArraySpec, OutputSpec
-from ..io.store import ArrayWriter, check_output_folder, format_from_path
+from ..io.store import ArrayWriter, check_output_folder, format_from_path, resolve_compression
 from . import genotypes as G
 from .reader import DEFAULT_CHUNK_VARIANTS, VcfReader, allele_table, pad_ploidy
 
@@ -48,42 +48,71 @@ _V, _S, _C, _Z = ("variants",), ("samples",), ("dosage_columns",), ("standardize
 VCF_ARRAYS = OutputSpec(
     "vcf: VCF/BCF -> genotypes, dosage and QC (HDF5/Zarr, VCF Zarr names)",
     (
-        ArraySpec("call_genotype", "int8", (*_V, *_S, "ploidy"),
-                  "allele index of each allele of each call; -1 missing allele, -2 fill for a "
-                  "call of lower ploidy"),
+        ArraySpec(
+            "call_genotype",
+            "int8",
+            (*_V, *_S, "ploidy"),
+            "allele index of each allele of each call; -1 missing allele, -2 fill for a "
+            "call of lower ploidy",
+        ),
         ArraySpec("call_genotype_phased", "bool", (*_V, *_S), "every separator of the call is '|'"),
         ArraySpec("variant_contig", "int32", _V, "index into contig_id"),
         ArraySpec("variant_position", "int32", _V, "POS, 1-based"),
         ArraySpec("variant_id", STRING, _V, "ID ('.' kept)"),
-        ArraySpec("variant_allele", STRING, (*_V, "alleles"),
-                  "REF, then every ALT; '' padding"),
+        ArraySpec("variant_allele", STRING, (*_V, "alleles"), "REF, then every ALT; '' padding"),
         ArraySpec("variant_quality", "float32", _V, "QUAL; NaN for '.'"),
         ArraySpec("variant_filter_pass", "bool", _V, "FILTER is PASS"),
-        ArraySpec("variant_index", "int64", _V,
-                  "0-based index of the record among the records read (file or region order)"),
+        ArraySpec(
+            "variant_index",
+            "int64",
+            _V,
+            "0-based index of the record among the records read (file or region order)",
+        ),
         ArraySpec("sample_id", STRING, _S, "sample names, in header order"),
-        ArraySpec("contig_id", STRING, ("contigs",),
-                  "##contig IDs, then contigs seen only in records"),
+        ArraySpec(
+            "contig_id", STRING, ("contigs",), "##contig IDs, then contigs seen only in records"
+        ),
         ArraySpec("variant_call_rate", "float64", _V, "fully called calls / samples"),
-        ArraySpec("sample_missing_rate", "float64", _S,
-                  "calls with a missing allele / written variants"),
-        ArraySpec("dosage", "int8", (*_S, *_C),
-                  "counted alleles per call (non-REF, or one ALT with multiallelic=split); "
-                  "-1 for a call with a missing allele"),
+        ArraySpec(
+            "sample_missing_rate", "float64", _S, "calls with a missing allele / written variants"
+        ),
+        ArraySpec(
+            "dosage",
+            "int8",
+            (*_S, *_C),
+            "counted alleles per call (non-REF, or one ALT with multiallelic=split); "
+            "-1 for a call with a missing allele",
+        ),
         ArraySpec("dosage_variant", "int64", _C, "row of each column in the variant arrays"),
-        ArraySpec("dosage_allele", "int8", _C,
-                  "ALT allele counted (1..) with multiallelic=split; -1: any non-REF"),
-        ArraySpec("dosage_allele_frequency", "float64", _C,
-                  "counted alleles / called alleles; NaN when none is called"),
+        ArraySpec(
+            "dosage_allele",
+            "int8",
+            _C,
+            "ALT allele counted (1..) with multiallelic=split; -1: any non-REF",
+        ),
+        ArraySpec(
+            "dosage_allele_frequency",
+            "float64",
+            _C,
+            "counted alleles / called alleles; NaN when none is called",
+        ),
         ArraySpec("dosage_maf", "float64", _C, "min(AF, 1 - AF)"),
-        ArraySpec("dosage_standardized", "float32", (*_S, *_Z),
-                  "(x - k p) / sqrt(k p (1 - p)) for a call of ploidy k; missing calls 0",
-                  STANDARDIZED),
-        ArraySpec("dosage_standardized_column", "int64", _Z,
-                  "dosage column of each standardized column (monomorphic ones dropped)",
-                  STANDARDIZED),
+        ArraySpec(
+            "dosage_standardized",
+            "float32",
+            (*_S, *_Z),
+            "(x - k p) / sqrt(k p (1 - p)) for a call of ploidy k; missing calls 0",
+            STANDARDIZED,
+        ),
+        ArraySpec(
+            "dosage_standardized_column",
+            "int64",
+            _Z,
+            "dosage column of each standardized column (monomorphic ones dropped)",
+            STANDARDIZED,
+        ),
     ),
-)  # fmt: skip
+)
 #: Arrays written ``(samples, columns)`` from ``(columns, samples)`` blocks.
 _TRANSPOSED = ("dosage", "dosage_standardized")
 #: Arrays written a chunk of variants at a time from the spooled ``.npy`` parts.
@@ -182,12 +211,9 @@ def convert_vcf(
     Memory: one chunk of ``chunk_variants`` variants (their text, genotypes and dosages) plus
     one block of at most 256 MiB of ``(samples, columns)`` output rows.
     """
-    try:
-        options = dataclasses.replace(options or VcfOptions(), **parameters)
-    except TypeError as exc:
-        raise InputError(f"convert_vcf: {exc}") from None
+    options = with_options(options, VcfOptions, parameters, caller="convert_vcf")
     options.check()
-    format_from_path(output_path, options.output_format)  # fail early on a bad suffix
+    output_format = format_from_path(output_path, options.output_format)  # fail early
     device_name = resolve_device(device)
     xp = array_module(device_name)
     started = time.perf_counter()
@@ -226,11 +252,23 @@ def convert_vcf(
             log.warning("no variant passed the filters; the output holds empty arrays")
         summary = _summary(spool, reader, n_read, n_kept, missing_counts, options)
         summary["seconds"] = round(time.perf_counter() - started, 3)
-        record = provenance("gpu-genomics vcf", parameters=dataclasses.asdict(options),
-                            inputs={"vcf": input_path}, device=device_name,
-                            command=command)  # fmt: skip
-        attrs = {**record, "summary": summary, "dosage_layout": "samples x columns; -1 = "
-                 "missing call", "vcf_zarr_names": True}  # fmt: skip
+        resolved = {
+            "output_format": output_format,
+            "compression": resolve_compression(output_format, options.compression),
+        }
+        record = provenance(
+            "gpu-genomics vcf",
+            parameters={**dataclasses.asdict(options), **resolved},
+            inputs={"vcf": input_path},
+            device=device_name,
+            command=command,
+        )
+        attrs = {
+            **record,
+            "summary": summary,
+            "dosage_layout": "samples x columns; -1 = missing call",
+            "vcf_zarr_names": True,
+        }
         _write(output_path, spool, reader, options, n_kept, missing_counts, attrs)
     return summary
 
@@ -348,7 +386,8 @@ def _write_transposed(
     out: ArrayWriter, name: str, blocks: list[np.ndarray], n_rows: int, dtype: Any
 ) -> None:
     """Write ``(n_rows, sum of block rows)`` = the concatenated ``(columns, n_rows)`` blocks,
-    transposed, a block of output rows at a time (chunks aligned to those row blocks)."""
+    transposed, a block of output rows at a time (chunks aligned to those row blocks).
+    """
     n_columns = sum(len(b) for b in blocks)
     itemsize = np.dtype(dtype).itemsize
     rows_per_block = max(1, min(n_rows, BLOCK_BYTES // max(1, n_columns * itemsize)))
@@ -367,7 +406,8 @@ def _write_transposed(
 
 def _write_per_chunk(out: ArrayWriter, name: str, parts: list[np.ndarray], shape: tuple) -> None:
     """Write the spooled chunks of ``call_genotype`` (widened to the final ploidy) or
-    ``call_genotype_phased`` one after another."""
+    ``call_genotype_phased`` one after another.
+    """
     target = out.create(name, shape, np.int8 if name == "call_genotype" else np.bool_)
     start = 0
     for part in parts:
@@ -402,8 +442,13 @@ def _write(
             missing_counts / n_kept if n_kept else np.full(n_samples, np.nan)
         ),
     }
-    with ArrayWriter(output_path, format=options.output_format, compression=options.compression,
-                     chunk_rows=options.chunk_variants, spec=VCF_ARRAYS) as out:  # fmt: skip
+    with ArrayWriter(
+        output_path,
+        format=options.output_format,
+        compression=options.compression,
+        chunk_rows=options.chunk_variants,
+        spec=VCF_ARRAYS,
+    ) as out:
         for array in VCF_ARRAYS:
             if array.when == STANDARDIZED and not options.standardize:
                 continue
@@ -430,6 +475,7 @@ def format_summary(summary: dict[str, Any]) -> str:
         + ", ".join(f"{label} {count}" for label, count in summary["maf_spectrum"]),
     ]
     if "standardized_columns" in summary:
-        lines.append(f"standardized columns (monomorphic dropped): "
-                     f"{summary['standardized_columns']}")  # fmt: skip
+        lines.append(
+            f"standardized columns (monomorphic dropped): {summary['standardized_columns']}"
+        )
     return "\n".join(lines)

@@ -51,7 +51,8 @@ def _xp_of(array: Any) -> Any:
 def _count_and_missing(gt: Any, allele: Any = None) -> tuple[Any, Any]:
     """``(counts int16, missing bool)`` per call, one allele slot at a time (reductions over a
     short last axis are slow in NumPy). ``allele``: None (non-REF), an int, or an array that
-    broadcasts against ``gt[:, :, 0]``."""
+    broadcasts against ``gt[:, :, 0]``.
+    """
     xp = _xp_of(gt)
     shape = gt.shape[:2]
     counts = xp.zeros(shape, dtype=np.int16)
@@ -84,7 +85,8 @@ def dosage(
 
 def split_columns(n_alleles: Any) -> tuple[np.ndarray, np.ndarray]:
     """For ``split`` handling: ``(column_variant, column_allele)`` ``(columns,) int64/int8``,
-    one column per ALT allele (variants with no ALT get none), in variant order."""
+    one column per ALT allele (variants with no ALT get none), in variant order.
+    """
     n_alleles = np.asarray(n_alleles, dtype=np.int64)
     n_alts = np.maximum(n_alleles - 1, 0)
     column_variant = np.repeat(np.arange(len(n_alleles), dtype=np.int64), n_alts)
@@ -149,7 +151,8 @@ def sample_missing_counts(gt: Any, *, device: str | None = None) -> Any:
 def allele_frequency(gt: Any, *, allele: Any = None, device: str | None = None) -> Any:
     """``(variants,) float64``: frequency of non-REF alleles (``allele=None``) or of allele
     ``allele`` (an int, or a ``(variants,)`` array of one allele per row) among the called
-    alleles (>= 0) of each variant; NaN where no allele is called."""
+    alleles (>= 0) of each variant; NaN where no allele is called.
+    """
     gt, device_name = _prepare(gt, device)
     xp = array_module(device_name)
     target = None if allele is None else xp.asarray(allele)
@@ -203,7 +206,8 @@ def standardize(
 
 def check_filter_thresholds(*, min_maf: float, max_missing: float) -> None:
     """Raise :class:`~gpu_genomics.errors.InputError` unless ``0 <= min_maf <= 0.5`` and
-    ``0 <= max_missing <= 1``."""
+    ``0 <= max_missing <= 1``.
+    """
     check_range("min_maf", min_maf, 0.0, 0.5)
     check_range("max_missing", max_missing, 0.0, 1.0)
 
@@ -219,7 +223,8 @@ def variant_filter(
 ) -> Any:
     """``(n,) bool``: columns to keep: ``maf >= min_maf`` (NaN MAF fails when ``min_maf > 0``),
     missing rate ``1 - call_rate <= max_missing``, and exactly 2 alleles when
-    ``biallelic_only``. Inputs are ``(n,)`` arrays on one device."""
+    ``biallelic_only``. Inputs are ``(n,)`` arrays on one device.
+    """
     xp = _xp_of(maf)
     check_filter_thresholds(min_maf=min_maf, max_missing=max_missing)
     keep = xp.ones(maf.shape, dtype=bool)
@@ -237,7 +242,8 @@ MAF_BINS = (0.0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
 
 def maf_spectrum(maf: np.ndarray) -> list[tuple[str, int]]:
     """Counts of ``maf`` values in the bins of :data:`MAF_BINS` (last bin closed), as
-    ``[("[0, 0.01)", n), ...]``; NaN values are counted under ``"NaN"``."""
+    ``[("[0, 0.01)", n), ...]``; NaN values are counted under ``"NaN"``.
+    """
     maf = np.asarray(maf, dtype=np.float64)
     counts, _ = np.histogram(maf[~np.isnan(maf)], bins=MAF_BINS)
     labels = [

@@ -203,8 +203,7 @@ def _parse_records(
             for a in range(nal, ploidy):
                 gt[i, j, a] = -2
             phased[i, j] = all_pipes
-            if nal > most:
-                most = nal
+            most = max(most, nal)
             # to the next sample
             while p < e and buf[p] != 9:
                 p += 1
@@ -219,7 +218,8 @@ def _parse_records(
 class VcfHeader:
     """What the header says: ``samples`` (the #CHROM line's sample columns, in order),
     ``contigs`` (##contig IDs, in order), ``has_gt`` (a ##FORMAT=<ID=GT line is present) and
-    ``n_lines`` (header lines, so the first record is line ``n_lines + 1``)."""
+    ``n_lines`` (header lines, so the first record is line ``n_lines + 1``).
+    """
 
     samples: list[str]
     contigs: list[str]
@@ -321,6 +321,7 @@ class VcfReader:
     def __init__(
         self,
         path: str | os.PathLike,
+        *,
         region: str | None = None,
         chunk_variants: int = DEFAULT_CHUNK_VARIANTS,
     ) -> None:
@@ -457,7 +458,7 @@ class VcfReader:
             if not index_found:
                 tool = "bcftools index" if self._bcf else "tabix -p vcf (or bcftools index)"
                 raise InputError(
-                    f"{self.path}: --region {self.region} needs an index (.tbi/.csi) beside the "
+                    f"{self.path}: region={self.region!r} needs an index (.tbi/.csi) beside the "
                     f"file; bgzip it and run {tool}"
                 )
         try:
@@ -628,6 +629,7 @@ class VcfReader:
 
 def read_vcf(
     path: str | os.PathLike,
+    *,
     region: str | None = None,
     chunk_variants: int = DEFAULT_CHUNK_VARIANTS,
 ) -> dict[str, Any]:

@@ -17,8 +17,8 @@ import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from ...device import Device, gpu_status, is_gpu_array, requested_device, resolve_device
-from ...errors import DeviceError, InputError
+from ...device import Device, choose_backend, gpu_status, is_gpu_array, resolve_device
+from ...errors import InputError
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -39,11 +39,6 @@ def rapids_status() -> tuple[bool, str]:
     return True, f"rapids-singlecell {getattr(rapids_singlecell, '__version__', '?')}"
 
 
-@functools.cache
-def _log_fallback(reason: str) -> None:
-    log.info("device='auto': single-cell steps run on the CPU (scanpy) because %s", reason)
-
-
 def resolve_backend(device: str | None = None) -> Device:
     """``"gpu"`` when rapids-singlecell can run, else ``"cpu"`` (see the module docstring).
 
@@ -53,16 +48,13 @@ def resolve_backend(device: str | None = None) -> Device:
     """
     if resolve_device(device) == "cpu":
         return "cpu"
-    usable, reason = rapids_status()
-    if usable:
-        return "gpu"
-    if requested_device(device) == "gpu":
-        raise DeviceError(
-            f"device='gpu' was requested but the GPU single-cell backend is unavailable: "
-            f"{reason}; install gpu-genomics[rapids12] or [rapids13], or use device='cpu'"
-        )
-    _log_fallback(reason)
-    return "cpu"
+    return choose_backend(
+        device,
+        rapids_status,
+        unavailable="the GPU single-cell backend is unavailable",
+        install="install gpu-genomics[rapids12] or [rapids13]",
+        fallback="single-cell steps run on the CPU (scanpy)",
+    )
 
 
 def require_scanpy() -> None:

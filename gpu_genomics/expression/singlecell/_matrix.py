@@ -1,5 +1,9 @@
-"""The count matrix of an AnnData as the single-cell operations read it: the layer, its CSR
-components on a device, and the value checks with one-line errors naming cell and gene."""
+"""The count matrix of an AnnData as the single-cell operations read it.
+
+The layer (``X`` or ``layers[name]``), its canonical CSR components on a device (NumPy or
+CuPy), the row of every stored entry, the gene ids of ``var``, and the value checks with
+one-line errors naming the cell and the gene.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +16,14 @@ from ...errors import InputError
 
 
 def layer_matrix(adata: Any, layer: str | None) -> Any:
-    """``adata.X`` or ``adata.layers[layer]``, with a one-line error for a missing layer."""
+    """Return ``adata.X``, or ``adata.layers[layer]`` when ``layer`` is given.
+
+    Raises:
+        InputError: ``X`` is empty, or ``layer`` is not in ``adata.layers``.
+    """
     if layer is None:
         if adata.X is None:
-            raise InputError("adata.X is empty; pass layer= to use one of adata.layers")
+            raise InputError("adata.X is empty; pass `layer` to use one of adata.layers")
         return adata.X
     if layer not in adata.layers:
         known = ", ".join(map(repr, adata.layers.keys())) or "none"
@@ -24,8 +32,14 @@ def layer_matrix(adata: Any, layer: str | None) -> Any:
 
 
 def host_csr(matrix: Any) -> Any:
-    """``matrix`` as a canonical SciPy CSR matrix (sorted indices, no duplicates); the input is
-    never modified."""
+    """Return ``matrix`` as a canonical SciPy CSR matrix (sorted indices, no duplicates).
+
+    The input is never modified; a canonical CSR input is returned as it is, other sparse
+    formats and dense arrays are converted (a new matrix of the same dtype).
+
+    Raises:
+        InputError: a GPU array, or not a 2-D numeric matrix.
+    """
     import scipy.sparse as sp
 
     if sp.issparse(matrix):
@@ -49,8 +63,10 @@ def host_csr(matrix: Any) -> Any:
 
 
 def device_csr(xp: Any, csr: Any) -> tuple[Any, Any, Any]:
-    """The CSR components on the device: ``data`` (input dtype), ``indices`` and ``indptr``
-    (int64)."""
+    """Return the CSR components on the device: ``data`` (input dtype), ``indices``, ``indptr``.
+
+    ``indices`` and ``indptr`` are int64 (``(nnz,)`` and ``(n_rows + 1,)``).
+    """
     return (
         xp.asarray(csr.data),
         xp.asarray(csr.indices, dtype=np.int64),
@@ -59,14 +75,19 @@ def device_csr(xp: Any, csr: Any) -> tuple[Any, Any, Any]:
 
 
 def row_of_entries(xp: Any, indptr: Any) -> Any:
-    """``(nnz,) int64``: the row (cell) of every stored entry of a CSR matrix."""
+    """Return the ``(nnz,) int64`` row (cell) of every stored entry of a CSR matrix."""
     nnz = int(indptr[-1])
     return xp.searchsorted(indptr, xp.arange(nnz, dtype=np.int64), side="right") - 1
 
 
 def var_gene_ids(adata: Any, gene_key: str | None) -> np.ndarray:
-    """``(n_genes,) object`` of str: ``var[gene_key]``, else ``var["gene_ids"]``, else
-    ``var_names``."""
+    """Return the gene ids, ``(n_genes,) object`` of str.
+
+    They are ``var[gene_key]``, else ``var["gene_ids"]``, else ``var_names``.
+
+    Raises:
+        InputError: ``gene_key`` is not a column of ``adata.var``.
+    """
     if gene_key is not None:
         if gene_key not in adata.var.columns:
             raise InputError(f"gene_key={gene_key!r} is not a column of adata.var")
@@ -81,11 +102,19 @@ def var_gene_ids(adata: Any, gene_key: str | None) -> np.ndarray:
 def check_counts(
     adata: Any, *, layer: str | None = None, integer: bool = False, what: str = "this step"
 ) -> None:
-    """Raise :class:`InputError` at the first negative, non-finite (or, with ``integer=True``,
-    non-integer) value of ``adata.X`` (or ``layers[layer]``), naming its cell and gene.
+    """Check that ``adata.X`` (or ``layers[layer]``) holds non-negative finite values.
 
-    ``X`` may be SciPy or cupyx CSR/CSC, or a NumPy/CuPy 2-D array; one pass over the stored
-    values, on their device.
+    One pass over the stored values, on their device.
+
+    Args:
+        adata: an AnnData whose matrix is SciPy or cupyx CSR/CSC, or a NumPy/CuPy 2-D array.
+        layer: check ``adata.layers[layer]`` instead of ``X``.
+        integer: also require whole numbers (counts).
+        what: the step named in the error.
+
+    Raises:
+        InputError: at the first negative, non-finite (or, with ``integer=True``, non-integer)
+            value, naming its cell and gene.
     """
     x = layer_matrix(adata, layer)
     sparse = hasattr(x, "indptr")
@@ -133,8 +162,16 @@ class DeviceCounts(NamedTuple):
 def device_counts(
     adata: Any, layer: str | None, device: str | None, *, integer: bool, what: str
 ) -> DeviceCounts:
-    """Resolve ``device``, read and check the layer (:func:`check_counts`), and put its CSR
-    components on the device: the common start of the count-based operations."""
+    """Read and check a layer and put its CSR components on the device.
+
+    The common start of the count-based operations: resolve ``device``, read the layer
+    (:func:`layer_matrix`), convert it to canonical CSR (:func:`host_csr`), check its values
+    (:func:`check_counts`) and copy the components to the device (:func:`device_csr`).
+
+    Raises:
+        InputError: a missing layer, or a bad value (see :func:`check_counts`).
+        DeviceError: ``device="gpu"`` without a usable GPU.
+    """
     device_name = resolve_device(device)
     xp = array_module(device_name)
     matrix = layer_matrix(adata, layer)
@@ -142,10 +179,3 @@ def device_counts(
     check_counts(adata, layer=layer, integer=integer, what=what)
     data, indices, indptr = device_csr(xp, csr)
     return DeviceCounts(xp, device_name, matrix, csr, data, indices, indptr)
-
-
-def check_seed(seed: Any) -> int:
-    """``seed`` as an int, or a one-line error unless it is a non-negative integer."""
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise InputError(f"seed={seed!r} must be a non-negative integer")
-    return int(seed)

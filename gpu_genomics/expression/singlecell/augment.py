@@ -5,28 +5,28 @@ xp-generic code path; dense input is converted to CSR and back). Random numbers 
 ``numpy.random.default_rng(seed)`` on the CPU and ``cupy.random.RandomState(seed)`` on the GPU:
 each device is deterministic for a seed, but the two devices draw different streams, so results
 agree in distribution (tested), not value by value. :func:`simulate_doublets` draws its parent
-pairs on the host on both devices, so its output is identical on CPU and GPU.
+pairs on the host on both devices, so its output is identical on CPU and GPU. See
+``docs/singlecell.md#augmentation``.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import numpy as np
 
 from ...device import to_numpy
-from ...errors import InputError, positive_int
-from ._matrix import check_seed, device_counts, row_of_entries
-
-log = logging.getLogger("gpu_genomics")
+from ...errors import InputError, check_choice, check_seed, invalid, positive_int
+from ._matrix import device_counts, row_of_entries
 
 __all__ = ["downsample_counts", "simulate_doublets"]
 
+DOWNSAMPLE_METHODS = ("binomial", "multinomial")
+DOUBLET_MODES = ("sum", "mean")
+
 
 def _generator(device: str, seed: int) -> Any:
-    """An object with ``binomial(n, p)`` and ``hypergeometric(ngood, nbad, nsample)`` drawing on
-    ``device``."""
+    """A generator with ``binomial(n, p)`` and ``hypergeometric(ngood, nbad, nsample)``."""
     if device == "gpu":
         import cupy
 
@@ -35,8 +35,11 @@ def _generator(device: str, seed: int) -> Any:
 
 
 def _segment_totals(xp: Any, counts: Any, indptr: Any) -> tuple[Any, Any]:
-    """``(cumulative, totals)``: ``(nnz + 1,) int64`` prefix sums of ``counts`` (0 first) and
-    ``(n_cells,) int64`` per-cell totals, exact integers on both devices."""
+    """Prefix sums of ``counts`` and per-cell totals, exact integers on both devices.
+
+    Returns ``(cumulative, totals)``: ``(nnz + 1,) int64`` with 0 first, and ``(n_cells,)
+    int64``.
+    """
     cumulative = xp.zeros(counts.size + 1, dtype=np.int64)
     cumulative[1:] = xp.cumsum(counts)
     return cumulative, cumulative[indptr[1:]] - cumulative[indptr[:-1]]
@@ -45,8 +48,9 @@ def _segment_totals(xp: Any, counts: Any, indptr: Any) -> tuple[Any, Any]:
 def _sample_without_replacement(
     xp: Any, rng: Any, counts: Any, cumulative: Any, indptr: Any, cells: Any, targets: Any
 ) -> Any:
-    """Resample each of ``cells`` to exactly ``targets`` reads drawn without replacement from its
-    reads (a multivariate hypergeometric draw over its genes).
+    """Resample each of ``cells`` to exactly ``targets`` reads, drawn without replacement.
+
+    A multivariate hypergeometric draw of each cell's reads over its genes.
 
     All cells at once, by halving: a node (cell, entry range [lo, hi), k reads to draw) splits
     its range in two and draws how many of the k come from the left half,
@@ -85,20 +89,20 @@ def _sample_without_replacement(
 
 def downsample_counts(
     adata: Any,
+    *,
     fraction: float | None = None,
     target_total: int | None = None,
     method: str = "binomial",
     seed: int = 0,
     layer: str | None = None,
     copy: bool = False,
-    *,
     device: str | None = None,
 ) -> Any:
     """Reduce each cell's sequencing depth.
 
     Args:
-        adata: raw counts (non-negative integers, any numeric dtype) in ``X`` or
-            ``layers[layer]``; SciPy CSR/CSC or dense.
+        adata: ``(n_cells, n_genes)`` raw counts (non-negative integers, any numeric dtype) in
+            ``X`` or ``layers[layer]``; SciPy CSR/CSC or dense.
         fraction: keep this fraction of reads, 0 < fraction <= 1 (exactly one of
             ``fraction`` and ``target_total``).
         target_total: the reads per cell to keep; cells at or below it are left unchanged.
@@ -108,27 +112,36 @@ def downsample_counts(
             exactly the target, drawing reads *without replacement* from its reads (as
             ``scanpy.pp.downsample_counts(counts_per_cell=...)``: no count grows); with
             ``fraction`` the target is ``floor(fraction * total)``.
-        seed: seeds the device's generator; deterministic for a seed on one device.
-        copy: return a new AnnData instead of modifying ``adata``.
+        seed: seeds the device's generator; deterministic for a seed on one device (the two
+            devices draw different streams).
+        layer: downsample ``adata.layers[layer]`` instead of ``X``.
+        copy: work on a copy of ``adata`` and return it; ``adata`` is left unchanged.
+        device: ``"auto" | "gpu" | "cpu"`` (``None``: ``$GPU_GENOMICS_DEVICE``, else auto).
 
     Returns:
-        None (``adata`` modified), or the copy. The matrix keeps its format (CSR/CSC/dense, with
-        explicit zeros removed from sparse ones) and dtype.
+        None (``adata`` modified in place), or the copy with ``copy=True``. The matrix keeps
+        its format (CSR/CSC/dense, with explicit zeros removed from sparse ones) and dtype.
+
+    Raises:
+        InputError: a bad parameter, or a negative, non-finite or non-integer count (naming its
+            cell and gene); nothing is written then.
+
+    Memory: on the device, about eight 8-byte arrays the length of the stored entries; with
+    ``copy=True`` the whole AnnData is copied on the host.
     """
     if (fraction is None) == (target_total is None):
-        raise InputError("give exactly one of fraction= and target_total=")
+        raise InputError("give exactly one of `fraction` and `target_total`")
     if fraction is not None:
         if (
             isinstance(fraction, bool)
             or not isinstance(fraction, int | float | np.number)
             or not 0 < float(fraction) <= 1
         ):
-            raise InputError(f"fraction={fraction!r} must be a number in (0, 1]")
+            raise invalid("fraction", fraction, "must be a number in (0, 1]")
         fraction = float(fraction)
     else:
         target_total = positive_int("target_total", target_total)
-    if method not in ("binomial", "multinomial"):
-        raise InputError(f"method={method!r} is not one of binomial, multinomial")
+    check_choice("method", method, DOWNSAMPLE_METHODS)
     seed = check_seed(seed)
     xp, device_name, matrix, csr, data, _, indptr = device_counts(
         adata, layer, device, integer=True, what="downsample_counts"
@@ -188,8 +201,10 @@ def _rebuild(matrix: Any, csr: Any, new_data: np.ndarray) -> Any:
 def _sum_row_pairs(
     xp: Any, data: Any, indices: Any, indptr: Any, first: Any, second: Any
 ) -> tuple[Any, Any, Any]:
-    """CSR components of rows ``first[d] + second[d]`` (exact: each sum has at most two
-    terms). ``data`` float64 or int64 as given; output sorted by gene within each row."""
+    """CSR components of rows ``first[d] + second[d]``, sorted by gene within each row.
+
+    Exact: each sum has at most two terms; ``data`` float64 or int64 as given.
+    """
     n_out = first.size
     len_first = indptr[first + 1] - indptr[first]
     len_second = indptr[second + 1] - indptr[second]
@@ -228,36 +243,47 @@ def _sum_row_pairs(
 
 def simulate_doublets(
     adata: Any,
+    *,
     n: int,
     how: str = "sum",
     seed: int = 0,
     layer: str | None = None,
-    *,
     device: str | None = None,
 ) -> Any:
     """Simulate ``n`` doublets, each from two distinct random cells, as scrublet does.
 
+    ``adata`` is not modified: the doublets are a new AnnData.
+
     Args:
-        adata: counts in ``X`` or ``layers[layer]`` (non-negative, finite); at least 2 cells.
+        adata: ``(n_cells, n_genes)`` counts in ``X`` or ``layers[layer]`` (non-negative,
+            finite); at least 2 cells.
         n: the number of doublets.
         how: ``"sum"`` (scrublet's raw-count doublets: the two parents' counts added; the input
             dtype is kept) or ``"mean"`` (their average; float32 for float32 input, else
             float64).
         seed: seeds ``numpy.random.default_rng``; the parent pairs are drawn on the host on both
             devices, so CPU and GPU give the same doublets.
+        layer: read ``adata.layers[layer]`` instead of ``X``.
+        device: ``"auto" | "gpu" | "cpu"`` (``None``: ``$GPU_GENOMICS_DEVICE``, else auto).
 
     Returns:
         AnnData ``(n, n_genes)``: ``X`` CSR for sparse input (dense for dense input); ``obs``
         indexed ``doublet-0`` ... with columns ``parent_1``/``parent_2`` (int64 row indices)
         and ``parent_1_name``/``parent_2_name`` (obs names); ``var`` copied.
+
+    Raises:
+        InputError: a bad parameter, fewer than 2 cells, or a negative or non-finite value
+            (naming its cell and gene).
+
+    Memory: the output holds up to the two parents' stored entries per doublet; the GPU path
+    works on a few 8-byte arrays of that length.
     """
     import anndata
     import pandas as pd
     import scipy.sparse as sp
 
     n = positive_int("n", n)
-    if how not in ("sum", "mean"):
-        raise InputError(f"how={how!r} is not one of sum, mean")
+    check_choice("how", how, DOUBLET_MODES)
     seed = check_seed(seed)
     xp, device_name, matrix, csr, data, indices, indptr = device_counts(
         adata, layer, device, integer=False, what="simulate_doublets"

@@ -34,8 +34,13 @@ _I = "int32|int64"
 SCRNA_OUTPUT = OutputSpec(
     "scrna: count matrix -> AnnData (.h5ad/.zarr)",
     (
-        ArraySpec("X", _F, _CG, "log1p(normalize_total) expression of the kept genes, scaled "
-                  "and clipped at scale_max_value (dense) unless scale_data=False (CSR)"),
+        ArraySpec(
+            "X",
+            _F,
+            _CG,
+            "log1p(normalize_total) expression of the kept genes, scaled "
+            "and clipped at scale_max_value (dense) unless scale_data=False (CSR)",
+        ),
         ArraySpec("layers/counts", f"{_F}|{_I}", _CG, "raw counts of the kept cells and genes"),
         ArraySpec("obs/n_genes", _I, _C, "detected genes"),
         ArraySpec("obs/n_counts", _F, _C, "total counts"),
@@ -46,38 +51,63 @@ SCRNA_OUTPUT = OutputSpec(
         ArraySpec("obs/pct_counts_mt", _F, _C, "scanpy: percent of counts in mitochondrial genes"),
         ArraySpec("var/gene_ids", STRING, _G, "gene ids (the input's, else its gene names)"),
         ArraySpec("var/gene_symbols", STRING, _G, "gene symbols (the input's, else its names)"),
-        ArraySpec("var/n_cells", _I, _G, "cells the gene is detected in (filter_genes)",
-                  "min_cells set"),
+        ArraySpec(
+            "var/n_cells", _I, _G, "cells the gene is detected in (filter_genes)", "min_cells set"
+        ),
         ArraySpec("var/mt", "bool", _G, "the gene's name starts with mito_prefix"),
         ArraySpec("var/n_cells_by_counts", _I, _G, "scanpy: cells the gene is detected in"),
         ArraySpec("var/mean_counts", _F, _G, "mean count over cells"),
         ArraySpec("var/pct_dropout_by_counts", _F, _G, "scanpy: percent of cells without it"),
         ArraySpec("var/total_counts", _F, _G, "scanpy: total counts"),
         ArraySpec("var/highly_variable", "bool", _G, "selected as highly variable"),
-        ArraySpec("var/means", _F, _G, "HVG: mean (of log-normalised values; of counts for "
-                  "seurat_v3)"),
-        ArraySpec("var/dispersions", _F, _G, "HVG: dispersion (seurat_v3: variance / mean of "
-                  "counts)"),
-        ArraySpec("var/dispersions_norm", _F, _G, "HVG: normalised dispersion",
-                  "hvg_flavor seurat, cell_ranger"),
+        ArraySpec(
+            "var/means", _F, _G, "HVG: mean (of log-normalised values; of counts for seurat_v3)"
+        ),
+        ArraySpec(
+            "var/dispersions", _F, _G, "HVG: dispersion (seurat_v3: variance / mean of counts)"
+        ),
+        ArraySpec(
+            "var/dispersions_norm",
+            _F,
+            _G,
+            "HVG: normalised dispersion",
+            "hvg_flavor seurat, cell_ranger",
+        ),
         ArraySpec("var/highly_variable_rank", _F, _G, "HVG rank", "hvg_flavor seurat_v3"),
         ArraySpec("var/variances", _F, _G, "HVG: variance of counts", "hvg_flavor seurat_v3"),
-        ArraySpec("var/variances_norm", _F, _G, "HVG: normalised variance",
-                  "hvg_flavor seurat_v3"),
+        ArraySpec("var/variances_norm", _F, _G, "HVG: normalised variance", "hvg_flavor seurat_v3"),
         ArraySpec("var/mean", _F, _G, "scale: the gene's mean", "scale_data"),
         ArraySpec("var/std", _F, _G, "scale: the gene's standard deviation", "scale_data"),
-        ArraySpec("uns/dataset_card", MAPPING, (), "dataset_id, name, modality, n_cells, "
-                  "n_genes, preprocessing, normalization, feature_selection, tool_version"),
-        ArraySpec("uns/preprocess_steps", MAPPING, (), "step, n_cells, n_genes, seconds: "
-                  "equal-length arrays, one entry per step"),
-        ArraySpec("uns/preprocess_recipe", MAPPING, (), "the recipe's parameters ('none': "
-                  "skipped) and backend"),
-        ArraySpec("uns/provenance", MAPPING, (), "gpu_genomics_version, tool, command, "
-                  "parameters, inputs, created, device (nested values as JSON)"),
+        ArraySpec(
+            "uns/dataset_card",
+            MAPPING,
+            (),
+            "dataset_id, name, modality, n_cells, "
+            "n_genes, preprocessing, normalization, feature_selection, tool_version",
+        ),
+        ArraySpec(
+            "uns/preprocess_steps",
+            MAPPING,
+            (),
+            "step, n_cells, n_genes, seconds: equal-length arrays, one entry per step",
+        ),
+        ArraySpec(
+            "uns/preprocess_recipe",
+            MAPPING,
+            (),
+            "the recipe's parameters ('none': skipped) and backend",
+        ),
+        ArraySpec(
+            "uns/provenance",
+            MAPPING,
+            (),
+            "gpu_genomics_version, tool, command, "
+            "parameters, inputs, created, device (nested values as JSON)",
+        ),
         ArraySpec("uns/hvg", MAPPING, (), "scanpy: the HVG flavor"),
         ArraySpec("uns/log1p", MAPPING, (), "scanpy: the log1p base"),
     ),
-)  # fmt: skip
+)
 
 
 def preprocess_file(
@@ -120,9 +150,17 @@ def preprocess_file(
             or CSV/TSV (optionally gzip).
         output_path: ``.h5ad`` or ``.zarr``.
         transpose: CSV/TSV input is genes x cells (default cells x genes).
-        min_genes, min_cells, max_genes, max_pct_mito, mito_prefix, target_sum, n_top_genes,
-            hvg_flavor, subset_hvg, scale_max_value, scale_data: the recipe's parameters
-            (:func:`~gpu_genomics.expression.singlecell.recipe.preprocess`).
+        min_genes: ``filter_cells``: keep cells with at least this many genes.
+        min_cells: ``filter_genes``: keep genes detected in at least this many cells.
+        max_genes: keep cells with fewer detected genes.
+        max_pct_mito: keep cells with a smaller percent of mitochondrial counts.
+        mito_prefix: names of mitochondrial genes start with it.
+        target_sum: ``normalize_total``'s target (``None``: scanpy's median rule).
+        n_top_genes: highly variable genes kept (``None``: scanpy's dispersion cut-offs).
+        hvg_flavor: ``seurat``, ``cell_ranger`` or ``seurat_v3``.
+        subset_hvg: keep only the highly variable genes (else flag them).
+        scale_max_value: ``scale`` clips at this.
+        scale_data: run the final ``scale`` step.
         rank_output: also write Geneformer rank-value tokens of the kept cells here
             (``.parquet``, ``.h5`` or ``.zarr``).
         n_tokens: rank encoding length (Geneformer's ``model_input_size``).
@@ -144,8 +182,18 @@ def preprocess_file(
     Memory: the whole matrix (scanpy and rapids-singlecell hold it), a few times over while
     the recipe runs.
     """
-    from . import dataset_card, preprocess, read, require_scanpy, resolve_backend, write
-    from .rank import load_gene_medians, load_token_dictionary, write_rank_encoding
+    from . import (
+        dataset_card,
+        load_gene_medians,
+        load_token_dictionary,
+        preprocess,
+        read,
+        require_scanpy,
+        resolve_backend,
+        write,
+        write_rank_encoding,
+    )
+    from .recipe import recorded_recipe
 
     started = time.perf_counter()
     require_scanpy()
@@ -163,45 +211,64 @@ def preprocess_file(
         tokens = load_token_dictionary(token_dictionary) if token_dictionary else None
 
     adata = read(input_path, transpose=transpose)
-    log.info("read %s: %d cells x %d genes (%.2f s)", input_path, adata.n_obs, adata.n_vars,
-             time.perf_counter() - started)  # fmt: skip
+    log.info(
+        "read %s: %d cells x %d genes (%.2f s)",
+        input_path,
+        adata.n_obs,
+        adata.n_vars,
+        time.perf_counter() - started,
+    )
     encodings: list[Any] = []
 
     def rank_encode(counts: Any) -> None:
-        encodings.append(_rank_encode(counts, n_tokens, medians, tokens, special_tokens, backend))
+        encodings.append(
+            _rank_encode(
+                counts, n_tokens, medians, tokens, special_tokens=special_tokens, backend=backend
+            )
+        )
 
     try:
-        preprocess(adata, min_genes=min_genes, min_cells=min_cells, max_genes=max_genes,
-                   max_pct_mito=max_pct_mito, mito_prefix=mito_prefix, target_sum=target_sum,
-                   n_top_genes=n_top_genes, hvg_flavor=hvg_flavor, subset_hvg=subset_hvg,
-                   scale_max_value=scale_max_value, scale_data=scale_data,
-                   on_counts=rank_encode if rank_output is not None else None,
-                   device=backend)  # fmt: skip
+        preprocess(
+            adata,
+            min_genes=min_genes,
+            min_cells=min_cells,
+            max_genes=max_genes,
+            max_pct_mito=max_pct_mito,
+            mito_prefix=mito_prefix,
+            target_sum=target_sum,
+            n_top_genes=n_top_genes,
+            hvg_flavor=hvg_flavor,
+            subset_hvg=subset_hvg,
+            scale_max_value=scale_max_value,
+            scale_data=scale_data,
+            on_counts=rank_encode if rank_output is not None else None,
+            device=backend,
+        )
     except InputError as exc:
         raise InputError(f"{input_path}: {exc}") from None
+    recipe = recorded_recipe(adata)
     parameters = {
         "transpose": transpose,
-        "min_genes": min_genes,
-        "min_cells": min_cells,
-        "max_genes": max_genes,
-        "max_pct_mito": max_pct_mito,
-        "mito_prefix": mito_prefix,
-        "target_sum": target_sum,
-        "n_top_genes": n_top_genes,
-        "hvg_flavor": hvg_flavor,
-        "subset_hvg": subset_hvg,
-        "scale_max_value": scale_max_value,
-        "scale_data": scale_data,
+        **{key: value for key, value in recipe.items() if key != "backend"},
         "rank_output": rank_output,
         "n_tokens": n_tokens,
         "gene_medians": gene_medians,
         "token_dictionary": token_dictionary,
         "special_tokens": special_tokens,
+        "dataset_id": dataset_id,
+        "dataset_name": dataset_name,
     }
-    record = provenance("gpu-genomics scrna", parameters=parameters,
-                        inputs={"counts": input_path, "gene medians": gene_medians,
-                                "token dictionary": token_dictionary},
-                        device=backend, command=command)  # fmt: skip
+    record = provenance(
+        "gpu-genomics scrna",
+        parameters=parameters,
+        inputs={
+            "counts": input_path,
+            "gene medians": gene_medians,
+            "token dictionary": token_dictionary,
+        },
+        device=backend,
+        command=command,
+    )
     adata.uns["dataset_card"] = dataset_card(
         adata,
         dataset_id=dataset_id or stem(Path(input_path).name, INPUT_SUFFIXES, ignore_case=True),
@@ -214,8 +281,14 @@ def preprocess_file(
     with removed_on_failure(rank_output):
         write(adata, output_path)
     seconds = time.perf_counter() - started
-    log.info("wrote %s: %d cells x %d genes (%.2f s); total %.2f s", output_path, adata.n_obs,
-             adata.n_vars, time.perf_counter() - written, seconds)  # fmt: skip
+    log.info(
+        "wrote %s: %d cells x %d genes (%.2f s); total %.2f s",
+        output_path,
+        adata.n_obs,
+        adata.n_vars,
+        time.perf_counter() - written,
+        seconds,
+    )
     return {
         "output": str(output_path),
         "n_cells": int(adata.n_obs),
@@ -230,15 +303,25 @@ def _rank_encode(
     n_tokens: int,
     medians: dict[str, float] | None,
     tokens: dict[str, int] | None,
+    *,
     special_tokens: bool,
     backend: str,
 ) -> Any:
     from .rank import rank_encode
 
     started = time.perf_counter()
-    encoding = rank_encode(adata, n_tokens=n_tokens, gene_medians=medians,
-                           token_dictionary=tokens, special_tokens=special_tokens,
-                           device="gpu" if backend == "gpu" else "cpu")  # fmt: skip
-    log.info("rank_encode            %9d cells %7d tokens  %8.2f s", adata.n_obs,
-             int(encoding.offsets[-1]), time.perf_counter() - started)  # fmt: skip
+    encoding = rank_encode(
+        adata,
+        n_tokens=n_tokens,
+        gene_medians=medians,
+        token_dictionary=tokens,
+        special_tokens=special_tokens,
+        device="gpu" if backend == "gpu" else "cpu",
+    )
+    log.info(
+        "rank_encode            %9d cells %7d tokens  %8.2f s",
+        adata.n_obs,
+        int(encoding.offsets[-1]),
+        time.perf_counter() - started,
+    )
     return encoding

@@ -1,6 +1,8 @@
-"""Reading count matrices into AnnData: ``.h5ad``, ``.zarr`` (AnnData), 10x ``.h5``, a 10x
-matrix folder (``matrix.mtx[.gz]`` + ``features.tsv[.gz]``/``genes.tsv`` + ``barcodes.tsv``),
-``.loom``, and CSV/TSV (optionally gzipped).
+"""Reading count matrices into AnnData, and writing AnnData.
+
+Inputs: ``.h5ad``, ``.zarr`` (AnnData), 10x ``.h5``, a 10x matrix folder (``matrix.mtx[.gz]``
++ ``features.tsv[.gz]``/``genes.tsv`` + ``barcodes.tsv``), ``.loom``, and CSV/TSV (optionally
+gzipped); outputs: ``.h5ad`` and ``.zarr``.
 
 :func:`read` picks the reader from the path, returns ``(n_cells, n_genes)`` AnnData with ``X``
 as a SciPy CSR matrix where the format is sparse (float32 for CSV/TSV), adds ``var`` columns
@@ -15,7 +17,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ...errors import InputError
+from ...errors import InputError, check_choice
 from .recipe import annotate_genes
 
 if TYPE_CHECKING:
@@ -28,7 +30,15 @@ FORMATS = ("h5ad", "zarr", "10x-h5", "10x-mtx", "loom", "table")
 
 
 def detect_format(path: Path) -> str:
-    """One of :data:`FORMATS`, from the path's name (and, for ``.h5``, its content)."""
+    """Return the input format of ``path``, one of :data:`FORMATS`.
+
+    Told from the path's name (a trailing ``.gz`` ignored), a folder's content, and, for
+    ``.h5``/``.hdf5``, the file's groups (10x or AnnData).
+
+    Raises:
+        InputError: an unknown suffix, a folder without ``matrix.mtx[.gz]``, or an HDF5 file
+            that is neither 10x nor AnnData.
+    """
     name = path.name.lower()
     if name.endswith(".gz"):
         name = name[:-3]
@@ -77,22 +87,31 @@ def _h5_flavor(path: Path) -> str:
 def read(path: str | Path, *, transpose: bool = False, format: str | None = None) -> AnnData:
     """Read a count matrix as ``(n_cells, n_genes)`` AnnData.
 
+    ``X`` is a SciPy CSR matrix where the format is sparse (float32 for CSV/TSV); ``var`` gets
+    ``gene_ids``/``gene_symbols`` and duplicate gene names are made unique with a warning
+    (:func:`~.recipe.annotate_genes`). The whole matrix is read into memory.
+
     Args:
         path: file or folder (see the module docstring).
         transpose: CSV/TSV only: the table is genes x cells (rows are genes) instead of the
             default cells x genes.
         format: force one of :data:`FORMATS` instead of detecting it.
+
+    Returns:
+        The AnnData, on the host.
+
+    Raises:
+        InputError: a missing or unreadable file, an unknown format, ``transpose=True`` for
+            a format other than a table, or an empty matrix; one line naming the file.
     """
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file or folder")
-    kind = format or detect_format(path)
-    if kind not in FORMATS:
-        raise InputError(f"format={kind!r} is not one of {', '.join(FORMATS)}")
+    kind = check_choice("format", format or detect_format(path), FORMATS)
     if transpose and kind != "table":
-        raise InputError(f"{path}: --transpose applies to CSV/TSV tables only, not {kind}")
+        raise InputError(f"{path}: transpose=True applies to CSV/TSV tables only, not {kind}")
     try:
-        adata = _READERS[kind](path, transpose)
+        adata = _read_table(path, transpose=transpose) if kind == "table" else _READERS[kind](path)
     except (InputError, MemoryError, KeyboardInterrupt):
         raise
     except Exception as exc:
@@ -109,25 +128,25 @@ def read(path: str | Path, *, transpose: bool = False, format: str | None = None
     return adata
 
 
-def _read_h5ad(path: Path, transpose: bool) -> AnnData:
+def _read_h5ad(path: Path) -> AnnData:
     import anndata
 
     return anndata.read_h5ad(path)
 
 
-def _read_zarr(path: Path, transpose: bool) -> AnnData:
+def _read_zarr(path: Path) -> AnnData:
     import anndata
 
     return anndata.read_zarr(path)
 
 
-def _read_10x_h5(path: Path, transpose: bool) -> AnnData:
+def _read_10x_h5(path: Path) -> AnnData:
     import scanpy as sc
 
     return sc.read_10x_h5(path)
 
 
-def _read_10x_mtx(path: Path, transpose: bool) -> AnnData:
+def _read_10x_mtx(path: Path) -> AnnData:
     import scanpy as sc
 
     return sc.read_10x_mtx(path, var_names="gene_symbols", make_unique=False)
@@ -137,9 +156,12 @@ LOOM_CELL_NAMES = ("CellID", "obs_names", "Cell", "cell_names")
 LOOM_GENE_NAMES = ("Gene", "var_names", "gene_names", "Accession")
 
 
-def _read_loom(path: Path, transpose: bool) -> AnnData:
-    """Loom: cell names from the first of :data:`LOOM_CELL_NAMES` among the column attributes
-    (loompy/velocyto write ``CellID``, anndata ``obs_names``), genes likewise."""
+def _read_loom(path: Path) -> AnnData:
+    """Loom, with cell names from the first of :data:`LOOM_CELL_NAMES` among the columns.
+
+    Column attributes: loompy/velocyto write ``CellID``, anndata ``obs_names``; gene names
+    likewise from :data:`LOOM_GENE_NAMES` among the row attributes.
+    """
     import anndata
     import h5py
 
@@ -151,7 +173,7 @@ def _read_loom(path: Path, transpose: bool) -> AnnData:
     return anndata.read_loom(path, sparse=True, obs_names=obs_names, var_names=var_names)
 
 
-def _read_table(path: Path, transpose: bool) -> AnnData:
+def _read_table(path: Path, *, transpose: bool) -> AnnData:
     import anndata
     import numpy as np
     import pandas as pd
@@ -175,12 +197,21 @@ _READERS = {
     "10x-h5": _read_10x_h5,
     "10x-mtx": _read_10x_mtx,
     "loom": _read_loom,
-    "table": _read_table,
 }
 
 
 def write(adata: AnnData, path: str | Path) -> None:
-    """Write ``adata`` to ``.h5ad`` or ``.zarr`` through a temporary path renamed on success."""
+    """Write ``adata`` to ``.h5ad`` or ``.zarr`` through a temporary path renamed on success.
+
+    Args:
+        adata: the AnnData (host arrays).
+        path: the output, ending in ``.h5ad`` or ``.zarr``; an earlier output of the same
+            kind (file or folder) is replaced only once the new one is complete.
+
+    Raises:
+        InputError: ``path`` has another suffix, its folder does not exist, or it exists as
+            the other kind (a folder where a file is written, or the reverse).
+    """
     from ...io.store import atomic_output
 
     path = Path(path)

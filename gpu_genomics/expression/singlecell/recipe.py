@@ -1,16 +1,16 @@
-"""The scRNA-seq recipe, one verb per function, on AnnData: scanpy on the CPU, rapids-singlecell
-on the GPU.
+"""The scRNA-seq recipe on AnnData, one verb per function: scanpy (CPU), rapids-singlecell (GPU).
 
-Every function works in place on an :class:`anndata.AnnData` of shape ``(n_cells, n_genes)``
-(``X`` sparse CSR/CSC or dense, float or integer counts), takes ``device="auto"|"gpu"|"cpu"``
-and keeps scanpy's column names, adding the specification's:
+Every verb works on an :class:`anndata.AnnData` of shape ``(n_cells, n_genes)`` (``X`` sparse
+CSR/CSC or dense, float or integer counts), as scanpy's do: in place, returning None, or with
+``copy=True`` on a copy that it returns (the whole AnnData copied on the host first). Each takes
+``device="auto"|"gpu"|"cpu"`` and keeps scanpy's column names, adding these:
 
 * ``obs``: ``n_genes`` (detected genes), ``n_counts`` (total counts), ``percent_mito`` (percent
   of counts in genes whose name starts with ``mito_prefix``);
 * ``var``: ``gene_ids``, ``gene_symbols``, ``highly_variable``, ``mean_counts``,
   ``dispersions``; raw counts are kept in ``layers["counts"]`` by :func:`preprocess`.
 
-:func:`preprocess` runs the specification's recipe (NOTES §4) with every threshold a
+:func:`preprocess` runs the whole recipe (``docs/singlecell.md#recipe``) with every threshold a
 parameter; on the GPU it moves the matrix there once and back once.
 
 Tolerance between devices: rapids-singlecell computes in float32 like scanpy, but sums in a
@@ -30,10 +30,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from ...device import Device, array_module, is_gpu_array
-from ...errors import InputError
+from ...errors import InputError, check_choice, invalid
 from ...io.provenance import version
 from ._backend import on_device, rapids, resolve_backend
-from ._matrix import check_counts
+from ._matrix import check_counts, row_of_entries
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -59,11 +59,17 @@ def _require_cells(adata: AnnData, step: str, fix: str) -> None:
 
 
 def axis_statistics(x: Any, axis: int) -> tuple[Any, Any]:
-    """Per-row (``axis=1``) or per-column (``axis=0``) number of positive values and sum.
+    """Count the positive values and sum the values of each row or column of ``x``.
 
-    ``x``: SciPy/cupyx CSR or CSC matrix, or NumPy/CuPy 2-D array. Returns two 1-D arrays on
-    ``x``'s device: counts (int64) and sums (float64), as scanpy's ``filter_cells`` and
-    ``filter_genes`` compute them (``(X > 0).sum(axis)`` and ``X.sum(axis)``).
+    As scanpy's ``filter_cells`` and ``filter_genes`` compute them: ``(X > 0).sum(axis)`` and
+    ``X.sum(axis)``; explicit zeros are not counted.
+
+    Args:
+        x: SciPy/cupyx CSR or CSC matrix, or NumPy/CuPy 2-D array.
+        axis: 1 for one figure per row (cell), 0 for one per column (gene).
+
+    Returns:
+        ``(counts, sums)``: 1-D ``int64`` and ``float64`` arrays on ``x``'s device.
     """
     xp = array_module("gpu" if is_gpu_array(x.data if hasattr(x, "indptr") else x) else "cpu")
     if not hasattr(x, "indptr"):
@@ -72,7 +78,7 @@ def axis_statistics(x: Any, axis: int) -> tuple[Any, Any]:
     positive = (data > 0).astype(xp.float64)
     if (axis == 1) == (x.format == "csr"):  # one value per compressed row (CSR) / column (CSC)
         n_major = len(x.indptr) - 1
-        ids = xp.searchsorted(x.indptr, xp.arange(len(data)), side="right") - 1
+        ids = row_of_entries(xp, x.indptr)
     else:
         n_major = x.shape[1] if x.format == "csr" else x.shape[0]
         ids = x.indices
@@ -93,9 +99,37 @@ def _threshold_mask(values: Any, low: float | None, high: float | None) -> np.nd
 # --- the verbs ------------------------------------------------------------------------------
 
 
-def annotate_genes(adata: AnnData) -> None:
-    """Add ``var["gene_ids"]`` and ``var["gene_symbols"]`` when absent (from ``var_names``)
-    and make duplicate gene names unique with one warning."""
+def _apply(
+    adata: AnnData, *, copy: bool, device: str | None, run: Callable[[AnnData, Device], None]
+) -> AnnData | None:
+    """Run ``run(target, backend)`` on ``adata`` (or its copy) on the backend of ``device``.
+
+    The backend is resolved first, so an unusable ``device`` fails before anything is copied;
+    the matrix is moved to the GPU and back once around ``run``.
+    """
+    backend = resolve_backend(device)
+    target = adata.copy() if copy else adata
+    with on_device(target, backend):
+        run(target, backend)
+    return target if copy else None
+
+
+def annotate_genes(adata: AnnData, *, copy: bool = False) -> AnnData | None:
+    """Add ``var["gene_ids"]`` and ``var["gene_symbols"]`` when absent; make gene names unique.
+
+    ``gene_symbols`` comes from ``var["feature_name"]``, ``"gene_name"`` or ``"symbol"`` when
+    present, else from ``var_names``; ``gene_ids`` from ``var_names``. Duplicate gene names get
+    ``-1``, ``-2``, ... appended (``var_names_make_unique``), with one warning, after their
+    original names are kept as ``gene_symbols``.
+
+    Args:
+        adata: any AnnData; only ``var`` and ``var_names`` change.
+        copy: work on a copy of ``adata`` and return it.
+
+    Returns:
+        None, or the annotated copy with ``copy=True``.
+    """
+    adata = adata.copy() if copy else adata
     if not adata.var_names.is_unique:
         duplicated = adata.var_names[adata.var_names.duplicated()]
         log.warning(
@@ -115,6 +149,7 @@ def annotate_genes(adata: AnnData) -> None:
                 break
         else:
             adata.var["gene_symbols"] = adata.var_names.astype(str)
+    return adata if copy else None
 
 
 def qc_metrics(
@@ -122,18 +157,33 @@ def qc_metrics(
     *,
     mito_prefix: str = MITO_PREFIX,
     layer: str | None = None,
+    copy: bool = False,
     device: str | None = None,
-) -> None:
-    """Per-cell and per-gene QC columns, as ``sc.pp.calculate_qc_metrics(qc_vars=["mt"],
-    percent_top=None, log1p=False)``, plus ``obs`` ``n_genes``, ``n_counts``, ``percent_mito``.
+) -> AnnData | None:
+    """Add per-cell and per-gene QC columns, mitochondrial genes included.
 
-    ``var["mt"]`` marks genes whose name starts with ``mito_prefix`` (case-sensitive, ``"MT-"``
-    as the specification; ``"mt-"`` for mouse). Without any, a warning is logged and
-    ``percent_mito`` is 0.
+    As ``sc.pp.calculate_qc_metrics(qc_vars=["mt"], percent_top=None, log1p=False)``, plus
+    ``obs`` ``n_genes``, ``n_counts`` and ``percent_mito`` (``pct_counts_mt`` with 0 for a
+    cell without counts).
+
+    Args:
+        adata: ``(n_cells, n_genes)`` counts.
+        mito_prefix: ``var["mt"]`` marks genes whose name starts with it (case-sensitive;
+            ``"MT-"`` for human, ``"mt-"`` for mouse). Without any such gene a warning is
+            logged and ``percent_mito`` is 0.
+        layer: compute from ``adata.layers[layer]`` instead of ``X``.
+        copy: work on a copy of ``adata`` and return it.
+        device: ``"auto" | "gpu" | "cpu"`` (``None``: ``$GPU_GENOMICS_DEVICE``, else auto).
+
+    Returns:
+        None, or the processed copy with ``copy=True``.
     """
-    backend = resolve_backend(device)
-    with on_device(adata, backend):
-        _qc_metrics(adata, backend, mito_prefix, layer)
+    return _apply(
+        adata,
+        copy=copy,
+        device=device,
+        run=lambda target, backend: _qc_metrics(target, backend, mito_prefix, layer),
+    )
 
 
 def _qc_metrics(adata: AnnData, backend: Device, mito_prefix: str, layer: str | None) -> None:
@@ -166,13 +216,37 @@ def filter_cells(
     min_counts: float | None = None,
     max_genes: int | None = None,
     max_counts: float | None = None,
+    copy: bool = False,
     device: str | None = None,
-) -> None:
-    """Keep cells with ``min <= detected genes / total counts <= max`` (bounds inclusive, as
-    ``sc.pp.filter_cells``, each given bound applied). Raises if no cell is left."""
-    backend = resolve_backend(device)
-    with on_device(adata, backend):
-        _filter(adata, backend, "cells", min_genes, min_counts, max_genes, max_counts)
+) -> AnnData | None:
+    """Keep the cells whose detected genes and total counts lie within the given bounds.
+
+    As ``sc.pp.filter_cells``: bounds inclusive, each given bound applied, ``None`` skips one;
+    ``obs["n_genes"]``/``obs["n_counts"]`` hold the figures of the bounds used.
+
+    Args:
+        adata: ``(n_cells, n_genes)`` counts.
+        min_genes: the fewest genes detected (count > 0) in a kept cell.
+        min_counts: the smallest total count of a kept cell.
+        max_genes: the most genes detected in a kept cell.
+        max_counts: the largest total count of a kept cell.
+        copy: work on a copy of ``adata`` and return it.
+        device: ``"auto" | "gpu" | "cpu"`` (``None``: ``$GPU_GENOMICS_DEVICE``, else auto).
+
+    Returns:
+        None, or the filtered copy with ``copy=True``.
+
+    Raises:
+        InputError: no cell is left.
+    """
+    return _apply(
+        adata,
+        copy=copy,
+        device=device,
+        run=lambda target, backend: _filter(
+            target, backend, "cells", min_genes, min_counts, max_genes, max_counts
+        ),
+    )
 
 
 def filter_genes(
@@ -182,13 +256,37 @@ def filter_genes(
     min_counts: float | None = None,
     max_cells: int | None = None,
     max_counts: float | None = None,
+    copy: bool = False,
     device: str | None = None,
-) -> None:
-    """Keep genes with ``min <= cells detected in / total counts <= max`` (inclusive, as
-    ``sc.pp.filter_genes``). Raises if no gene is left."""
-    backend = resolve_backend(device)
-    with on_device(adata, backend):
-        _filter(adata, backend, "genes", min_cells, min_counts, max_cells, max_counts)
+) -> AnnData | None:
+    """Keep the genes whose detecting cells and total counts lie within the given bounds.
+
+    As ``sc.pp.filter_genes``: bounds inclusive, each given bound applied, ``None`` skips one;
+    ``var["n_cells"]``/``var["n_counts"]`` hold the figures of the bounds used.
+
+    Args:
+        adata: ``(n_cells, n_genes)`` counts.
+        min_cells: the fewest cells a kept gene is detected in (count > 0).
+        min_counts: the smallest total count of a kept gene.
+        max_cells: the most cells a kept gene is detected in.
+        max_counts: the largest total count of a kept gene.
+        copy: work on a copy of ``adata`` and return it.
+        device: ``"auto" | "gpu" | "cpu"`` (``None``: ``$GPU_GENOMICS_DEVICE``, else auto).
+
+    Returns:
+        None, or the filtered copy with ``copy=True``.
+
+    Raises:
+        InputError: no gene is left.
+    """
+    return _apply(
+        adata,
+        copy=copy,
+        device=device,
+        run=lambda target, backend: _filter(
+            target, backend, "genes", min_cells, min_counts, max_cells, max_counts
+        ),
+    )
 
 
 def _filter(
@@ -214,7 +312,8 @@ def _filter(
         verb = sc.pp.filter_cells if what == "cells" else sc.pp.filter_genes
         for name, value in given.items():  # scanpy takes one bound per call
             verb(adata, **{name: value})
-            _require_cells(adata, f"filter_{what}({name}={value})", f"lower {name}")
+            change = "raise" if name.startswith("max") else "lower"
+            _require_cells(adata, f"filter_{what}({name}={value})", f"{change} `{name}`")
         return
     n_detected, totals = axis_statistics(adata.X, axis=1 if what == "cells" else 0)
     keep = _threshold_mask(n_detected, min_detected, max_detected) & _threshold_mask(
@@ -239,13 +338,38 @@ def filter_qc(
     max_genes: int | None = 2500,
     max_pct_mito: float | None = 5.0,
     mito_prefix: str = MITO_PREFIX,
+    copy: bool = False,
     device: str | None = None,
-) -> None:
-    """Keep cells with ``n_genes_by_counts < max_genes`` and ``pct_counts_mt < max_pct_mito``
-    (strict, as the specification's recipe); computes :func:`qc_metrics` first when absent."""
-    backend = resolve_backend(device)
-    with on_device(adata, backend):
-        _filter_qc(adata, backend, max_genes, max_pct_mito, mito_prefix)
+) -> AnnData | None:
+    """Keep the cells with fewer detected genes and a smaller mitochondrial share than given.
+
+    Bounds strict, as in the recipe (``docs/singlecell.md#recipe``): ``n_genes_by_counts <
+    max_genes`` and ``pct_counts_mt < max_pct_mito``; :func:`qc_metrics` runs first when
+    those columns are absent.
+
+    Args:
+        adata: ``(n_cells, n_genes)`` counts.
+        max_genes: keep cells with fewer detected genes (``None``: no bound).
+        max_pct_mito: keep cells with a smaller percent of mitochondrial counts (``None``: no
+            bound).
+        mito_prefix: the mitochondrial gene prefix, when :func:`qc_metrics` runs.
+        copy: work on a copy of ``adata`` and return it.
+        device: ``"auto" | "gpu" | "cpu"`` (``None``: ``$GPU_GENOMICS_DEVICE``, else auto).
+
+    Returns:
+        None, or the filtered copy with ``copy=True``.
+
+    Raises:
+        InputError: no cell is left.
+    """
+    return _apply(
+        adata,
+        copy=copy,
+        device=device,
+        run=lambda target, backend: _filter_qc(
+            target, backend, max_genes, max_pct_mito, mito_prefix
+        ),
+    )
 
 
 def _filter_qc(
@@ -266,25 +390,51 @@ def _filter_qc(
     _require_cells(
         adata,
         f"filter_qc(max_genes={max_genes}, max_pct_mito={max_pct_mito})",
-        "raise max_genes or max_pct_mito",
+        "raise `max_genes` or `max_pct_mito`",
     )
 
 
 def normalize_total(
-    adata: AnnData, *, target_sum: float | None = 1e4, device: str | None = None
-) -> None:
-    """Scale each cell to ``target_sum`` total counts (``sc.pp.normalize_total``; with
-    ``target_sum=None`` scanpy's median rule applies: NOTES §4)."""
-    backend = resolve_backend(device)
-    with on_device(adata, backend):
-        _pp(backend).normalize_total(adata, target_sum=target_sum)
+    adata: AnnData,
+    *,
+    target_sum: float | None = 1e4,
+    copy: bool = False,
+    device: str | None = None,
+) -> AnnData | None:
+    """Scale each cell's counts to ``target_sum`` in total (``sc.pp.normalize_total``).
+
+    Args:
+        adata: ``(n_cells, n_genes)`` counts; ``X`` is replaced by float values.
+        target_sum: each cell's total afterwards; ``None``: the median of the cells' totals
+            before normalisation (scanpy's rule).
+        copy: work on a copy of ``adata`` and return it.
+        device: ``"auto" | "gpu" | "cpu"`` (``None``: ``$GPU_GENOMICS_DEVICE``, else auto).
+
+    Returns:
+        None, or the normalised copy with ``copy=True``.
+    """
+    return _apply(
+        adata,
+        copy=copy,
+        device=device,
+        run=lambda target, backend: _pp(backend).normalize_total(target, target_sum=target_sum),
+    )
 
 
-def log1p(adata: AnnData, *, device: str | None = None) -> None:
-    """``X = log(1 + X)`` in place (``sc.pp.log1p``)."""
-    backend = resolve_backend(device)
-    with on_device(adata, backend):
-        _pp(backend).log1p(adata)
+def log1p(adata: AnnData, *, copy: bool = False, device: str | None = None) -> AnnData | None:
+    """Replace ``X`` by ``log(1 + X)`` (``sc.pp.log1p``, natural logarithm).
+
+    Args:
+        adata: ``(n_cells, n_genes)`` non-negative values, usually normalised counts.
+        copy: work on a copy of ``adata`` and return it.
+        device: ``"auto" | "gpu" | "cpu"`` (``None``: ``$GPU_GENOMICS_DEVICE``, else auto).
+
+    Returns:
+        None, or the transformed copy with ``copy=True``.
+    """
+    return _apply(
+        adata, copy=copy, device=device, run=lambda target, backend: _pp(backend).log1p(target)
+    )
 
 
 def highly_variable_genes(
@@ -294,19 +444,44 @@ def highly_variable_genes(
     flavor: HvgFlavor = "seurat",
     layer: str | None = None,
     subset: bool = False,
+    copy: bool = False,
     device: str | None = None,
     **options: Any,
-) -> None:
-    """Mark ``var["highly_variable"]`` (``sc.pp.highly_variable_genes``; ``options`` such as
-    ``min_mean``, ``max_mean``, ``min_disp``, ``n_bins``, ``span`` pass through).
+) -> AnnData | None:
+    """Mark ``var["highly_variable"]`` (``sc.pp.highly_variable_genes``).
 
     ``seurat`` and ``cell_ranger`` expect log-normalised ``X``; ``seurat_v3`` expects raw counts
     and reads ``layers["counts"]`` when present (else ``X``), which must hold integers. For
-    ``seurat_v3``, ``var["dispersions"]`` is the variance-to-mean ratio of the counts.
+    ``seurat_v3``, ``var["dispersions"]`` is the variance-to-mean ratio of the counts. See
+    ``docs/singlecell.md#highly-variable-genes``.
+
+    Args:
+        adata: ``(n_cells, n_genes)`` values (see above).
+        n_top_genes: how many genes to mark; more than ``n_genes`` marks them all (logged).
+        flavor: one of :data:`HVG_FLAVORS`.
+        layer: read ``adata.layers[layer]`` instead of ``X`` (``seurat_v3``: default
+            ``"counts"`` when present).
+        subset: keep only the highly variable genes.
+        copy: work on a copy of ``adata`` and return it.
+        device: ``"auto" | "gpu" | "cpu"`` (``None``: ``$GPU_GENOMICS_DEVICE``, else auto).
+        **options: passed to scanpy / rapids-singlecell, e.g. ``min_mean``, ``max_mean``,
+            ``min_disp``, ``n_bins``, ``span``.
+
+    Returns:
+        None, or the processed copy with ``copy=True``.
+
+    Raises:
+        InputError: an unknown ``flavor``; ``seurat_v3`` on non-integer counts or without
+            scikit-misc.
     """
-    backend = resolve_backend(device)
-    with on_device(adata, backend):
-        _highly_variable_genes(adata, backend, n_top_genes, flavor, layer, subset, options)
+    return _apply(
+        adata,
+        copy=copy,
+        device=device,
+        run=lambda target, backend: _highly_variable_genes(
+            target, backend, n_top_genes, flavor, layer, options, subset=subset
+        ),
+    )
 
 
 def _highly_variable_genes(
@@ -315,11 +490,11 @@ def _highly_variable_genes(
     n_top_genes: int | None,
     flavor: str,
     layer: str | None,
-    subset: bool,
     options: dict[str, Any],
+    *,
+    subset: bool,
 ) -> None:
-    if flavor not in HVG_FLAVORS:
-        raise InputError(f"flavor={flavor!r} is not one of {', '.join(HVG_FLAVORS)}")
+    check_choice("flavor", flavor, HVG_FLAVORS)
     if flavor == "seurat_v3":
         if layer is None and "counts" in adata.layers:
             layer = "counts"
@@ -365,15 +540,31 @@ def scale(
     *,
     max_value: float | None = 10.0,
     zero_center: bool = True,
+    copy: bool = False,
     device: str | None = None,
-) -> None:
-    """Scale each gene to unit variance (and zero mean), clip at ``max_value`` (``sc.pp.scale``)."""
-    backend = resolve_backend(device)
-    with on_device(adata, backend):
-        _scale(adata, backend, max_value, zero_center)
+) -> AnnData | None:
+    """Scale each gene to unit variance and zero mean, clipped at ``max_value`` (``sc.pp.scale``).
+
+    Args:
+        adata: ``(n_cells, n_genes)`` values, usually log-normalised; a sparse ``X`` becomes
+            dense when ``zero_center`` (``n_cells * n_genes`` float values).
+        max_value: clip the scaled values above it (``None``: no clipping).
+        zero_center: subtract each gene's mean; ``False`` keeps sparse input sparse.
+        copy: work on a copy of ``adata`` and return it.
+        device: ``"auto" | "gpu" | "cpu"`` (``None``: ``$GPU_GENOMICS_DEVICE``, else auto).
+
+    Returns:
+        None, or the scaled copy with ``copy=True``.
+    """
+    return _apply(
+        adata,
+        copy=copy,
+        device=device,
+        run=lambda target, backend: _scale(target, backend, max_value, zero_center=zero_center),
+    )
 
 
-def _scale(adata: AnnData, backend: Device, max_value: float | None, zero_center: bool) -> None:
+def _scale(adata: AnnData, backend: Device, max_value: float | None, *, zero_center: bool) -> None:
     with warnings.catch_warnings():  # densifying is the point of zero-centred scaling
         warnings.filterwarnings("ignore", message="zero-centering a sparse")
         _pp(backend).scale(adata, max_value=max_value, zero_center=zero_center)
@@ -408,32 +599,58 @@ def preprocess(
     on_counts: Callable[[AnnData], None] | None = None,
     copy: bool = False,
     device: str | None = None,
-) -> AnnData:
-    """Run the specification's recipe (NOTES §4) on raw counts; every threshold is a parameter
-    and ``None`` skips that bound.
+) -> AnnData | None:
+    """Run the single-cell recipe on raw counts; every threshold is a parameter.
 
-    Steps: ``filter_cells(min_genes)``, ``filter_genes(min_cells)``, ``qc_metrics`` (``MT-``),
-    ``filter_qc`` (``n_genes_by_counts < max_genes``, ``pct_counts_mt < max_pct_mito``), counts
-    kept in ``layers["counts"]``, ``normalize_total(target_sum)``, ``log1p``,
-    ``highly_variable_genes(n_top_genes, hvg_flavor)``, keep only those genes
-    (``subset_hvg``), ``scale(max_value=scale_max_value)`` (``scale_data``).
-
-    ``on_counts(counts)``, when given, is called once the cells are final, with a host AnnData
-    of their raw counts over *all* genes (as before ``filter_genes``; ``var`` with
-    ``gene_ids``): the place for count-based encodings such as Geneformer's
-    :func:`~gpu_genomics.singlecell.rank.rank_encode`, whose cell totals run over all genes.
+    The recipe of ``docs/singlecell.md#recipe``, in this order: ``filter_cells(min_genes)``,
+    ``filter_genes(min_cells)``, :func:`qc_metrics` (``mito_prefix``), :func:`filter_qc`
+    (``n_genes_by_counts < max_genes``, ``pct_counts_mt < max_pct_mito``), raw counts kept in
+    ``layers["counts"]`` (``keep_counts``), ``normalize_total(target_sum)``, ``log1p``,
+    ``highly_variable_genes(n_top_genes, hvg_flavor)``, only those genes kept (``subset_hvg``),
+    ``scale(max_value=scale_max_value)`` (``scale_data``). ``None`` skips a bound.
 
     Logs cells and genes left and seconds after each step; the same figures are stored in
     ``uns["preprocess_steps"]`` (a dict of equal-length arrays: step, n_cells, n_genes,
     seconds) and the parameters in ``uns["preprocess_recipe"]`` (``"none"`` for a skipped
-    bound). Returns ``adata`` (modified in place) or, with
-    ``copy=True``, a processed copy.
+    bound) with the backend.
+
+    Args:
+        adata: ``(n_cells, n_genes)`` raw counts in ``X`` (non-negative, finite).
+        min_genes: :func:`filter_cells` ``min_genes``.
+        min_cells: :func:`filter_genes` ``min_cells``.
+        max_genes: keep cells with fewer detected genes.
+        max_pct_mito: keep cells with a smaller percent of mitochondrial counts.
+        mito_prefix: the mitochondrial gene name prefix (:func:`qc_metrics`).
+        target_sum: :func:`normalize_total` ``target_sum`` (``None``: the median total).
+        n_top_genes: :func:`highly_variable_genes` ``n_top_genes``.
+        hvg_flavor: :func:`highly_variable_genes` ``flavor``.
+        subset_hvg: keep only the highly variable genes.
+        scale_max_value: :func:`scale` ``max_value``.
+        scale_data: run :func:`scale` (``X`` becomes dense); ``False`` leaves ``X`` sparse.
+        keep_counts: store the filtered raw counts in ``layers["counts"]`` (a host copy).
+        on_counts: called once the cells are final with a host AnnData of their raw counts
+            over *all* genes (as before ``filter_genes``; ``var`` with ``gene_ids``): the place
+            for count-based encodings such as
+            :func:`~gpu_genomics.expression.singlecell.rank.rank_encode`, whose cell totals
+            run over all genes.
+        copy: work on a copy of ``adata`` and return it.
+        device: ``"auto" | "gpu" | "cpu"`` (``None``: ``$GPU_GENOMICS_DEVICE``, else auto).
+
+    Returns:
+        None (``adata`` processed in place), or the processed copy with ``copy=True``.
+
+    Raises:
+        InputError: a bad parameter, a negative or non-finite count (naming its cell and
+            gene), or a step that removes every cell or gene.
+        DeviceError: ``device="gpu"`` without a usable GPU backend.
+
+    Memory: the whole matrix, a few times over (scanpy and rapids-singlecell hold it; a dense
+    ``X`` of ``n_cells * n_top_genes`` float32 after ``scale``).
     """
     _check_recipe(min_genes, min_cells, max_genes, max_pct_mito, target_sum, n_top_genes,
                   hvg_flavor, scale_max_value)  # fmt: skip
     backend = resolve_backend(device)
-    if copy:
-        adata = adata.copy()
+    adata = adata.copy() if copy else adata
     annotate_genes(adata)
     check_counts(adata, what="the single-cell recipe")
     all_genes: dict[str, Any] = {}
@@ -483,11 +700,11 @@ def preprocess(
         step(
             f"hvg ({hvg_flavor})",
             lambda: _highly_variable_genes(
-                adata, backend, n_top_genes, hvg_flavor, None, subset_hvg, {}
+                adata, backend, n_top_genes, hvg_flavor, None, {}, subset=subset_hvg
             ),
         )
         if scale_data:
-            step("scale", lambda: _scale(adata, backend, scale_max_value, True))
+            step("scale", lambda: _scale(adata, backend, scale_max_value, zero_center=True))
     adata.uns["preprocess_steps"] = {
         key: np.array([row[key] for row in steps])
         for key in ("step", "n_cells", "n_genes", "seconds")
@@ -508,12 +725,11 @@ def preprocess(
     }
     # h5ad/zarr cannot store None: a skipped bound is written as "none"
     adata.uns["preprocess_recipe"] = {k: "none" if v is None else v for k, v in recipe.items()}
-    return adata
+    return adata if copy else None
 
 
 def _counts_of_kept_cells(adata: AnnData, all_genes: dict[str, Any]) -> AnnData:
-    """Host AnnData: the rows of ``all_genes["x"]`` (all genes) for the cells left in
-    ``adata``."""
+    """Host AnnData: the rows of ``all_genes["x"]`` (all genes) for the cells left in ``adata``."""
     import anndata
     import pandas as pd
 
@@ -548,16 +764,15 @@ def _check_recipe(
         if value is not None and (
             isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low
         ):
-            raise InputError(f"{name}={value!r} must be an integer >= {low} (or None to skip)")
+            raise invalid(name, value, f"must be an integer >= {low} (or None to skip)")
     for name, value in (
         ("max_pct_mito", max_pct_mito),
         ("target_sum", target_sum),
         ("scale_max_value", scale_max_value),
     ):
         if value is not None and not (np.isfinite(value) and value > 0):
-            raise InputError(f"{name}={value!r} must be a number > 0 (or None to skip)")
-    if hvg_flavor not in HVG_FLAVORS:
-        raise InputError(f"hvg_flavor={hvg_flavor!r} is not one of {', '.join(HVG_FLAVORS)}")
+            raise invalid(name, value, "must be a number > 0 (or None to skip)")
+    check_choice("hvg_flavor", hvg_flavor, HVG_FLAVORS)
 
 
 def _keep_counts(adata: AnnData) -> None:
@@ -569,21 +784,42 @@ def _keep_counts(adata: AnnData) -> None:
 def _backend_name(backend: Device) -> str:
     if backend == "gpu":
         return f"rapids-singlecell {getattr(rapids(), '__version__', '?')}"
-    from importlib.metadata import version
+    from importlib.metadata import version as package_version
 
-    return f"scanpy {version('scanpy')}"
+    return f"scanpy {package_version('scanpy')}"
+
+
+def recorded_recipe(adata: AnnData) -> dict[str, Any]:
+    """The parameters :func:`preprocess` recorded in ``uns["preprocess_recipe"]``.
+
+    Returns:
+        The dict with ``None`` for a skipped bound (stored as ``"none"``); empty when ``adata``
+        was not preprocessed.
+    """
+    return {
+        key: None if isinstance(value, str) and value == "none" else value
+        for key, value in adata.uns.get("preprocess_recipe", {}).items()
+    }
 
 
 def dataset_card(
     adata: AnnData, *, dataset_id: str, name: str | None = None, **extra: Any
 ) -> dict[str, Any]:
-    """The specification's dataset metadata for a preprocessed ``adata`` (strings and ints,
-    storable in ``uns``): dataset_id, name, modality, n_cells, n_genes, preprocessing,
-    normalization, feature_selection, tool version, plus ``extra``."""
-    recipe = {
-        key: None if isinstance(value, str) and value == "none" else value
-        for key, value in adata.uns.get("preprocess_recipe", {}).items()
-    }
+    """Describe a preprocessed ``adata`` as a dataset card (``docs/singlecell.md#recipe``).
+
+    Args:
+        adata: the output of :func:`preprocess` (its ``uns["preprocess_recipe"]`` describes the
+            normalisation and the feature selection; without it they read as defaults/none).
+        dataset_id: the dataset's id.
+        name: the dataset's name (default: ``dataset_id``).
+        **extra: more entries; ``None`` values are left out.
+
+    Returns:
+        A dict of strings and ints, storable in ``uns``: ``dataset_id``, ``name``,
+        ``modality``, ``n_cells``, ``n_genes``, ``preprocessing``, ``normalization``,
+        ``feature_selection``, ``tool_version``, plus ``extra``.
+    """
+    recipe = recorded_recipe(adata)
     target = recipe.get("target_sum")
     normalization = (
         f"log1p(normalize_total target_sum={target:g})"

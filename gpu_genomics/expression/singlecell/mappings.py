@@ -1,0 +1,264 @@
+"""The user's gene mapping files for Geneformer: gene medians and token dictionaries.
+
+Both are two-column mappings keyed by gene id (Ensembl ids in Geneformer's own files), read by
+suffix from pickle (``.pkl``/``.pickle``: a dict, as Geneformer ships them; load only files you
+trust), JSON (``.json``: an object) or TSV (``.tsv``/``.txt``/``.tab``: gene id, value; an
+optional header line; ``#`` comments). Every value is checked, with one-line errors naming the
+file and the gene:
+
+* gene medians (``gene id -> non-zero median``): finite numbers > 0;
+* token dictionaries (``token -> id``): integers in 0 .. 2**31 - 1; besides gene ids they hold
+  the special tokens ``<pad>``, ``<mask>`` and, for Geneformer V2, ``<cls>`` and ``<eos>``.
+
+:func:`default_token_dictionary` builds a dictionary from the data's gene ids when the user
+gives none. See ``docs/singlecell.md#geneformer``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pickle
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from ...errors import InputError
+
+__all__ = ["default_token_dictionary", "load_gene_medians", "load_token_dictionary"]
+
+PAD_TOKEN = "<pad>"
+MASK_TOKEN = "<mask>"
+CLS_TOKEN = "<cls>"
+EOS_TOKEN = "<eos>"
+INT32_MAX = 2**31 - 1
+
+_Value = TypeVar("_Value")
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+def _read_mapping(path: str | os.PathLike, what: str, value_kind: str) -> dict[str, Any]:
+    """Read a two-column mapping (gene id -> value) from pickle, JSON or TSV."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if not path.is_file():
+        raise InputError(f"{path}: {what} file not found")
+    if suffix in (".pkl", ".pickle"):
+        try:
+            with open(path, "rb") as handle:
+                loaded = pickle.load(handle)  # user-supplied, as in Geneformer
+        except Exception as exc:
+            raise InputError(
+                f"{path}: cannot read the pickle ({type(exc).__name__}: {exc}); "
+                f"give a pickled dict of gene id -> {value_kind}"
+            ) from None
+        if not isinstance(loaded, Mapping):
+            raise InputError(
+                f"{path}: the pickle holds a {type(loaded).__name__}, not a dict of gene id -> "
+                f"{value_kind}"
+            )
+        return {str(k): v for k, v in loaded.items()}
+    if suffix == ".json":
+        try:
+            loaded = json.loads(path.read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputError(f"{path}: not valid JSON ({exc})") from None
+        if not isinstance(loaded, dict):
+            raise InputError(
+                f"{path}: the JSON holds a {type(loaded).__name__}, not an object of gene id -> "
+                f"{value_kind}"
+            )
+        return loaded
+    if suffix in (".tsv", ".txt", ".tab"):
+        return _read_tsv(path, value_kind)
+    raise InputError(
+        f"{path}: cannot tell the {what} format from the suffix {suffix or '(none)'!r}; "
+        "name it .pkl/.pickle, .json or .tsv"
+    )
+
+
+def _read_tsv(path: Path, value_kind: str) -> dict[str, str]:
+    """Gene id -> value text; the first content line is a header when its value is no number."""
+    mapping: dict[str, str] = {}
+    try:
+        lines = path.read_text().splitlines()
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a text file; give a two-column TSV") from None
+    first_content_line = True
+    for number, line in enumerate(lines, start=1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        fields = line.rstrip("\r\n").split("\t")
+        if len(fields) != 2:
+            raise InputError(
+                f"{path}: line {number} has {len(fields)} tab-separated fields; expected 2 "
+                f"(gene id, {value_kind})"
+            )
+        key, value = fields[0].strip(), fields[1].strip()
+        is_header = first_content_line and not _is_number(value)
+        first_content_line = False
+        if is_header:
+            continue
+        if key in mapping:
+            raise InputError(f"{path}: line {number}: gene id {key!r} appears twice")
+        mapping[key] = value
+    return mapping
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+# --- checking -----------------------------------------------------------------------------
+
+
+def _checked_medians(raw: Mapping, source: str) -> dict[str, float]:
+    """``raw`` (gene id -> median) with str keys and float values, each finite and > 0."""
+    medians: dict[str, float] = {}
+    for gene, value in raw.items():
+        try:
+            median = float(value)
+        except (TypeError, ValueError):
+            median = math.nan
+        if not math.isfinite(median) or median <= 0:
+            raise InputError(
+                f"{source}: gene {gene!r} has median {value!r}; medians must be finite numbers > 0"
+            )
+        medians[str(gene)] = median
+    return medians
+
+
+def _checked_tokens(raw: Mapping, source: str) -> dict[str, int]:
+    """``raw`` (token -> id) with str keys and int ids in 0 .. 2**31 - 1."""
+    tokens: dict[str, int] = {}
+    for gene, value in raw.items():
+        token = _as_token_id(value)
+        if token is None:
+            raise InputError(
+                f"{source}: token {gene!r} has id {value!r}; ids must be integers in 0..{INT32_MAX}"
+            )
+        tokens[str(gene)] = token
+    return tokens
+
+
+def _as_token_id(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = int(value.strip())
+        except ValueError:
+            return None
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        value = int(value)
+    if not isinstance(value, int | np.integer) or not 0 <= int(value) <= INT32_MAX:
+        return None
+    return int(value)
+
+
+def _path_or_mapping(
+    value: Any,
+    parameter: str,
+    description: str,
+    load: Callable[[str | os.PathLike], dict[str, _Value]],
+    check: Callable[[Mapping, str], dict[str, _Value]],
+) -> dict[str, _Value]:
+    """``value`` read by ``load`` when it is a path, else checked by ``check`` as a mapping."""
+    if isinstance(value, str | os.PathLike):
+        return load(value)
+    if not isinstance(value, Mapping):
+        raise InputError(
+            f"`{parameter}` must be a path or a dict of {description}, not {type(value).__name__}"
+        )
+    return check(value, parameter)
+
+
+# --- the public readers -------------------------------------------------------------------
+
+
+def load_gene_medians(path: str | os.PathLike) -> dict[str, float]:
+    """Read gene id -> non-zero median, as Geneformer's ``gene_median_dictionary.pkl``.
+
+    Args:
+        path: pickle (``.pkl``/``.pickle``, a dict; load only files you trust), JSON
+            (``.json``, an object) or TSV (``.tsv``/``.txt``/``.tab``: gene id, median; a
+            header line optional), told apart by the suffix.
+
+    Returns:
+        Gene id (str) -> median (float), in the file's order.
+
+    Raises:
+        InputError: the file is missing or malformed, or a median is not a finite number > 0
+            (the message names the file and the gene).
+    """
+    return _checked_medians(_read_mapping(path, "gene median", "median"), str(path))
+
+
+def load_token_dictionary(path: str | os.PathLike) -> dict[str, int]:
+    """Read token -> id, as Geneformer's ``token_dictionary.pkl``.
+
+    Besides gene ids, such a dictionary holds the special tokens ``<pad>``, ``<mask>`` and,
+    for Geneformer V2, ``<cls>`` and ``<eos>``.
+
+    Args:
+        path: pickle, JSON or TSV, as for :func:`load_gene_medians`.
+
+    Returns:
+        Token (str) -> id (int), in the file's order.
+
+    Raises:
+        InputError: the file is missing or malformed, or an id is not an integer in
+            0 .. 2**31 - 1 (the message names the file and the token).
+    """
+    return _checked_tokens(_read_mapping(path, "token dictionary", "token id"), str(path))
+
+
+def as_gene_medians(gene_medians: Any) -> dict[str, float]:
+    """Return ``gene_medians`` (a path or a dict gene id -> median) as checked medians.
+
+    Raises:
+        InputError: not a path or a dict, or a bad median (see :func:`load_gene_medians`).
+    """
+    return _path_or_mapping(
+        gene_medians, "gene_medians", "gene id -> median", load_gene_medians, _checked_medians
+    )
+
+
+def as_token_dictionary(token_dictionary: Any) -> dict[str, int]:
+    """Return ``token_dictionary`` (a path or a dict token -> id) as a checked dictionary.
+
+    Raises:
+        InputError: not a path or a dict, or a bad id (see :func:`load_token_dictionary`).
+    """
+    return _path_or_mapping(
+        token_dictionary, "token_dictionary", "token -> id", load_token_dictionary, _checked_tokens
+    )
+
+
+def default_token_dictionary(
+    gene_ids: Iterable[Any], *, special_tokens: bool = False
+) -> dict[str, int]:
+    """Build a token dictionary for the given genes.
+
+    Args:
+        gene_ids: gene ids, in the order their tokens are numbered; repeats take the first id.
+        special_tokens: also add ``<cls>`` and ``<eos>`` (Geneformer V2).
+
+    Returns:
+        ``<pad>`` = 0, ``<mask>`` = 1 (then ``<cls>`` = 2, ``<eos>`` = 3 with
+        ``special_tokens``), then each distinct gene id (as str) in the given order.
+    """
+    specials = [PAD_TOKEN, MASK_TOKEN] + ([CLS_TOKEN, EOS_TOKEN] if special_tokens else [])
+    tokens = {name: i for i, name in enumerate(specials)}
+    for gene in gene_ids:
+        tokens.setdefault(str(gene), len(tokens))
+    return tokens
