@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parent.parent
 __all__ = ["cpu_model", "fmt_rate", "git_revision", "gpu_text", "print_table", "ram_gib", "verdict"]
 
 
-def verdict(ok: bool) -> str:
+def verdict(*, ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
 
@@ -68,7 +68,7 @@ def print_table(header: Sequence[str], body: Sequence[Sequence[object]], left: s
         print(line(row))
 
 
-def gpu_text(gpu_ok: bool, gpu_reason: str) -> str:
+def gpu_text(*, gpu_ok: bool, gpu_reason: str) -> str:
     """``NAME, MEM GiB; cupy VERSION`` of the current GPU, or why none is usable."""
     if not gpu_ok:
         return f"none usable ({gpu_reason})"

@@ -135,8 +135,8 @@ def counter_kmer_counts(seqs: list[str], k: int, columns: dict[str, int]) -> np.
     letter other than A/C/G/T are skipped. Sequences are upper-cased first so that lowercase
     (soft-masked) bases count, as they do in ours."""
     out = np.zeros((len(seqs), 4**k), dtype=np.int32)
-    for row, seq in enumerate(seqs):
-        seq = seq.upper()
+    for row, text in enumerate(seqs):
+        seq = text.upper()
         counts = Counter(seq[i : i + k] for i in range(len(seq) - k + 1))
         for kmer, count in counts.items():
             column = columns.get(kmer)
@@ -163,31 +163,46 @@ CASES = {
 def build_case(key: str, seqs: np.ndarray, strs: list[str], args) -> Callable[[], object]:
     """A zero-argument callable doing case ``key`` on ``seqs`` / ``strs`` (subset cases take
     their first ``--loop-subset`` / ``--counter-subset`` sequences)."""
-    k, length = args.k, seqs.shape[1]
-    if key == "onehot/ours/array":
+    operation, _, rest = key.partition("/")
+    if operation == "onehot":
+        return onehot_case(rest, seqs, strs, args)
+    if operation == "kmer":
+        return kmer_case(rest, seqs, strs, args)
+    raise KeyError(key)
+
+
+def onehot_case(case: str, seqs: np.ndarray, strs: list[str], args) -> Callable[[], object]:
+    """:func:`build_case` for the ``onehot/<case>`` keys."""
+    if case == "ours/array":
         return lambda: gg.one_hot(seqs, device="cpu")
-    if key == "onehot/ours/list":
+    if case == "ours/list":
         return lambda: gg.one_hot(strs, device="cpu")
-    if key == "onehot/ours/batch":
+    if case == "ours/batch":
         batch = gg.as_batch(seqs)  # built (and validated) once, outside the timing
         return lambda: gg.one_hot(batch, device="cpu")
-    if key == "onehot/numpy/array":
+    if case == "numpy/array":
         return lambda: numpy_one_hot(seqs)
-    if key == "onehot/loop/list":
-        subset = strs[: args.loop_subset]
+    if case == "loop/list":
+        subset, length = strs[: args.loop_subset], seqs.shape[1]
         return lambda: loop_one_hot(subset, length)
-    if key == "kmer/ours/array":
+    raise KeyError(f"onehot/{case}")
+
+
+def kmer_case(case: str, seqs: np.ndarray, strs: list[str], args) -> Callable[[], object]:
+    """:func:`build_case` for the ``kmer/<case>`` keys."""
+    k = args.k
+    if case == "ours/array":
         return lambda: gg.kmer_counts(seqs, k, device="cpu")
-    if key == "kmer/ours/list":
+    if case == "ours/list":
         return lambda: gg.kmer_counts(strs, k, device="cpu")
-    if key == "kmer/ours/batch":
+    if case == "ours/batch":
         batch = gg.as_batch(seqs)
         return lambda: gg.kmer_counts(batch, k, device="cpu")
-    if key == "kmer/counter/list":
+    if case == "counter/list":
         subset = strs[: args.counter_subset]
         columns = kmer_columns(k)
         return lambda: counter_kmer_counts(subset, k, columns)
-    raise KeyError(key)
+    raise KeyError(f"kmer/{case}")
 
 
 # --- timing --------------------------------------------------------------------------------
@@ -317,7 +332,7 @@ def print_table(rows: list[dict]) -> None:
 # --- machine facts -------------------------------------------------------------------------
 
 
-def print_header(args, gpu_ok: bool, gpu_reason: str) -> None:
+def print_header(args, *, gpu_ok: bool, gpu_reason: str) -> None:
     import numba
 
     print("# gpu_genomics benchmark: one-hot encoding and k-mer counting")
@@ -330,7 +345,7 @@ def print_header(args, gpu_ok: bool, gpu_reason: str) -> None:
         f"numba threads {numba.get_num_threads()}"
     )
     print(f"ram:         {ram_gib()}")
-    gpu_line = gpu_text(gpu_ok, gpu_reason)
+    gpu_line = gpu_text(gpu_ok=gpu_ok, gpu_reason=gpu_reason)
     if gpu_ok:
         import cupy
 
@@ -439,11 +454,11 @@ def run_cpu(args, seqs: np.ndarray, strs: list[str]) -> dict:
     print()
     print(
         f"target CPU one-hot   >= {ONE_HOT_TARGET:g}x NumPy idiom: {onehot_speedup:.2f}x  "
-        f"{verdict(onehot_speedup >= ONE_HOT_TARGET)}"
+        f"{verdict(ok=onehot_speedup >= ONE_HOT_TARGET)}"
     )
     print(
         f"target CPU k-mer k={args.k} >= {KMER_TARGET:g}x Counter:    {kmer_speedup:.1f}x  "
-        f"{verdict(kmer_speedup >= KMER_TARGET)}"
+        f"{verdict(ok=kmer_speedup >= KMER_TARGET)}"
     )
     print(flush=True)
     return {"rows": by_key, "results": results}
@@ -460,13 +475,27 @@ def time_ours_cpu_only(args, seqs: np.ndarray) -> dict:
 
 
 # --- GPU section ---------------------------------------------------------------------------
-def run_gpu(args, seqs: np.ndarray, cpu: dict) -> None:
+def gpu_times(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
+    """Best and median CUDA-event time of ``fn`` (events around the whole call, host work
+    inside it included), after a synchronised warm-up."""
     import cupy as cp
     from cupyx.profiler import benchmark
 
-    n, length = seqs.shape
-    total = n * length
-    device = cp.cuda.Device()
+    fn()
+    cp.cuda.Device().synchronize()
+    result = benchmark(fn, n_repeat=repeats, n_warmup=1)
+    times = np.asarray(result.gpu_times)[0]
+    return float(np.min(times)), float(np.median(times))
+
+
+def gpu_best(fn: Callable[[], object], repeats: int) -> float:
+    """Best CUDA-event time of ``fn`` (see :func:`gpu_times`)."""
+    return gpu_times(fn, repeats)[0]
+
+
+def device_peak(fn: Callable[[], object]) -> float | None:
+    """Peak bytes held from CuPy's memory pool during one call of ``fn`` (None: not measured)."""
+    import cupy as cp
 
     class PeakHook(cp.cuda.MemoryHook):
         """Peak bytes held from CuPy's memory pool while the hook is active."""
@@ -484,51 +513,68 @@ def run_gpu(args, seqs: np.ndarray, cpu: dict) -> None:
         def free_postprocess(self, **kwargs):
             self.current -= kwargs["mem_size"]
 
-    def gpu_times(fn: Callable[[], object]) -> tuple[float, float]:
-        """Best and median CUDA-event time of ``fn`` (events around the whole call, host work
-        inside it included), after a synchronised warm-up."""
-        fn()
+    device = cp.cuda.Device()
+    try:
         device.synchronize()
-        result = benchmark(fn, n_repeat=args.gpu_repeats, n_warmup=1)
-        times = np.asarray(result.gpu_times)[0]
-        return float(np.min(times)), float(np.median(times))
-
-    def gpu_best(fn: Callable[[], object]) -> float:
-        return gpu_times(fn)[0]
-
-    def device_peak(fn: Callable[[], object]) -> float | None:
-        try:
+        with PeakHook() as hook:
+            out = fn()
             device.synchronize()
-            with PeakHook() as hook:
-                out = fn()
-                device.synchronize()
-                del out
-            return float(hook.peak)
-        except Exception as exc:
-            print(f"  device memory not measured: {type(exc).__name__}: {exc}")
-            return None
+            del out
+        return float(hook.peak)
+    except Exception as exc:
+        print(f"  device memory not measured: {type(exc).__name__}: {exc}")
+        return None
+
+
+def run_gpu(args, seqs: np.ndarray, cpu: dict) -> None:
+    """The GPU section: outputs checked against the CPU, then timed, diagnosed and reported."""
+    import cupy as cp
+
+    n, length = seqs.shape
+    total = n * length
+    device = cp.cuda.Device()
+    best = functools.partial(gpu_best, repeats=args.gpu_repeats)
 
     print("## GPU", flush=True)
     batch = gg.as_batch(seqs)
     batch.arrays("gpu")  # upload once; the timed calls reuse the device copy
     device.synchronize()
+    check_gpu_outputs(batch, args.k, cpu["results"])
 
-    # correctness against the CPU results
+    # bandwidth references: a measured device-to-device copy and the theoretical peak
+    copy_bytes, copy_bandwidth = copy_bandwidth_measured(cp, best)
+    theoretical = theoretical_bandwidth(cp, device.id)
+
+    rows = time_gpu_cases(args, seqs, batch, cpu)
+    rows.update(kernel_diagnostics(args, batch, cpu, best, total=total))
+    print_gpu_report(
+        args,
+        rows,
+        cpu,
+        total=total,
+        copy_bytes=copy_bytes,
+        copy_bandwidth=copy_bandwidth,
+        theoretical=theoretical,
+    )
+
+
+def check_gpu_outputs(batch, k: int, cpu_results: dict) -> None:
+    """Assert that one-hot and k-mer counts on the GPU equal ours on the CPU."""
     gpu_onehot = gg.one_hot(batch, device="gpu")
-    assert np.array_equal(gg.to_numpy(gpu_onehot), cpu["results"]["onehot/ours/array"]), (
+    assert np.array_equal(gg.to_numpy(gpu_onehot), cpu_results["onehot/ours/array"]), (
         "one_hot: GPU output differs from CPU"
     )
     del gpu_onehot
-    gpu_kmers = gg.kmer_counts(batch, args.k, device="gpu")
-    assert np.array_equal(gg.to_numpy(gpu_kmers), cpu["results"]["kmer/ours/array"]), (
+    gpu_kmers = gg.kmer_counts(batch, k, device="gpu")
+    assert np.array_equal(gg.to_numpy(gpu_kmers), cpu_results["kmer/ours/array"]), (
         "kmer_counts: GPU output differs from CPU"
     )
     del gpu_kmers
 
-    # bandwidth references: a measured device-to-device copy and the theoretical peak
-    copy_bytes, copy_bandwidth = copy_bandwidth_measured(cp, gpu_best)
-    theoretical = theoretical_bandwidth(cp, device.id)
 
+def time_gpu_cases(args, seqs: np.ndarray, batch, cpu: dict) -> dict[str, dict]:
+    """One table row per GPU case: whole calls, batch on the GPU and array on the host."""
+    total = seqs.size
     # (operation, input form, call, the CPU row it is compared with)
     cases = {
         "onehot/batch": ("one-hot", "batch on GPU", lambda: gg.one_hot(batch, device="gpu"),
@@ -542,7 +588,7 @@ def run_gpu(args, seqs: np.ndarray, cpu: dict) -> None:
     }  # fmt: skip
     rows: dict[str, dict] = {}
     for key, (operation, form, fn, cpu_key) in cases.items():
-        seconds, median = gpu_times(fn)
+        seconds, median = gpu_times(fn, args.gpu_repeats)
         rows[key] = {
             "operation": operation,
             "implementation": "ours (gpu)",
@@ -556,16 +602,23 @@ def run_gpu(args, seqs: np.ndarray, cpu: dict) -> None:
             "cpu_key": cpu_key,
         }
         print(f"  timed {operation} / {form}: {fmt_seconds(seconds)}", flush=True)
+    return rows
 
+
+def kernel_diagnostics(
+    args, batch, cpu: dict, best: Callable[[Callable[[], object]], float], *, total: int
+) -> dict[str, dict]:
+    """The '... kernel only' rows: the one kernel launch of each call, replayed alone."""
     diagnostics = (
         ("onehot/kernel", "one-hot", "gather kernel only", lambda: gg.one_hot(batch, device="gpu"),
-         "launch_rows", "onehot/ours/array", "onehot/ours/batch"),
+         "onehot/ours/array", "onehot/ours/batch"),
         ("kmer/kernel", "k-mer counts", "counting kernel only",
-         lambda: gg.kmer_counts(batch, args.k, device="gpu"), "launch_blocks_per_row",
-         "kmer/ours/array", "kmer/ours/batch"),
+         lambda: gg.kmer_counts(batch, args.k, device="gpu"), "kmer/ours/array",
+         "kmer/ours/batch"),
     )  # fmt: skip
-    for key, operation, implementation, call, launcher, expected_key, cpu_key in diagnostics:
-        seconds = kernel_only(gpu_best, call, launcher, cpu["results"][expected_key])
+    rows: dict[str, dict] = {}
+    for key, operation, implementation, call, expected_key, cpu_key in diagnostics:
+        seconds = kernel_only(best, call, cpu["results"][expected_key])
         if seconds is not None:
             rows[key] = {
                 "operation": operation,
@@ -577,7 +630,20 @@ def run_gpu(args, seqs: np.ndarray, cpu: dict) -> None:
                 "memory_text": "-",
                 "ratio": seconds / cpu["rows"][cpu_key]["seconds"],
             }
+    return rows
 
+
+def print_gpu_report(
+    args,
+    rows: dict[str, dict],
+    cpu: dict,
+    *,
+    total: int,
+    copy_bytes: int,
+    copy_bandwidth: float,
+    theoretical: float | None,
+) -> None:
+    """The GPU table, its notes, the bandwidth figures and the GPU targets."""
     print()
     print_table(list(rows.values()))
     print()
@@ -623,11 +689,11 @@ def run_gpu(args, seqs: np.ndarray, cpu: dict) -> None:
     print(
         f"target GPU one-hot >= {GPU_BANDWIDTH_TARGET:.0%} of memory bandwidth (measured copy; "
         f"whole call, batch on GPU): {onehot_fraction:.1%}  "
-        f"{verdict(onehot_fraction >= GPU_BANDWIDTH_TARGET)}"
+        f"{verdict(ok=onehot_fraction >= GPU_BANDWIDTH_TARGET)}"
     )
     print(
         f"target GPU k-mer k={args.k} >= {GPU_KMER_TARGET / 1e9:g} G bases/s (batch on GPU): "
-        f"{kmer_rate / 1e9:.2f} G bases/s  {verdict(kmer_rate >= GPU_KMER_TARGET)}"
+        f"{kmer_rate / 1e9:.2f} G bases/s  {verdict(ok=kmer_rate >= GPU_KMER_TARGET)}"
     )
     for key in ("onehot/batch", "onehot/array", "kmer/batch", "kmer/array"):
         row = rows[key]
@@ -669,20 +735,21 @@ def theoretical_bandwidth(cp, device_id: int) -> float | None:
     return float(clock_khz) * 1e3 * 2 * bus_bits / 8
 
 
-def kernel_only(gpu_best, call: Callable[[], object], launcher: str, expected) -> float | None:
+def kernel_only(gpu_best, call: Callable[[], object], expected) -> float | None:
     """Diagnostic: the time of the one CUDA kernel launch inside ``call`` on its own.
 
-    ``call`` runs once with the package's launch helper ``gpu_genomics._kernels.<launcher>``
-    wrapped to record its arguments (the compiled function and device arrays exactly as the
-    package built them); that launch is then replayed and timed. Nothing about the kernel's
-    signature is assumed here. Skipped (None) unless exactly one launch was seen and the output
-    still equals ``expected`` after the replays.
+    ``call`` runs once with ``gpu_genomics._kernels.launch``, through which the package launches
+    every kernel, wrapped to record its arguments (the compiled function, the grid, the kernel
+    arguments as converted for the device and the shared memory, exactly as the package built
+    them); that launch is then replayed and timed, so only the kernel is. Nothing about the
+    kernel's signature is assumed here. Skipped (None) unless exactly one launch was seen and the
+    output still equals ``expected`` after the replays.
     """
     from gpu_genomics import _kernels
 
-    original = getattr(_kernels, launcher, None)
+    original = getattr(_kernels, "launch", None)
     if original is None:
-        print(f"  kernel-only diagnostic skipped: gpu_genomics._kernels has no {launcher}")
+        print("  kernel-only diagnostic skipped: gpu_genomics._kernels has no launch")
         return None
     launches = []
 
@@ -690,13 +757,13 @@ def kernel_only(gpu_best, call: Callable[[], object], launcher: str, expected) -
         launches.append((args, kwargs))
         return original(*args, **kwargs)
 
-    setattr(_kernels, launcher, record)
+    _kernels.launch = record
     try:
         result = call()
     finally:
-        setattr(_kernels, launcher, original)
+        _kernels.launch = original
     if len(launches) != 1:
-        print(f"  kernel-only diagnostic skipped: {len(launches)} launches through {launcher}")
+        print(f"  kernel-only diagnostic skipped: {len(launches)} launches through launch")
         return None
     args, kwargs = launches[0]
     seconds = gpu_best(lambda: original(*args, **kwargs))
@@ -763,7 +830,7 @@ def main(argv=None) -> int:
         memory_child(args.memory_child, args)
         return 0
     gpu_ok, gpu_reason = gg.gpu_status() if args.device != "cpu" else (False, "not requested")
-    print_header(args, gpu_ok, gpu_reason)
+    print_header(args, gpu_ok=gpu_ok, gpu_reason=gpu_reason)
     prefault(args.prefault_mib)
     seqs = make_sequences(args.n, args.length, args.seed, args.n_fraction, args.lower_fraction)
     if args.device in ("cpu", "both"):

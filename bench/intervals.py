@@ -65,6 +65,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -318,7 +319,7 @@ OURS_LOG = re.compile(
 )
 
 
-def ours_cmd(meta, genome, out, merge: str, device: str, length: int, overlap: int) -> list[str]:
+def ours_cmd(meta, genome, out, *, merge: str, device: str, length: int, overlap: int) -> list[str]:
     exe = Path(sys.executable).with_name("gpu-genomics")
     base = [str(exe)] if exe.exists() else [sys.executable, "-m", "gpu_genomics"]
     return [
@@ -349,7 +350,13 @@ def run_ours(args, data, merge: str, device: str) -> dict:
     out = work / f"ours-{merge}-{device}.h5"
     out.unlink(missing_ok=True)
     cmd = ours_cmd(
-        data["metadata"], data["genome"], out, merge, device, args.length, args.min_overlap
+        data["metadata"],
+        data["genome"],
+        out,
+        merge=merge,
+        device=device,
+        length=args.length,
+        overlap=args.min_overlap,
     )
     result = run_stage(cmd, work / f"ours-{merge}-{device}.log")
     text = result["log"].read_text()
@@ -382,10 +389,10 @@ def warm_up_ours(args, devices: list[str]) -> None:
                 REPO / "data" / "metadata.txt",
                 REPO / "data" / "reference.fa.gz",
                 out,
-                merge,
-                device,
-                args.length,
-                args.min_overlap,
+                merge=merge,
+                device=device,
+                length=args.length,
+                overlap=args.min_overlap,
             )
             run_stage(cmd, work / f"warmup-{merge}-{device}.log")
             out.unlink(missing_ok=True)
@@ -484,7 +491,9 @@ def glue_windows(merged: str, windows: str, genome: str, length: str) -> None:
     out.to_csv(windows, sep="\t", header=False, index=False)
 
 
-def glue_encode(windows: str, tab: str, genome: str, out: str, n_labels: str, length: str) -> None:
+def glue_encode(  # noqa: PLR0917 (child entry: argv is positional)
+    windows: str, tab: str, genome: str, out: str, n_labels: str, length: str
+) -> None:
     """Glue step: NumPy one-hot (lookup table + np.eye), labels, chromosome split, h5py."""
     import h5py
     import pandas as pd
@@ -629,12 +638,9 @@ def merge_peaks(peaks, size, merge_overlap, chrom_len):
     return peaks
 
 
-def basset_merge(targets, genome, out_bed, out_act, size, merge_overlap) -> None:
-    """Basset's preprocess_features.py in plain Python: line-by-line BED reading, peaks per
-    (chromosome, strand) as midpoints [mid, mid + 1) sorted as its sortBed, extended to
-    windows, open groups, greedy merge, activity table."""
-    size, merge_overlap = int(size), int(merge_overlap)
-    chrom_lengths = read_fai(Path(genome))
+def read_target_peaks(targets) -> tuple[list[str], dict[tuple[str, str], list]]:
+    """Basset's reading of the targets table and of each BED file, line by line: the target
+    names and ``(start, end, target index)`` of every peak per (chromosome, strand)."""
     target_beds, target_names = [], []
     for line in open(targets):
         a = line.rstrip("\n").split("\t")
@@ -651,6 +657,18 @@ def basset_merge(targets, genome, out_bed, out_act, size, merge_overlap) -> None
                 strand = a[5]
             start, end = int(a[1]), int(a[2])
             chrom_peaks.setdefault((a[0], strand), []).append((start, end, ti))
+    return target_names, chrom_peaks
+
+
+def basset_merge(  # noqa: PLR0917 (child entry: argv is positional)
+    targets, genome, out_bed, out_act, size, merge_overlap
+) -> None:
+    """Basset's preprocess_features.py in plain Python: line-by-line BED reading, peaks per
+    (chromosome, strand) as midpoints [mid, mid + 1) sorted as its sortBed, extended to
+    windows, open groups, greedy merge, activity table."""
+    size, merge_overlap = int(size), int(merge_overlap)
+    chrom_lengths = read_fai(Path(genome))
+    target_names, chrom_peaks = read_target_peaks(targets)
     with open(out_bed, "w") as bed_out, open(out_act, "w") as act_out:
         act_out.write("\t" + "\t".join(target_names) + "\n")
         for chrom, strand in sorted(chrom_peaks):
@@ -808,6 +826,21 @@ def check_glue(ours_path: Path, glue_path: Path, n_sample: int, seed: int) -> li
     return lines
 
 
+def read_fasta_records(path: Path, wanted: set[int]) -> dict[int, str]:
+    """The sequences of the records numbered ``wanted`` (0-based, in file order) of a FASTA."""
+    seqs = {}
+    with open(path) as handle:
+        record = -1
+        for line in handle:
+            if line.startswith(">"):
+                record += 1
+                if record > max(wanted):
+                    break
+            elif record in wanted:
+                seqs[record] = seqs.get(record, "") + line.rstrip()
+    return seqs
+
+
 def check_basset(ours_path: Path, basset: dict, genome: Path, n_sample: int, seed: int):
     """Ours (basset merge) vs the Basset-style merge: windows, strands, labels; sequences on a
     sample of the encoded subset (reverse complements included)."""
@@ -850,17 +883,7 @@ def check_basset(ours_path: Path, basset: dict, genome: Path, n_sample: int, see
         rng = np.random.default_rng(seed)
         first = np.unique(key_b[: basset["subset"]], return_index=True)[1]
         picks = rng.choice(first, size=min(n_sample, len(first)), replace=False)
-        seqs = {}
-        wanted = set(int(p) for p in picks)
-        with open(basset["fasta"]) as handle:
-            record = -1
-            for line in handle:
-                if line.startswith(">"):
-                    record += 1
-                    if record > max(wanted):
-                        break
-                elif record in wanted:
-                    seqs[record] = seqs.get(record, "") + line.rstrip()
+        seqs = read_fasta_records(basset["fasta"], set(int(p) for p in picks))
         mismatched = 0
         lut = np.full(256, 4, dtype=np.uint8)
         for i, base in enumerate("ACGT"):
@@ -931,7 +954,7 @@ def tool_version(cmd: list[str]) -> str:
         return "not found"
 
 
-def print_header(args, data: dict, gpu_ok: bool, gpu_reason: str, n_rows: int) -> None:
+def print_header(args, data: dict, *, gpu_ok: bool, gpu_reason: str, n_rows: int) -> None:
     import h5py
     import numba
     import pandas as pd
@@ -949,7 +972,7 @@ def print_header(args, data: dict, gpu_ok: bool, gpu_reason: str, n_rows: int) -
     print(f"ram:         {ram_gib()}")
     print(f"load:        {load_text()} (1/5/15-min averages at start)")
     print(f"disk:        {free:.0f} GiB free in {work}")
-    gpu_line = gpu_text(gpu_ok, gpu_reason)
+    gpu_line = gpu_text(gpu_ok=gpu_ok, gpu_reason=gpu_reason)
     print(f"gpu:         {gpu_line}")
     print(
         f"software:    python {platform.python_version()}, numpy {np.__version__}, "
@@ -1025,22 +1048,16 @@ CHILDREN = {
 }
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    if args.child:
-        CHILDREN[args.child[0]](*args.child[1:])
-        return 0
-    gpu_ok, gpu_reason = gg.gpu_status() if args.device != "cpu" else (False, "not requested")
-    if args.device == "gpu" and not gpu_ok:
-        print(f"no usable GPU ({gpu_reason})", file=sys.stderr)
-        return 1
-    data = make_data(args)
-    os.sync()  # the generated data on disk before anything is timed
-    n_rows = sum(1 for bed in data["beds"] for _ in open(bed, "rb"))
-    print_header(args, data, gpu_ok, gpu_reason, n_rows)
-    runs = Path(args.workdir) / "runs"
-    runs.mkdir(exist_ok=True)
-    devices = (["cpu"] if args.device != "gpu" else []) + (["gpu"] if gpu_ok else [])
+class Runs(NamedTuple):
+    """The timed pipelines: ours per (merge, device), the glue and Basset-style (None: off)."""
+
+    ours: dict[tuple[str, str], dict]
+    glue: dict | None
+    basset: dict | None
+
+
+def run_pipelines(args, data: dict, devices: list[str]) -> Runs:
+    """Warm ours up, put the FASTA in the page cache, then time every pipeline once."""
     warm_up_ours(args, devices)
     with open(data["genome"], "rb") as handle:  # into the page cache, for every pipeline
         while handle.read(1 << 26):
@@ -1061,8 +1078,12 @@ def main(argv=None) -> int:
     if basset:
         print(f"  timed Basset-style: {basset['seconds']:.1f} s", flush=True)
     print()
+    return Runs(ours, glue, basset)
 
-    cpu_ref = "cpu" if "cpu" in devices else "gpu"
+
+def result_rows(args, runs: Runs, *, cpu_ref: str, n_rows: int, ref_seconds: float) -> list[dict]:
+    """The rows of the result table: ours, the glue, Basset-style and Basset's reference."""
+    ours, glue, basset = runs
     rows = []
     for (merge, device), r in ours.items():
         rows.append(
@@ -1108,7 +1129,6 @@ def main(argv=None) -> int:
                 "ratio": basset["seconds"] / ours["basset", cpu_ref]["seconds"],
             }
         )
-    ref_seconds = BASSET_REFERENCE[0] * n_rows / BASSET_REFERENCE[2]
     rows.append(
         {
             "pipeline": "Basset reference",
@@ -1123,7 +1143,12 @@ def main(argv=None) -> int:
             "ratio": ref_seconds / ours["basset", cpu_ref]["seconds"],
         }
     )
-    print_table(rows)
+    return rows
+
+
+def print_notes(runs: Runs, cpu_ref: str) -> None:
+    """What the table's columns mean, then the seconds and memory of every stage."""
+    ours, glue, basset = runs
     print()
     print(
         "seconds: wall clock of one run (child processes, Python start-up included). "
@@ -1163,6 +1188,10 @@ def main(argv=None) -> int:
         )
     print()
 
+
+def print_checks(args, data: dict, runs: Runs, cpu_ref: str) -> None:
+    """Ours against the glue and against Basset-style: same windows, labels and sequences."""
+    ours, glue, basset = runs
     if glue:
         for line in check_glue(
             ours["hull", cpu_ref]["output"], glue["output"], args.check_sample, args.seed
@@ -1179,30 +1208,36 @@ def main(argv=None) -> int:
             print(line)
     print()
 
+
+def print_targets(
+    runs: Runs, devices: list[str], *, n_rows: int, ref_seconds: float, gpu_reason: str
+) -> None:
+    """The CPU targets with their verdicts, and the GPU's share of the write stage."""
+    ours, glue, basset = runs
     if "cpu" in devices:
         hull, bas = ours["hull", "cpu"], ours["basset", "cpu"]
         if glue:
             speed = glue["seconds"] / hull["seconds"]
             print(
                 f"target CPU ours (hull) >= {GLUE_TARGET:g}x faster than the glue: "
-                f"{speed:.2f}x  {verdict(speed >= GLUE_TARGET)}"
+                f"{speed:.2f}x  {verdict(ok=speed >= GLUE_TARGET)}"
             )
         for merge, r in (("hull", hull), ("basset", bas)):
             print(
                 f"target CPU ours ({merge}) peak memory < 1.5 GB: "
-                f"{r['maxrss'] / 1e9:.2f} GB  {verdict(r['maxrss'] < MEMORY_TARGET)}"
+                f"{r['maxrss'] / 1e9:.2f} GB  {verdict(ok=r['maxrss'] < MEMORY_TARGET)}"
             )
         if basset:
             speed = basset["seconds"] / bas["seconds"]
             print(
                 f"target CPU ours (basset) >= {BASSET_TARGET:g}x faster than Basset-style: "
-                f"{speed:.1f}x  {verdict(speed >= BASSET_TARGET)}"
+                f"{speed:.1f}x  {verdict(ok=speed >= BASSET_TARGET)}"
             )
         speed = ref_seconds / bas["seconds"]
         print(
             f"target CPU ours (basset) >= {BASSET_TARGET:g}x faster than Basset's 170 s "
             f"scaled to {n_rows:,} rows ({ref_seconds:.0f} s): {speed:.1f}x  "
-            f"{verdict(speed >= BASSET_TARGET)}"
+            f"{verdict(ok=speed >= BASSET_TARGET)}"
         )
     if "gpu" in devices:
         for merge in ("hull", "basset"):
@@ -1218,12 +1253,43 @@ def main(argv=None) -> int:
     else:
         print(f"GPU: not measured ({gpu_reason})")
 
+
+def remove_outputs(runs: Path) -> None:
+    """Delete the HDF5 outputs and the large intermediate files of ``runs``."""
+    for path in runs.glob("*.h5"):
+        path.unlink()
+    for path in (runs / "glue.tab", runs / "basset.fa"):
+        path.unlink(missing_ok=True)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.child:
+        CHILDREN[args.child[0]](*args.child[1:])
+        return 0
+    gpu_ok, gpu_reason = gg.gpu_status() if args.device != "cpu" else (False, "not requested")
+    if args.device == "gpu" and not gpu_ok:
+        print(f"no usable GPU ({gpu_reason})", file=sys.stderr)
+        return 1
+    data = make_data(args)
+    os.sync()  # the generated data on disk before anything is timed
+    n_rows = sum(1 for bed in data["beds"] for _ in open(bed, "rb"))
+    print_header(args, data, gpu_ok=gpu_ok, gpu_reason=gpu_reason, n_rows=n_rows)
+    runs_dir = Path(args.workdir) / "runs"
+    runs_dir.mkdir(exist_ok=True)
+    devices = (["cpu"] if args.device != "gpu" else []) + (["gpu"] if gpu_ok else [])
+    runs = run_pipelines(args, data, devices)
+
+    cpu_ref = "cpu" if "cpu" in devices else "gpu"
+    ref_seconds = BASSET_REFERENCE[0] * n_rows / BASSET_REFERENCE[2]
+    print_table(result_rows(args, runs, cpu_ref=cpu_ref, n_rows=n_rows, ref_seconds=ref_seconds))
+    print_notes(runs, cpu_ref)
+    print_checks(args, data, runs, cpu_ref)
+    print_targets(runs, devices, n_rows=n_rows, ref_seconds=ref_seconds, gpu_reason=gpu_reason)
+
     print(f"load at end: {load_text()} (1/5/15-min averages)")
     if not args.keep_outputs:
-        for path in runs.glob("*.h5"):
-            path.unlink()
-        for path in (runs / "glue.tab", runs / "basset.fa"):
-            path.unlink(missing_ok=True)
+        remove_outputs(runs_dir)
     return 0
 
 

@@ -6,7 +6,7 @@ filter removes something), cached as ``.h5ad`` under ``--cache``. Each pipeline 
 own subprocess on the same file, after a warm-up on a small matrix (numba compiles scanpy's
 kernels once per process):
 
-* ``scanpy``: the specification's recipe verbatim (NOTES §4), step by step;
+* ``scanpy``: the specification's recipe verbatim (docs/singlecell.md#recipe), step by step;
 * ``ours-cpu``: ``gpu_genomics.sc.preprocess(adata, device="cpu")`` (same recipe, plus the raw
   counts kept in ``layers["counts"]`` and the spec's extra columns);
 * ``ours-gpu``: the same with ``device="gpu"`` (rapids-singlecell), when usable; the recipe
@@ -158,7 +158,7 @@ def measure(pipeline: str, path: Path, warmup: Path) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def main(argv=None) -> None:
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cells", type=int, default=100_000)
     parser.add_argument("--genes", type=int, default=20_000)
@@ -168,16 +168,11 @@ def main(argv=None) -> None:
     parser.add_argument("--cache", type=Path, default=Path(".bench-cache"))
     parser.add_argument("--device", choices=["cpu", "gpu", "auto"], default="auto")
     parser.add_argument("--child", nargs=3, metavar=("PIPELINE", "PATH", "WARMUP"))
-    args = parser.parse_args(argv)
-    if args.child:
-        child(*args.child)
-        return
+    return parser.parse_args(argv)
 
-    from gpu_genomics.expression.singlecell import rapids_status
 
-    gpu_ok, gpu_reason = rapids_status()
-    if args.device == "gpu" and not gpu_ok:
-        raise SystemExit(f"--device gpu: {gpu_reason}")
+def make_inputs(args) -> tuple[Path, Path]:
+    """The benchmark's matrix and the warm-up matrix, generated unless already cached."""
     args.cache.mkdir(parents=True, exist_ok=True)
     name = f"scrna-{args.cells}x{args.genes}-{args.genes_per_cell}-{args.seed}.h5ad"
     path, warmup = args.cache / name, args.cache / "scrna-warmup.h5ad"
@@ -187,24 +182,11 @@ def main(argv=None) -> None:
         print(f"generated {path} in {time.perf_counter() - started:.1f} s")
     if not warmup.exists():
         make_counts(2000, 3000, 400, 1).write_h5ad(warmup)
-    print("# bench/scrna.py")
-    print(f"date      {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; revision {git_revision()}")
-    print(f"machine   {cpu_model()}, {os.cpu_count()} CPUs, {ram_gib()} RAM")
-    print(f"gpu       {gpu_text(gpu_ok, gpu_reason)}")
-    print(f"command   python bench/{Path(__file__).name} {' '.join(sys.argv[1:])}")
-    print(f"data      {args.cells} cells x {args.genes} genes, ~{args.genes_per_cell} genes/cell")
+    return path, warmup
 
-    pipelines = ["scanpy", "ours-cpu"] + (["ours-gpu"] if gpu_ok and args.device != "cpu" else [])
-    best: dict[str, dict] = {}
-    for _ in range(args.repeats):
-        for pipeline in pipelines:  # interleaved, so drift on a shared machine hits all alike
-            result = measure(pipeline, path, warmup)
-            if pipeline not in best or result["total"] < best[pipeline]["total"]:
-                best[pipeline] = result
-    shapes = {tuple(r["shape"]) for r in best.values()}
-    if len(shapes) != 1:
-        raise SystemExit(f"pipelines disagree on the output shape: {shapes}")
 
+def print_report(args, pipelines: list[str], best: dict[str, dict], shape: tuple) -> None:
+    """Seconds per step, totals, cells/s and peak RSS per pipeline, then the target."""
     steps = list(best["scanpy"]["steps"])
     extra = [s for s in best["ours-cpu"]["steps"] if s not in steps]
     header = ["step", *pipelines]
@@ -223,7 +205,39 @@ def main(argv=None) -> None:
     if "ours-gpu" in best:
         print(f"ours-gpu vs ours-cpu: {best['ours-cpu']['total'] / best['ours-gpu']['total']:.1f}x")
     same = best["ours-cpu"]["checksum"] == best["scanpy"]["checksum"]
-    print(f"output    {shapes.pop()} (cells, genes); ours-cpu X equals scanpy's: {same}")
+    print(f"output    {shape} (cells, genes); ours-cpu X equals scanpy's: {same}")
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    if args.child:
+        child(*args.child)
+        return
+
+    from gpu_genomics.expression.singlecell import rapids_status
+
+    gpu_ok, gpu_reason = rapids_status()
+    if args.device == "gpu" and not gpu_ok:
+        raise SystemExit(f"--device gpu: {gpu_reason}")
+    path, warmup = make_inputs(args)
+    print("# bench/scrna.py")
+    print(f"date      {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; revision {git_revision()}")
+    print(f"machine   {cpu_model()}, {os.cpu_count()} CPUs, {ram_gib()} RAM")
+    print(f"gpu       {gpu_text(gpu_ok=gpu_ok, gpu_reason=gpu_reason)}")
+    print(f"command   python bench/{Path(__file__).name} {' '.join(sys.argv[1:])}")
+    print(f"data      {args.cells} cells x {args.genes} genes, ~{args.genes_per_cell} genes/cell")
+
+    pipelines = ["scanpy", "ours-cpu"] + (["ours-gpu"] if gpu_ok and args.device != "cpu" else [])
+    best: dict[str, dict] = {}
+    for _ in range(args.repeats):
+        for pipeline in pipelines:  # interleaved, so drift on a shared machine hits all alike
+            result = measure(pipeline, path, warmup)
+            if pipeline not in best or result["total"] < best[pipeline]["total"]:
+                best[pipeline] = result
+    shapes = {tuple(r["shape"]) for r in best.values()}
+    if len(shapes) != 1:
+        raise SystemExit(f"pipelines disagree on the output shape: {shapes}")
+    print_report(args, pipelines, best, shapes.pop())
 
 
 def _seconds(value: float | None) -> str:

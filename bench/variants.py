@@ -6,7 +6,8 @@ Data: msprime (``--samples`` diploid samples, sites until at least ``--sites``),
 End to end (each tool in a fresh subprocess, so its peak RSS is its own; best of
 ``--repeats``): file -> ``(variants, samples)`` dosage matrix.
 
-* ours: ``gpu_genomics.vcf.VcfReader`` chunks -> ``genotypes.dosage`` (int8, -1 missing);
+* ours: ``gpu_genomics.variants.reader.VcfReader`` chunks -> ``genotypes.dosage`` (int8, -1
+  missing);
 * allel: ``allel.read_vcf(path, fields=["calldata/GT"])`` -> ``GenotypeArray.to_n_alt()``;
 * cyvcf2: ``VCF(path)``, ``v.genotype.array()`` per record -> non-REF count, -1 missing.
 
@@ -62,12 +63,13 @@ def simulate(path: Path, n_samples: int, n_sites: int, missing: float, seed: int
         ts.write_vcf(handle)
     with open(plain) as src, open(str(plain) + ".m", "w") as dst:
         for line in src:
-            if not line.startswith("#"):
-                fields = line.rstrip("\n").split("\t")
-                for j in np.flatnonzero(rng.random(len(fields) - 9) < missing):
-                    fields[9 + j] = "./."
-                line = "\t".join(fields) + "\n"
-            dst.write(line)
+            if line.startswith("#"):
+                dst.write(line)
+                continue
+            fields = line.rstrip("\n").split("\t")
+            for j in np.flatnonzero(rng.random(len(fields) - 9) < missing):
+                fields[9 + j] = "./."
+            dst.write("\t".join(fields) + "\n")
     os.replace(str(plain) + ".m", plain)
     pysam.tabix_compress(str(plain), str(path), force=True)
     plain.unlink()

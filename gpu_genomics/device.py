@@ -57,8 +57,13 @@ def _log_fallback(fallback: str, reason: str) -> None:
 
 
 def requested_device(device: str | None = None) -> str:
-    """What was asked for: ``device``, else ``$GPU_GENOMICS_DEVICE``, else ``"auto"``, checked
-    and lower-cased (one of :data:`DEVICE_CHOICES`).
+    """Return the device asked for, checked and lower-cased.
+
+    That is ``device``, else ``$GPU_GENOMICS_DEVICE``, else ``"auto"``; the result is one of
+    :data:`DEVICE_CHOICES`.
+
+    Raises:
+        InputError: the device asked for is not auto/gpu/cpu.
     """
     source = "device"
     if device is None:
@@ -145,9 +150,10 @@ def is_gpu_array(array: Any) -> bool:
 
 
 def to_numpy(array: Any) -> Any:
-    """Return ``array`` on the host: NumPy arrays and SciPy sparse matrices pass through,
-    CuPy arrays and cupyx sparse matrices are copied to the host. Tuples, lists and dicts are
-    converted element by element.
+    """Return ``array`` on the host.
+
+    NumPy arrays and SciPy sparse matrices pass through; CuPy arrays and cupyx sparse matrices
+    are copied to the host. Tuples, lists and dicts are converted element by element.
     """
     if isinstance(array, tuple | list):
         return type(array)(to_numpy(a) for a in array)

@@ -1,8 +1,8 @@
 """Plain per-base pure-Python reference definitions for the operation tests.
 
-Everything here is written from the documentation (the package docstrings,
-``shared/reference/NOTES.md`` section 3 and ``shared/reference/genomics-data-specification.md``),
-one base at a time, without calling any code of ``gpu_genomics``. The tests compare the
+Everything here is written from the documentation (the package docstrings and
+``docs/sequence.md``, which states the tokenizer vocabularies and the encodings), one base at a
+time, without calling any code of ``gpu_genomics``. The tests compare the
 package's vectorised CPU/GPU paths against these definitions.
 
 The bottom of the module holds the Hypothesis strategies and settings shared by the tests.
@@ -86,6 +86,7 @@ def place(seq: str, width: int, pad: str) -> list[str | None]:
 def one_hot(
     seqs: list[str],
     length: int | None = None,
+    *,
     alphabet: str = "ACGT",
     dtype: str = "uint8",
     n_value: float = 0.0,
@@ -152,7 +153,7 @@ def canonical_kmer(kmer: str) -> str:
     return min(kmer, reverse_complement(kmer))
 
 
-def kmer_names(k: int, canonical: bool = False) -> list[str]:
+def kmer_names(k: int, *, canonical: bool = False) -> list[str]:
     """Column names of the k-mer count matrix."""
     names = all_kmers(k)
     if canonical:
@@ -168,9 +169,9 @@ def generate_kmers(sequence, k=3):
     return kmers
 
 
-def kmer_counts(seqs: list[str], k: int, canonical: bool = False) -> np.ndarray:
+def kmer_counts(seqs: list[str], k: int, *, canonical: bool = False) -> np.ndarray:
     """``(n, n_columns)`` counts; windows with a non-ACGT base are skipped; case-insensitive."""
-    names = kmer_names(k, canonical)
+    names = kmer_names(k, canonical=canonical)
     column = {name: i for i, name in enumerate(names)}
     out = np.zeros((len(seqs), len(names)), dtype=np.int64)
     for row, seq in enumerate(seqs):
@@ -213,7 +214,7 @@ HYENADNA_VOCAB = {
 
 
 def tokenize_hyenadna(
-    seqs: list[str], max_len: int, uppercase: bool = False
+    seqs: list[str], max_len: int, *, uppercase: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """Character tokens, [UNK] for anything outside A C G T N (lower case included unless
     ``uppercase``), truncated to the first ``max_len``, padded on the left."""
@@ -221,9 +222,8 @@ def tokenize_hyenadna(
     for seq in seqs:
         tokens = []
         for char in seq:
-            if uppercase:
-                char = char.upper()
-            tokens.append(HYENADNA_VOCAB.get(char, HYENADNA_VOCAB["[UNK]"]))
+            key = char.upper() if uppercase else char
+            tokens.append(HYENADNA_VOCAB.get(key, HYENADNA_VOCAB["[UNK]"]))
         tokens = tokens[:max_len]
         n_pad = max_len - len(tokens)
         all_ids.append([HYENADNA_VOCAB["[PAD]"]] * n_pad + tokens)
@@ -237,7 +237,7 @@ NT_SPECIALS = ["<unk>", "<pad>", "<mask>", "<cls>", "<eos>", "<bos>"]
 
 
 def kmer_vocabulary(k: int, scheme: str) -> dict[str, int]:
-    """Token string -> id, written from the docs (NOTES.md section 3, tokenize.py)."""
+    """Token string -> id, written from the docs (docs/sequence.md#tokenizers, tokenizers.py)."""
     if scheme == "plain":
         vocab = {kmer: i for i, kmer in enumerate(all_kmers(k, "ACGT"))}
         vocab["[UNK]"] = 4**k
@@ -303,14 +303,15 @@ def kmer_tokenize(
         max_len = max(max((len(r) for r in rows), default=0), 1)
     all_ids, all_mask = [], []
     for tokens in rows:
+        kept = tokens
         if len(tokens) > max_len:
             if scheme == "dnabert":
-                tokens = [*tokens[: max_len - 1], "[SEP]"]
+                kept = [*tokens[: max_len - 1], "[SEP]"]
             else:
-                tokens = tokens[:max_len]
-        n_pad = max_len - len(tokens)
-        all_ids.append([vocab[t] for t in tokens] + [vocab[pad_token]] * n_pad)
-        all_mask.append([1] * len(tokens) + [0] * n_pad)
+                kept = tokens[:max_len]
+        n_pad = max_len - len(kept)
+        all_ids.append([vocab[t] for t in kept] + [vocab[pad_token]] * n_pad)
+        all_mask.append([1] * len(kept) + [0] * n_pad)
     return _as_token_arrays(all_ids, all_mask, len(seqs), max_len)
 
 

@@ -1,10 +1,13 @@
-"""Plain, slow pure-Python statements of the three region modes of ``gpu_genomics.regions``.
+"""Plain, slow pure-Python statements of the three region modes of
+``gpu_genomics.intervals.regions``.
 
-Written from ``shared/reference/NOTES.md`` sections 1-2 and the module docstring of
-``gpu_genomics/regions.py``, one peak at a time, without calling any code of ``gpu_genomics``.
+Written from ``docs/intervals.md`` (the merge modes) and the module docstring of
+``gpu_genomics/intervals/regions.py``, one peak at a time, without calling any code of
+``gpu_genomics``.
 
-* :func:`basset` transcribes Basset's ``preprocess_features.py`` as NOTES section 2 states it:
-  ``Peak.extend``, the per-(chromosome, strand) open-group loop and ``merge_peaks``.
+* :func:`basset` transcribes Basset's ``preprocess_features.py`` as
+  ``docs/intervals.md#basset-merge`` states it: ``Peak.extend``, the per-(chromosome, strand)
+  open-group loop and ``merge_peaks``.
 * :func:`hull` is ``bedtools merge -d -min_overlap`` over all peaks regardless of strand, then one
   window around each hull's midpoint.
 * :func:`none` is one window per peak around its midpoint.
@@ -23,7 +26,7 @@ PeakRow = tuple[int, int, int, bool, int]  # chrom, start, end, minus, label
 
 
 class NaiveRegions(NamedTuple):
-    """The same shape of result as ``gpu_genomics.regions.Regions``, as plain lists."""
+    """The same shape of result as ``gpu_genomics.intervals.regions.Regions``, as plain lists."""
 
     chrom: list[int]
     start: list[int]
@@ -97,7 +100,7 @@ def merge_peaks(peaks: list[Peak], size: int, merge_overlap: int, chrom_len: int
 def basset(
     peaks: Iterable[PeakRow], length: int, min_overlap: int, chrom_sizes: Sequence[int]
 ) -> NaiveRegions:
-    """Basset's preprocess_features.py (NOTES section 2)."""
+    """Basset's preprocess_features.py (``docs/intervals.md#basset-merge``)."""
     by_key: dict[tuple[int, bool], list[tuple[int, int, int]]] = {}
     for chrom, start, end, minus, label in peaks:
         by_key.setdefault((chrom, minus), []).append((start, end, label))

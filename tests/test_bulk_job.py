@@ -234,7 +234,7 @@ def test_unknown_keyword_is_a_type_error_naming_it(tmp_path):
     with pytest.raises(TypeError, match="unexpected keyword argument 'min_mean_logx'"):
         gg.preprocess_bulk_file(EXAMPLE, tmp_path / "o.h5", min_mean_logx=1.0)
     with pytest.raises(TypeError):
-        gg.preprocess_bulk_file(EXAMPLE, tmp_path / "o.h5", True)  # options are keyword-only
+        gg.preprocess_bulk_file(EXAMPLE, tmp_path / "o.h5", True)  # noqa: FBT003 (options are keyword-only)
     assert listing(tmp_path) == []
 
 

@@ -91,11 +91,11 @@ def record_job(monkeypatch, module, name: str) -> list[dict]:
 
 def same_arrays(a: dict, b: dict) -> None:
     assert a.keys() == b.keys()
-    for key in a:
-        if getattr(a[key], "dtype", None) is not None and a[key].dtype.kind in "OSUT":
-            assert as_str(a[key].ravel()) == as_str(b[key].ravel()), key
+    for key, value in a.items():
+        if getattr(value, "dtype", None) is not None and value.dtype.kind in "OSUT":
+            assert as_str(value.ravel()) == as_str(b[key].ravel()), key
         else:
-            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+            np.testing.assert_array_equal(value, b[key], err_msg=key)
 
 
 def without_run_details(attrs: dict) -> dict:
@@ -515,7 +515,9 @@ def test_encode_sparse_dense_and_defaults(monkeypatch, tmp_path, inputs):
         (["--length", "0"], "--length 0 must be a positive integer", "length="),
     ],
 )
-def test_encode_bad_options_name_the_flags(capsys, tmp_path, inputs, args, message, python_name):
+def test_encode_bad_options_name_the_flags(  # noqa: PLR0917 (pytest fixtures and parameters)
+    capsys, tmp_path, inputs, args, message, python_name
+):
     out = tmp_path / "o.h5"
     line = error_of(capsys, "encode", inputs / "seqs.fa.gz", "-o", out, "--device", "cpu", *args)
     assert message in line and python_name not in line, line
@@ -702,7 +704,9 @@ def test_console_script_help_lists_the_rust_flags():
         ("min_overlap", "--min-overlap -1 must be 0 or more"),
     ],
 )
-def test_intervals_errors_are_one_line_naming_the_flags(capsys, inputs, tmp_path, case, message):
+def test_intervals_errors_are_one_line_naming_the_flags(  # noqa: PLR0912 (one setup branch per case)
+    capsys, inputs, tmp_path, case, message
+):
     meta, ref, out = inputs / "metadata.txt", inputs / "reference.fa.gz", tmp_path / "o.h5"
     extra: list = []
     if case == "missing_bed":

@@ -121,8 +121,8 @@ def check_provenance(
 def flat_provenance(record: dict) -> dict:
     """A provenance record stored flat (AnnData ``uns``): JSON strings parsed, "none" None."""
     parsed = {}
-    for key, value in record.items():
-        value = value.item() if isinstance(value, np.generic) else value
+    for key, raw in record.items():
+        value = raw.item() if isinstance(raw, np.generic) else raw
         if isinstance(value, str) and value.startswith(("[", "{")):
             value = json.loads(value)
         parsed[key] = None if value == "none" else value

@@ -93,10 +93,18 @@ def test_example_dataset_matches_pysam_and_make_regions(example, tmp_path, merge
     arrays, attrs = read_h5(out)
     sources, label_names = read_metadata(example / "metadata.txt")
     ref = Reference(example / "reference.fa.gz")
-    peaks = load_peaks(sources, ref, False)
+    peaks = load_peaks(sources, ref, skip_unknown_chroms=False)
     n_peaks = len(peaks)
     peaks = peaks[ref.lengths[peaks["chrom"]] >= 600]
-    regions = make_regions(peaks, merge, 600, 200, ref.lengths, 4, device="cpu")
+    regions = make_regions(
+        peaks,
+        merge,
+        length=600,
+        min_overlap=200,
+        chrom_sizes=ref.lengths,
+        n_labels=4,
+        device="cpu",
+    )
     split = assign_splits(regions, ref.names, IntervalOptions())
     assert text(arrays["label_names"]) == label_names == [f"celltype{i}" for i in range(1, 5)]
     assert text(arrays["chrom_names"]) == ref.names
@@ -533,15 +541,31 @@ def test_gpu_without_cudf_merges_with_pandas(monkeypatch, caplog, example):
 
     sources, _ = read_metadata(example / "metadata.txt")
     ref = Reference(example / "reference.fa.gz")
-    peaks = load_peaks(sources, ref, False)
+    peaks = load_peaks(sources, ref, skip_unknown_chroms=False)
     peaks = peaks[ref.lengths[peaks["chrom"]] >= 600]
-    expected = make_regions(peaks, "hull", 600, 200, ref.lengths, 4, device="cpu")
+    expected = make_regions(
+        peaks,
+        "hull",
+        length=600,
+        min_overlap=200,
+        chrom_sizes=ref.lengths,
+        n_labels=4,
+        device="cpu",
+    )
     monkeypatch.setitem(sys.modules, "cudf", None)
     monkeypatch.setattr(regions_module, "resolve_device", lambda device: "gpu")
     regions_module._dataframe_library.cache_clear()
     try:
         with caplog.at_level(logging.INFO, logger="gpu_genomics"):
-            got = make_regions(peaks, "hull", 600, 200, ref.lengths, 4, device="gpu")
+            got = make_regions(
+                peaks,
+                "hull",
+                length=600,
+                min_overlap=200,
+                chrom_sizes=ref.lengths,
+                n_labels=4,
+                device="gpu",
+            )
     finally:
         regions_module._dataframe_library.cache_clear()
     assert "cuDF is not importable" in caplog.text

@@ -61,10 +61,10 @@ def run(rows, mode, *, length=100, min_overlap=20, sizes=(BIG,), n_labels=4, dev
     regions = make_regions(
         peaks_frame(rows),
         mode,
-        length,
-        min_overlap,
-        np.asarray(sizes, dtype=np.int64),
-        n_labels,
+        length=length,
+        min_overlap=min_overlap,
+        chrom_sizes=np.asarray(sizes, dtype=np.int64),
+        n_labels=n_labels,
         device=device,
     )
     check_shape(regions, n_labels)
@@ -184,14 +184,14 @@ def test_basset_identical_peaks_same_file_weigh_once(device):
 
 
 def test_basset_identical_peaks_two_files(device):
-    # NOTES section 1: two identical short intervals in different files keep both labels
+    # docs/intervals.md#windows: two identical short intervals in different files keep both labels
     rows = [(0, 5000, 5003, "+", 0), (0, 5000, 5003, "+", 3)]
     assert run(rows, "basset", device=device) == [(0, 4951, "+", {0, 3})]
 
 
 def test_basset_same_centre_keeps_labels(device):
-    # NOTES section 1: two windows with the same centre (peaks [1000, 1100) and [1040, 1060),
-    # both midpoint 1050) keep both labels
+    # docs/intervals.md#windows: two windows with the same centre (peaks [1000, 1100) and
+    # [1040, 1060), both midpoint 1050) keep both labels
     rows = [(0, 1000, 1100, "+", 1), (0, 1040, 1060, "+", 2)]
     assert run(rows, "basset", device=device) == [(0, 1000, "+", {1, 2})]
 
@@ -318,8 +318,8 @@ def test_hull_chromosome_ends_and_identical_windows(device):
 
 
 def test_hull_identical_peaks(device):
-    # NOTES section 1: identical short intervals in two files keep both labels; identical peaks
-    # of one file give one label; two peaks with the same centre keep both labels
+    # docs/intervals.md#windows: identical short intervals in two files keep both labels;
+    # identical peaks of one file give one label; two peaks with the same centre keep both labels
     rows = [(0, 5000, 5003, "+", 0), (0, 5000, 5003, "+", 3), (0, 5000, 5003, "-", 3)]
     assert run(rows, "hull", device=device) == [(0, 4951, "+", {0, 3})]
     rows = [(0, 1000, 1100, "+", 1), (0, 1040, 1060, "-", 2)]
@@ -394,7 +394,14 @@ def test_empty_peaks(device, mode):
 
 def test_unknown_mode():
     with pytest.raises(InputError):
-        make_regions(peaks_frame([at(1050, 0)]), "union", 100, 20, np.array([BIG]), 1)
+        make_regions(
+            peaks_frame([at(1050, 0)]),
+            "union",
+            length=100,
+            min_overlap=20,
+            chrom_sizes=np.array([BIG]),
+            n_labels=1,
+        )
 
 
 @pytest.mark.parametrize("mode", ["basset", "hull", "none"])
@@ -492,10 +499,10 @@ def check_against_naive(mode, case, device):
     regions = make_regions(
         tuples_frame(peaks),
         mode,
-        length,
-        min_overlap,
-        np.array(sizes, dtype=np.int64),
-        n_labels,
+        length=length,
+        min_overlap=min_overlap,
+        chrom_sizes=np.array(sizes, dtype=np.int64),
+        n_labels=n_labels,
         device=device,
     )
     check_shape(regions, n_labels)
@@ -539,9 +546,14 @@ def test_row_order_does_not_matter(device, case, data):
     frame = tuples_frame(peaks)
     shuffled = frame.iloc[list(order)]  # keeps the shuffled index on purpose
     for mode in ("basset", "hull", "none"):
-        args = (length, min_overlap, np.array(sizes, dtype=np.int64), n_labels)
-        a = make_regions(frame, mode, *args, device=device)
-        b = make_regions(shuffled, mode, *args, device=device)
+        args = {
+            "length": length,
+            "min_overlap": min_overlap,
+            "chrom_sizes": np.array(sizes, dtype=np.int64),
+            "n_labels": n_labels,
+        }
+        a = make_regions(frame, mode, **args, device=device)
+        b = make_regions(shuffled, mode, **args, device=device)
         for field in ("chrom", "start", "minus", "labels"):
             np.testing.assert_array_equal(getattr(a, field), getattr(b, field), err_msg=mode)
             assert getattr(a, field).dtype == getattr(b, field).dtype
@@ -551,7 +563,15 @@ def test_input_frame_not_modified(device):
     frame = peaks_frame([at(1050, 0), at(1060, 1), (0, 1000, 1400, "-", 2)])
     before = frame.copy()
     for mode in ("basset", "hull", "none"):
-        make_regions(frame, mode, 100, 20, np.array([BIG]), 3, device=device)
+        make_regions(
+            frame,
+            mode,
+            length=100,
+            min_overlap=20,
+            chrom_sizes=np.array([BIG]),
+            n_labels=3,
+            device=device,
+        )
         pd.testing.assert_frame_equal(frame, before)
 
 
@@ -608,10 +628,10 @@ def test_hull_matches_bedtools_merge(device, case, tmp_path):
     regions = make_regions(
         tuples_frame(peaks),
         "hull",
-        length,
-        min_overlap,
-        np.array(sizes, dtype=np.int64),
-        n_labels,
+        length=length,
+        min_overlap=min_overlap,
+        chrom_sizes=np.array(sizes, dtype=np.int64),
+        n_labels=n_labels,
         device=device,
     )
     expected = naive_regions.windows_from_hulls(hulls, length, sizes)

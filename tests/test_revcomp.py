@@ -102,7 +102,7 @@ def test_reverse_complement_codes_literal_and_auto_kind(device, host):
     dtype_n=st.sampled_from([("uint8", 0.0), ("float32", 0.25), ("float16", 0.25)]),
     kind=st.sampled_from(["auto", "onehot"]),
 )
-def test_reverse_complement_one_hot_equals_one_hot_of_reverse_complement(
+def test_reverse_complement_one_hot_equals_one_hot_of_reverse_complement(  # noqa: PLR0917 (fixtures and hypothesis strategies)
     device, host, seqs, alphabet, layout, dtype_n, kind
 ):
     dtype, n_value = dtype_n

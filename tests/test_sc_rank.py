@@ -66,7 +66,7 @@ def reference_medians(counts: np.ndarray, gene_ids) -> dict[str, float]:
     return out
 
 
-def reference_encoding(counts, gene_ids, medians, tokens, n_tokens, special):
+def reference_encoding(counts, gene_ids, medians, tokens, *, n_tokens, special):
     """Plain per-cell statement of Geneformer's tokenize_cell with ties by gene index."""
     cells = []
     for i in range(counts.shape[0]):
@@ -122,7 +122,9 @@ def test_rank_encode_matches_reference(device, host, n_tokens, special):
         special_tokens=special,
         device=device,
     )
-    expected = reference_encoding(dense_counts(adata), gene_ids, medians, tokens, n_tokens, special)
+    expected = reference_encoding(
+        dense_counts(adata), gene_ids, medians, tokens, n_tokens=n_tokens, special=special
+    )
     assert as_lists(encoding, host) == expected
     assert list(encoding.cell_ids) == list(adata.obs_names)
     assert encoding.n_tokens == n_tokens and encoding.special_tokens is special
@@ -152,7 +154,9 @@ def test_rank_encode_default_dictionary_and_medians_from_data(device, host):
     tokens = encoding.token_dictionary
     assert list(tokens)[:4] == ["<pad>", "<mask>", "<cls>", "<eos>"]
     assert [tokens[g] for g in gene_ids] == list(range(4, 4 + N_GENES))
-    expected = reference_encoding(counts, gene_ids, expected_medians, tokens, 20, True)
+    expected = reference_encoding(
+        counts, gene_ids, expected_medians, tokens, n_tokens=20, special=True
+    )
     assert as_lists(encoding, host) == expected
 
 
@@ -186,8 +190,8 @@ def test_rank_encode_gene_key_and_layer(device, host):
         list(adata.var_names),
         medians,
         tokens,
-        50,
-        False,
+        n_tokens=50,
+        special=False,
     )
     assert as_lists(encoding, host) == expected
 
@@ -222,7 +226,9 @@ def test_user_files(tmp_path, device, host, suffix):
         special_tokens=True,
         device=device,
     )
-    expected = reference_encoding(dense_counts(adata), gene_ids, loaded, tokens, 10, True)
+    expected = reference_encoding(
+        dense_counts(adata), gene_ids, loaded, tokens, n_tokens=10, special=True
+    )
     assert as_lists(encoding, host) == expected
 
 
@@ -301,7 +307,7 @@ def test_parameters_after_adata_are_keyword_only():
     with pytest.raises(TypeError):
         bin_values(adata, 51)  # type: ignore[misc]
     with pytest.raises(TypeError):
-        default_token_dictionary(["g1"], True)  # type: ignore[misc]
+        default_token_dictionary(["g1"], True)  # type: ignore[misc]  # noqa: FBT003 (options are keyword-only)
 
 
 @pytest.mark.parametrize("bad", [-1.0, np.nan, np.inf])

@@ -59,7 +59,7 @@ def write_10x_mtx(folder, adata: ad.AnnData) -> None:
         f.write("".join(f"{b}\n" for b in adata.obs_names))
 
 
-def write_table(path, adata: ad.AnnData, transpose: bool) -> None:
+def write_table(path, adata: ad.AnnData, *, transpose: bool) -> None:
     sep = "," if ".csv" in path.name else "\t"
     values = adata.X.toarray().astype(int)
     rows, columns = (
@@ -104,7 +104,7 @@ def test_loom(tmp_path, small):
 @pytest.mark.parametrize("name", ["cells.csv", "cells.tsv", "cells.tsv.gz"])
 @pytest.mark.parametrize("transpose", [False, True])
 def test_tables(tmp_path, small, name, transpose):
-    write_table(tmp_path / name, small, transpose)
+    write_table(tmp_path / name, small, transpose=transpose)
     assert_same(gsc.read(tmp_path / name, transpose=transpose), small)
 
 

@@ -333,7 +333,7 @@ def test_unknown_keyword_is_a_type_error_naming_it(tmp_path, counts_file):
     with pytest.raises(TypeError, match="unexpected keyword argument 'min_genesx'"):
         preprocess_file(counts_file, tmp_path / "o.h5ad", min_genesx=1)
     with pytest.raises(TypeError):
-        preprocess_file(counts_file, tmp_path / "o.h5ad", True)  # options are keyword-only
+        preprocess_file(counts_file, tmp_path / "o.h5ad", True)  # noqa: FBT003 (options are keyword-only)
     assert listing(tmp_path) == []
 
 

@@ -41,9 +41,9 @@ def expected(seqs: list[str]) -> dict[str, np.ndarray]:
 
 def assert_results(got: dict, want: dict) -> None:
     assert got.keys() == want.keys()
-    for key in want:
-        assert got[key].shape == want[key].shape, key
-        np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+    for key, value in want.items():
+        assert got[key].shape == value.shape, key
+        np.testing.assert_array_equal(got[key], value, err_msg=key)
 
 
 def as_array(seqs: list[str], dtype: str) -> np.ndarray:
@@ -144,7 +144,9 @@ def write(path: Path, text: str, *, compress: bool) -> Path:
     newline=st.sampled_from(["\n", "\r\n"]),
     compress=st.booleans(),
 )
-def test_fasta_files(device, host, tmp_path, data, line_width, newline, compress):
+def test_fasta_files(  # noqa: PLR0917 (fixtures and hypothesis strategies)
+    device, host, tmp_path, data, line_width, newline, compress
+):
     names, seqs = data
     path = write(
         tmp_path / "x.fa.gz", naive.fasta_text(names, seqs, line_width, newline), compress=compress
@@ -159,7 +161,9 @@ def test_fasta_files(device, host, tmp_path, data, line_width, newline, compress
 
 @naive.SETTINGS
 @given(data=records(fastq=True), newline=st.sampled_from(["\n", "\r\n"]), compress=st.booleans())
-def test_fastq_files(device, host, tmp_path, data, newline, compress):
+def test_fastq_files(  # noqa: PLR0917 (fixtures and hypothesis strategies)
+    device, host, tmp_path, data, newline, compress
+):
     names, seqs = data
     path = write(tmp_path / "x.fq", naive.fastq_text(names, seqs, newline), compress=compress)
     bases, offsets, got_names = gg.read_fastx(path)

@@ -36,7 +36,7 @@ def test_tokenize_spec_matches_specification(device, host, seqs, max_len):
 @given(seqs=naive.batches(), max_len=st.integers(1, 40), uppercase=st.booleans())
 def test_tokenize_hyenadna_matches_naive(device, host, seqs, max_len, uppercase):
     got = host(gg.tokenize(seqs, max_len, scheme="hyenadna", uppercase=uppercase, device=device))
-    check_tokens(got, naive.tokenize_hyenadna(seqs, max_len, uppercase))
+    check_tokens(got, naive.tokenize_hyenadna(seqs, max_len, uppercase=uppercase))
 
 
 def test_tokenize_spec_literal(device, host):

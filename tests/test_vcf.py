@@ -185,16 +185,17 @@ def simulate_vcf(path: Path, n_samples: int = 30, seed: int = 3, missing: float 
     rng = np.random.default_rng(seed)
     out = []
     for line in plain.read_text().splitlines():
-        if not line.startswith("#"):
-            fields = line.split("\t")
-            for j in range(9, len(fields)):
-                roll = rng.random()
-                if roll < missing / 2:
-                    fields[j] = "./."
-                elif roll < missing:
-                    fields[j] = fields[j][0] + "/."
-            line = "\t".join(fields)
-        out.append(line)
+        if line.startswith("#"):
+            out.append(line)
+            continue
+        fields = line.split("\t")
+        for j in range(9, len(fields)):
+            roll = rng.random()
+            if roll < missing / 2:
+                fields[j] = "./."
+            elif roll < missing:
+                fields[j] = fields[j][0] + "/."
+        out.append("\t".join(fields))
     path.write_text("\n".join(out) + "\n")
     plain.unlink()
     return path

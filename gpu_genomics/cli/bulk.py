@@ -67,7 +67,7 @@ def bulk(input_path: str, output: str, **options: Any) -> None:
 
     Reads genes x samples (or --samples-by-genes), transposes to (samples, genes), applies
     log1p (unless --already-log), keeps genes with mean log expression > --min-mean-log, and
-    z-scores each gene (mean and std stored in the output), as the specification's recipe with
-    scikit-learn's StandardScaler.
+    z-scores each gene (mean and std stored in the output) as scikit-learn's StandardScaler
+    does: the specification's recipe (docs/bulk.md).
     """
     run_job(preprocess_bulk_file, input_path, output, **options)

@@ -25,7 +25,7 @@ from ..io.store import COMPRESSIONS
 log = logging.getLogger("gpu_genomics")
 
 
-def setup_logging(quiet: bool, loglevel: str) -> None:
+def setup_logging(*, quiet: bool, loglevel: str) -> None:
     """Log to stderr as ``gpu-genomics: ...`` at ``loglevel`` (warnings only with ``quiet``)."""
     level = "warning" if quiet else loglevel.lower()
     handler = logging.StreamHandler(sys.stderr)
@@ -61,8 +61,10 @@ def logging_options(command: Any) -> Any:
 
 
 def array_output_options(command: Any) -> Any:
-    """``-o/--output`` (an HDF5 file or Zarr folder) and ``--format hdf5|zarr``, shared by the
-    commands that write named arrays through :class:`~gpu_genomics.store.ArrayWriter`.
+    """Add the ``-o/--output`` and ``--format hdf5|zarr`` options to ``command``.
+
+    ``--output`` is an HDF5 file or Zarr folder. The options are shared by the commands that
+    write named arrays through :class:`~gpu_genomics.io.store.ArrayWriter`.
     """
     command = click.option(
         "--format",
@@ -81,8 +83,9 @@ def array_output_options(command: Any) -> Any:
 
 
 def command_line() -> str:
-    """The command line as typed: the program's name and the arguments :func:`main` got (else
-    ``sys.argv``).
+    """Return the command line as typed.
+
+    That is the program's name and the arguments :func:`main` got (else ``sys.argv``).
     """
     root = click.get_current_context().find_root()
     argv = root.obj.get("argv") if isinstance(root.obj, dict) else None
@@ -98,8 +101,11 @@ def _spelling(opts: list[str]) -> str:
 
 
 def _flags(command: click.Command) -> dict[str, tuple[str, str | None]]:
-    """Parameter name -> (the flag users type, the flag that sets it False, for an on/off
-    flag ``--x/--no-x``; ``""`` for a plain on flag; None for an option with a value)."""
+    """Map each option's parameter name to its flags.
+
+    Parameter name -> (the flag users type, the flag that sets it False, for an on/off
+    flag ``--x/--no-x``; ``""`` for a plain on flag; None for an option with a value).
+    """
     flags: dict[str, tuple[str, str | None]] = {}
     for param in command.params:
         if isinstance(param, click.Option) and param.name:
@@ -112,10 +118,11 @@ _VALUE = r"('[^']*'|\"[^\"]*\"|[^\s,;:)]+)"
 
 
 def cli_message(message: str, command: click.Command) -> str:
-    """``message`` with each ``name=value`` of one of ``command``'s options written as the
-    option, ``--flag value`` (an on/off flag: ``--flag`` for True, ``--no-flag`` for False),
-    and each
-    ```name``` (a parameter named without a value) as ``--flag``.
+    """Return ``message`` with ``command``'s parameter names written as its flags.
+
+    Each ``name=value`` of one of ``command``'s options is written as the option,
+    ``--flag value`` (an on/off flag: ``--flag`` for True, ``--no-flag`` for False), and each
+    `` `name` `` (a parameter named without a value) as ``--flag``.
     """
     for name, (flag, off) in _flags(command).items():
 
@@ -135,10 +142,12 @@ def cli_message(message: str, command: click.Command) -> str:
 def run_job(
     job: Callable[..., Any], *paths: str, quiet: bool, loglevel: str, **options: Any
 ) -> Any:
-    """Set up logging, then run ``job(*paths, **options)`` with the command line and a progress
-    bar unless ``quiet``; the library's errors come back naming this command's flags.
+    """Set up logging, then run ``job(*paths, **options)``.
+
+    The job gets the command line and a progress bar unless ``quiet``. The library's errors
+    come back naming this command's flags.
     """
-    setup_logging(quiet, loglevel)
+    setup_logging(quiet=quiet, loglevel=loglevel)
     try:
         return job(*paths, **options, progress=not quiet, command=command_line())
     except GpuGenomicsError as exc:

@@ -1,5 +1,7 @@
-"""``gpu-genomics intervals`` (also installed as ``genomic_interval_pipeline``): BED peak files
-and a reference genome into a labelled one-hot training set.
+"""The ``gpu-genomics intervals`` command.
+
+It turns BED peak files and a reference genome into a labelled one-hot training set. It is
+also installed as ``genomic_interval_pipeline``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
 """Bulk RNA-seq preprocessing: log1p, low-expression gene filter, per-gene z-score.
 
-The recipe is the specification's (``genomics-data-specification.md``, "Bulk RNA-seq
-Preprocessing")::
+The recipe is the specification's (``docs/bulk.md#recipe``)::
 
     X_log = np.log1p(X)                          # X: (samples, genes) TPM, FPKM or counts
     X_filtered = X_log[:, X_log.mean(axis=0) > 1.0]
@@ -130,6 +129,7 @@ def log_transform(
     Args:
         values: ``(n_samples, n_genes)`` non-negative TPM, FPKM or counts (any real dtype).
         where: names a cell ``(sample, gene)`` in error messages.
+        device: ``"auto" | "gpu" | "cpu"`` (``None``: ``$GPU_GENOMICS_DEVICE``, else auto).
 
     Returns:
         ``(n_samples, n_genes)`` float64 on the device.
@@ -162,12 +162,15 @@ def filter_low_expression(
     *,
     device: str | None = None,
 ) -> tuple[Any, Any]:
-    """Keep the genes whose mean (log) expression over samples is strictly above
-    ``min_mean_log`` (the specification's ``X_log.mean(axis=0) > 1.0``).
+    """Keep the genes whose mean (log) expression over samples is above ``min_mean_log``.
+
+    The bound is strict, as the specification's ``X_log.mean(axis=0) > 1.0``
+    (``docs/bulk.md#recipe``).
 
     Args:
         log_values: ``(n_samples, n_genes)`` log-scale expression.
         min_mean_log: the threshold, in the units of ``log_values``.
+        device: ``"auto" | "gpu" | "cpu"`` (``None``: ``$GPU_GENOMICS_DEVICE``, else auto).
 
     Returns:
         ``(filtered, kept)``: ``(n_samples, n_kept)`` float64 and ``(n_genes,)`` bool, both on
@@ -192,6 +195,7 @@ def fit_scaler(
         values: ``(n_samples, n_genes)``, finite; at least one sample.
         gene_names: ``n_genes`` names (default ``"0"``, ``"1"``, ...).
         log1p: recorded in the scaler (whether ``values`` are log1p of the raw input).
+        device: ``"auto" | "gpu" | "cpu"`` (``None``: ``$GPU_GENOMICS_DEVICE``, else auto).
 
     Returns:
         A :class:`Scaler` with host float64 arrays.
@@ -234,6 +238,7 @@ def apply_scaler(
             scaler's genes by name (any order; genes the scaler lacks are dropped). Without
             names, the columns must be the scaler's genes in its order.
         input_name: names the input in error messages.
+        device: ``"auto" | "gpu" | "cpu"`` (``None``: ``$GPU_GENOMICS_DEVICE``, else auto).
 
     Returns:
         ``(n_samples, len(scaler))`` float64 on the device, columns in the scaler's gene order.
@@ -292,18 +297,22 @@ def preprocess_bulk(
 ) -> BulkResult:
     """The specification's bulk recipe on a ``(samples, genes)`` matrix.
 
+    The recipe (``docs/bulk.md#recipe``), in this order:
+
     1. ``log1p`` unless ``already_log``;
     2. without ``scaler``: keep genes with mean log expression ``> min_mean_log`` and fit a
        :class:`Scaler` on them; with ``scaler``: keep the scaler's genes, matched by name;
     3. z-score with the scaler (unless ``zscore=False``); cast to float32.
 
     Args:
-        matrix: from :func:`~gpu_genomics.tables.read_table` (``values`` ``(samples, genes)``).
+        matrix: from :func:`~gpu_genomics.expression.tables.read_table` (``values``
+            ``(samples, genes)``).
         already_log: the values are on a log scale already (no log1p; negatives allowed).
         min_mean_log: filter threshold in log1p units; not used with ``scaler``.
         scaler: a stored scaler to apply instead of fitting one (and instead of filtering).
         zscore: False keeps the filtered log values as ``expression`` (the scaler is still
             fitted and returned).
+        device: ``"auto" | "gpu" | "cpu"`` (``None``: ``$GPU_GENOMICS_DEVICE``, else auto).
 
     Raises:
         InputError: negative values without ``already_log``, no gene above the threshold,

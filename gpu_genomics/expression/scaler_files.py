@@ -1,5 +1,6 @@
-"""Storing a bulk :class:`~gpu_genomics.expression.bulk.Scaler`: JSON or HDF5 files, and bulk
-outputs read back.
+"""Store a bulk :class:`~gpu_genomics.expression.bulk.Scaler` in JSON or HDF5 files.
+
+Bulk outputs holding a scaler are read back too (``docs/bulk.md#scaler``).
 
 * ``.json``: keys ``format`` (``"gpu-genomics/bulk-scaler"``), ``version``, ``gene_id``,
   ``mean``, ``std`` (floats written exactly), ``n_samples``, ``log1p``, and ``provenance``;
@@ -98,9 +99,10 @@ def write_scaler_arrays(scaler: Scaler, create: Callable[..., Any]) -> None:
 
 
 def load_scaler(path: str | os.PathLike) -> Scaler:
-    """Read a scaler written by :func:`save_scaler` (``.json``, ``.h5``) or stored in a
-    ``gpu-genomics bulk`` output (``.h5``/``.hdf5`` or ``.zarr``: arrays ``gene_id``,
-    ``scaler_mean``, ``scaler_std``).
+    """Read a scaler written by :func:`save_scaler` or stored in a ``gpu-genomics bulk`` output.
+
+    A file from :func:`save_scaler` is ``.json`` or ``.h5``; a bulk output is ``.h5``/``.hdf5``
+    or ``.zarr``, with arrays ``gene_id``, ``scaler_mean``, ``scaler_std``.
 
     Raises:
         InputError: the file is missing or not a scaler, its arrays disagree in length, a

@@ -82,8 +82,10 @@ class LabeledMatrix:
         return self.values.shape  # type: ignore[return-value]
 
     def locate(self, observation: int, feature: int) -> str:
-        """Where the cell ``values[observation, feature]`` is: ``"<file>, line N, column 'C'"``
-        when the matrix was read from a file, else ``"observation 'O', feature 'F'"``.
+        """Say where the cell ``values[observation, feature]`` is.
+
+        The text is ``"<file>, line N, column 'C'"`` when the matrix was read from a file, else
+        ``"observation 'O', feature 'F'"``.
         """
         obs_name, feature_name = self.observation_names[observation], self.feature_names[feature]
         if self.source is None:
@@ -95,8 +97,13 @@ class LabeledMatrix:
         return f"{self.source}, line {self.row_line(row)}, column {column!r}"
 
     def row_line(self, row: int) -> int:
-        """The 1-based line number of data row ``row`` (0-based, blank lines not counted) in
-        the source file; computed on first use by a pass over the file.
+        """Return the 1-based line number of data row ``row`` in the source file.
+
+        ``row`` is 0-based, blank lines not counted. The line numbers are computed on first use
+        by a pass over the file.
+
+        Raises:
+            ValueError: the matrix was not read from a file.
         """
         if self.source is None:
             raise ValueError("the matrix was not read from a file")
@@ -168,8 +175,10 @@ def read_table(
 def _parse_fast(
     source: str, delimiter: str, n_columns: int, dtype: np.dtype
 ) -> tuple[np.ndarray | None, np.ndarray, Exception | None]:
-    """``(values (rows, columns), row names, None)`` from pandas' C parser, or ``(None, _,
-    error)`` when the table is not well formed (the Python scan then finds where).
+    """Parse the table's data rows with pandas' C parser.
+
+    Returns ``(values (rows, columns), row names, None)``, or ``(None, _, error)`` when the
+    table is not well formed (the Python scan then finds where).
     """
     import pandas as pd
 
@@ -301,8 +310,9 @@ def _shown(text: str) -> str:
 
 
 def _check_column_names(source: str, names: list[str], first_index: int) -> None:
-    """Reject empty and duplicate column names; ``first_index``: the 1-based header field of
-    the first column name.
+    """Reject empty and duplicate column names.
+
+    ``first_index`` is the 1-based header field of the first column name.
     """
     seen: dict[str, int] = {}
     for i, name in enumerate(names, start=first_index):

@@ -43,11 +43,33 @@ class BedSource:
 def read_metadata(path: str | os.PathLike) -> tuple[list[BedSource], list[str]]:
     """Parse a metadata file; return the BED sources and the label names (one per column)."""
     path = Path(path)
+    entries = _metadata_entries(path)
+    form = entries[0][3]
+    sources, names = [], []
+    if form == "custom":
+        labels = sorted({int(label) for _, _, label, _ in entries if label is not None})
+        column_of = {label: i for i, label in enumerate(labels)}
+        names = [str(label) for label in labels]
+    for index, (number, bed, label, _) in enumerate(entries):
+        bed_path = _resolve(bed, path.parent)
+        if not bed_path.is_file():
+            raise InputError(f"{path}: line {number}: BED file {bed_path} does not exist")
+        if form == "custom":
+            column = column_of[int(label)]
+        else:
+            column = index
+            names.append(label if form == "basset" else stem(bed_path.name, BED_SUFFIXES))
+        sources.append(BedSource(bed_path, column, number))
+    return sources, names
+
+
+def _metadata_entries(path: Path) -> list[tuple[int, str, str | None, str]]:
+    """``(line, BED path, label or None, form)`` of each entry, every line in one form."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot read the metadata file ({exc}); check the path") from None
-    entries: list[tuple[int, str, str | None, str]] = []  # line, bed path, custom label, form
+    entries: list[tuple[int, str, str | None, str]] = []
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
@@ -74,28 +96,14 @@ def read_metadata(path: str | os.PathLike) -> tuple[list[BedSource], list[str]]:
             f"{path}: line {number}: mixes metadata forms ({', '.join(sorted(forms))}); "
             "use one form for every line"
         )
-    form = entries[0][3]
-    sources, names = [], []
-    if form == "custom":
-        labels = sorted({int(label) for _, _, label, _ in entries if label is not None})
-        column_of = {label: i for i, label in enumerate(labels)}
-        names = [str(label) for label in labels]
-    for index, (number, bed, label, _) in enumerate(entries):
-        bed_path = _resolve(bed, path.parent)
-        if not bed_path.is_file():
-            raise InputError(f"{path}: line {number}: BED file {bed_path} does not exist")
-        if form == "custom":
-            column = column_of[int(label)]
-        else:
-            column = index
-            names.append(label if form == "basset" else stem(bed_path.name, BED_SUFFIXES))
-        sources.append(BedSource(bed_path, column, number))
-    return sources, names
+    return entries
 
 
 def _split_spaces(line: str, folder: Path) -> list[str]:
-    """Fields of a line without tabs, keeping paths that contain spaces: the whole line when it
-    names a file, else ``PATH LABEL`` when all but the last word name a file.
+    """Split a line without tabs into fields, keeping paths that contain spaces.
+
+    The fields are the whole line when it names a file, else ``PATH LABEL`` when all but the
+    last word name a file and the last word is an integer, else the line's words.
     """
     if _resolve(line, folder).is_file():
         return [line]
@@ -113,8 +121,10 @@ BED_SUFFIXES = (".gz", ".bgz", ".bed", ".narrowPeak", ".broadPeak", ".txt")
 
 
 def read_bed(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a BED file into ``chrom`` (categorical str), ``start``, ``end`` (int64) and
-    ``minus`` (bool).
+    """Read a BED file into a frame of peaks.
+
+    The columns are ``chrom`` (categorical str), ``start``, ``end`` (int64) and ``minus``
+    (bool). See ``docs/intervals.md#bed``.
 
     Raises:
         InputError: naming the file and line of a malformed row, a negative coordinate or a

@@ -1,10 +1,10 @@
 """The ``intervals`` job: BED peak files + a reference genome -> an ML-ready HDF5/Zarr dataset.
 
 A drop-in for genomic_interval_pipeline (and Basset's preprocessing): peaks are merged into
-fixed-length labelled regions (:mod:`gpu_genomics.regions`), split by chromosome or at random,
-and one-hot encoded one chromosome at a time: each chromosome is read once, its windows are
-gathered in bulk (CUDA kernel on the GPU, numba twin on the CPU) and streamed to the output in
-batches, so memory stays bounded by the largest chromosome plus a batch.
+fixed-length labelled regions (:mod:`gpu_genomics.intervals.regions`), split by chromosome or
+at random, and one-hot encoded one chromosome at a time: each chromosome is read once, its
+windows are gathered in bulk (CUDA kernel on the GPU, numba twin on the CPU) and streamed to
+the output in batches, so memory stays bounded by the largest chromosome plus a batch.
 """
 
 from __future__ import annotations
@@ -123,7 +123,11 @@ class IntervalOptions:
 
 
 def load_peaks(
-    sources: Sequence[Any], reference: Reference, skip_unknown_chroms: bool, progress: bool = False
+    sources: Sequence[Any],
+    reference: Reference,
+    *,
+    skip_unknown_chroms: bool = False,
+    progress: bool = False,
 ) -> pd.DataFrame:
     """All BED rows with ``chrom`` (reference index), ``start``, ``end``, ``minus``, ``label``."""
     from tqdm import tqdm
@@ -255,7 +259,9 @@ def build_interval_dataset(
 
     sources, label_names = read_metadata(metadata)
     ref = Reference(reference)
-    peaks = load_peaks(sources, ref, options.skip_unknown_chroms, progress)
+    peaks = load_peaks(
+        sources, ref, skip_unknown_chroms=options.skip_unknown_chroms, progress=progress
+    )
     short = ref.lengths < options.length
     on_short = short[peaks["chrom"].to_numpy()]
     if on_short.any():
@@ -274,10 +280,10 @@ def build_interval_dataset(
     regions = make_regions(
         peaks,
         options.merge,
-        options.length,
-        options.min_overlap,
-        ref.lengths,
-        len(label_names),
+        length=options.length,
+        min_overlap=options.min_overlap,
+        chrom_sizes=ref.lengths,
+        n_labels=len(label_names),
         device=device_name,
     )
     if options.exclusive:
@@ -327,7 +333,9 @@ def build_interval_dataset(
     with ref, ArrayWriter(output, output_format, options.compression, spec=layout.spec) as out:
         writer = layout(out, options)
         writer.create(regions, split, names, label_names, ref.names)
-        _write_sequences(writer, ref, regions, split, options, device_name, progress)
+        _write_sequences(
+            writer, ref, regions, split, options=options, device=device_name, progress=progress
+        )
         resolved = {
             "output_format": options.output_format or output_format,
             "compression": out.compression,
@@ -373,8 +381,10 @@ def _output_path(output: str | os.PathLike, output_format: str | None) -> Path:
 
 
 def _aligned_batches(rows: np.ndarray, position: np.ndarray, batch_rows: int) -> Any:
-    """Split consecutive output rows into batches of at most ``batch_rows`` whose bounds fall
-    on multiples of ``batch_rows`` in the output, so that batches fill whole chunks.
+    """Split consecutive output rows into batches of at most ``batch_rows``.
+
+    The batch bounds fall on multiples of ``batch_rows`` in the output, so that batches fill
+    whole chunks.
     """
     if not len(rows):
         return
@@ -406,16 +416,19 @@ def _warn_about_setup(options: IntervalOptions, ref: Reference, label_names: lis
 
 
 def _write_sequences(
-    writer,
+    writer: StandardLayout | BassetLayout,
     ref: Reference,
     regions: Regions,
     split: np.ndarray,
+    *,
     options: IntervalOptions,
     device: str,
     progress: bool,
 ) -> None:
-    """Read the windows of each chromosome in bulk (once), encode them in batches, and write
-    them in place.
+    """Read, encode and write the windows of each chromosome.
+
+    Each chromosome's windows are read in bulk (once), encoded in batches, and written in
+    place.
     """
     from tqdm import tqdm
 

@@ -142,8 +142,10 @@ class StandardLayout(_Layout):
 
 
 class BassetLayout(_Layout):
-    """Basset's seq_hdf5.py layout: ``{train,valid,test}_{in,out}``, ``test_headers``,
-    ``target_labels``; ``*_in`` float16 ``(n, 4, 1, L)``, 0.25 for N.
+    """Basset's seq_hdf5.py layout, HDF5 only (``docs/intervals.md#basset-format``).
+
+    Arrays ``{train,valid,test}_{in,out}``, ``test_headers``, ``target_labels``; ``*_in`` is
+    float16 ``(n, 4, 1, L)``, 0.25 for N.
     """
 
     spec = BASSET_ARRAYS

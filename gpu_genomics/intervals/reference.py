@@ -43,7 +43,7 @@ class Reference:
                 f"recompress it with bgzip: gunzip -c {self.path} | bgzip > "
                 f"{self.path.with_suffix('')}.bgz (bgzip comes with htslib/samtools)"
             )
-        missing = [p for p in self._index_paths(compressed) if not p.exists()]
+        missing = [p for p in self._index_paths(compressed=compressed) if not p.exists()]
         if missing and not os.access(self.path.parent, os.W_OK):
             raise InputError(
                 f"{self.path}: no index ({', '.join(p.name for p in missing)}) and the folder "
@@ -71,7 +71,7 @@ class Reference:
         self.gathers_windows = self._layout is not None
         self._map: mmap.mmap | None = None
 
-    def _index_paths(self, compressed: bool) -> list[Path]:
+    def _index_paths(self, *, compressed: bool) -> list[Path]:
         paths = [Path(f"{self.path}.fai")]
         if compressed:
             paths.append(Path(f"{self.path}.gzi"))
@@ -93,14 +93,21 @@ class Reference:
     def windows(
         self, name: str, starts: np.ndarray, length: int, buffer: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """The bases of the windows ``[starts[i], starts[i] + length)`` of chromosome ``name``,
-        read in bulk: returns ``(data, data_starts)``, a ``uint8`` buffer and where each window
-        starts in it.
+        """Read the bases of many windows of chromosome ``name`` in bulk.
 
         Plain FASTA: the windows are gathered straight from the memory-mapped file (only their
         pages are read) into an ``(n, length)`` buffer. bgzip: the spans holding windows are
-        decompressed once each (:func:`window_spans`) and laid back to back. ``buffer``: an
-        optional ``uint8`` array of at least ``n * length`` bytes to gather into (plain FASTA).
+        decompressed once each (:func:`window_spans`) and laid back to back.
+
+        Args:
+            name: the chromosome.
+            starts: ``(n,)`` window starts; window ``i`` is ``[starts[i], starts[i] + length)``.
+            length: the window length in bases.
+            buffer: an optional ``uint8`` array of at least ``n * length`` bytes to gather into
+                (plain FASTA).
+
+        Returns:
+            ``(data, data_starts)``: a ``uint8`` buffer and where each window starts in it.
         """
         starts = np.asarray(starts, dtype=np.int64)
         if self._layout is None:
@@ -121,8 +128,10 @@ class Reference:
         return np.frombuffer(self._map, dtype=np.uint8)
 
     def release_pages(self) -> None:
-        """Drop the memory-mapped file's pages from this process's memory (plain FASTA; the
-        bases read were copied out). Call it after each chromosome to bound memory.
+        """Drop the memory-mapped file's pages from this process's memory.
+
+        Plain FASTA only; the bases read were copied out. Call it after each chromosome to
+        bound memory.
         """
         if self._map is not None:
             self._map.madvise(mmap.MADV_DONTNEED)
@@ -143,6 +152,7 @@ class Reference:
         self.close()
 
     def close(self) -> None:
+        """Close the FASTA and unmap the file (also done by ``with Reference(...)``)."""
         self._fasta.close()
         if self._map is not None:
             self._map.close()
@@ -173,11 +183,13 @@ def window_spans(
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _gather_fasta_windows(
+def _gather_fasta_windows(  # noqa: PLR0917 (numba: positional arguments)
     file_bytes, offset, line_bases, line_bytes, starts, out
 ):  # pragma: no cover
-    """``out[i] = bases starts[i] .. starts[i] + L`` of a FASTA record laid out in lines of
-    ``line_bases`` bases (``line_bytes`` with the line end) from file position ``offset``.
+    """Gather windows of a FASTA record: ``out[i] = bases starts[i] .. starts[i] + L``.
+
+    The record is laid out in lines of ``line_bases`` bases (``line_bytes`` with the line end)
+    from file position ``offset``.
     """
     length = out.shape[1]
     for i in numba.prange(len(starts)):

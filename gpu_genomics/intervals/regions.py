@@ -6,7 +6,7 @@ Functions over DataFrames in the style of bioframe. Peaks are a DataFrame with c
 result is a :class:`Regions`: windows of exactly ``length`` bases sorted by chromosome, start and
 strand (+ first), each with a multi-hot label row.
 
-Semantics (``../shared/reference/NOTES.md`` sections 1-2):
+Semantics (``docs/intervals.md#basset-merge``, ``#hull-merge``, ``#none-merge``):
 
 * ``basset``: Basset's ``preprocess_features.py``. Each peak becomes its midpoint
   ``(start + end) // 2`` and then a window of ``length`` around it (:func:`windows_at`); per
@@ -75,10 +75,12 @@ class Regions:
 
 
 def windows_at(midpoints: Any, length: int, chrom_lengths: Any) -> Any:
-    """Start of the ``length``-base window around each midpoint, shifted inward at both ends:
-    ``max(0, mid - length // 2)``, then ``chrom_length - length`` where the window would run
-    past the chromosome's end (Basset's ``Peak.extend``). Chromosomes are at least ``length``
-    long. Takes NumPy arrays or pandas/cuDF Series (then ``chrom_lengths`` is a Series too).
+    """Return the start of the ``length``-base window around each midpoint.
+
+    The window is shifted inward at both ends: ``max(0, mid - length // 2)``, then
+    ``chrom_length - length`` where the window would run past the chromosome's end (Basset's
+    ``Peak.extend``; ``docs/intervals.md#windows``). Chromosomes are at least ``length`` long.
+    Takes NumPy arrays or pandas/cuDF Series (then ``chrom_lengths`` is a Series too).
     """
     starts = midpoints - length // 2
     last = chrom_lengths - length
@@ -90,8 +92,9 @@ def windows_at(midpoints: Any, length: int, chrom_lengths: Any) -> Any:
 
 @functools.cache
 def _dataframe_library(device: str) -> ModuleType:
-    """CuDF on the GPU when importable, else pandas (logged once: CuPy without cuDF still runs
-    the sequence kernels on the GPU).
+    """Return cuDF on the GPU when it is importable, else pandas.
+
+    The fallback is logged once: CuPy without cuDF still runs the sequence kernels on the GPU.
     """
     if device != "gpu":
         return pd
@@ -114,11 +117,11 @@ def _to_host(frame: Any) -> pd.DataFrame:
 def make_regions(
     peaks: pd.DataFrame,
     mode: MergeMode,
+    *,
     length: int,
     min_overlap: int,
     chrom_sizes: np.ndarray,
     n_labels: int,
-    *,
     device: str | None = None,
 ) -> Regions:
     """Fixed-length labelled regions from peaks (see the module docstring for each mode).
@@ -159,8 +162,8 @@ def _hull_windows(frame: Any, length: int, min_overlap: int) -> Any:
     """Bedtools merge -d -min_overlap, then one window per hull (strand +)."""
     peaks = frame.sort_values(["chrom", "start", "end"]).reset_index(drop=True)
     furthest_end = peaks.groupby("chrom")["end"].cummax()
-    new_chrom = (peaks["chrom"] != peaks["chrom"].shift(1)).fillna(True)
-    beyond = (peaks["start"] > furthest_end.shift(1) - min_overlap).fillna(False)
+    new_chrom = (peaks["chrom"] != peaks["chrom"].shift(1)).fillna(value=True)
+    beyond = (peaks["start"] > furthest_end.shift(1) - min_overlap).fillna(value=False)
     peaks["cluster"] = (new_chrom | beyond).astype("int64").cumsum()
     hulls = peaks.groupby("cluster").agg(
         {"chrom": "min", "start": "min", "end": "max", "chrom_length": "min"}
@@ -187,7 +190,7 @@ def _basset_windows(
     new_key = (windows["chrom"] != windows["chrom"].shift(1)) | (
         windows["minus"] != windows["minus"].shift(1)
     )
-    new_key = new_key.fillna(True).to_numpy()
+    new_key = new_key.fillna(value=True).to_numpy()
     host = _to_host(windows)
     n = len(host)
     starts = host["start"].to_numpy(np.int64, copy=True)
@@ -220,9 +223,10 @@ def _basset_windows(
 
 @numba.njit(cache=True, nogil=True)
 def _basset_groups(new_key, starts, length, min_overlap):  # pragma: no cover
-    """Row bounds of Basset's open groups: a window joins the open group unless
-    ``open_end - min_overlap <= start`` (``open_end``: the group's furthest window end) or it
-    starts a new (chrom, strand). Returns ``(n_groups + 1,) int64`` bounds.
+    """Return the row bounds of Basset's open groups, ``(n_groups + 1,) int64``.
+
+    A window joins the open group unless ``open_end - min_overlap <= start`` (``open_end``: the
+    group's furthest window end) or it starts a new (chrom, strand).
     """
     bounds = np.empty(len(starts) + 1, dtype=np.int64)
     n_groups = 0
@@ -243,8 +247,9 @@ def _basset_groups(new_key, starts, length, min_overlap):  # pragma: no cover
 def _popcount(words):  # pragma: no cover
     total = 0
     for word in words:
-        while word:
-            word &= word - np.uint64(1)
+        rest = word
+        while rest:
+            rest &= rest - np.uint64(1)
             total += 1
     return total
 
@@ -256,7 +261,7 @@ def _heap_before(overlaps, owners, a, b):  # pragma: no cover
 
 
 @numba.njit(cache=True, nogil=True)
-def _heap_push(overlaps, owners, versions, size, overlap, owner, version):  # pragma: no cover
+def _heap_push(overlaps, owners, versions, size, overlap, owner, version):  # pragma: no cover  # noqa: PLR0917 (numba: positional arguments)
     i = size
     overlaps[i], owners[i], versions[i] = overlap, owner, version
     while i > 0:
@@ -292,12 +297,14 @@ def _heap_pop(overlaps, owners, versions, size):  # pragma: no cover
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _basset_greedy_merge(
+def _basset_greedy_merge(  # noqa: PLR0915, PLR0917 (one numba kernel)
     group_bounds, starts, chrom_length, bits, length, min_overlap, keep
 ):  # pragma: no cover
-    """Basset's ``merge_peaks`` on each group of windows (rows ``group_bounds[g]`` to
-    ``group_bounds[g + 1]``, in Basset's order). Merged windows are written back in place:
-    ``starts`` and ``bits`` (label bit sets) of the first rows of the group, ``keep`` set.
+    """Run Basset's ``merge_peaks`` on each group of windows, in Basset's order.
+
+    Group ``g`` is rows ``group_bounds[g]`` to ``group_bounds[g + 1]``. Merged windows are
+    written back in place: ``starts`` and ``bits`` (label bit sets) of the first rows of the
+    group, ``keep`` set.
 
     Basset rescans the whole list for the most-overlapping adjacent pair after every merge
     (quadratic in the group's size). Here the pairs sit in a heap keyed by (overlap, position)

@@ -47,8 +47,11 @@ def is_gzip(path: str | os.PathLike) -> bool:
 
 
 def stem(name: str, suffixes: Sequence[str], *, ignore_case: bool = False) -> str:
-    """``name`` without the ``suffixes`` it ends with, each tried once in the given order
-    (``stem("a.bed.gz", (".gz", ".bed"))`` is ``"a"``); ``name`` itself if nothing is left.
+    """Return ``name`` without the ``suffixes`` it ends with.
+
+    Each suffix is tried once, in the given order (``stem("a.bed.gz", (".gz", ".bed"))`` is
+    ``"a"``); with ``ignore_case`` they match in any case. ``name`` itself comes back if nothing
+    is left.
     """
     result = name
     for suffix in suffixes:

@@ -106,8 +106,10 @@ def provenance(
 
 
 def json_safe(value: Any) -> Any:
-    """``value`` with tuples as lists, paths and other objects as str, NumPy scalars as Python
-    numbers, recursively, so that ``json.dumps`` takes it.
+    """Return ``value`` in a form that ``json.dumps`` takes.
+
+    Recursively, tuples become lists, paths and other objects str, and NumPy scalars Python
+    numbers.
     """
     if isinstance(value, Mapping):
         return {str(k): json_safe(v) for k, v in value.items()}
@@ -121,8 +123,9 @@ def json_safe(value: Any) -> Any:
 
 
 def flat(record: Mapping[str, Any]) -> dict[str, Any]:
-    """``record`` with nested values as JSON strings and ``None`` as ``"none"`` (for AnnData's
-    ``uns``, which stores neither).
+    """Return ``record`` flattened for AnnData's ``uns``.
+
+    Nested values become JSON strings and ``None`` becomes ``"none"``: ``uns`` stores neither.
     """
     return {
         key: json.dumps(value, sort_keys=True)

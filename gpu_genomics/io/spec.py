@@ -1,5 +1,4 @@
-"""Declared outputs: one :class:`ArraySpec` per array a job writes, gathered in an
-:class:`OutputSpec`.
+"""Declared outputs: one :class:`ArraySpec` per array a job writes, in an :class:`OutputSpec`.
 
 In the style of sgkit's variable registry and bio2zarr's array specs, every job declares each
 array it writes once: its name, dtype, dimension names and meaning (and, for arrays written only

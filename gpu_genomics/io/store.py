@@ -173,8 +173,10 @@ class ArrayWriter:
         chunk_rows: int | None = None,
         dims: tuple[str, ...] | None = None,
     ) -> Any:
-        """An empty array chunked by ``chunk_rows`` rows (default: the writer's); fill it with
-        slice assignment. ``dims`` names the axes (Zarr ``dimension_names``, read by xarray and
+        """Create an empty array chunked by ``chunk_rows`` rows; fill it with slice assignment.
+
+        ``chunk_rows`` defaults to the writer's; a chunk holds at most :data:`MAX_CHUNK_BYTES`
+        (or one row). ``dims`` names the axes (Zarr ``dimension_names``, read by xarray and
         sgkit; ``_ARRAY_DIMENSIONS`` attribute in HDF5); default: the spec's.
         """
         dtype = np.dtype(dtype)
@@ -207,8 +209,10 @@ class ArrayWriter:
         )
 
     def write(self, name: str, values: Any, dims: tuple[str, ...] | None = None) -> None:
-        """Write a whole array (axes named by ``dims``, as :meth:`create`); str values become a
-        variable-length string array of the same shape (a list of str: 1-D).
+        """Write a whole array, its axes named by ``dims`` (as :meth:`create`).
+
+        str values become a variable-length string array of the same shape (a list of str:
+        1-D).
         """
         array = np.asarray(values)
         declared = self.spec.lookup(name) if self.spec is not None else None
@@ -253,11 +257,12 @@ class ArrayWriter:
         """Set attributes on the root (or on ``array``); dicts and lists are stored as JSON."""
         node = self._root if array is None else self._root[array]
         for key, value in values.items():
+            stored = value
             if self.format == "hdf5" and isinstance(value, dict | list | tuple):
-                value = json.dumps(value, sort_keys=True)
-            elif value is None:
-                value = "" if self.format == "hdf5" else None
-            node.attrs[key] = value
+                stored = json.dumps(value, sort_keys=True)
+            elif value is None and self.format == "hdf5":
+                stored = ""  # HDF5 attributes cannot hold None
+            node.attrs[key] = stored
 
 
 def _check_dims(name: str, shape: tuple[int, ...], dims: tuple[str, ...] | None) -> None:
@@ -286,10 +291,10 @@ def _commit(tmp_path: Path, path: Path) -> None:
 
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike, *, directory: bool = False) -> Iterator[Path]:
-    """Yield a temporary path beside ``path`` to write a file (or, with ``directory=True``, a
-    folder such as a Zarr store) into; it replaces ``path`` only if the block succeeds.
+    """Yield a temporary path beside ``path`` that replaces ``path`` only if the block succeeds.
 
-    Refuses (InputError) when ``path`` exists as the other kind (a folder where a file is
+    The caller writes a file into it (or, with ``directory=True``, a folder such as a Zarr
+    store). Refuses (InputError) when ``path`` exists as the other kind (a folder where a file is
     written or the reverse), so that nothing but an earlier output is ever replaced.
     """
     path = Path(path)
@@ -316,8 +321,9 @@ def check_output_folder(path: str | os.PathLike) -> None:
 
 @contextlib.contextmanager
 def removed_on_failure(*paths: str | os.PathLike | None) -> Iterator[None]:
-    """Remove ``paths`` (outputs written earlier in the same run) if the block fails, so that a
-    command writing several files leaves none of them behind when a later one fails.
+    """Remove ``paths`` (outputs written earlier in the same run) if the block fails.
+
+    A command writing several files then leaves none of them behind when a later one fails.
     """
     try:
         yield

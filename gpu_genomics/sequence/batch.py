@@ -66,7 +66,7 @@ class SequenceBatch:
         offsets = np.zeros(len(chunks) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
         data = np.frombuffer(b"".join(chunks), dtype=np.uint8)
-        width = int(lengths[0]) if len(chunks) and np.all(lengths == lengths[0]) else None
+        width = int(lengths[0]) if chunks and np.all(lengths == lengths[0]) else None
         batch = cls(data, offsets, list(names) if names is not None else None, width)
         batch.validate()
         return batch

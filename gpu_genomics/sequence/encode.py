@@ -172,41 +172,23 @@ def encode_file(
         "output_format": output_format,
         "compression": resolve_compression(output_format, compression),
     }
-    if encoding == "onehot":
-        if length is not None:
-            positive_int("length", length)
-        one_hot(
-            [],
-            length or 1,
+    parameters.update(
+        _encoding_options(
+            encoding,
+            length=length,
+            pad=pad,
             alphabet=alphabet,
             dtype=dtype,
             n_value=n_value,
             layout=layout,
-            pad=pad,
-            device="cpu",
-        )
-        parameters.update(alphabet=alphabet, dtype=dtype, n_value=n_value, layout=layout, pad=pad)
-    elif encoding == "tokens":
-        if max_len is None:
-            raise InputError("encoding='tokens' needs `max_len` (tokens per row)")
-        scheme = scheme or "spec"
-        tokenize([], max_len, scheme=scheme, device="cpu")
-        parameters.update(max_len=max_len, scheme=scheme)
-    elif encoding == "kmer-tokens":
-        scheme = scheme or "plain"
-        kmer_tokenize(
-            [],
-            k,
-            stride=stride,
+            max_len=max_len,
             scheme=scheme,
-            max_len=1 if max_len is None else max_len,
-            device="cpu",
+            k=k,
+            stride=stride,
+            canonical=canonical,
+            sparse=sparse,
         )
-        parameters.update(k=k, stride=stride, scheme=scheme)
-    else:
-        sparse = k > DENSE_MAX_K if sparse is None else bool(sparse)
-        kmer_counts([], k, canonical=canonical, sparse=sparse, device="cpu")
-        parameters.update(k=k, canonical=bool(canonical), sparse=sparse)
+    )
     with ArrayWriter(output_path, output_format, compression, spec=ENCODE_ARRAYS) as out:
         batch = SequenceBatch.from_fasta(input_path)
         n = len(batch)
@@ -228,7 +210,7 @@ def encode_file(
         elif encoding == "kmer-tokens":
             if max_len is None:
                 counts = kmer_token_counts(
-                    batch, k, stride=stride, scheme=scheme, device=device_name
+                    batch, k, stride=stride, scheme=parameters["scheme"], device=device_name
                 )
                 max_len = max(int(counts.max()) if len(counts) else 0, 1)
             parameters["max_len"] = max_len
@@ -263,6 +245,97 @@ def encode_file(
     }
 
 
+def _encoding_options(
+    encoding: str,
+    *,
+    length: int | None,
+    pad: str,
+    alphabet: str,
+    dtype: str,
+    n_value: float,
+    layout: str,
+    max_len: int | None,
+    scheme: str | None,
+    k: int,
+    stride: int,
+    canonical: bool,
+    sparse: bool | None,
+) -> dict[str, Any]:
+    """Check the options ``encoding`` uses, before any work, and return them resolved.
+
+    The default scheme and the dense/sparse choice are filled in; ``length`` (onehot) and
+    ``max_len`` (kmer-tokens) defaults depend on the records and are resolved later.
+
+    Raises:
+        InputError: an option is invalid for the encoding.
+    """
+    if encoding == "onehot":
+        if length is not None:
+            positive_int("length", length)
+        options = {
+            "alphabet": alphabet,
+            "dtype": dtype,
+            "n_value": n_value,
+            "layout": layout,
+            "pad": pad,
+        }
+        probe = {"length": length or 1}
+    elif encoding == "tokens":
+        if max_len is None:
+            raise InputError("encoding='tokens' needs `max_len` (tokens per row)")
+        options = {"max_len": max_len, "scheme": scheme or "spec"}
+        probe = {}
+    elif encoding == "kmer-tokens":
+        options = {"k": k, "stride": stride, "scheme": scheme or "plain"}
+        probe = {"max_len": 1 if max_len is None else max_len}
+    else:
+        dense_k = k <= DENSE_MAX_K if isinstance(k, int | np.integer) else True  # else refused
+        options = {
+            "k": k,
+            "canonical": bool(canonical),
+            "sparse": not dense_k if sparse is None else bool(sparse),
+        }
+        probe = {}
+    _encode_batch([], {"encoding": encoding, **options, **probe}, "cpu")  # checks every option
+    return options
+
+
+def _encode_batch(chunk: Any, p: dict[str, Any], device: str) -> list[Any]:
+    """Encode ``chunk`` with the resolved parameters ``p`` of one encoding.
+
+    Returns the arrays of its rows, in the order the encoding's arrays are created. On an empty
+    batch it only checks the options (how :func:`_encoding_options` validates them).
+    """
+    encoding = p["encoding"]
+    if encoding == "onehot":
+        return [
+            one_hot(
+                chunk,
+                p["length"],
+                alphabet=p["alphabet"],
+                dtype=p["dtype"],
+                n_value=p["n_value"],
+                layout=p["layout"],
+                pad=p["pad"],
+                device=device,
+            )
+        ]
+    if encoding == "tokens":
+        return list(tokenize(chunk, p["max_len"], scheme=p["scheme"], device=device))
+    if encoding == "kmer-tokens":
+        return list(
+            kmer_tokenize(
+                chunk,
+                p["k"],
+                stride=p["stride"],
+                scheme=p["scheme"],
+                max_len=p["max_len"],
+                device=device,
+            )
+        )
+    return [kmer_counts(chunk, p["k"], canonical=p["canonical"], sparse=p["sparse"], device=device)]
+
+
 class _Encoder:
     """Creates the arrays of one encoding and fills them a block of records at a time."""
 
@@ -295,37 +368,7 @@ class _Encoder:
         return self.out.create(name, shape, dtype, dims=dims)
 
     def _encode(self, chunk: SequenceBatch) -> list[Any]:
-        p, device = self.p, self.device
-        encoding = p["encoding"]
-        if encoding == "onehot":
-            return [
-                one_hot(
-                    chunk,
-                    p["length"],
-                    alphabet=p["alphabet"],
-                    dtype=p["dtype"],
-                    n_value=p["n_value"],
-                    layout=p["layout"],
-                    pad=p["pad"],
-                    device=device,
-                )
-            ]
-        if encoding == "tokens":
-            return list(tokenize(chunk, p["max_len"], scheme=p["scheme"], device=device))
-        if encoding == "kmer-tokens":
-            return list(
-                kmer_tokenize(
-                    chunk,
-                    p["k"],
-                    stride=p["stride"],
-                    scheme=p["scheme"],
-                    max_len=p["max_len"],
-                    device=device,
-                )
-            )
-        return [
-            kmer_counts(chunk, p["k"], canonical=p["canonical"], sparse=p["sparse"], device=device)
-        ]
+        return _encode_batch(chunk, self.p, self.device)
 
     def write_rows(self, chunk: SequenceBatch, start: int) -> None:
         """Encode ``chunk`` (records ``start ..``) and write its rows."""

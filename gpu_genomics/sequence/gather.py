@@ -74,7 +74,7 @@ _CPU_WORD_DTYPES = {1: np.uint32, 2: np.uint64, 4: np.complex128}
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _gather_words_cpu(data, first, dst, count, lut, pad, out):  # pragma: no cover
+def _gather_words_cpu(data, first, dst, count, lut, pad, out):  # pragma: no cover  # noqa: PLR0917 (numba: positional arguments)
     n_rows, width = out.shape
     for row in numba.prange(n_rows):
         slot0 = dst[row]
@@ -89,7 +89,7 @@ def _gather_words_cpu(data, first, dst, count, lut, pad, out):  # pragma: no cov
             out_row[j] = pad
 
 
-def _gather_words_twin(data, first, dst, count, lut, pad, out):
+def _gather_words_twin(data, first, dst, count, lut, pad, out):  # noqa: PLR0917 (kernel's order)
     """CPU twin of the ``gather_words*`` kernels: the same arrays, seen as machine words."""
     n_rows, width, n_words = out.shape
     word = _CPU_WORD_DTYPES[n_words]
@@ -129,12 +129,12 @@ def gather_windows(
     data: Any,
     starts: np.ndarray,
     lengths: np.ndarray,
+    *,
     width: int,
     pad: PadMode,
     lut_words: np.ndarray,
     pad_words: np.ndarray,
     device: Device,
-    *,
     out: Any = None,
 ) -> tuple[Any, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Map the windows ``data[starts[i] : starts[i] + lengths[i]]`` through a table into rows.
@@ -181,6 +181,7 @@ def gather_windows(
 
 def gather_rows(
     batch: SequenceBatch,
+    *,
     width: int,
     pad: PadMode,
     lut_words: np.ndarray,
@@ -202,5 +203,12 @@ def gather_rows(
     """
     data, _ = batch.arrays(device)
     return gather_windows(
-        data, batch.offsets[:-1], batch.lengths, width, pad, lut_words, pad_words, device
+        data,
+        batch.offsets[:-1],
+        batch.lengths,
+        width=width,
+        pad=pad,
+        lut_words=lut_words,
+        pad_words=pad_words,
+        device=device,
     )

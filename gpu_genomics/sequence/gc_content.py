@@ -44,7 +44,7 @@ def gc_counts(seqs: SequencesLike, *, device: str | None = None) -> Any:
     """Count the G+C bases and the A+C+G+T bases of each sequence, either case.
 
     Args:
-        seqs: sequences (see :func:`~gpu_genomics.sequences.as_batch`).
+        seqs: sequences (see :func:`~gpu_genomics.sequence.batch.as_batch`).
         device: ``"auto" | "gpu" | "cpu"``.
 
     Returns:
@@ -72,7 +72,7 @@ def gc_content(seqs: SequencesLike, *, device: str | None = None) -> Any:
     N and the other IUPAC letters are left out of both counts.
 
     Args:
-        seqs: sequences (see :func:`~gpu_genomics.sequences.as_batch`).
+        seqs: sequences (see :func:`~gpu_genomics.sequence.batch.as_batch`).
         device: ``"auto" | "gpu" | "cpu"``.
 
     Returns:

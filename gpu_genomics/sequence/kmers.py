@@ -109,7 +109,7 @@ def kmer_names(k: int, *, canonical: bool = False) -> list[str]:
 
 # --- the rolling k-mer code, shared by both CPU twins ---------------------------------------
 @numba.njit(inline="always", cache=True, nogil=True)
-def _roll(code, rc, run, digit, k, mask, shift):  # pragma: no cover
+def _roll(code, rc, run, digit, k, mask, shift):  # pragma: no cover  # noqa: PLR0917 (numba: positional arguments)
     """Extend the k-mer ending at the previous base by the next base.
 
     Args:
@@ -132,7 +132,7 @@ def _roll(code, rc, run, digit, k, mask, shift):  # pragma: no cover
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _kmer_counts_dense_cpu(
+def _kmer_counts_dense_cpu(  # noqa: PLR0917 (numba: positional arguments)
     data, offsets, digits, column_of_code, k, canonical, out
 ):  # pragma: no cover
     mask = (1 << (2 * k)) - 1
@@ -148,7 +148,7 @@ def _kmer_counts_dense_cpu(
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _kmer_codes_cpu(data, offsets, digits, k, canonical, codes):  # pragma: no cover
+def _kmer_codes_cpu(data, offsets, digits, k, canonical, codes):  # pragma: no cover  # noqa: PLR0917 (numba: positional arguments)
     mask = (1 << (2 * k)) - 1
     shift = 2 * (k - 1)
     for row in numba.prange(len(offsets) - 1):
@@ -205,7 +205,7 @@ def kmer_counts(
     """Count the k-mers of each sequence.
 
     Args:
-        seqs: sequences (see :func:`~gpu_genomics.sequences.as_batch`).
+        seqs: sequences (see :func:`~gpu_genomics.sequence.batch.as_batch`).
         k: k-mer size, 1..15 (canonical: 1..12).
         canonical: merge each k-mer with its reverse complement (columns: canonical k-mers).
         sparse: force CSR (True) or dense (False) output; default dense iff ``k <= 6``.

@@ -63,7 +63,7 @@ def one_hot(
     """One-hot encode a batch of DNA sequences.
 
     Args:
-        seqs: sequences (see :func:`~gpu_genomics.sequences.as_batch`).
+        seqs: sequences (see :func:`~gpu_genomics.sequence.batch.as_batch`).
         length: output length in bases; ``None`` means the longest record. Shorter records are
             padded with all-zero rows, longer ones truncated.
         alphabet: column order, a permutation of ``"ACGT"`` (``"ACTG"`` matches
@@ -87,7 +87,10 @@ def one_hot(
     check_choice("pad", pad, ("right", "center"))
     width = batch.max_length if length is None else positive_int("length", length)
     table = _table(alphabet, dtype, n_value)
-    words, _ = gather_rows(batch, width, pad, *_table_words(table), device_name)
+    lut_words, pad_words = _table_words(table)
+    words, _ = gather_rows(
+        batch, width=width, pad=pad, lut_words=lut_words, pad_words=pad_words, device=device_name
+    )
     encoded = words.view(table.dtype).reshape(len(batch), width, 4)
     if layout == "NCL":
         encoded = encoded.transpose(0, 2, 1).copy()
@@ -128,7 +131,15 @@ def one_hot_windows(
         out = out.reshape(-1)[: n * length * 4].view(np.uint32).reshape(n, length, -1)
     lengths = np.full(n, length, dtype=np.int64)
     words, _ = gather_windows(
-        data, starts, lengths, length, "right", lut_words, pad_words, device, out=out
+        data,
+        starts,
+        lengths,
+        width=length,
+        pad="right",
+        lut_words=lut_words,
+        pad_words=pad_words,
+        device=device,
+        out=out,
     )
     return words.view(table.dtype).reshape(n, length, 4)
 

@@ -1,6 +1,6 @@
 """Tokenisers for DNA language models: per-base ids and k-mer ids, with attention masks.
 
-Schemes (``../shared/reference/NOTES.md`` section 3):
+Schemes (``docs/sequence.md#tokenizers``):
 
 * ``tokenize(scheme="spec")``: the genomics specification's vocabulary A0 C1 G2 T3 N4 <PAD>5,
   case-insensitive, any other letter N, right padding, truncation to ``max_len``.
@@ -91,7 +91,7 @@ def tokenize(
     """Give one token per base, padded or truncated to ``max_len``.
 
     Args:
-        seqs: sequences (see :func:`~gpu_genomics.sequences.as_batch`).
+        seqs: sequences (see :func:`~gpu_genomics.sequence.batch.as_batch`).
         max_len: tokens per row; longer records keep their first ``max_len`` bases.
         scheme: ``"spec"`` (right padding) or ``"hyenadna"`` (left padding).
         uppercase: hyenadna only: read lowercase letters as upper case instead of [UNK].
@@ -111,7 +111,9 @@ def tokenize(
     device_name = resolve_device(device)
     pad = "left" if scheme == "hyenadna" else "right"
     pad_words = np.array([pad_id], dtype=np.uint32)
-    words, (dst, _, count) = gather_rows(batch, max_len, pad, table, pad_words, device_name)
+    words, (dst, _, count) = gather_rows(
+        batch, width=max_len, pad=pad, lut_words=table, pad_words=pad_words, device=device_name
+    )
     xp = array_module(device_name)
     ids = words.view(np.int32).reshape(len(batch), max_len)
     mask = placement_mask(xp, xp.asarray(dst), xp.asarray(count), max_len)
@@ -205,7 +207,7 @@ def _nt_base_ids() -> np.ndarray:
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _kmer_token_ids_cpu(
+def _kmer_token_ids_cpu(  # noqa: PLR0917 (numba: positional arguments)
     data, offsets, digits, k, stride, first_id, unk_id, cls_id, sep_id, pad_id, ids, mask
 ):  # pragma: no cover
     n_rows, max_len = ids.shape
@@ -263,7 +265,7 @@ KMER_TOKEN_IDS = _kernels.Kernel(
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _nt_tokenize_cpu(
+def _nt_tokenize_cpu(  # noqa: PLR0912, PLR0917 (numba twin of nt_tokenize)
     data, offsets, digits, base_ids, k, cls_id, first_id, pad_id, count_only, n_tokens, ids, mask
 ):  # pragma: no cover
     n_rows = len(offsets) - 1
@@ -342,7 +344,7 @@ def kmer_token_counts(
     This is the ``max_len`` of :func:`kmer_tokenize` that keeps every token of a record.
 
     Args:
-        seqs: sequences (see :func:`~gpu_genomics.sequences.as_batch`).
+        seqs: sequences (see :func:`~gpu_genomics.sequence.batch.as_batch`).
         k: k-mer size (see :func:`kmer_tokenize`).
         stride: bases between k-mer starts.
         scheme: one of :data:`KMER_SCHEMES`.
@@ -377,7 +379,7 @@ def kmer_tokenize(
     """Give k-mer tokens for DNABERT-style and Nucleotide Transformer models.
 
     Args:
-        seqs: sequences (see :func:`~gpu_genomics.sequences.as_batch`).
+        seqs: sequences (see :func:`~gpu_genomics.sequence.batch.as_batch`).
         k: k-mer size, 1..15 (``nucleotide-transformer`` requires 6).
         stride: bases between k-mer starts (1 = overlapping); ``nucleotide-transformer``
             always steps 6.

@@ -240,7 +240,14 @@ def convert_vcf(
             bar.update(len(chunk))
             n_read += len(chunk)
             n_kept_chunk, n_col_chunk = _process_chunk(
-                chunk, options, xp, device_name, spool, n_kept, n_columns, missing_counts
+                chunk,
+                options,
+                xp=xp,
+                device_name=device_name,
+                spool=spool,
+                kept_before=n_kept,
+                columns_before=n_columns,
+                missing_counts=missing_counts,
             )
             n_kept += n_kept_chunk
             n_columns += n_col_chunk
@@ -250,7 +257,14 @@ def convert_vcf(
             raise InputError(f"{input_path}: no variant records{where}; nothing to convert")
         if n_kept == 0:
             log.warning("no variant passed the filters; the output holds empty arrays")
-        summary = _summary(spool, reader, n_read, n_kept, missing_counts, options)
+        summary = _summary(
+            spool,
+            reader,
+            n_read=n_read,
+            n_kept=n_kept,
+            missing_counts=missing_counts,
+            options=options,
+        )
         summary["seconds"] = round(time.perf_counter() - started, 3)
         resolved = {
             "output_format": output_format,
@@ -269,13 +283,22 @@ def convert_vcf(
             "dosage_layout": "samples x columns; -1 = missing call",
             "vcf_zarr_names": True,
         }
-        _write(output_path, spool, reader, options, n_kept, missing_counts, attrs)
+        _write(
+            output_path,
+            spool,
+            reader,
+            options=options,
+            n_kept=n_kept,
+            missing_counts=missing_counts,
+            attrs=attrs,
+        )
     return summary
 
 
 def _process_chunk(
     chunk: Any,
     options: VcfOptions,
+    *,
     xp: Any,
     device_name: str,
     spool: _Spool,
@@ -360,6 +383,7 @@ def _process_chunk(
 def _summary(
     spool: _Spool,
     reader: VcfReader,
+    *,
     n_read: int,
     n_kept: int,
     missing_counts: np.ndarray,
@@ -385,8 +409,10 @@ def _summary(
 def _write_transposed(
     out: ArrayWriter, name: str, blocks: list[np.ndarray], n_rows: int, dtype: Any
 ) -> None:
-    """Write ``(n_rows, sum of block rows)`` = the concatenated ``(columns, n_rows)`` blocks,
-    transposed, a block of output rows at a time (chunks aligned to those row blocks).
+    """Write the concatenated ``(columns, n_rows)`` blocks, transposed, as array ``name``.
+
+    The array is ``(n_rows, sum of block rows)``, written a block of output rows at a time
+    (chunks aligned to those row blocks).
     """
     n_columns = sum(len(b) for b in blocks)
     itemsize = np.dtype(dtype).itemsize
@@ -405,8 +431,9 @@ def _write_transposed(
 
 
 def _write_per_chunk(out: ArrayWriter, name: str, parts: list[np.ndarray], shape: tuple) -> None:
-    """Write the spooled chunks of ``call_genotype`` (widened to the final ploidy) or
-    ``call_genotype_phased`` one after another.
+    """Write the spooled chunks of ``call_genotype`` or ``call_genotype_phased`` in order.
+
+    The chunks of ``call_genotype`` are widened to the final ploidy.
     """
     target = out.create(name, shape, np.int8 if name == "call_genotype" else np.bool_)
     start = 0
@@ -423,6 +450,7 @@ def _write(
     output_path: str | os.PathLike,
     spool: _Spool,
     reader: VcfReader,
+    *,
     options: VcfOptions,
     n_kept: int,
     missing_counts: np.ndarray,

@@ -1,12 +1,13 @@
 """Genotype math on ``call_genotype`` arrays, the same code on the CPU (NumPy) and GPU (CuPy).
 
 Input everywhere: ``gt`` ``(variants, samples, ploidy) int8`` as read by
-:mod:`gpu_genomics.vcf` (allele indices; ``-1`` missing allele; ``-2`` fill for calls of lower
-ploidy). Results come back on the device that computed them (NumPy on ``"cpu"``, CuPy on
-``"gpu"``); integer results are identical on both devices, float results agree to 1e-6
+:mod:`gpu_genomics.variants.reader` (allele indices; ``-1`` missing allele; ``-2`` fill for calls
+of lower ploidy). Results come back on the device that computed them (NumPy on ``"cpu"``, CuPy
+on ``"gpu"``); integer results are identical on both devices, float results agree to 1e-6
 relative.
 
-Definitions (NOTES §5):
+Definitions (``docs/variants.md#dosage``, ``docs/variants.md#qc`` and
+``docs/variants.md#standardization``):
 
 * dosage: number of counted alleles in a call (non-REF for ``nonref``, allele ``k`` in a split
   column); a call with any missing allele is missing: ``-1`` in int8, NaN in float, never 0;
@@ -15,7 +16,8 @@ Definitions (NOTES §5):
   when no allele is called; MAF = ``min(AF, 1 - AF)``;
 * sample missing rate: calls with a missing allele / variants, per sample;
 * standardization: ``(dosage - 2p) / sqrt(2p(1-p))`` with missing calls imputed to ``2p``
-  (so 0 after standardization); columns with ``p`` in {0, 1} or NaN are dropped.
+  (so 0 after standardization); columns with ``p`` in {0, 1} or NaN are dropped. That is the
+  diploid case; a call of ploidy ``k`` uses ``k p`` for ``2p`` (:func:`standardize`).
 """
 
 from __future__ import annotations
@@ -49,9 +51,11 @@ def _xp_of(array: Any) -> Any:
 
 
 def _count_and_missing(gt: Any, allele: Any = None) -> tuple[Any, Any]:
-    """``(counts int16, missing bool)`` per call, one allele slot at a time (reductions over a
-    short last axis are slow in NumPy). ``allele``: None (non-REF), an int, or an array that
-    broadcasts against ``gt[:, :, 0]``.
+    """Count the non-REF alleles (or copies of ``allele``) of each call; flag missing calls.
+
+    Returns ``(counts int16, missing bool)`` per call, computed one allele slot at a time
+    (reductions over a short last axis are slow in NumPy). ``allele``: None (non-REF), an int,
+    or an array that broadcasts against ``gt[:, :, 0]``.
     """
     xp = _xp_of(gt)
     shape = gt.shape[:2]
@@ -84,8 +88,10 @@ def dosage(
 
 
 def split_columns(n_alleles: Any) -> tuple[np.ndarray, np.ndarray]:
-    """For ``split`` handling: ``(column_variant, column_allele)`` ``(columns,) int64/int8``,
-    one column per ALT allele (variants with no ALT get none), in variant order.
+    """Return the dosage columns of ``split`` handling, one per ALT allele.
+
+    Returns ``(column_variant, column_allele)``, ``(columns,) int64/int8``: one column per ALT
+    allele (variants with no ALT get none), in variant order.
     """
     n_alleles = np.asarray(n_alleles, dtype=np.int64)
     n_alts = np.maximum(n_alleles - 1, 0)
@@ -149,9 +155,11 @@ def sample_missing_counts(gt: Any, *, device: str | None = None) -> Any:
 
 
 def allele_frequency(gt: Any, *, allele: Any = None, device: str | None = None) -> Any:
-    """``(variants,) float64``: frequency of non-REF alleles (``allele=None``) or of allele
-    ``allele`` (an int, or a ``(variants,)`` array of one allele per row) among the called
-    alleles (>= 0) of each variant; NaN where no allele is called.
+    """Return the ``(variants,) float64`` frequency of the counted allele of each variant.
+
+    The counted alleles are the non-REF alleles (``allele=None``) or allele ``allele`` (an int,
+    or a ``(variants,)`` array of one allele per row); the frequency is among the called
+    alleles (>= 0) of each variant. NaN where no allele is called.
     """
     gt, device_name = _prepare(gt, device)
     xp = array_module(device_name)
@@ -177,16 +185,23 @@ def minor_allele_frequency(af: Any) -> Any:
 def standardize(
     dosage_matrix: Any, af: Any, *, ploidy: Any = 2, dtype: Any = np.float32
 ) -> tuple[Any, Any]:
-    """Standardize dosages for ML/PCA; ``dosage_matrix`` is ``(columns, samples)`` (int8 with -1
-    for missing, or float with NaN), ``af`` ``(columns,)`` the counted allele's frequency, and
-    ``ploidy`` the number of alleles of each call: a scalar (2 for diploid data) or a
-    ``(columns, samples)`` integer array (haploid calls beside diploid ones).
+    """Standardize dosages for ML/PCA (``docs/variants.md#standardization``).
 
     A call of ploidy ``k`` is ``Binomial(k, p)`` under Hardy-Weinberg, so it becomes
     ``(dosage - k p) / sqrt(k p (1 - p))`` (for ``k = 2``: mean ``2p``, scale ``sqrt(2p(1-p))``).
-    Returns ``(standardized, kept)``: ``(kept columns, samples)`` of ``dtype`` with missing
-    calls imputed to the mean (0 after standardizing), and ``kept`` ``(columns,) bool`` (False
-    for monomorphic columns: ``p`` in {0, 1} or NaN). Runs where the inputs live.
+    Runs where the inputs live.
+
+    Args:
+        dosage_matrix: ``(columns, samples)``, int8 with -1 for missing, or float with NaN.
+        af: ``(columns,)`` the counted allele's frequency.
+        ploidy: the number of alleles of each call: a scalar (2 for diploid data) or a
+            ``(columns, samples)`` integer array (haploid calls beside diploid ones).
+        dtype: the dtype of the standardized values.
+
+    Returns:
+        ``(standardized, kept)``: ``(kept columns, samples)`` of ``dtype`` with missing calls
+        imputed to the mean (0 after standardizing), and ``kept`` ``(columns,) bool`` (False
+        for monomorphic columns: ``p`` in {0, 1} or NaN).
     """
     xp = _xp_of(dosage_matrix)
     af = xp.asarray(af, dtype=np.float64)
@@ -205,8 +220,10 @@ def standardize(
 
 
 def check_filter_thresholds(*, min_maf: float, max_missing: float) -> None:
-    """Raise :class:`~gpu_genomics.errors.InputError` unless ``0 <= min_maf <= 0.5`` and
-    ``0 <= max_missing <= 1``.
+    """Check the variant filter thresholds.
+
+    Raises:
+        InputError: unless ``0 <= min_maf <= 0.5`` and ``0 <= max_missing <= 1``.
     """
     check_range("min_maf", min_maf, 0.0, 0.5)
     check_range("max_missing", max_missing, 0.0, 1.0)
@@ -221,9 +238,11 @@ def variant_filter(
     max_missing: float = 1.0,
     biallelic_only: bool = False,
 ) -> Any:
-    """``(n,) bool``: columns to keep: ``maf >= min_maf`` (NaN MAF fails when ``min_maf > 0``),
-    missing rate ``1 - call_rate <= max_missing``, and exactly 2 alleles when
-    ``biallelic_only``. Inputs are ``(n,)`` arrays on one device.
+    """Return the ``(n,) bool`` mask of the columns that pass the filters (``docs/variants.md#qc``).
+
+    The columns kept have ``maf >= min_maf`` (NaN MAF fails when ``min_maf > 0``), missing rate
+    ``1 - call_rate <= max_missing``, and exactly 2 alleles when ``biallelic_only``. Inputs are
+    ``(n,)`` arrays on one device.
     """
     xp = _xp_of(maf)
     check_filter_thresholds(min_maf=min_maf, max_missing=max_missing)
@@ -241,8 +260,9 @@ MAF_BINS = (0.0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
 
 
 def maf_spectrum(maf: np.ndarray) -> list[tuple[str, int]]:
-    """Counts of ``maf`` values in the bins of :data:`MAF_BINS` (last bin closed), as
-    ``[("[0, 0.01)", n), ...]``; NaN values are counted under ``"NaN"``.
+    """Count the ``maf`` values in the bins of :data:`MAF_BINS` (last bin closed).
+
+    The counts come as ``[("[0, 0.01)", n), ...]``; NaN values are counted under ``"NaN"``.
     """
     maf = np.asarray(maf, dtype=np.float64)
     counts, _ = np.histogram(maf[~np.isnan(maf)], bins=MAF_BINS)

@@ -54,7 +54,7 @@ _NO_FORMAT = 7
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _parse_records(
+def _parse_records(  # noqa: PLR0912, PLR0915, PLR0917 (one numba kernel per record)
     buf, starts, ends, n_samples, ploidy, gt, phased, positions, n_alleles, ploidy_seen, fields,
     errors, error_sample,
 ):  # pragma: no cover  (numba)  # fmt: skip
@@ -216,9 +216,13 @@ def _parse_records(
 
 @dataclass
 class VcfHeader:
-    """What the header says: ``samples`` (the #CHROM line's sample columns, in order),
-    ``contigs`` (##contig IDs, in order), ``has_gt`` (a ##FORMAT=<ID=GT line is present) and
-    ``n_lines`` (header lines, so the first record is line ``n_lines + 1``).
+    """What a VCF header says.
+
+    Attributes:
+        samples: the #CHROM line's sample columns, in order.
+        contigs: the ##contig IDs, in order.
+        has_gt: a ##FORMAT=<ID=GT line is present.
+        n_lines: the number of header lines, so the first record is line ``n_lines + 1``.
     """
 
     samples: list[str]
@@ -492,6 +496,11 @@ class VcfReader:
         return f"{self.path}: {place}"
 
     def _parse(self, text: bytes, first_line: int, first_record: int) -> VcfChunk:
+        """Parse one chunk of records into a :class:`VcfChunk`.
+
+        ``text`` holds whole lines, the first of them line ``first_line`` of the file (0 for
+        BCF/region input) and record ``first_record``.
+        """
         buf = np.frombuffer(text, dtype=np.uint8)
         newline = np.flatnonzero(buf == 10)
         starts = np.concatenate(([0], newline[:-1] + 1)).astype(np.int64)
@@ -505,6 +514,38 @@ class VcfReader:
             starts, ends, line_numbers = starts[keep], ends[keep], line_numbers[keep]
         if not first_line:
             line_numbers[:] = 0
+        gt, phased, positions, fields = self._parse_genotypes(
+            text, buf, starts, ends, line_numbers=line_numbers, first_record=first_record
+        )
+        if np.any(positions > np.iinfo(np.int32).max):
+            i = int(np.flatnonzero(positions > np.iinfo(np.int32).max)[0])
+            where = self._where(int(line_numbers[i]), first_record + i)
+            raise InputError(f"{where}: POS {positions[i]} is larger than 2^31-1")
+        columns = self._fixed_columns(text, fields, line_numbers, first_record)
+        return VcfChunk(
+            call_genotype=gt,
+            call_genotype_phased=phased,
+            variant_position=positions.astype(np.int32),
+            variant_index=np.arange(first_record, first_record + len(starts), dtype=np.int64),
+            line=line_numbers,
+            **columns,
+        )
+
+    def _parse_genotypes(
+        self,
+        text: bytes,
+        buf: np.ndarray,
+        starts: np.ndarray,
+        ends: np.ndarray,
+        *,
+        line_numbers: np.ndarray,
+        first_record: int,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Run the record kernel over a chunk's lines.
+
+        Returns ``(gt, phased, positions, fields)``, ``gt`` with the chunk's own ploidy (the
+        kernel runs again with a wider array when a call has more alleles than allocated).
+        """
         n = len(starts)
         n_samples = len(self.samples)
         while True:
@@ -523,8 +564,15 @@ class VcfReader:
             )  # fmt: skip
             bad = np.flatnonzero(errors)
             if len(bad):
-                self._raise(text, int(bad[0]), errors, error_sample, fields, line_numbers,
-                            first_record)  # fmt: skip
+                self._raise(
+                    text,
+                    int(bad[0]),
+                    errors=errors,
+                    error_sample=error_sample,
+                    fields=fields,
+                    line_numbers=line_numbers,
+                    first_record=first_record,
+                )
             most = int(ploidy_seen.max()) if n else 0
             if most <= ploidy or n_samples == 0:
                 break
@@ -532,10 +580,13 @@ class VcfReader:
         self.max_ploidy = max(self.max_ploidy, most)
         if n_samples and most < ploidy:
             gt = np.ascontiguousarray(gt[:, :, : max(most, 1)])
-        if np.any(positions > np.iinfo(np.int32).max):
-            i = int(np.flatnonzero(positions > np.iinfo(np.int32).max)[0])
-            where = self._where(int(line_numbers[i]), first_record + i)
-            raise InputError(f"{where}: POS {positions[i]} is larger than 2^31-1")
+        return gt, phased, positions, fields
+
+    def _fixed_columns(
+        self, text: bytes, fields: np.ndarray, line_numbers: np.ndarray, first_record: int
+    ) -> dict[str, Any]:
+        """CHROM (as ``variant_contig``), ID, REF and ALT, QUAL and FILTER of every record."""
+        n = len(fields)
         contig = np.empty(n, dtype=np.int32)
         ids: list[str] = []
         alleles: list[list[str]] = []
@@ -573,20 +624,25 @@ class VcfReader:
                         f"{where}: QUAL {qual.decode('utf-8', 'replace')!r} is not a number or '.'"
                     ) from None
             filter_pass[i] = text[row[6] : row[7] - 1] == b"PASS"
-        return VcfChunk(
-            call_genotype=gt,
-            call_genotype_phased=phased,
-            variant_contig=contig,
-            variant_position=positions.astype(np.int32),
-            variant_id=ids,
-            variant_allele=alleles,
-            variant_quality=quality,
-            variant_filter_pass=filter_pass,
-            variant_index=np.arange(first_record, first_record + n, dtype=np.int64),
-            line=line_numbers,
-        )
+        return {
+            "variant_contig": contig,
+            "variant_id": ids,
+            "variant_allele": alleles,
+            "variant_quality": quality,
+            "variant_filter_pass": filter_pass,
+        }
 
-    def _raise(self, text, i, errors, error_sample, fields, line_numbers, first_record) -> None:
+    def _raise(  # one record's error code as a one-line InputError
+        self,
+        text: bytes,
+        i: int,
+        *,
+        errors: np.ndarray,
+        error_sample: np.ndarray,
+        fields: np.ndarray,
+        line_numbers: np.ndarray,
+        first_record: int,
+    ) -> None:
         code = int(errors[i])
         row = fields[i]
         chrom = text[row[0] : row[1] - 1] if row[1] - 1 <= len(text) else None

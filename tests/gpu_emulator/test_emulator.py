@@ -40,6 +40,7 @@ def outcomes(request) -> dict:
         text=True,
         env=env,
         timeout=300,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)

@@ -46,7 +46,7 @@ def _segment_totals(xp: Any, counts: Any, indptr: Any) -> tuple[Any, Any]:
 
 
 def _sample_without_replacement(
-    xp: Any, rng: Any, counts: Any, cumulative: Any, indptr: Any, cells: Any, targets: Any
+    xp: Any, rng: Any, counts: Any, cumulative: Any, indptr: Any, *, cells: Any, targets: Any
 ) -> Any:
     """Resample each of ``cells`` to exactly ``targets`` reads, drawn without replacement.
 
@@ -85,6 +85,28 @@ def _sample_without_replacement(
         hi = xp.concatenate([mid, hi])
         k = xp.concatenate([from_left, k - from_left])
     return new_counts
+
+
+def _depth_target(
+    fraction: float | None, target_total: int | None
+) -> tuple[float | None, int | None]:
+    """``(fraction, target_total)`` checked: exactly one given, as a float or an int.
+
+    Raises:
+        InputError: neither or both given, ``fraction`` outside (0, 1], or ``target_total``
+            not a positive integer.
+    """
+    if (fraction is None) == (target_total is None):
+        raise InputError("give exactly one of `fraction` and `target_total`")
+    if target_total is not None:
+        return None, positive_int("target_total", target_total)
+    if (
+        isinstance(fraction, bool)
+        or not isinstance(fraction, int | float | np.number)
+        or not 0 < float(fraction) <= 1
+    ):
+        raise invalid("fraction", fraction, "must be a number in (0, 1]")
+    return float(fraction), None
 
 
 def downsample_counts(
@@ -129,18 +151,7 @@ def downsample_counts(
     Memory: on the device, about eight 8-byte arrays the length of the stored entries; with
     ``copy=True`` the whole AnnData is copied on the host.
     """
-    if (fraction is None) == (target_total is None):
-        raise InputError("give exactly one of `fraction` and `target_total`")
-    if fraction is not None:
-        if (
-            isinstance(fraction, bool)
-            or not isinstance(fraction, int | float | np.number)
-            or not 0 < float(fraction) <= 1
-        ):
-            raise invalid("fraction", fraction, "must be a number in (0, 1]")
-        fraction = float(fraction)
-    else:
-        target_total = positive_int("target_total", target_total)
+    fraction, target_total = _depth_target(fraction, target_total)
     check_choice("method", method, DOWNSAMPLE_METHODS)
     seed = check_seed(seed)
     xp, device_name, matrix, csr, data, _, indptr = device_counts(
@@ -171,7 +182,7 @@ def downsample_counts(
             targets = xp.full(n_cells, target_total, dtype=np.int64)
         cells = xp.nonzero(totals > targets)[0]
         new_counts = _sample_without_replacement(
-            xp, rng, counts, cumulative, indptr, cells, targets[cells]
+            xp, rng, counts, cumulative, indptr, cells=cells, targets=targets[cells]
         )
 
     result = _rebuild(matrix, csr, to_numpy(new_counts))
@@ -199,7 +210,7 @@ def _rebuild(matrix: Any, csr: Any, new_data: np.ndarray) -> Any:
 
 
 def _sum_row_pairs(
-    xp: Any, data: Any, indices: Any, indptr: Any, first: Any, second: Any
+    xp: Any, data: Any, indices: Any, indptr: Any, *, first: Any, second: Any
 ) -> tuple[Any, Any, Any]:
     """CSR components of rows ``first[d] + second[d]``, sorted by gene within each row.
 
@@ -310,7 +321,7 @@ def simulate_doublets(
         values, genes, out_indptr = pairs.data, pairs.indices, pairs.indptr
     else:
         values, genes, out_indptr = _sum_row_pairs(
-            xp, work, indices, indptr, xp.asarray(first), xp.asarray(second)
+            xp, work, indices, indptr, first=xp.asarray(first), second=xp.asarray(second)
         )
     if how == "mean":
         values = values / 2.0

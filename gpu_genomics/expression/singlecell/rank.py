@@ -428,7 +428,9 @@ def write_rank_encoding(
     offsets = np.asarray(to_numpy(encoding.offsets), dtype=np.int64)
     token_ids = np.asarray(to_numpy(encoding.token_ids), dtype=np.int32)
     if format == "parquet":
-        _write_parquet(encoding, offsets, token_ids, path, compression, provenance or {})
+        _write_parquet(
+            encoding, offsets, token_ids, path, compression=compression, provenance=provenance or {}
+        )
         return
     vocab = list(encoding.token_dictionary.items())
     with ArrayWriter(path, format=format, compression=compression, spec=RANK_ARRAYS) as out:
@@ -452,6 +454,7 @@ def _write_parquet(
     offsets: np.ndarray,
     token_ids: np.ndarray,
     path: Path,
+    *,
     compression: str | None,
     provenance: dict[str, Any],
 ) -> None:

@@ -244,7 +244,13 @@ def filter_cells(
         copy=copy,
         device=device,
         run=lambda target, backend: _filter(
-            target, backend, "cells", min_genes, min_counts, max_genes, max_counts
+            target,
+            backend,
+            "cells",
+            min_detected=min_genes,
+            min_counts=min_counts,
+            max_detected=max_genes,
+            max_counts=max_counts,
         ),
     )
 
@@ -284,7 +290,13 @@ def filter_genes(
         copy=copy,
         device=device,
         run=lambda target, backend: _filter(
-            target, backend, "genes", min_cells, min_counts, max_cells, max_counts
+            target,
+            backend,
+            "genes",
+            min_detected=min_cells,
+            min_counts=min_counts,
+            max_detected=max_cells,
+            max_counts=max_counts,
         ),
     )
 
@@ -293,6 +305,7 @@ def _filter(
     adata: AnnData,
     backend: Device,
     what: Literal["cells", "genes"],
+    *,
     min_detected: float | None,
     min_counts: float | None,
     max_detected: float | None,
@@ -479,7 +492,13 @@ def highly_variable_genes(
         copy=copy,
         device=device,
         run=lambda target, backend: _highly_variable_genes(
-            target, backend, n_top_genes, flavor, layer, options, subset=subset
+            target,
+            backend,
+            n_top_genes=n_top_genes,
+            flavor=flavor,
+            layer=layer,
+            options=options,
+            subset=subset,
         ),
     )
 
@@ -487,11 +506,11 @@ def highly_variable_genes(
 def _highly_variable_genes(
     adata: AnnData,
     backend: Device,
+    *,
     n_top_genes: int | None,
     flavor: str,
     layer: str | None,
     options: dict[str, Any],
-    *,
     subset: bool,
 ) -> None:
     check_choice("flavor", flavor, HVG_FLAVORS)
@@ -647,8 +666,16 @@ def preprocess(
     Memory: the whole matrix, a few times over (scanpy and rapids-singlecell hold it; a dense
     ``X`` of ``n_cells * n_top_genes`` float32 after ``scale``).
     """
-    _check_recipe(min_genes, min_cells, max_genes, max_pct_mito, target_sum, n_top_genes,
-                  hvg_flavor, scale_max_value)  # fmt: skip
+    _check_recipe(
+        min_genes=min_genes,
+        min_cells=min_cells,
+        max_genes=max_genes,
+        max_pct_mito=max_pct_mito,
+        target_sum=target_sum,
+        n_top_genes=n_top_genes,
+        hvg_flavor=hvg_flavor,
+        scale_max_value=scale_max_value,
+    )
     backend = resolve_backend(device)
     adata = adata.copy() if copy else adata
     annotate_genes(adata)
@@ -673,14 +700,30 @@ def preprocess(
         if min_genes is not None:
             step(
                 "filter_cells",
-                lambda: _filter(adata, backend, "cells", min_genes, None, None, None),
+                lambda: _filter(
+                    adata,
+                    backend,
+                    "cells",
+                    min_detected=min_genes,
+                    min_counts=None,
+                    max_detected=None,
+                    max_counts=None,
+                ),
             )
         if on_counts is not None:  # the matrix before filter_genes (not copied; never modified)
             all_genes.update(x=adata.X, var=adata.var.copy(), cells=adata.obs_names.copy())
         if min_cells is not None:
             step(
                 "filter_genes",
-                lambda: _filter(adata, backend, "genes", min_cells, None, None, None),
+                lambda: _filter(
+                    adata,
+                    backend,
+                    "genes",
+                    min_detected=min_cells,
+                    min_counts=None,
+                    max_detected=None,
+                    max_counts=None,
+                ),
             )
         step("qc_metrics", lambda: _qc_metrics(adata, backend, mito_prefix, None))
         step(
@@ -700,7 +743,13 @@ def preprocess(
         step(
             f"hvg ({hvg_flavor})",
             lambda: _highly_variable_genes(
-                adata, backend, n_top_genes, hvg_flavor, None, {}, subset=subset_hvg
+                adata,
+                backend,
+                n_top_genes=n_top_genes,
+                flavor=hvg_flavor,
+                layer=None,
+                options={},
+                subset=subset_hvg,
             ),
         )
         if scale_data:
@@ -745,6 +794,7 @@ def _counts_of_kept_cells(adata: AnnData, all_genes: dict[str, Any]) -> AnnData:
 
 
 def _check_recipe(
+    *,
     min_genes: int | None,
     min_cells: int | None,
     max_genes: int | None,

@@ -69,7 +69,13 @@ def asarray(a: Any, dtype: Any = None, order: str | None = None, *, blocking: bo
 
 
 def array(
-    obj: Any, dtype: Any = None, copy: bool = True, order: str = "K", ndmin: int = 0, **kwargs: Any
+    obj: Any,
+    dtype: Any = None,
+    *,
+    copy: bool = True,
+    order: str = "K",
+    ndmin: int = 0,
+    **kwargs: Any,
 ) -> Any:
     """A device array copied from ``obj`` (host or device)."""
     if isinstance(obj, ndarray) and not copy and (dtype is None or obj.dtype == dtype):

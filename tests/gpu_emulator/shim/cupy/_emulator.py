@@ -246,7 +246,7 @@ class Kernel:
                     f"bytes) but the parameter is {p.dtype} ({p.dtype.itemsize} bytes)"
                 )
         elif isinstance(value, int) and not is_bool:
-            if p.dtype != np.int64 and p.dtype != np.uint64:
+            if p.dtype not in (np.int64, np.uint64):
                 self._fail(
                     f"{p.describe()} is a Python int, which CuPy passes as a 64-bit integer, "
                     f"but the parameter is {p.dtype}; pass numpy.{p.dtype}(...)"
@@ -336,6 +336,7 @@ class Kernel:
         shared_mem: int,
         values: list,
         buffers: list[_Buffer],
+        *,
         reverse: bool,
     ) -> None:
         storage = []
