@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from test_encode_job import FASTA, as_str, read
+from test_intervals import bad_setup_files
 
 import gpu_genomics as gg
 from gpu_genomics import cli
@@ -704,38 +705,15 @@ def test_console_script_help_lists_the_rust_flags():
         ("min_overlap", "--min-overlap -1 must be 0 or more"),
     ],
 )
-def test_intervals_errors_are_one_line_naming_the_flags(  # noqa: PLR0912 (one setup branch per case)
-    capsys, inputs, tmp_path, case, message
-):
-    meta, ref, out = inputs / "metadata.txt", inputs / "reference.fa.gz", tmp_path / "o.h5"
+def test_intervals_errors_are_one_line_naming_the_flags(capsys, inputs, tmp_path, case, message):
+    meta, ref, out = bad_setup_files(case, inputs, tmp_path)
     extra: list = []
-    if case == "missing_bed":
-        meta = tmp_path / "m.txt"
-        meta.write_text(f"{inputs / 'celltype1.bed'}\nnope.bed\n")
-    elif case == "missing_reference":
-        ref = tmp_path / "nope.fa"
-    elif case == "bad_metadata":
-        meta = tmp_path / "m.txt"
-        meta.write_text("a.bed 1 extra\n")
-    elif case == "missing_metadata":
-        meta = tmp_path / "nope.txt"
-    elif case == "output_folder":
-        out = tmp_path / "no" / "o.h5"
-    elif case == "output_is_a_folder":
-        out = f"{tmp_path}/"
-    elif case == "plain_gzip_reference":
-        ref = tmp_path / "ref.fa.gz"
-        ref.write_bytes(gzip.compress(gzip.decompress((inputs / "reference.fa.gz").read_bytes())))
-    elif case == "both_splits":
+    if case == "both_splits":
         extra = ["--test_chr", "chr1,chr2", "--valid_chr", "chr2"]
     elif case == "fractions":
         extra = ["--valid-frac", "0.6", "--test-frac", "0.6"]
     elif case == "basset_zarr":
         extra, out = ["--format", "basset"], tmp_path / "o.zarr"
-    elif case == "unknown_chroms":
-        (tmp_path / "bad.bed").write_text("chr1\t1\t400\nchrZ\t1\t400\n")
-        meta = tmp_path / "m.txt"
-        meta.write_text("bad.bed\n")
     elif case == "length":
         extra = ["--length", "0"]
     elif case == "min_overlap":

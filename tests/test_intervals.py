@@ -424,6 +424,34 @@ def test_skip_unknown_chroms_drops_them(caplog, example, tmp_path):
     assert attrs["parameters"]["skip_unknown_chroms"] is True
 
 
+def bad_setup_files(case: str, example: Path, tmp_path: Path) -> tuple:
+    """``(metadata, reference, output)`` of a bad-setup case: the example's, but for the file
+    the case spoils (shared by the library's and the command line's error tests)."""
+    meta, ref, out = example / "metadata.txt", example / "reference.fa.gz", tmp_path / "o.h5"
+    if case == "missing_bed":
+        meta = tmp_path / "m.txt"
+        meta.write_text(f"{example / 'celltype1.bed'}\nnope.bed\n")
+    elif case == "missing_reference":
+        ref = tmp_path / "nope.fa"
+    elif case == "bad_metadata":
+        meta = tmp_path / "m.txt"
+        meta.write_text("a.bed 1 extra\n")
+    elif case == "missing_metadata":
+        meta = tmp_path / "nope.txt"
+    elif case == "output_folder":
+        out = tmp_path / "no" / "o.h5"
+    elif case == "output_is_a_folder":
+        out = f"{tmp_path}/"
+    elif case == "plain_gzip_reference":
+        ref = tmp_path / "ref.fa.gz"
+        ref.write_bytes(gzip.compress(gzip.decompress((example / "reference.fa.gz").read_bytes())))
+    elif case == "unknown_chroms":
+        (tmp_path / "bad.bed").write_text("chr1\t1\t400\nchrZ\t1\t400\n")
+        meta = tmp_path / "m.txt"
+        meta.write_text("bad.bed\n")
+    return meta, ref, out
+
+
 @pytest.mark.parametrize(
     ("case", "message"),
     [
@@ -440,24 +468,9 @@ def test_skip_unknown_chroms_drops_them(caplog, example, tmp_path):
     ],
 )
 def test_bad_setup_names_the_problem(example, tmp_path, case, message):
-    meta, ref, out = example / "metadata.txt", example / "reference.fa.gz", tmp_path / "o.h5"
+    meta, ref, out = bad_setup_files(case, example, tmp_path)
     options: dict = {}
-    if case == "missing_bed":
-        meta = tmp_path / "m.txt"
-        meta.write_text(f"{example / 'celltype1.bed'}\nnope.bed\n")
-    elif case == "missing_reference":
-        ref = tmp_path / "nope.fa"
-    elif case == "bad_metadata":
-        meta = tmp_path / "m.txt"
-        meta.write_text("a.bed 1 extra\n")
-    elif case == "missing_metadata":
-        meta = tmp_path / "nope.txt"
-    elif case == "output_folder":
-        out = tmp_path / "no" / "o.h5"
-    elif case == "plain_gzip_reference":
-        ref = tmp_path / "ref.fa.gz"
-        ref.write_bytes(gzip.compress(gzip.decompress((example / "reference.fa.gz").read_bytes())))
-    elif case == "both_splits":
+    if case == "both_splits":
         options = {"test_chroms": ["chr1", "chr2"], "valid_chroms": ("chr2",)}
     elif case == "fractions":
         options = {"valid_frac": 0.6, "test_frac": 0.6}
