@@ -1,4 +1,4 @@
-"""``gpu_genomics.sc``: short name of :mod:`gpu_genomics.singlecell`."""
+"""``gpu_genomics.sc``: short name of :mod:`gpu_genomics.expression.singlecell`."""
 
 from __future__ import annotations
 

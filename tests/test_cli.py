@@ -452,6 +452,7 @@ ENCODE_DEFAULTS = {
     "output_format": None,
     "compression": None,
     "device": "cpu",
+    "client": None,  # no --workers / --scheduler: in this process
     "progress": False,
 }
 
@@ -585,6 +586,7 @@ INTERVAL_DEFAULTS = {
     "dtype": "uint8",
     "alphabet": "ACGT",
     "skip_unknown_chroms": False,
+    "client": None,  # no --workers / --scheduler: in this process
     "progress": False,
 }
 

@@ -318,6 +318,7 @@ def test_provenance(fasta, tmp_path):
             "layout": "NLC",
             "pad": "right",
             "length": 5,
+            "workers": None,  # in this process
         },
     )
 
@@ -342,6 +343,7 @@ def test_provenance_of_a_python_call_is_this_process(fasta, tmp_path):
             "k": 2,
             "canonical": False,
             "sparse": False,
+            "workers": None,
         },
     )
 

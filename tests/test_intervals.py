@@ -367,6 +367,7 @@ def test_provenance(example, tmp_path, output_format):
     parameters = json.loads(json.dumps(dataclasses.asdict(IntervalOptions(length=300))))
     parameters["output_format"] = output_format or "hdf5"  # resolved from the suffix
     parameters["compression"] = "zstd" if output_format == "zarr" else "none"
+    parameters["workers"] = None  # in this process
     check_provenance(
         {k: attrs[k] for k in PROVENANCE_KEYS},
         tool="gpu-genomics intervals",

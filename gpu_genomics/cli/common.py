@@ -19,6 +19,7 @@ import click
 
 from ..device import DEVICE_CHOICES
 from ..errors import GpuGenomicsError
+from ..execution import cluster
 from ..io.spec import OutputSpec
 from ..io.store import COMPRESSIONS
 
@@ -58,6 +59,24 @@ def logging_options(command: Any) -> Any:
         show_default=True,
     )(command)
     return click.option("--quiet", is_flag=True, help="No progress bars; warnings only.")(command)
+
+
+def cluster_options(command: Any) -> Any:
+    """``--workers N`` and ``--scheduler ADDRESS``: run the job on a Dask cluster."""
+    command = click.option(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="Run on the Dask cluster of this scheduler (default: $DASK_SCHEDULER_ADDRESS when "
+        "set and --workers is not given).",
+    )(command)
+    return click.option(
+        "--workers",
+        type=int,
+        default=None,
+        help="Run on a local Dask cluster of this many worker processes (one per GPU with "
+        "dask-cuda). Default: in this process.",
+    )(command)
 
 
 def array_output_options(command: Any) -> Any:
@@ -144,12 +163,17 @@ def run_job(
 ) -> Any:
     """Set up logging, then run ``job(*paths, **options)``.
 
-    The job gets the command line and a progress bar unless ``quiet``. The library's errors
-    come back naming this command's flags.
+    The job gets the command line and a progress bar unless ``quiet``, and, for a command with
+    :func:`cluster_options`, the client of the cluster they ask for (None: in-process). The
+    library's errors come back naming this command's flags.
     """
     setup_logging(quiet=quiet, loglevel=loglevel)
     try:
-        return job(*paths, **options, progress=not quiet, command=command_line())
+        if "workers" not in options:  # a command without cluster options
+            return job(*paths, **options, progress=not quiet, command=command_line())
+        workers, scheduler = options.pop("workers"), options.pop("scheduler")
+        with cluster(workers=workers, scheduler=scheduler, device=options.get("device")) as client:
+            return job(*paths, **options, client=client, progress=not quiet, command=command_line())
     except GpuGenomicsError as exc:
         raise type(exc)(cli_message(str(exc), click.get_current_context().command)) from None
 

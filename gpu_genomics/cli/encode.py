@@ -11,6 +11,7 @@ from ..sequence.onehot import ONE_HOT_DTYPES
 from .common import (
     array_output_options,
     arrays_epilog,
+    cluster_options,
     compression_option,
     device_option,
     logging_options,
@@ -66,6 +67,7 @@ from .common import (
     show_default=True,
     help="Records encoded and written per step.",
 )
+@cluster_options
 @logging_options
 def encode(input_path: str, output: str, **options: Any) -> None:
     """Encode the sequences of a FASTA/FASTQ file (plain or gzip) into HDF5 or Zarr.

@@ -14,7 +14,14 @@ import click
 from ..intervals.job import build_interval_dataset
 from ..intervals.layouts import INTERVAL_ARRAYS
 from ..sequence.onehot import ONE_HOT_DTYPES
-from .common import arrays_epilog, compression_option, device_option, logging_options, run_job
+from .common import (
+    arrays_epilog,
+    cluster_options,
+    compression_option,
+    device_option,
+    logging_options,
+    run_job,
+)
 
 
 def _chrom_list(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
@@ -132,6 +139,7 @@ def _chrom_list(ctx: click.Context, param: click.Parameter, value: str) -> tuple
     is_flag=True,
     help="Drop BED rows on chromosomes missing from the reference.",
 )
+@cluster_options
 @logging_options
 def intervals(metadata: str, reference: str, output: str, **options: Any) -> None:
     """Build an ML-ready dataset from BED peak files and a reference genome.

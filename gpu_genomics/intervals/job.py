@@ -32,11 +32,12 @@ from ..errors import (
     positive_int,
     with_options,
 )
+from ..execution import worker_count
 from ..io.provenance import provenance, version
 from ..io.store import ArrayWriter, check_output_folder, format_from_path
 from ..sequence.onehot import ONE_HOT_DTYPES, one_hot_windows
 from ..sequence.revcomp import reverse_complement, reverse_complement_rows
-from .bed import read_bed, read_metadata
+from .bed import BedSource, read_bed, read_metadata
 from .layouts import SPLITS, BassetLayout, StandardLayout
 from .reference import Reference
 from .regions import MERGE_MODES, Regions, make_regions
@@ -134,51 +135,87 @@ def load_peaks(
 
     frames = []
     for source in tqdm(sources, unit="file", desc="read BED", disable=not progress or None):
-        peaks = read_bed(source.path)
-        names = peaks["chrom"].astype("category")
-        index_of = {str(c): reference.index_of(str(c)) for c in names.cat.categories}
-        lookup = np.array([-1 if i is None else i for i in index_of.values()], dtype=np.int32)
-        chrom = lookup[names.cat.codes.to_numpy()]
-        unknown = chrom < 0
-        unknown_names = sorted(name for name, i in index_of.items() if i is None)
-        if unknown_names:
-            listed = ", ".join(unknown_names[:10]) + (
-                f" and {len(unknown_names) - 10} more" if len(unknown_names) > 10 else ""
-            )
-            if not skip_unknown_chroms:
-                raise InputError(
-                    f"{source.path}: chromosomes not in the reference {reference.path}: "
-                    f"{listed}; fix the names or pass skip_unknown_chroms=True to drop them"
-                )
-            log.warning(
-                "%s: dropped %d rows on chromosomes not in the reference: %s",
-                source.path,
-                int(unknown.sum()),
-                listed,
-            )
-        keep = ~unknown
-        starts = peaks["start"].to_numpy(np.int64)
-        past_end = keep & (starts >= reference.lengths[np.maximum(chrom, 0)])
-        if past_end.any():
-            first = int(np.flatnonzero(past_end)[0])
-            name = reference.names[chrom[first]]
-            raise InputError(
-                f"{source.path}: {int(past_end.sum())} peaks start past the end of their "
-                f"chromosome in {reference.path} (first: {name}:{starts[first]}, {name} has "
-                f"{reference.lengths[chrom[first]]} bases); is this the right reference build?"
-            )
-        frames.append(
-            pd.DataFrame(
-                {
-                    "chrom": chrom[keep],
-                    "start": peaks["start"].to_numpy(np.int64)[keep],
-                    "end": peaks["end"].to_numpy(np.int64)[keep],
-                    "minus": peaks["minus"].to_numpy(bool)[keep],
-                    "label": np.full(int(keep.sum()), source.column, dtype=np.int32),
-                }
-            )
+        frame, warning = file_peaks(
+            source,
+            names=reference.names,
+            lengths=reference.lengths,
+            reference_path=str(reference.path),
+            skip_unknown_chroms=skip_unknown_chroms,
         )
+        if warning:
+            log.warning("%s", warning)
+        frames.append(frame)
     return pd.concat(frames, ignore_index=True)
+
+
+def file_peaks(
+    source: BedSource,
+    *,
+    names: Sequence[str],
+    lengths: np.ndarray,
+    reference_path: str,
+    skip_unknown_chroms: bool,
+) -> tuple[pd.DataFrame, str | None]:
+    """Read one BED file's peaks against the reference's chromosomes.
+
+    Args:
+        source: the BED file and its label column.
+        names: the reference's chromosome names, in order.
+        lengths: ``(n_chroms,) int64`` their lengths.
+        reference_path: the reference, for messages.
+        skip_unknown_chroms: drop rows on chromosomes the reference lacks (else an error).
+
+    Returns:
+        ``(peaks, warning)``: ``chrom`` (index into ``names``), ``start``, ``end``, ``minus``,
+        ``label`` columns, and the warning to log about dropped rows (or None).
+
+    Raises:
+        InputError: a malformed file, an unknown chromosome (without ``skip_unknown_chroms``),
+            or a peak that starts past its chromosome's end.
+    """
+    peaks = read_bed(source.path)
+    categories = peaks["chrom"].astype("category")
+    position = {name: i for i, name in enumerate(names)}
+    index_of = {str(c): position.get(str(c)) for c in categories.cat.categories}
+    lookup = np.array([-1 if i is None else i for i in index_of.values()], dtype=np.int32)
+    chrom = lookup[categories.cat.codes.to_numpy()]
+    unknown = chrom < 0
+    unknown_names = sorted(name for name, i in index_of.items() if i is None)
+    warning = None
+    if unknown_names:
+        listed = ", ".join(unknown_names[:10]) + (
+            f" and {len(unknown_names) - 10} more" if len(unknown_names) > 10 else ""
+        )
+        if not skip_unknown_chroms:
+            raise InputError(
+                f"{source.path}: chromosomes not in the reference {reference_path}: "
+                f"{listed}; fix the names or pass skip_unknown_chroms=True to drop them"
+            )
+        warning = (
+            f"{source.path}: dropped {int(unknown.sum())} rows on chromosomes not in the "
+            f"reference: {listed}"
+        )
+    keep = ~unknown
+    starts = peaks["start"].to_numpy(np.int64)
+    past_end = keep & (starts >= lengths[np.maximum(chrom, 0)])
+    if past_end.any():
+        first = int(np.flatnonzero(past_end)[0])
+        name = names[chrom[first]]
+        raise InputError(
+            f"{source.path}: {int(past_end.sum())} peaks start past the end of their "
+            f"chromosome in {reference_path} (first: {name}:{starts[first]}, {name} has "
+            f"{lengths[chrom[first]]} bases); is this the right reference build?"
+        )
+    frame = pd.DataFrame(
+        {
+            "chrom": chrom[keep],
+            "start": starts[keep],
+            "end": peaks["end"].to_numpy(np.int64)[keep],
+            "minus": peaks["minus"].to_numpy(bool)[keep],
+            "label": np.full(int(keep.sum()), source.column, dtype=np.int32),
+        }
+    )
+    return frame, warning
 
 
 def assign_splits(
@@ -217,6 +254,7 @@ def build_interval_dataset(
     options: IntervalOptions | None = None,
     *,
     device: str | None = None,
+    client: Any = None,
     progress: bool = False,
     command: str | None = None,
     **parameters: Any,
@@ -234,6 +272,8 @@ def build_interval_dataset(
             ``output_format="zarr"``) is appended.
         options: an :class:`IntervalOptions`; ``parameters`` override its fields.
         device: ``"auto" | "gpu" | "cpu"``.
+        client: a :class:`distributed.Client`: run on its cluster
+            (:mod:`~gpu_genomics.intervals.cluster`; the same output); default: this process.
         progress: show progress bars.
         command: the command line stored in the provenance (default: this process's).
         **parameters: any field of :class:`IntervalOptions` (``length=1000``, ``merge="hull"``).
@@ -245,8 +285,10 @@ def build_interval_dataset(
     Raises:
         InputError: a bad parameter or input; nothing is written.
 
-    Memory: the peaks and regions (a few dozen bytes each), one chromosome's windows (plain
-    FASTA: one batch's) and one batch of one-hot rows (at most 64 MiB).
+    Memory: in-process, the peaks and regions (a few dozen bytes each, plus one byte per label
+    and region), one chromosome's windows (plain FASTA: one batch's) and one batch of one-hot
+    rows (at most 64 MiB); on a cluster, per worker one BED file, one chromosome or one such
+    batch, and on the client the counts and one byte per region.
     """
     options = with_options(options, IntervalOptions, parameters, caller="build_interval_dataset")
     options.check()
@@ -259,55 +301,160 @@ def build_interval_dataset(
 
     sources, label_names = read_metadata(metadata)
     ref = Reference(reference)
-    peaks = load_peaks(
-        sources, ref, skip_unknown_chroms=options.skip_unknown_chroms, progress=progress
-    )
-    short = ref.lengths < options.length
-    on_short = short[peaks["chrom"].to_numpy()]
-    if on_short.any():
-        log.info(
-            "dropped %d peaks on %d chromosomes shorter than length=%d",
-            int(on_short.sum()),
-            len(np.unique(peaks["chrom"].to_numpy()[on_short])),
-            options.length,
-        )
-        peaks = peaks[~on_short].reset_index(drop=True)
-    _warn_about_setup(options, ref, label_names)
-    timings["read"] = time.perf_counter() - clock
-    log.info("%d BED files, %d peaks, %d labels", len(sources), len(peaks), len(label_names))
+    with ref:
+        if client is None:
+            peaks = load_peaks(
+                sources, ref, skip_unknown_chroms=options.skip_unknown_chroms, progress=progress
+            )
+            peaks = _drop_short_chromosomes(peaks, ref, options.length)
+            n_peaks = len(peaks)
+        else:
+            from . import cluster
 
-    clock = time.perf_counter()
+            plan = cluster.plan_regions(
+                client,
+                sources=sources,
+                ref=ref,
+                n_labels=len(label_names),
+                options=options,
+                device=device,
+                progress=progress,
+            )
+            n_peaks = plan.n_peaks
+        _warn_about_setup(options, ref, label_names)
+        timings["read"] = time.perf_counter() - clock
+        log.info("%d BED files, %d peaks, %d labels", len(sources), n_peaks, len(label_names))
+
+        clock = time.perf_counter()
+        if client is None:
+            regions = _regions(peaks, ref, options, n_labels=len(label_names), device=device_name)
+            split = assign_splits(regions, ref.names, options)
+            n_regions = len(regions)
+            counts = {name: int((split == i).sum()) for i, name in enumerate(SPLITS)}
+        else:
+            n_regions = plan.n_regions
+            counts = dict(zip(SPLITS, plan.counts(), strict=True))
+        timings["merge"] = time.perf_counter() - clock
+        if not n_regions:
+            log.warning("no regions left to write (see the counts above); the dataset is empty")
+        log.info(
+            "%d regions (%s merge): %s",
+            n_regions,
+            options.merge,
+            ", ".join(f"{k} {v}" for k, v in counts.items()),
+        )
+
+        clock = time.perf_counter()
+        layout = BassetLayout if basset else StandardLayout
+        with ArrayWriter(output, output_format, options.compression, spec=layout.spec) as out:
+            writer = layout(out, options)
+            if client is None:
+                names = region_names(regions, ref.names, options.length)
+                writer.create(regions, split, names, label_names, ref.names)
+                _write_sequences(
+                    writer,
+                    ref,
+                    regions,
+                    split,
+                    options=options,
+                    device=device_name,
+                    progress=progress,
+                )
+            else:
+                chunk_rows = cluster.row_chunk_rows(writer, len(label_names))
+                writer.create_empty(
+                    list(counts.values()),
+                    n_labels=len(label_names),
+                    label_names=label_names,
+                    chrom_names=ref.names,
+                    chunk_rows=chunk_rows,
+                )
+                cluster.write_rows(
+                    client,
+                    plan,
+                    writer=writer,
+                    out=out,
+                    ref=ref,
+                    options=options,
+                    chunk_rows=chunk_rows,
+                    device=device,
+                    progress=progress,
+                )
+            out.attrs(
+                _attributes(
+                    metadata=metadata,
+                    reference=reference,
+                    ref=ref,
+                    sources=sources,
+                    label_names=label_names,
+                    output=output,
+                    counts=counts,
+                    options=options,
+                    resolved={
+                        "output_format": options.output_format or output_format,
+                        "compression": out.compression,
+                        "workers": None if client is None else worker_count(client),
+                    },
+                    device=device_name,
+                    command=command,
+                )
+            )
+    timings["sequences_and_write"] = time.perf_counter() - clock
+    return {"output": str(output), "regions": counts, "timings": timings, "n_peaks": n_peaks}
+
+
+def _regions(
+    peaks: pd.DataFrame, ref: Reference, options: IntervalOptions, *, n_labels: int, device: str
+) -> Regions:
+    """The regions of all peaks (in-process), with only single-label ones if ``exclusive``."""
     regions = make_regions(
         peaks,
         options.merge,
         length=options.length,
         min_overlap=options.min_overlap,
         chrom_sizes=ref.lengths,
-        n_labels=len(label_names),
-        device=device_name,
+        n_labels=n_labels,
+        device=device,
     )
-    if options.exclusive:
-        single = regions.labels.sum(axis=1) == 1
-        log.info(
-            "exclusive: kept %d of %d regions with exactly one label",
-            int(single.sum()),
-            len(regions),
-        )
-        regions = regions.subset(single)
-    split = assign_splits(regions, ref.names, options)
-    timings["merge"] = time.perf_counter() - clock
-    counts = {name: int((split == i).sum()) for i, name in enumerate(SPLITS)}
-    if not len(regions):
-        log.warning("no regions left to write (see the counts above); the dataset is empty")
+    if not options.exclusive:
+        return regions
+    single = regions.labels.sum(axis=1) == 1
     log.info(
-        "%d regions (%s merge): %s",
-        len(regions),
-        options.merge,
-        ", ".join(f"{k} {v}" for k, v in counts.items()),
+        "exclusive: kept %d of %d regions with exactly one label", int(single.sum()), len(regions)
     )
+    return regions.subset(single)
 
-    clock = time.perf_counter()
-    names = region_names(regions, ref.names, options.length)
+
+def _drop_short_chromosomes(peaks: pd.DataFrame, ref: Reference, length: int) -> pd.DataFrame:
+    """``peaks`` without those on chromosomes shorter than ``length`` (logged)."""
+    on_short = (ref.lengths < length)[peaks["chrom"].to_numpy()]
+    if not on_short.any():
+        return peaks
+    log.info(
+        "dropped %d peaks on %d chromosomes shorter than length=%d",
+        int(on_short.sum()),
+        len(np.unique(peaks["chrom"].to_numpy()[on_short])),
+        length,
+    )
+    return peaks[~on_short].reset_index(drop=True)
+
+
+def _attributes(
+    *,
+    metadata: str | os.PathLike,
+    reference: str | os.PathLike,
+    ref: Reference,
+    sources: Sequence[BedSource],
+    label_names: list[str],
+    output: Path,
+    counts: dict[str, int],
+    options: IntervalOptions,
+    resolved: dict[str, Any],
+    device: str,
+    command: str | None,
+) -> dict[str, Any]:
+    """The output's attributes: the provenance, the base order and the dataset card."""
+    basset = options.output_format == "basset"
     card = {
         "dataset_id": Path(output).name.split(".")[0],
         "name": f"{Path(output).name} from {Path(metadata).name}",
@@ -325,37 +472,18 @@ def build_interval_dataset(
             f"{options.split} split" + (", exclusive" if options.exclusive else "")
         ),
     }
-    layout = BassetLayout if basset else StandardLayout
     inputs = {"metadata": metadata, "reference": reference, "reference index": ref.index_path}
     if ref.gzi_path is not None:
         inputs["reference bgzip index"] = ref.gzi_path
     inputs.update({f"bed {source.column + 1}:{source.line}": source.path for source in sources})
-    with ref, ArrayWriter(output, output_format, options.compression, spec=layout.spec) as out:
-        writer = layout(out, options)
-        writer.create(regions, split, names, label_names, ref.names)
-        _write_sequences(
-            writer, ref, regions, split, options=options, device=device_name, progress=progress
-        )
-        resolved = {
-            "output_format": options.output_format or output_format,
-            "compression": out.compression,
-        }
-        record = provenance(
-            "gpu-genomics intervals",
-            parameters={**dataclasses.asdict(options), **resolved},
-            inputs=inputs,
-            device=device_name,
-            command=command,
-        )
-        out.attrs(
-            {
-                **record,
-                "base_order": "ACGT" if basset else options.alphabet,
-                "dataset_card": card,
-            }
-        )
-    timings["sequences_and_write"] = time.perf_counter() - clock
-    return {"output": str(output), "regions": counts, "timings": timings, "n_peaks": len(peaks)}
+    record = provenance(
+        "gpu-genomics intervals",
+        parameters={**dataclasses.asdict(options), **resolved},
+        inputs=inputs,
+        device=device,
+        command=command,
+    )
+    return {**record, "base_order": "ACGT" if basset else options.alphabet, "dataset_card": card}
 
 
 def _output_path(output: str | os.PathLike, output_format: str | None) -> Path:
@@ -415,6 +543,64 @@ def _warn_about_setup(options: IntervalOptions, ref: Reference, label_names: lis
         log.warning("label names used by more than one column: %s", ", ".join(repeated))
 
 
+def encode_windows(
+    ref: Reference,
+    name: str,
+    starts: np.ndarray,
+    minus: np.ndarray,
+    *,
+    length: int,
+    encode_kwargs: dict[str, Any],
+    device: str,
+    buffers: tuple[np.ndarray, Any] | None = None,
+    spans: tuple[Any, np.ndarray] | None = None,
+) -> Any:
+    """One-hot encode the windows ``[starts, starts + length)`` of chromosome ``name``.
+
+    Rows with ``minus`` are reverse-complemented: as bytes before encoding when the windows are
+    gathered for this call (plain FASTA), as one-hot rows after it when they come from shared
+    spans (bgzip). Both give the same rows.
+
+    Args:
+        ref: the open reference.
+        name: the chromosome.
+        starts: ``(n,) int64`` window starts.
+        minus: ``(n,) bool``, the ``-`` strand rows.
+        length: window length in bases.
+        encode_kwargs: the layout's keywords of
+            :func:`~gpu_genomics.sequence.onehot.one_hot_windows`.
+        device: ``"cpu"`` or ``"gpu"``.
+        buffers: optional reused ``(window bytes, one-hot)`` buffers of at least ``n`` rows.
+        spans: bgzip: the chromosome's spans already read, ``(data on device, window starts in
+            it)``; default: read from ``ref``.
+
+    Returns:
+        ``(n, length, 4)`` array of the layout's dtype on ``device`` (a view of the one-hot
+        buffer when given).
+    """
+    xp = array_module(device)
+    window_buffer, onehot_buffer = buffers if buffers is not None else (None, None)
+    if ref.gathers_windows:  # plain FASTA: read just these windows, which this call owns
+        data, data_starts = ref.windows(name, starts, length, window_buffer)
+        reverse_complement_rows(data.reshape(len(starts), length), np.flatnonzero(minus))
+        minus = np.zeros_like(minus)
+        data = xp.asarray(data)
+    elif spans is None:
+        data, data_starts = ref.windows(name, starts, length)
+        data = xp.asarray(data)
+    else:
+        data, data_starts = spans
+    onehot = one_hot_windows(
+        data, data_starts, length, device=device, out=onehot_buffer, **encode_kwargs
+    )
+    if minus.any():  # windows shared in spans: flip the one-hot rows
+        flip = xp.asarray(np.flatnonzero(minus))
+        onehot[flip] = reverse_complement(
+            onehot[flip], kind="onehot", alphabet=encode_kwargs["alphabet"], device=device
+        )
+    return onehot
+
+
 def _write_sequences(
     writer: StandardLayout | BassetLayout,
     ref: Reference,
@@ -465,32 +651,19 @@ def _write_sequences(
             for index in range(len(SPLITS)):
                 rows = lo + np.flatnonzero(split[lo:hi] == index)
                 for batch in _aligned_batches(rows, position, batch_rows):
-                    minus = regions.minus[batch]
-                    if ref.gathers_windows:  # plain FASTA: read just this batch's windows
-                        data, data_starts = ref.windows(
-                            name, regions.start[batch], options.length, window_buffer
-                        )
-                        # the batch owns these bytes: reverse-complement `-` rows here
-                        reverse_complement_rows(
-                            data.reshape(len(batch), options.length), np.flatnonzero(minus)
-                        )
-                        minus = np.zeros_like(minus)
-                        data = xp.asarray(data)
-                    else:
-                        data, data_starts = chrom_data, chrom_starts[batch - lo]
-                    onehot = one_hot_windows(
-                        data,
-                        data_starts,
-                        options.length,
+                    onehot = encode_windows(
+                        ref,
+                        name,
+                        regions.start[batch],
+                        regions.minus[batch],
+                        length=options.length,
+                        encode_kwargs=kwargs,
                         device=device,
-                        out=onehot_buffer,
-                        **kwargs,
+                        buffers=(window_buffer, onehot_buffer),
+                        spans=None
+                        if ref.gathers_windows
+                        else (chrom_data, chrom_starts[batch - lo]),
                     )
-                    if minus.any():  # windows shared in spans: flip the one-hot rows
-                        flip = xp.asarray(np.flatnonzero(minus))
-                        onehot[flip] = reverse_complement(
-                            onehot[flip], kind="onehot", alphabet=kwargs["alphabet"], device=device
-                        )
                     start = position[batch[0]]
                     writer.seqs[index][start : start + len(batch)] = to_numpy(
                         writer.to_layout(onehot)

@@ -80,12 +80,18 @@ BASSET_ARRAYS = OutputSpec(
 
 
 class _Layout:
-    """What both layouts share: the writer, the options, and the one-hot arrays per split.
+    """What both layouts share: the writer, the options, and the arrays of each split.
+
+    A layout's arrays are the one-hot rows of each split (``seqs``), other arrays with one row
+    per region of a split (:meth:`row_values`), and a few whole arrays (:meth:`whole_values`).
+    :meth:`create` writes all but the one-hot rows from the regions at once (in-process);
+    :meth:`create_empty` creates every array empty, for tasks to fill row ranges (cluster).
 
     Attributes:
         spec: the declared arrays of the layout.
         seqs: split index (0 training, 1 validation, 2 test) -> its one-hot array, created by
             ``create`` and filled batch by batch by the job.
+        targets: name -> the per-region arrays :meth:`create_empty` made, to fill by rows.
     """
 
     spec: OutputSpec
@@ -93,12 +99,39 @@ class _Layout:
     def __init__(self, out: ArrayWriter, options: IntervalOptions) -> None:
         self.out, self.options = out, options
         self.seqs: dict[int, Any] = {}
+        self.targets: dict[str, Any] = {}
 
+    def seqs_name(self, index: int) -> str:
+        """The one-hot array of split ``index``."""
+        raise NotImplementedError
 
-class StandardLayout(_Layout):
-    """``{split}_{seqs,labels,coords,names}`` + ``label_names`` + ``chrom_names``."""
+    def seqs_row_shape(self) -> tuple[int, ...]:
+        """The shape of one region's one-hot row."""
+        raise NotImplementedError
 
-    spec = INTERVAL_ARRAYS
+    def encode_kwargs(self) -> dict[str, Any]:
+        """Keywords of :func:`~gpu_genomics.sequence.onehot.one_hot_windows` for this layout."""
+        raise NotImplementedError
+
+    def to_layout(self, onehot: Any) -> Any:
+        """An encoded ``(n, L, 4)`` batch as rows of the one-hot array."""
+        raise NotImplementedError
+
+    def row_values(self, index: int, regions: Regions, names: Sequence[str]) -> dict[str, Any]:
+        """The rows of split ``index``'s per-region arrays (not the one-hot) for ``regions``."""
+        raise NotImplementedError
+
+    def row_arrays(self, index: int, n_labels: int) -> dict[str, tuple[tuple[int, ...], Any]]:
+        """Name -> (row shape, dtype) of split ``index``'s per-region arrays (``str``: strings)."""
+        raise NotImplementedError
+
+    def whole_values(self, label_names: Sequence[str], chrom_names: Sequence[str]) -> dict:
+        """The arrays that are not per region (label and chromosome names)."""
+        raise NotImplementedError
+
+    def links(self, index: int) -> list[tuple[str, str]]:
+        """``(alias, target)`` HDF5 soft links of split ``index``."""
+        return []
 
     def create(
         self,
@@ -108,29 +141,95 @@ class StandardLayout(_Layout):
         label_names: Sequence[str],
         chrom_names: Sequence[str],
     ) -> None:
-        """Create the ``{split}_seqs`` arrays and write everything else."""
-        options = self.options
+        """Create the one-hot arrays and write everything else, from all the regions."""
         names = np.asarray(names, dtype=object)
-        for index, name in enumerate(SPLITS):
+        for index in range(len(SPLITS)):
             rows = split == index
-            n = int(rows.sum())
+            shape = (int(rows.sum()), *self.seqs_row_shape())
+            self.seqs[index] = self.out.create(self.seqs_name(index), shape, self.seqs_dtype)
+            for name, values in self.row_values(index, regions.subset(rows), names[rows]).items():
+                self.out.write(name, values)
+            for alias, target in self.links(index):
+                self.out.link(alias, target)
+        for name, values in self.whole_values(label_names, chrom_names).items():
+            self.out.write(name, values)
+
+    def create_empty(
+        self,
+        counts: Sequence[int],
+        *,
+        n_labels: int,
+        label_names: Sequence[str],
+        chrom_names: Sequence[str],
+        chunk_rows: int,
+    ) -> None:
+        """Create every array of ``counts[index]`` rows per split, chunked by ``chunk_rows``."""
+        for index, n in enumerate(counts):
+            shape = (n, *self.seqs_row_shape())
             self.seqs[index] = self.out.create(
-                f"{name}_seqs", (n, options.length, 4), options.dtype
+                self.seqs_name(index), shape, self.seqs_dtype, chunk_rows=chunk_rows
             )
-            self.out.write(f"{name}_labels", regions.labels[rows])
-            coords = np.stack(
-                [
-                    regions.chrom[rows].astype(np.int64),
-                    regions.start[rows],
-                    regions.start[rows] + options.length,
-                ],
-                axis=1,
-            )
-            self.out.write(f"{name}_coords", coords.reshape(n, 3))
-            self.out.write(f"{name}_names", names[rows].tolist())
-            self.out.link(f"{name}_sequences", f"{name}_seqs")
-        self.out.write("label_names", list(label_names))
-        self.out.write("chrom_names", list(chrom_names))
+            for name, (row_shape, dtype) in self.row_arrays(index, n_labels).items():
+                if dtype is str:
+                    target = self.out.create_strings(name, (n, *row_shape), chunk_rows=chunk_rows)
+                else:
+                    target = self.out.create(name, (n, *row_shape), dtype, chunk_rows=chunk_rows)
+                self.targets[name] = target
+            for alias, target in self.links(index):
+                self.out.link(alias, target)
+        for name, values in self.whole_values(label_names, chrom_names).items():
+            self.out.write(name, values)
+
+    @property
+    def seqs_dtype(self) -> Any:
+        """The dtype of the one-hot arrays."""
+        return self.encode_kwargs()["dtype"]
+
+
+def coordinates(regions: Regions, length: int) -> np.ndarray:
+    """``(n, 3) int64`` ``[chrom_index, start, end]`` of each region."""
+    stacked = [regions.chrom.astype(np.int64), regions.start, regions.start + length]
+    return np.stack(stacked, axis=1).reshape(len(regions), 3)
+
+
+class StandardLayout(_Layout):
+    """``{split}_{seqs,labels,coords,names}`` + ``label_names`` + ``chrom_names``."""
+
+    spec = INTERVAL_ARRAYS
+
+    def seqs_name(self, index: int) -> str:
+        """``{split}_seqs``."""
+        return f"{SPLITS[index]}_seqs"
+
+    def seqs_row_shape(self) -> tuple[int, ...]:
+        """``(length, 4)``."""
+        return (self.options.length, 4)
+
+    def row_values(self, index: int, regions: Regions, names: Sequence[str]) -> dict[str, Any]:
+        """``{split}_labels``, ``{split}_coords`` and ``{split}_names`` of ``regions``."""
+        split = SPLITS[index]
+        return {
+            f"{split}_labels": regions.labels,
+            f"{split}_coords": coordinates(regions, self.options.length),
+            f"{split}_names": list(names),
+        }
+
+    def row_arrays(self, index: int, n_labels: int) -> dict[str, tuple[tuple[int, ...], Any]]:
+        """Labels ``(n_labels,)`` uint8, coordinates ``(3,)`` int64, names (strings)."""
+        split = SPLITS[index]
+        return {
+            f"{split}_labels": ((n_labels,), np.uint8),
+            f"{split}_coords": ((3,), np.int64),
+            f"{split}_names": ((), str),
+        }
+
+    def whole_values(self, label_names: Sequence[str], chrom_names: Sequence[str]) -> dict:
+        """``label_names`` and ``chrom_names``."""
+        return {"label_names": list(label_names), "chrom_names": list(chrom_names)}
+
+    def links(self, index: int) -> list[tuple[str, str]]:
+        """``{split}_sequences`` -> ``{split}_seqs`` (HDF5 only)."""
+        return [(f"{SPLITS[index]}_sequences", f"{SPLITS[index]}_seqs")]
 
     def encode_kwargs(self) -> dict[str, Any]:
         """Keywords of :func:`~gpu_genomics.sequence.onehot.one_hot_windows` for this layout."""
@@ -150,25 +249,35 @@ class BassetLayout(_Layout):
 
     spec = BASSET_ARRAYS
 
-    def create(
-        self,
-        regions: Regions,
-        split: np.ndarray,
-        names: Sequence[str],
-        label_names: Sequence[str],
-        chrom_names: Sequence[str],
-    ) -> None:
-        """Create the ``{split}_in`` arrays and write everything else."""
-        options = self.options
-        for index, name in enumerate(SPLITS):
-            rows = split == index
-            short = BASSET_SPLITS[name]
-            self.seqs[index] = self.out.create(
-                f"{short}_in", (int(rows.sum()), 4, 1, options.length), np.float16
-            )
-            self.out.write(f"{short}_out", regions.labels[rows].astype(np.int8))
-        self.out.write("test_headers", np.asarray(names, dtype=object)[split == 2].tolist())
-        self.out.write("target_labels", list(label_names))
+    def seqs_name(self, index: int) -> str:
+        """``{train,valid,test}_in``."""
+        return f"{BASSET_SPLITS[SPLITS[index]]}_in"
+
+    def seqs_row_shape(self) -> tuple[int, ...]:
+        """``(4, 1, length)``."""
+        return (4, 1, self.options.length)
+
+    def row_values(self, index: int, regions: Regions, names: Sequence[str]) -> dict[str, Any]:
+        """``{split}_out`` (int8 labels) and, for the test split, ``test_headers``."""
+        values: dict[str, Any] = {
+            f"{BASSET_SPLITS[SPLITS[index]]}_out": regions.labels.astype(np.int8)
+        }
+        if SPLITS[index] == "test":
+            values["test_headers"] = list(names)
+        return values
+
+    def row_arrays(self, index: int, n_labels: int) -> dict[str, tuple[tuple[int, ...], Any]]:
+        """Labels ``(n_labels,)`` int8 and, for the test split, the headers (strings)."""
+        arrays: dict[str, tuple[tuple[int, ...], Any]] = {
+            f"{BASSET_SPLITS[SPLITS[index]]}_out": ((n_labels,), np.int8)
+        }
+        if SPLITS[index] == "test":
+            arrays["test_headers"] = ((), str)
+        return arrays
+
+    def whole_values(self, label_names: Sequence[str], chrom_names: Sequence[str]) -> dict:
+        """``target_labels``."""
+        return {"target_labels": list(label_names)}
 
     def encode_kwargs(self) -> dict[str, Any]:
         """Keywords of :func:`~gpu_genomics.sequence.onehot.one_hot_windows`: Basset's."""

@@ -208,6 +208,44 @@ class ArrayWriter:
             **self._options,
         )
 
+    def common_chunk_rows(self, row_bytes: list[int]) -> int:
+        """Return the chunk rows that every array of the given row sizes gets when created.
+
+        The writer's ``chunk_rows``, capped as :meth:`create` caps it for the widest row, so
+        that tasks writing whole chunks of one array write whole chunks of all.
+        """
+        return max(1, min(self.chunk_rows, MAX_CHUNK_BYTES // max(*row_bytes, 1)))
+
+    def create_strings(
+        self, name: str, shape: tuple[int, ...], chunk_rows: int | None = None
+    ) -> Any:
+        """Create an empty variable-length string array chunked by ``chunk_rows`` rows.
+
+        Fill it with slice assignment (a list or object array of str), as :meth:`create`'s
+        arrays are filled.
+        """
+        dims = self.spec.lookup(name).dims if self.spec is not None else None
+        if self.spec is not None and self.spec.lookup(name).dtype != STRING:
+            raise TypeError(f"{name}: declared as {self.spec.lookup(name).dtype}, not strings")
+        _check_dims(name, shape, dims)
+        rows = max(1, min(chunk_rows or self.chunk_rows, shape[0])) if shape else 1
+        chunks = (rows, *shape[1:])
+        if self.format == "hdf5":
+            import h5py
+
+            if 0 in shape:
+                target = self._root.create_dataset(name, shape=shape, dtype=h5py.string_dtype())
+            else:
+                target = self._root.create_dataset(
+                    name, shape=shape, dtype=h5py.string_dtype(), chunks=chunks
+                )
+            if dims:
+                target.attrs["_ARRAY_DIMENSIONS"] = list(dims)
+            return target
+        return self._root.create_array(
+            name, shape=shape, dtype=str, chunks=chunks, dimension_names=dims
+        )
+
     def write(self, name: str, values: Any, dims: tuple[str, ...] | None = None) -> None:
         """Write a whole array, its axes named by ``dims`` (as :meth:`create`).
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 import logging
 import os
 import time
+import uuid
 from typing import Any
 
 import numpy as np
 
 from ..device import resolve_device, to_numpy
 from ..errors import InputError, check_choice, positive_int
+from ..execution import ordered_results, windowed, worker_count
 from ..io.provenance import provenance
 from ..io.spec import STRING, ArraySpec, OutputSpec
 from ..io.store import ArrayWriter, format_from_path, resolve_compression
@@ -119,6 +121,7 @@ def encode_file(
     output_format: str | None = None,
     compression: str | None = None,
     device: str | None = None,
+    client: Any = None,
     progress: bool = False,
     command: str | None = None,
 ) -> dict[str, Any]:
@@ -148,6 +151,9 @@ def encode_file(
         compression: ``none``, ``gzip``, ``lzf`` (HDF5) or ``zstd``; default none for HDF5,
             zstd for Zarr.
         device: ``"auto" | "gpu" | "cpu"``.
+        client: a :class:`distributed.Client`: encode the blocks of records on its cluster
+            (this process reads the file and hands the blocks out; Zarr chunks are written by
+            the workers, HDF5 rows here, in order); default: this process.
         progress: show a progress bar.
         command: the command line stored in the provenance (default: this process's).
 
@@ -159,7 +165,8 @@ def encode_file(
         InputError: a bad option or input file (nothing is written).
 
     Memory: the file's bases (1 byte each) plus one block of ``batch_size`` encoded rows on the
-    device and the host; the CSR k-mer matrix is held whole.
+    device and the host; the CSR k-mer matrix is held whole. On a cluster: the file's bases
+    here, and one block per worker task (a few blocks in flight at a time).
     """
     started = time.perf_counter()
     check_choice("encoding", encoding, ENCODINGS)
@@ -214,13 +221,19 @@ def encode_file(
                 )
                 max_len = max(int(counts.max()) if len(counts) else 0, 1)
             parameters["max_len"] = max_len
-        encoder = _Encoder(out, batch, parameters, device_name)
+        parameters["workers"] = None if client is None else worker_count(client)
         from tqdm import tqdm
 
         with tqdm(total=n, unit="seq", disable=not progress or None, desc="encode") as bar:
-            for start in range(0, n, batch_size):
-                encoder.write_rows(batch.slice(start, start + batch_size), start)
-                bar.update(min(batch_size, n - start))
+            if client is None:
+                encoder = _Encoder(out, batch, parameters, device_name)
+                for start in range(0, n, batch_size):
+                    encoder.write_rows(batch.slice(start, start + batch_size), start)
+                    bar.update(min(batch_size, n - start))
+            else:
+                encoder = _encode_on_cluster(
+                    client, out, batch, parameters, device=device, batch_size=batch_size, bar=bar
+                )
         encoder.finish()
         out.write("names", batch.names or [])
         out.write("lengths", batch.lengths)
@@ -336,13 +349,101 @@ def _encode_batch(chunk: Any, p: dict[str, Any], device: str) -> list[Any]:
     return [kmer_counts(chunk, p["k"], canonical=p["canonical"], sparse=p["sparse"], device=device)]
 
 
+def _encode_task(
+    data: np.ndarray,
+    offsets: np.ndarray,
+    *,
+    parameters: dict[str, Any],
+    device: str | None,
+    store: str | None,
+    array_names: list[str],
+    first_row: int,
+) -> list[Any] | int:
+    """Encode one block of records on a worker.
+
+    Writes its rows into the Zarr ``store`` and returns their count, or returns them (HDF5,
+    and a CSR block).
+    """
+    chunk = SequenceBatch(data, offsets)
+    results = [to_numpy(r) for r in _encode_batch(chunk, parameters, resolve_device(device))]
+    if store is None or (parameters["encoding"] == "kmer-counts" and parameters["sparse"]):
+        return results
+    import zarr
+
+    group = zarr.open_group(store, mode="r+")
+    for name, rows in zip(array_names, results, strict=True):
+        group[name][first_row : first_row + len(rows)] = rows
+    return len(chunk)
+
+
+def _encode_on_cluster(
+    client: Any,
+    out: ArrayWriter,
+    batch: SequenceBatch,
+    parameters: dict[str, Any],
+    *,
+    device: str | None,
+    batch_size: int,
+    bar: Any,
+) -> _Encoder:
+    """Encode the records on the cluster's workers and write or keep what comes back.
+
+    The blocks are whole chunks of rows (at most ``batch_size`` records), handed out a window
+    of blocks at a time.
+    """
+    chunk_rows = out.common_chunk_rows(_row_bytes(parameters))
+    encoder = _Encoder(out, batch, parameters, "cpu", chunk_rows=chunk_rows)
+    task_rows = max(chunk_rows, batch_size - batch_size % chunk_rows)
+    store = str(out.tmp_path.resolve()) if out.format == "zarr" else None
+    token = uuid.uuid4().hex[:8]
+    starts = list(range(0, len(batch), task_rows))
+
+    def submit(start: int) -> Any:
+        block = batch.slice(start, start + task_rows)
+        return client.submit(
+            _encode_task,
+            np.ascontiguousarray(block.data),
+            block.offsets,
+            parameters=parameters,
+            device=device,
+            store=store,
+            array_names=encoder.array_names,
+            first_row=start,
+            key=f"encode-{start}-{token}",
+        )
+
+    futures = windowed(submit, starts, window=2 * worker_count(client))
+    for start, result in zip(starts, ordered_results(futures), strict=True):
+        if not isinstance(result, int):
+            encoder.write_results(result, start)
+        bar.update(min(task_rows, len(batch) - start))
+    return encoder
+
+
+def _row_bytes(parameters: dict[str, Any]) -> list[int]:
+    """Bytes of one row of each array the encoding fills by rows."""
+    encoding = parameters["encoding"]
+    if encoding == "onehot":
+        return [parameters["length"] * 4 * np.dtype(parameters["dtype"]).itemsize]
+    if encoding in ("tokens", "kmer-tokens"):
+        return [parameters["max_len"] * 4, parameters["max_len"]]
+    return [4 ** parameters["k"] * 4]
+
+
 class _Encoder:
     """Creates the arrays of one encoding and fills them a block of records at a time."""
 
     def __init__(
-        self, out: ArrayWriter, batch: SequenceBatch, parameters: dict[str, Any], device: str
+        self,
+        out: ArrayWriter,
+        batch: SequenceBatch,
+        parameters: dict[str, Any],
+        device: str,
+        *,
+        chunk_rows: int | None = None,
     ) -> None:
         self.out, self.n, self.p, self.device = out, len(batch), parameters, device
+        self.chunk_rows = chunk_rows
         self.shapes: dict[str, tuple[int, ...]] = {}
         self._sparse_blocks: list[Any] = []
         encoding = parameters["encoding"]
@@ -365,19 +466,32 @@ class _Encoder:
 
     def _create(self, name: str, shape: tuple[int, ...], dtype: Any, dims: Any = None) -> Any:
         self.shapes[name] = shape
-        return self.out.create(name, shape, dtype, dims=dims)
+        return self.out.create(name, shape, dtype, chunk_rows=self.chunk_rows, dims=dims)
 
     def _encode(self, chunk: SequenceBatch) -> list[Any]:
         return _encode_batch(chunk, self.p, self.device)
 
+    @property
+    def sparse(self) -> bool:
+        """Whether the output is a CSR matrix, gathered whole before it is written."""
+        return self.p["encoding"] == "kmer-counts" and self.p["sparse"]
+
+    @property
+    def array_names(self) -> list[str]:
+        """The arrays filled by rows, in the order :func:`_encode_batch` returns them."""
+        return [name for name in self.shapes if name != "kmer_names"]
+
     def write_rows(self, chunk: SequenceBatch, start: int) -> None:
         """Encode ``chunk`` (records ``start ..``) and write its rows."""
-        results = self._encode(chunk)
-        if self.p["encoding"] == "kmer-counts" and self.p["sparse"]:
-            self._sparse_blocks.append(to_numpy(results[0]))
+        self.write_results([to_numpy(r) for r in self._encode(chunk)], start)
+
+    def write_results(self, results: list[Any], start: int) -> None:
+        """Write the encoded rows of records ``start ..`` (or keep a CSR block)."""
+        if self.sparse:
+            self._sparse_blocks.append(results[0])
             return
         for target, result in zip(self.targets, results, strict=True):
-            target[start : start + len(chunk)] = to_numpy(result)
+            target[start : start + len(result)] = result
 
     def finish(self) -> None:
         """Write what is written once, after every block: the k-mer names and the CSR matrix."""

@@ -1,0 +1,173 @@
+"""Where a job's tasks run: in this process (the default) or on a Dask cluster.
+
+Every job takes ``client=None``: without one it runs in this process exactly as it always has;
+with a :class:`distributed.Client` it cuts its work into tasks (a BED file, a chromosome, a range
+of output rows, a block of records), runs them on the cluster's workers and writes the output on
+the client (HDF5: one writer, blocks in order) or from the workers (Zarr: each task writes its
+own whole chunks), renaming the finished output into place once, on the client. The output is
+the same array for array whatever the cluster.
+
+:func:`cluster` makes the client the command line's ``--workers N`` / ``--scheduler ADDRESS``
+ask for: a :class:`distributed.LocalCluster` of ``N`` single-threaded worker processes (a
+``dask_cuda.LocalCUDACluster``, one worker per GPU with its device pinned, when a GPU is usable
+and dask-cuda is installed), or a connection to an existing scheduler (``$DASK_SCHEDULER_ADDRESS``
+when no option is given). Dask and distributed are the ``[dask]`` extra, imported only here and
+only when a cluster is asked for.
+
+A lost worker's tasks are run again by Dask (their inputs are recomputed from the task graph),
+so a job survives it with the same output; a task's error (bad input) is raised on the client as
+the same one-line error as in-process, the first one in task order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+from .device import gpu_status, requested_device
+from .errors import InputError, positive_int
+
+log = logging.getLogger("gpu_genomics")
+
+SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"
+
+
+def require_distributed() -> Any:
+    """Return the ``distributed`` module.
+
+    Raises:
+        InputError: Dask's distributed scheduler is not installed.
+    """
+    try:
+        import distributed
+    except ImportError as exc:
+        raise InputError(
+            f"running on a cluster needs dask and distributed ({exc}); "
+            "pip install 'gpu-genomics[dask]'"
+        ) from None
+    return distributed
+
+
+@contextlib.contextmanager
+def cluster(
+    *, workers: int | None = None, scheduler: str | None = None, device: str | None = None
+) -> Iterator[Any]:
+    """Yield the Dask client that ``workers`` or ``scheduler`` ask for, or None (in-process).
+
+    Args:
+        workers: start a local cluster of this many worker processes (one thread each; with a
+            usable GPU and dask-cuda, one worker per GPU when ``workers`` is 0 or more GPUs than
+            available are not asked for).
+        scheduler: join the cluster of this scheduler address (``tcp://host:8786``); default
+            ``$DASK_SCHEDULER_ADDRESS`` when ``workers`` is not given.
+        device: the job's ``device``; ``"gpu"``/``"auto"`` with a usable GPU and dask-cuda
+            installed start a ``LocalCUDACluster``.
+
+    Yields:
+        A :class:`distributed.Client`, closed (with any cluster it started) when the block ends;
+        None when neither is given, which every job takes as "run in this process".
+
+    Raises:
+        InputError: both are given, ``workers`` is not a positive integer, or distributed is
+            not installed.
+    """
+    if workers is not None and scheduler is not None:
+        raise InputError(
+            "give `workers` (a local cluster) or `scheduler` (a running one), not both"
+        )
+    if workers is None and scheduler is None:
+        scheduler = os.environ.get(SCHEDULER_ENV) or None
+    if workers is None and scheduler is None:
+        yield None
+        return
+    distributed = require_distributed()
+    if scheduler is not None:
+        try:
+            client = distributed.Client(scheduler, timeout="30s")
+        except OSError as exc:
+            raise InputError(f"scheduler={scheduler!r}: cannot connect ({exc})") from None
+        with client:
+            log.info("joined the Dask cluster at %s (%d workers)", scheduler, _n_workers(client))
+            yield client
+        return
+    n_workers = positive_int("workers", workers)
+    with _local_cluster(distributed, n_workers, device) as local, distributed.Client(local) as c:
+        log.info("started a local Dask cluster: %d workers", _n_workers(c))
+        yield c
+
+
+@contextlib.contextmanager
+def _local_cluster(distributed: Any, n_workers: int, device: str | None) -> Iterator[Any]:
+    # task errors come back to the client as one line; the workers do not print them again. No
+    # dashboard, and the scheduler's HTTP routes on a free port (never "8787 is in use")
+    quiet = {
+        "dashboard_address": ":0",
+        "scheduler_kwargs": {"dashboard": False},
+        "silence_logs": logging.CRITICAL,
+    }
+    if requested_device(device) != "cpu" and gpu_status()[0]:
+        try:
+            import dask_cuda
+        except ImportError:
+            log.info("dask-cuda is not installed: the local cluster's workers share the GPU")
+        else:
+            with dask_cuda.LocalCUDACluster(n_workers=n_workers, threads_per_worker=1,
+                                            **quiet) as local:  # fmt: skip
+                yield local
+            return
+    # each worker runs the numba kernels on its share of the cores
+    threads = str(max(1, (os.cpu_count() or 1) // n_workers))
+    with distributed.LocalCluster(
+        n_workers=n_workers,
+        threads_per_worker=1,
+        processes=True,
+        env={"NUMBA_NUM_THREADS": threads, "OMP_NUM_THREADS": threads},
+        **quiet,
+    ) as local:
+        yield local
+
+
+def _n_workers(client: Any) -> int:
+    return len(client.scheduler_info().get("workers", {}))
+
+
+def ordered_results(
+    futures: Iterable[Any], *, progress: Callable[[Any], None] | None = None
+) -> Iterator[Any]:
+    """Yield the results of ``futures`` in their order, as each becomes available.
+
+    The first task that failed, in this order, raises its error here (the tasks before it
+    succeeded); ``progress`` is called with each result.
+    """
+    for future in futures:
+        result = future.result()
+        if progress is not None:
+            progress(result)
+        yield result
+
+
+def windowed(submit: Callable[[Any], Any], items: Sequence[Any], *, window: int) -> Iterator[Any]:
+    """Submit ``submit(item)`` for each item, at most ``window`` ahead of the one yielded.
+
+    Yields the futures in order; the caller takes each result before the next is submitted
+    beyond the window, so results wait on the workers only ``window`` at a time (the HDF5
+    writer's memory bound).
+    """
+    pending: list[Any] = []
+    items = list(items)
+    for index in range(min(window, len(items))):
+        pending.append(submit(items[index]))
+    for index in range(len(items)):
+        future = pending[index]
+        if index + window < len(items):
+            pending.append(submit(items[index + window]))
+        yield future
+        pending[index] = None  # the result, once taken, is not held here
+
+
+def worker_count(client: Any) -> int:
+    """How many workers the client's cluster has now (at least 1)."""
+    return max(1, _n_workers(client))
