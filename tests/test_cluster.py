@@ -3,8 +3,11 @@ output as in-process, whatever the workers do, and the same one-line errors."""
 
 from __future__ import annotations
 
+import itertools
 import os
+import shutil
 import signal
+import time
 from pathlib import Path
 
 import numpy as np
@@ -264,13 +267,33 @@ ENCODINGS = [
 ]
 
 
+@pytest.fixture(scope="module")
+def fastas(tmp_path_factory):
+    """The example's records as gzip (read here), plain FASTA (the workers read byte ranges)
+    and indexed bgzip (the workers read ranges of it through its .fai and .gzi)."""
+    import gzip
+
+    import pysam
+
+    folder = tmp_path_factory.mktemp("fastas")
+    plain = folder / "sequences.fa"
+    plain.write_bytes(gzip.decompress((REPO / "examples" / "sequences.fa.gz").read_bytes()))
+    bgzip = folder / "sequences.bgz.fa.gz"
+    pysam.tabix_compress(str(plain), str(bgzip), force=True)
+    pysam.faidx(str(bgzip))
+    return {"gzip": REPO / "examples" / "sequences.fa.gz", "plain": plain, "bgzip": bgzip}
+
+
 @pytest.mark.parametrize("options", ENCODINGS)
 @pytest.mark.parametrize("suffix", [".h5", ".zarr"])
-def test_encode_on_a_cluster_equals_in_process(client, tmp_path, monkeypatch, options, suffix):
+@pytest.mark.parametrize("kind", ["gzip", "plain", "bgzip"])
+def test_encode_on_a_cluster_equals_in_process(  # noqa: PLR0917 (fixtures and parameters)
+    client, tmp_path, monkeypatch, fastas, options, suffix, kind
+):
     # blocks of 7 chunked rows: about 70 tasks over the 500 records, written in parallel
     monkeypatch.setattr(ArrayWriter, "common_chunk_rows", lambda self, row_bytes: 7)
     local_out, cluster_out = pair(tmp_path, suffix)
-    fasta = REPO / "examples" / "sequences.fa.gz"
+    fasta = fastas[kind]
     local = gg.encode_file(fasta, local_out, device="cpu", **options)
     remote = gg.encode_file(
         fasta, cluster_out, device="cpu", batch_size=20, client=client, **options
@@ -280,13 +303,146 @@ def test_encode_on_a_cluster_equals_in_process(client, tmp_path, monkeypatch, op
     assert parameters_of(cluster_out)["workers"] == 2
 
 
-def test_encode_errors_on_a_cluster_are_the_in_process_ones(client, tmp_path):
-    fasta = tmp_path / "bad.fa"
-    fasta.write_text(">a\nACGT\n>b\nAC*T\n")
+@pytest.mark.parametrize("name", ["bad.fa", "bad.fa.gz"])
+def test_encode_errors_on_a_cluster_are_the_in_process_ones(client, tmp_path, name):
+    """A bad record in the 3rd block of a plain FASTA (read by a worker) or a gzip one (read
+    here) is named as in-process: its index in the file, its name and position."""
+    import gzip
+
+    text = "".join(f">r{i}\nACGTN\n" for i in range(45)) + ">bad\nAC*T\n>r46\nAC\n"
+    fasta = tmp_path / name
+    fasta.write_bytes(gzip.compress(text.encode()) if name.endswith(".gz") else text.encode())
     messages = []
     for client_or_none in (None, client):
         with pytest.raises(InputError) as info:
-            gg.encode_file(fasta, tmp_path / "o.zarr", client=client_or_none, device="cpu")
+            gg.encode_file(
+                fasta, tmp_path / "o.zarr", client=client_or_none, device="cpu", batch_size=20
+            )
         messages.append(str(info.value))
-    assert messages[0] == messages[1] and "record 1 ('b')" in messages[0]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.fa"]
+    assert messages[0] == messages[1]
+    assert messages[0].startswith(f"{fasta}: record 45 ('bad'): '*' at position 2 is not")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
+def wrapped_fasta(line_end: str = "\n") -> str:
+    """Records as users have them: wrapped at 60 bases, descriptions, lower case, IUPAC
+    letters, empty records and lengths that are whole lines."""
+    rng = np.random.default_rng(3)
+    letters = np.array(list("ACGTNacgtnRYKM"))
+    text = []
+    for i, n in enumerate([0, 1, 59, 60, 61, 120, 0, 250, 7, 180, *rng.integers(0, 400, 30)]):
+        bases = "".join(rng.choice(letters, n))
+        lines = [bases[j : j + 60] for j in range(0, n, 60)]
+        text.append(f">rec{i} sample={i % 3} len={n}{line_end}")
+        text.extend(line + line_end for line in lines)
+    return "".join(text)
+
+
+def bgzip_indexed(plain, out):
+    import pysam
+
+    pysam.tabix_compress(str(plain), str(out), force=True)
+    pysam.faidx(str(out))
+    return out
+
+
+def located(path):
+    """The records of a plain or an indexed bgzip FASTA as the cluster path finds them (the
+    locate tasks run here, one per range of 7 listed records)."""
+    from gpu_genomics.sequence.fastx import (
+        IndexedRecords,
+        bgzf_split_points,
+        locate_records,
+        plain_records,
+    )
+
+    points = bgzf_split_points(path)
+    if points is None:
+        return plain_records(path)
+    cuts = [*points[::7].tolist(), -1]
+    starts = [locate_records(str(path), a, b) for a, b in itertools.pairwise(cuts)]
+    return IndexedRecords(str(path), "bgzf", np.append(np.concatenate(starts), -1))
+
+
+@pytest.mark.parametrize("line_end", ["\n", "\r\n"])
+def test_workers_read_every_block_as_the_whole_file_reads(tmp_path, fastas, line_end):
+    """Wrapped records with empty ones (which samtools faidx leaves out of the .fai): every
+    block a worker reads is that slice of the whole file, names, lengths and bases."""
+    from gpu_genomics.sequence.fastx import read_block
+
+    plain = tmp_path / "wrapped.fa"
+    plain.write_bytes(wrapped_fasta(line_end).encode())
+    bgzip = bgzip_indexed(plain, tmp_path / "wrapped.fa.gz")
+    assert len(Path(f"{bgzip}.fai").read_text().splitlines()) == 38  # two empty records
+    whole = gg.SequenceBatch.from_fasta(plain)
+    for path, kind in ((plain, "plain"), (bgzip, "bgzf"), (fastas["bgzip"], "bgzf")):
+        records = located(path)
+        reference = whole if path != fastas["bgzip"] else gg.SequenceBatch.from_fasta(path)
+        assert records.kind == kind and len(records) == len(reference)
+        for first in range(0, len(records), 5):
+            data, offsets, names = read_block(records.block(first, first + 5))
+            part = reference.slice(first, first + 5)
+            assert names == part.names
+            np.testing.assert_array_equal(offsets, part.offsets - part.offsets[0])
+            assert data.tobytes() == part.data.tobytes()
+
+
+@pytest.mark.parametrize("options", [{}, {"encoding": "kmer-counts", "k": 2}])
+def test_encode_of_wrapped_records_on_a_cluster_equals_in_process(
+    client, tmp_path, monkeypatch, options
+):
+    """One pass (k-mer counts: the workers check and name the records as they encode) and
+    two (one-hot of the longest record's length: names and lengths first)."""
+    monkeypatch.setattr(ArrayWriter, "common_chunk_rows", lambda self, row_bytes: 3)
+    plain = tmp_path / "wrapped.fa"
+    plain.write_bytes(wrapped_fasta().encode())
+    for path in (plain, bgzip_indexed(plain, tmp_path / "wrapped.fa.gz")):
+        local_out, cluster_out = tmp_path / "local.zarr", tmp_path / "cluster.zarr"
+        gg.encode_file(path, local_out, device="cpu", **options)
+        gg.encode_file(path, cluster_out, device="cpu", client=client, batch_size=4, **options)
+        outputs_equal(local_out, cluster_out)
+        shutil.rmtree(local_out), shutil.rmtree(cluster_out)
+
+
+def test_which_files_the_workers_read_themselves(fastas, tmp_path):
+    from gpu_genomics.sequence.fastx import bgzf_split_points, plain_records
+
+    assert plain_records(fastas["plain"]).kind == "plain"
+    assert bgzf_split_points(fastas["bgzip"]) is not None
+    for gzip_file in (fastas["gzip"], fastas["bgzip"]):  # compressed: not a plain FASTA
+        assert plain_records(gzip_file) is None
+    assert bgzf_split_points(fastas["gzip"]) is None  # gzip, not bgzip: read here, handed out
+    fastq = tmp_path / "r.fq"
+    fastq.write_text("@r\nACGT\n+\nIIII\n")
+    unindexed = tmp_path / "u.fa.gz"
+    unindexed.write_bytes(fastas["bgzip"].read_bytes())  # bgzip without its .fai/.gzi
+    assert plain_records(fastq) is None and bgzf_split_points(unindexed) is None
+    stale = bgzip_indexed(fastas["plain"], tmp_path / "stale.fa.gz")
+    os.utime(stale, (time.time() + 10, time.time() + 10))  # rewritten after it was indexed
+    assert bgzf_split_points(stale) is None
+
+
+def test_records_the_index_leaves_out_are_encoded_all_the_same(client, tmp_path):
+    """samtools faidx keeps the first of two records of one name (and no empty record): the
+    workers find every record between the ones it lists."""
+    plain = tmp_path / "repeated.fa"
+    records = [f">r{i % 30}\nACGTACGT\n" for i in range(40)]
+    plain.write_text("".join(records[:35]) + ">empty\n" + "".join(records[35:]))
+    bgzip = bgzip_indexed(plain, tmp_path / "repeated.fa.gz")
+    assert len(Path(f"{bgzip}.fai").read_text().splitlines()) == 30
+    local_out, cluster_out = tmp_path / "local.zarr", tmp_path / "cluster.zarr"
+    assert gg.encode_file(bgzip, local_out, device="cpu")["n_sequences"] == 41
+    gg.encode_file(bgzip, cluster_out, device="cpu", client=client, batch_size=4)
+    outputs_equal(local_out, cluster_out)
+
+
+def test_an_out_of_date_index_is_a_one_line_error(tmp_path):
+    from gpu_genomics.sequence.fastx import bgzf_split_points, locate_records
+
+    plain = tmp_path / "a.fa"
+    plain.write_text(">a\nACGTACGTAC\n>b\nAC\n")
+    bgzip = bgzip_indexed(plain, tmp_path / "a.fa.gz")
+    Path(f"{bgzip}.fai").write_text("a\t6\t3\t10\t11\nb\t2\t13\t2\t3\n")  # 'a' 4 short
+    points = bgzf_split_points(bgzip)
+    with pytest.raises(InputError, match=r"a\.fa\.gz: no record starts at byte 10 where .*fai"):
+        locate_records(str(bgzip), int(points[1]), -1)

@@ -128,14 +128,17 @@ class SequenceBatch:
             return self.width
         return int(self.lengths.max()) if len(self) else 0
 
-    def record_label(self, index: int) -> str:
-        """``"record 3 ('chr1:5-10')"`` for error messages."""
+    def record_label(self, index: int, *, first_record: int = 0) -> str:
+        """``"record 3 ('chr1:5-10')"`` for error messages (``first_record`` added)."""
         if self.names is not None and index < len(self.names):
-            return f"record {index} ({self.names[index]!r})"
-        return f"record {index}"
+            return f"record {first_record + index} ({self.names[index]!r})"
+        return f"record {first_record + index}"
 
-    def validate(self, source: str | None = None) -> None:
-        """Raise :class:`InputError` naming the first record with a non-IUPAC byte."""
+    def validate(self, source: str | None = None, *, first_record: int = 0) -> None:
+        """Raise :class:`InputError` naming the first record with a non-IUPAC byte.
+
+        ``first_record``: the file's index of this batch's first record, for the message.
+        """
         bad_per_block = _count_invalid(self.data, valid_bytes(), _VALIDATE_BLOCK)
         if not bad_per_block.any():
             return
@@ -147,8 +150,8 @@ class SequenceBatch:
         where = f"{source}: " if source else ""
         letter = chr(self.data[position])
         raise InputError(
-            f"{where}{self.record_label(record)}: {letter!r} at position "
-            f"{position - int(self.offsets[record])} is not a DNA letter "
+            f"{where}{self.record_label(record, first_record=first_record)}: {letter!r} at "
+            f"position {position - int(self.offsets[record])} is not a DNA letter "
             "(IUPAC A C G T N R Y S W K M B D H V, either case); remove or replace it"
         )
 

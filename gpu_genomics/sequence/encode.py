@@ -23,6 +23,7 @@ from ..io.provenance import provenance
 from ..io.spec import STRING, ArraySpec, OutputSpec
 from ..io.store import ArrayWriter, format_from_path, resolve_compression
 from .batch import SequenceBatch
+from .fastx import IndexedRecords, bgzf_split_points, locate_records, plain_records, read_block
 from .kmers import DENSE_MAX_K, kmer_counts, kmer_names
 from .onehot import one_hot
 from .tokenizers import kmer_token_counts, kmer_tokenize, tokenize
@@ -197,18 +198,30 @@ def encode_file(
         )
     )
     with ArrayWriter(output_path, output_format, compression, spec=ENCODE_ARRAYS) as out:
-        batch = SequenceBatch.from_fasta(input_path)
-        n = len(batch)
+        records = None if client is None else _records_on_cluster(client, input_path, batch_size)
+        names: list[str] | None = None
+        lengths: np.ndarray | None = None
+        batch = None
+        if records is None:  # one reader, this process
+            batch = SequenceBatch.from_fasta(input_path)
+            names, lengths = batch.names or [], batch.lengths
+        elif (encoding == "onehot" and length is None) or (
+            encoding == "kmer-tokens" and max_len is None
+        ):  # the rows' width depends on the records: a first pass reads them on the workers
+            names, lengths, token_counts = _read_on_cluster(
+                client, records, parameters, batch_size=batch_size, k=k, stride=stride
+            )
+        n = len(batch) if records is None else len(records)
         log.info(
-            "%s: %d records, %d bases; encoding %s on %s",
+            "%s: %d records%s; encoding %s on %s",
             input_path,
             n,
-            len(batch.data),
+            "" if lengths is None else f", {int(np.sum(lengths))} bases",
             encoding,
             device_name,
         )
         if encoding == "onehot":
-            parameters["length"] = length if length is not None else batch.max_length
+            parameters["length"] = length if length is not None else int(np.max(lengths, initial=0))
             if not parameters["length"]:
                 raise InputError(
                     f"{input_path}: every record is empty, so the longest is 0 bases; "
@@ -216,27 +229,38 @@ def encode_file(
                 )
         elif encoding == "kmer-tokens":
             if max_len is None:
-                counts = kmer_token_counts(
-                    batch, k, stride=stride, scheme=parameters["scheme"], device=device_name
-                )
-                max_len = max(int(counts.max()) if len(counts) else 0, 1)
+                if batch is not None:
+                    token_counts = kmer_token_counts(
+                        batch, k, stride=stride, scheme=parameters["scheme"], device=device_name
+                    )
+                max_len = max(int(np.max(token_counts, initial=0)), 1)
             parameters["max_len"] = max_len
         parameters["workers"] = None if client is None else worker_count(client)
         from tqdm import tqdm
 
         with tqdm(total=n, unit="seq", disable=not progress or None, desc="encode") as bar:
             if client is None:
-                encoder = _Encoder(out, batch, parameters, device_name)
+                encoder = _Encoder(out, n, parameters, device_name)
                 for start in range(0, n, batch_size):
                     encoder.write_rows(batch.slice(start, start + batch_size), start)
                     bar.update(min(batch_size, n - start))
             else:
-                encoder = _encode_on_cluster(
-                    client, out, batch, parameters, device=device, batch_size=batch_size, bar=bar
+                encoder, seen = _encode_on_cluster(
+                    client,
+                    out,
+                    n,
+                    parameters,
+                    device=device,
+                    batch_size=batch_size,
+                    bar=bar,
+                    source=batch if batch is not None else records,
+                    check=names is None,
                 )
+                if names is None:  # read and checked by the workers as they encoded
+                    names, lengths = seen
         encoder.finish()
-        out.write("names", batch.names or [])
-        out.write("lengths", batch.lengths)
+        out.write("names", names)
+        out.write("lengths", np.asarray(lengths, dtype=np.int64))
         record = provenance(
             "gpu-genomics encode",
             parameters=parameters,
@@ -252,7 +276,7 @@ def encode_file(
         "output": str(output_path),
         "encoding": encoding,
         "n_sequences": n,
-        "n_bases": len(batch.data),
+        "n_bases": int(np.sum(lengths)),
         "arrays": arrays,
         "seconds": seconds,
     }
@@ -349,75 +373,198 @@ def _encode_batch(chunk: Any, p: dict[str, Any], device: str) -> list[Any]:
     return [kmer_counts(chunk, p["k"], canonical=p["canonical"], sparse=p["sparse"], device=device)]
 
 
+def _records_on_cluster(
+    client: Any, path: str | os.PathLike, batch_size: int
+) -> IndexedRecords | None:
+    """Where the records of ``path`` start, for workers to read them, or None (read it here).
+
+    A plain FASTA is scanned here for its records' ``>`` (:func:`~.fastx.plain_records`); a
+    bgzip FASTA with its ``.fai`` and ``.gzi`` is cut between the records the ``.fai`` lists,
+    about ``batch_size`` of them a range, and the workers find the records of each range
+    (:func:`~.fastx.locate_records`). Gzip, FASTQ and unindexed bgzip return None.
+    """
+    from ..io.files import is_gzip
+
+    if not is_gzip(path):
+        return plain_records(path)
+    points = bgzf_split_points(path)
+    if points is None:
+        return None
+    cuts = points[::batch_size].tolist()
+    token = uuid.uuid4().hex[:8]
+
+    def submit(i: int) -> Any:
+        stop = cuts[i + 1] if i + 1 < len(cuts) else -1
+        return client.submit(
+            locate_records, str(path), cuts[i], stop, key=f"encode-locate-{i}-{token}"
+        )
+
+    futures = windowed(submit, range(len(cuts)), window=2 * worker_count(client))
+    starts = np.concatenate(list(ordered_results(futures)))
+    return IndexedRecords(str(path), "bgzf", np.append(starts, -1))
+
+
+def _read_task(
+    block: tuple, *, first_record: int, counts: dict[str, Any] | None
+) -> tuple[list[str], np.ndarray, np.ndarray | None]:
+    """Read and check a block of records (:meth:`~.fastx.IndexedRecords.block`) on a worker.
+
+    Returns their names, lengths and, with ``counts`` (``k``, ``stride``, ``scheme``), their
+    k-mer token counts.
+
+    Raises:
+        InputError: a record holds a byte that is not an IUPAC letter (named as in-process).
+    """
+    data, offsets, names = read_block(block)
+    records = SequenceBatch(data, offsets, names)
+    records.validate(source=block[1], first_record=first_record)
+    tokens = None
+    if counts is not None:
+        tokens = kmer_token_counts(
+            records, counts["k"], stride=counts["stride"], scheme=counts["scheme"], device="cpu"
+        )
+    return names, records.lengths, tokens
+
+
+def _read_on_cluster(
+    client: Any,
+    records: IndexedRecords,
+    parameters: dict[str, Any],
+    *,
+    batch_size: int,
+    k: int,
+    stride: int,
+) -> tuple[list[str], np.ndarray, np.ndarray | None]:
+    """Read every record's name and length on the cluster (a first pass over the records).
+
+    Also their k-mer token counts when kmer-tokens needs the longest row; the workers check
+    the records as they read them.
+    """
+    counts = None
+    if parameters["encoding"] == "kmer-tokens" and parameters.get("max_len") is None:
+        counts = {"k": k, "stride": stride, "scheme": parameters["scheme"]}
+    token = uuid.uuid4().hex[:8]
+    firsts = list(range(0, len(records), batch_size))
+
+    def submit(first: int) -> Any:
+        return client.submit(
+            _read_task,
+            records.block(first, first + batch_size),
+            first_record=first,
+            counts=counts,
+            key=f"encode-read-{first}-{token}",
+        )
+
+    names: list[str] = []
+    lengths, tokens = [], []
+    for part_names, part_lengths, part_tokens in ordered_results(
+        windowed(submit, firsts, window=2 * worker_count(client))
+    ):
+        names.extend(part_names)
+        lengths.append(part_lengths)
+        tokens.append(part_tokens)
+    lengths_all = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
+    tokens_all = np.concatenate(tokens) if counts is not None and tokens else None
+    return names, lengths_all, tokens_all
+
+
 def _encode_task(
-    data: np.ndarray,
-    offsets: np.ndarray,
+    source: tuple,
     *,
     parameters: dict[str, Any],
     device: str | None,
     store: str | None,
     array_names: list[str],
     first_row: int,
-) -> list[Any] | int:
+    check: bool = False,
+) -> tuple[list[Any] | int, list[str] | None, np.ndarray | None]:
     """Encode one block of records on a worker.
 
-    Writes its rows into the Zarr ``store`` and returns their count, or returns them (HDF5,
-    and a CSR block).
+    ``source``: the records' ``(data, offsets)``, or a block of records the worker reads
+    (:meth:`~.fastx.IndexedRecords.block`). Writes their rows into the Zarr ``store`` and
+    returns their count, or returns them (HDF5, and a CSR block); with ``check`` (records read
+    here and not read before) checks them first and returns their names and lengths too.
+
+    Returns:
+        ``(rows or count, names or None, lengths or None)``.
     """
-    chunk = SequenceBatch(data, offsets)
+    names = None
+    if isinstance(source[0], str):
+        data, offsets, names = read_block(source)
+    else:
+        data, offsets = source
+    chunk = SequenceBatch(data, offsets, names)
+    if check:
+        chunk.validate(source=source[1], first_record=first_row)
+    seen = (names, chunk.lengths) if check else (None, None)
     results = [to_numpy(r) for r in _encode_batch(chunk, parameters, resolve_device(device))]
     if store is None or (parameters["encoding"] == "kmer-counts" and parameters["sparse"]):
-        return results
+        return results, *seen
     import zarr
 
     group = zarr.open_group(store, mode="r+")
     for name, rows in zip(array_names, results, strict=True):
         group[name][first_row : first_row + len(rows)] = rows
-    return len(chunk)
+    return len(chunk), *seen
 
 
 def _encode_on_cluster(
     client: Any,
     out: ArrayWriter,
-    batch: SequenceBatch,
+    n: int,
     parameters: dict[str, Any],
     *,
     device: str | None,
     batch_size: int,
     bar: Any,
-) -> _Encoder:
+    source: SequenceBatch | IndexedRecords,
+    check: bool = False,
+) -> tuple[_Encoder, tuple[list[str], np.ndarray]]:
     """Encode the records on the cluster's workers and write or keep what comes back.
 
     The blocks are whole chunks of rows (at most ``batch_size`` records), handed out a window
-    of blocks at a time.
+    of blocks at a time: the records themselves (``source`` a batch read here) or blocks of
+    records that the workers read (``source`` :class:`~.fastx.IndexedRecords`); with ``check``
+    they also check them and send back their names and lengths (returned with the encoder).
     """
     chunk_rows = out.common_chunk_rows(_row_bytes(parameters))
-    encoder = _Encoder(out, batch, parameters, "cpu", chunk_rows=chunk_rows)
+    encoder = _Encoder(out, n, parameters, "cpu", chunk_rows=chunk_rows)
     task_rows = max(chunk_rows, batch_size - batch_size % chunk_rows)
     store = str(out.tmp_path.resolve()) if out.format == "zarr" else None
     token = uuid.uuid4().hex[:8]
-    starts = list(range(0, len(batch), task_rows))
+    firsts = list(range(0, n, task_rows))
 
-    def submit(start: int) -> Any:
-        block = batch.slice(start, start + task_rows)
+    def submit(first: int) -> Any:
+        if isinstance(source, SequenceBatch):
+            block = source.slice(first, first + task_rows)
+            records: tuple = (np.ascontiguousarray(block.data), block.offsets)
+        else:
+            records = source.block(first, first + task_rows)
         return client.submit(
             _encode_task,
-            np.ascontiguousarray(block.data),
-            block.offsets,
+            records,
+            check=check,
             parameters=parameters,
             device=device,
             store=store,
             array_names=encoder.array_names,
-            first_row=start,
-            key=f"encode-{start}-{token}",
+            first_row=first,
+            key=f"encode-{first}-{token}",
         )
 
-    futures = windowed(submit, starts, window=2 * worker_count(client))
-    for start, result in zip(starts, ordered_results(futures), strict=True):
+    futures = windowed(submit, firsts, window=2 * worker_count(client))
+    names: list[str] = []
+    lengths: list[np.ndarray] = []
+    for first, (result, part_names, part_lengths) in zip(
+        firsts, ordered_results(futures), strict=True
+    ):
         if not isinstance(result, int):
-            encoder.write_results(result, start)
-        bar.update(min(task_rows, len(batch) - start))
-    return encoder
+            encoder.write_results(result, first)
+        if check:
+            names.extend(part_names)
+            lengths.append(part_lengths)
+        bar.update(min(task_rows, n - first))
+    return encoder, (names, np.concatenate(lengths) if lengths else np.zeros(0, np.int64))
 
 
 def _row_bytes(parameters: dict[str, Any]) -> list[int]:
@@ -436,13 +583,13 @@ class _Encoder:
     def __init__(
         self,
         out: ArrayWriter,
-        batch: SequenceBatch,
+        n: int,
         parameters: dict[str, Any],
         device: str,
         *,
         chunk_rows: int | None = None,
     ) -> None:
-        self.out, self.n, self.p, self.device = out, len(batch), parameters, device
+        self.out, self.n, self.p, self.device = out, n, parameters, device
         self.chunk_rows = chunk_rows
         self.shapes: dict[str, tuple[int, ...]] = {}
         self._sparse_blocks: list[Any] = []

@@ -9,6 +9,8 @@ Vectorised: a few NumPy passes over the file's bytes, no per-base Python.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -28,14 +30,7 @@ def read_fastx(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, list[st
     stripped = raw.lstrip()
     if not stripped:
         raise InputError(f"{path}: the file is empty; expected FASTA ('>') or FASTQ ('@') records")
-    newlines = np.flatnonzero(buf == ord("\n"))
-    starts = np.concatenate(([0], newlines + 1))
-    ends = np.concatenate((newlines, [len(buf)]))
-    if starts[-1] == len(buf):  # file ends with a newline
-        starts, ends = starts[:-1], ends[:-1]
-    # strip a trailing '\r' from every line (Windows line ends)
-    has_cr = (ends > starts) & (buf[np.maximum(ends - 1, 0)] == ord("\r"))
-    content_ends = ends - has_cr
+    starts, content_ends = _lines(buf)
     first = stripped[:1]
     if first == b">":
         return _parse_fasta(path, raw, buf, starts, content_ends)
@@ -46,6 +41,183 @@ def read_fastx(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, list[st
         f"{path}: line {line}: expected a FASTA header ('>') or FASTQ record ('@'), "
         f"found {stripped[:20]!r}; is this a sequence file?"
     )
+
+
+def _lines(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(starts, ends)`` of every line of ``buf``, without its newline and carriage return."""
+    newlines = np.flatnonzero(buf == ord("\n"))
+    starts = np.concatenate(([0], newlines + 1))
+    ends = np.concatenate((newlines, [len(buf)]))
+    if starts[-1] == len(buf):  # the buffer ends with a newline
+        starts, ends = starts[:-1], ends[:-1]
+    # strip a trailing '\r' from every line (Windows line ends)
+    has_cr = (ends > starts) & (buf[np.maximum(ends - 1, 0)] == ord("\r"))
+    return starts, ends - has_cr
+
+
+#: Bytes read at a time when scanning a FASTA file for its records.
+SCAN_BLOCK_BYTES = 16 * 2**20
+
+
+def _header_offsets(data: np.ndarray, previous: int) -> np.ndarray:
+    """Offsets in ``data`` of every ``>`` that begins a line (``previous``: the byte before)."""
+    before = np.concatenate((np.array([previous], dtype=np.uint8), data[:-1]))
+    return np.flatnonzero((data == ord(">")) & (before == ord("\n")))
+
+
+def fasta_record_starts(path: str | os.PathLike) -> np.ndarray | None:
+    """Return the byte offset of every record of a plain (uncompressed) FASTA file.
+
+    A record starts at a ``>`` that begins a line, as :func:`read_fastx` reads them; the file
+    is read once in blocks of :data:`SCAN_BLOCK_BYTES`, holding only the offsets.
+
+    Returns:
+        ``(n_records,) int64`` offsets, or None when the file is compressed or is not FASTA
+        (its first non-blank byte is not ``>``): then read it whole with :func:`read_fastx`.
+    """
+    with open(path, "rb") as handle:
+        head = handle.read(1 << 16)
+        if head[:2] == b"\x1f\x8b" or not head.lstrip()[:1] == b">":
+            return None
+        handle.seek(0)
+        found: list[np.ndarray] = []
+        position, previous = 0, ord("\n")  # the file's first byte begins a line
+        while block := handle.read(SCAN_BLOCK_BYTES):
+            data = np.frombuffer(block, dtype=np.uint8)
+            found.append(_header_offsets(data, previous) + position)
+            position += len(block)
+            previous = int(data[-1])
+    return np.concatenate(found).astype(np.int64) if found else np.zeros(0, np.int64)
+
+
+@dataclass(frozen=True)
+class IndexedRecords:
+    """The records of a FASTA file that workers read a block at a time.
+
+    This process holds where the records start, never their bases: a block of records is a
+    range of the file's (uncompressed) bytes that a worker parses as :func:`read_fastx` parses
+    the whole file.
+
+    Attributes:
+        path: the file.
+        kind: ``"plain"`` (an uncompressed FASTA) or ``"bgzf"`` (a bgzip FASTA with its
+            ``.fai`` and ``.gzi``, read through the ``.gzi``).
+        bounds: ``(n + 1,) int64`` uncompressed byte offsets: record ``i`` is
+            ``bounds[i]:bounds[i + 1]``; the last bound is the end of the file (``-1`` for
+            ``"bgzf"``: read to the end).
+    """
+
+    path: str
+    kind: str
+    bounds: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.bounds) - 1
+
+    def block(self, first: int, stop: int) -> tuple:
+        """Describe records ``first .. stop - 1`` for :func:`read_block` (small, picklable)."""
+        stop = min(stop, len(self))
+        return (self.kind, self.path, int(self.bounds[first]), int(self.bounds[stop]), first, stop)
+
+
+def plain_records(path: str | os.PathLike) -> IndexedRecords | None:
+    """The records of a plain FASTA file (:func:`fasta_record_starts`), or None (not one)."""
+    starts = fasta_record_starts(path)
+    if starts is None:
+        return None
+    return IndexedRecords(str(path), "plain", np.append(starts, Path(path).stat().st_size))
+
+
+def bgzf_split_points(path: str | os.PathLike) -> np.ndarray | None:
+    """Offsets where a bgzip FASTA can be cut between records, from its ``.fai``, or None.
+
+    ``0`` and the end of every record the ``.fai`` lists but the last, just after its last
+    sequence line (from the columns length, offset, bases per line and bytes per line). The
+    ``.fai`` does not list every record (samtools faidx skips empty records and repeated
+    names), so a range between two points holds one or more records: :func:`locate_records`
+    finds them. None, to read the file in one process, when the file is not bgzip, the
+    ``.fai`` or ``.gzi`` is missing or older than the file, or the index is not a FASTA one.
+    """
+    from ..io.files import is_bgzf
+
+    fai, gzi = Path(f"{path}.fai"), Path(f"{path}.gzi")
+    if not (is_bgzf(path) and fai.is_file() and gzi.is_file()):
+        return None
+    if min(fai.stat().st_mtime, gzi.stat().st_mtime) < Path(path).stat().st_mtime:
+        return None
+    rows = [line.split("\t") for line in fai.read_text().splitlines() if line]
+    if not rows or any(len(row) != 5 for row in rows):  # six columns: samtools fqidx
+        return None
+    try:
+        length, offset, line_bases, line_bytes = (
+            np.array([int(row[i]) for row in rows], dtype=np.int64) for i in (1, 2, 3, 4)
+        )
+    except ValueError:
+        return None
+    if (line_bases <= 0).any() or (line_bytes < line_bases).any():
+        return None
+    full, rest = np.divmod(length, line_bases)
+    ends = offset + full * line_bytes + np.where(rest > 0, rest + line_bytes - line_bases, 0)
+    return np.concatenate(([0], ends[:-1]))
+
+
+def locate_records(path: str, start: int, stop: int) -> np.ndarray:
+    """Uncompressed offsets of the records of a bgzip FASTA between two split points.
+
+    ``start:stop`` as :func:`bgzf_split_points` gives them (``stop`` -1: the end).
+
+    Returns:
+        ``(n,) int64`` absolute offsets of the ``>`` of every record in the range.
+
+    Raises:
+        InputError: the range does not begin with a record (the ``.fai`` does not match).
+    """
+    raw = _bgzf_range(path, start, stop)
+    data = np.frombuffer(raw, dtype=np.uint8)
+    heads = _header_offsets(data, ord("\n"))
+    if not len(heads) or raw[: heads[0]].strip():
+        raise InputError(
+            f"{path}: no record starts at byte {start} where {path}.fai places one; the index "
+            f"is out of date: rerun samtools faidx {path}"
+        )
+    return (heads + start).astype(np.int64)
+
+
+def _bgzf_range(path: str, start: int, stop: int) -> bytes:
+    """Uncompressed bytes ``start:stop`` of a bgzip file (``stop`` -1: to the end), via its .gzi."""
+    from pysam import libcbgzf
+
+    index = Path(f"{path}.gzi").read_bytes()
+    n = int.from_bytes(index[:8], "little")
+    blocks = np.frombuffer(index, dtype="<u8", count=2 * n, offset=8).reshape(n, 2)
+    i = int(np.searchsorted(blocks[:, 1], start, side="right")) - 1
+    compressed, uncompressed = (0, 0) if i < 0 else (int(blocks[i, 0]), int(blocks[i, 1]))
+    with libcbgzf.BGZFile(path, "rb") as handle:
+        handle.seek((compressed << 16) | (start - uncompressed))  # a BGZF virtual offset
+        return handle.read(-1 if stop < 0 else stop - start)
+
+
+def read_block(block: tuple) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Read the records an :meth:`IndexedRecords.block` describes: ``(data, offsets, names)``.
+
+    Parsed as :func:`read_fastx` parses a whole FASTA file.
+
+    Raises:
+        InputError: the range no longer holds those records.
+    """
+    kind, path, start, stop, first, last = block
+    if kind == "bgzf":
+        raw = _bgzf_range(path, start, stop)
+    else:
+        with open(path, "rb") as handle:
+            handle.seek(start)
+            raw = handle.read(stop - start)
+    buf = np.frombuffer(raw, dtype=np.uint8)
+    starts, ends = _lines(buf)
+    heads = np.flatnonzero(buf[starts] == ord(">"))
+    if len(heads) != last - first or (ends[: heads[0]] > starts[: heads[0]]).any():
+        raise InputError(f"{path}: the file changed while it was read; rerun the job")
+    return _parse_fasta(path, raw, buf, starts, ends)
 
 
 def _gather_lines(
