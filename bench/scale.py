@@ -253,6 +253,30 @@ def report(name: str, units: int, unit: str, results: dict, outputs: dict, *, re
     )
 
 
+def compare(
+    title: str,
+    job: dict,
+    *,
+    folder: Path,
+    worker_counts: list[int],
+    units: tuple[int, str],
+    limit_gib: float | None = None,
+) -> None:
+    """Run ``job`` in-process (under ``limit_gib`` of address space) and on each worker count;
+    print the table, against in-process or, when that failed, the largest cluster."""
+    results, outputs = {}, {}
+    for workers in [None, *worker_counts]:
+        key = "in-process" if workers is None else f"--workers {workers}"
+        outputs[key] = folder / str(workers) / "out.zarr"
+        outputs[key].parent.mkdir(parents=True)
+        spec = {**job, "workers": workers, "output": str(outputs[key])}
+        clock = time.perf_counter()
+        results[key] = run(spec, limit_gib=limit_gib if workers is None else None)
+        print(f"{key}: {time.perf_counter() - clock:.0f} s wall", flush=True)
+    ref = "in-process" if "error" not in results["in-process"] else key
+    report(title, *units, results, outputs, ref_key=ref)
+
+
 # --- main ------------------------------------------------------------------------------------
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -292,27 +316,17 @@ def main(argv=None) -> int:
     if "hg19" in workloads or "encode-sized" in workloads:
         data = hg19_data(args)
     if "hg19" in workloads:
-        results, outputs = {}, {}
-        for workers in [None, *worker_counts]:
-            key = "in-process" if workers is None else f"--workers {workers}"
-            outputs[key] = runs / f"hg19-{workers}" / "out.zarr"
-            outputs[key].parent.mkdir()
-            spec = {
+        compare(
+            "intervals, hg19-sized: 30 BED files, 1.8 M rows, basset merge, Zarr",
+            {
                 "job": "intervals",
-                "workers": workers,
                 "metadata": str(data["metadata"]),
                 "reference": str(data["genome"]),
-                "output": str(outputs[key]),
                 "options": {},
-            }
-            results[key] = run(spec)
-        report(
-            "intervals, hg19-sized: 30 BED files, 1.8 M rows, basset merge, Zarr",
-            1_800_000,
-            "rows",
-            results,
-            outputs,
-            ref_key="in-process",
+            },
+            folder=runs / "hg19",
+            worker_counts=worker_counts,
+            units=(1_800_000, "rows"),
         )
     if "encode" in workloads:
         fasta = encode_fasta(args)
@@ -322,59 +336,28 @@ def main(argv=None) -> int:
             ("bgzip with .fai and .gzi, --length 1000", bgzip_indexed(fasta), {"length": 1000}),
         ]
         for number, (label, path, options) in enumerate(inputs):
-            results, outputs = {}, {}
-            for workers in [None, *worker_counts]:
-                key = "in-process" if workers is None else f"--workers {workers}"
-                outputs[key] = runs / f"encode-{number}-{workers}" / "out.zarr"
-                outputs[key].parent.mkdir()
-                spec = {
-                    "job": "encode",
-                    "workers": workers,
-                    "input": str(path),
-                    "output": str(outputs[key]),
-                    "options": options,
-                }
-                results[key] = run(spec)
-            report(
+            compare(
                 f"encode one-hot: {args.encode_records} records x 1,000 bp, {label}, Zarr",
-                args.encode_records,
-                "records",
-                results,
-                outputs,
-                ref_key="in-process",
+                {"job": "encode", "input": str(path), "options": options},
+                folder=runs / f"encode-{number}",
+                worker_counts=worker_counts,
+                units=(args.encode_records, "records"),
             )
     if "encode-sized" in workloads:
         metadata = encode_sized_data(args, data["genome"], data["sizes"])
-        results, outputs = {}, {}
-        options = {"merge": "hull", "length": 200, "min_overlap": 100}
-        for workers in [None, max(worker_counts)]:
-            key = "in-process" if workers is None else f"--workers {workers}"
-            outputs[key] = runs / f"encode-sized-{workers}" / "out.zarr"
-            outputs[key].parent.mkdir()
-            spec = {
-                "job": "intervals",
-                "workers": workers,
-                "metadata": str(metadata),
-                "reference": str(data["genome"]),
-                "output": str(outputs[key]),
-                "options": options,
-            }
-            clock = time.perf_counter()
-            results[key] = run(spec, limit_gib=args.memory_limit if workers is None else None)
-            print(f"{key}: {time.perf_counter() - clock:.0f} s wall", flush=True)
-        ref = (
-            "in-process"
-            if "error" not in results["in-process"]
-            else f"--workers {max(worker_counts)}"
-        )
-        report(
+        compare(
             f"intervals, ENCODE-sized: {args.encode_files} BED files, {args.encode_rows} rows, "
             f"{args.encode_files} labels, hull merge, 200 bp, Zarr",
-            args.encode_rows,
-            "rows",
-            results,
-            outputs,
-            ref_key=ref,
+            {
+                "job": "intervals",
+                "metadata": str(metadata),
+                "reference": str(data["genome"]),
+                "options": {"merge": "hull", "length": 200, "min_overlap": 100},
+            },
+            folder=runs / "encode-sized",
+            worker_counts=[max(worker_counts)],
+            units=(args.encode_rows, "rows"),
+            limit_gib=args.memory_limit,
         )
     shutil.rmtree(runs, ignore_errors=True)
     return 0

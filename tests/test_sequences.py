@@ -310,6 +310,32 @@ def test_garbage_file(device, tmp_path, content):
     raises_with_path(path, device)
 
 
+def test_bgzip_of_many_blocks_reads_as_its_text_and_a_cut_one_is_an_error(tmp_path):
+    """A bgzip file is thousands of gzip members (64 KiB blocks each): all of them are read,
+    and one that lost its last blocks (the end-of-file block among them) is named."""
+    import pysam
+
+    from gpu_genomics.io.files import BGZF_EOF
+
+    rng = np.random.default_rng(5)
+    text = "".join(
+        f">r{i}\n{''.join(rng.choice(list('ACGTN'), 300))}\n" for i in range(2000)
+    ).encode()
+    plain, bgzip = tmp_path / "r.fa", tmp_path / "r.fa.gz"
+    plain.write_bytes(text)
+    pysam.tabix_compress(str(plain), str(bgzip), force=True)
+    raw = bgzip.read_bytes()
+    assert raw.endswith(BGZF_EOF) and raw.count(b"\x1f\x8b\x08\x04") > 5
+    expected_data, expected_offsets, expected_names = gg.read_fastx(plain)
+    data, offsets, names = gg.read_fastx(bgzip)
+    assert data.tobytes() == expected_data.tobytes() and names == expected_names
+    np.testing.assert_array_equal(offsets, expected_offsets)
+    cut = tmp_path / "cut.fa.gz"
+    cut.write_bytes(raw[: raw.rindex(b"\x1f\x8b\x08\x04", 0, len(raw) - len(BGZF_EOF))])
+    with pytest.raises(InputError, match=r"cut\.fa\.gz: the bgzip file has no end-of-file"):
+        gg.read_fastx(cut)
+
+
 def test_fasta_with_non_dna_names_record_and_path(device, tmp_path):
     path = tmp_path / "bad.fa"
     path.write_text(">good\nACGT\n>protein_seq desc\nMKVLAAGIVE\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import zlib
 from collections.abc import Sequence
@@ -10,6 +11,8 @@ from collections.abc import Sequence
 from ..errors import InputError
 
 GZIP_MAGIC = b"\x1f\x8b"
+#: The empty block that ends every BGZF file (SAM/BAM specification, section 4.1.2).
+BGZF_EOF = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
 
 
 def read_bytes(path: str | os.PathLike) -> bytes:
@@ -24,8 +27,16 @@ def read_bytes(path: str | os.PathLike) -> bytes:
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror or exc}); check the path") from None
     if raw[:2] == GZIP_MAGIC:
+        if _is_bgzf_head(raw[:18]) and not raw.endswith(BGZF_EOF):
+            raise InputError(
+                f"{path}: the bgzip file has no end-of-file block, so it is cut short; "
+                "re-download or recompress it"
+            )
         try:
-            raw = gzip.decompress(raw)
+            # GzipFile streams member after member: gzip.decompress copies the rest of the
+            # input for every member, quadratic in a bgzip file's thousands of 64 KiB blocks
+            with gzip.GzipFile(fileobj=io.BytesIO(raw)) as stream:
+                raw = stream.read()
         except (OSError, EOFError, ValueError, zlib.error) as exc:
             raise InputError(
                 f"{path}: gzip data is corrupt or truncated ({exc}); re-download or recompress"
@@ -36,7 +47,10 @@ def read_bytes(path: str | os.PathLike) -> bytes:
 def is_bgzf(path: str | os.PathLike) -> bool:
     """True when the file starts with a BGZF block (gzip with the 'BC' extra subfield)."""
     with open(path, "rb") as handle:
-        head = handle.read(18)
+        return _is_bgzf_head(handle.read(18))
+
+
+def _is_bgzf_head(head: bytes) -> bool:
     return len(head) >= 14 and head[:4] == b"\x1f\x8b\x08\x04" and head[12:14] == b"BC"
 
 
