@@ -58,9 +58,9 @@ def cluster(
     """Yield the Dask client that ``workers`` or ``scheduler`` ask for, or None (in-process).
 
     Args:
-        workers: start a local cluster of this many worker processes (one thread each; with a
-            usable GPU and dask-cuda, one worker per GPU when ``workers`` is 0 or more GPUs than
-            available are not asked for).
+        workers: start a local cluster of this many worker processes, one thread each (with
+            a usable GPU and dask-cuda installed, one worker per GPU, at most as many workers
+            as there are GPUs).
         scheduler: join the cluster of this scheduler address (``tcp://host:8786``); default
             ``$DASK_SCHEDULER_ADDRESS`` when ``workers`` is not given.
         device: the job's ``device``; ``"gpu"``/``"auto"`` with a usable GPU and dask-cuda
@@ -114,8 +114,13 @@ def _local_cluster(distributed: Any, n_workers: int, device: str | None) -> Iter
         except ImportError:
             log.info("dask-cuda is not installed: the local cluster's workers share the GPU")
         else:
-            with dask_cuda.LocalCUDACluster(n_workers=n_workers, threads_per_worker=1,
-                                            **quiet) as local:  # fmt: skip
+            from dask_cuda.utils import get_n_gpus
+
+            n_gpus = get_n_gpus()
+            if n_workers > n_gpus:
+                log.info("%d workers asked for, %d GPUs: starting %d", n_workers, n_gpus, n_gpus)
+            with dask_cuda.LocalCUDACluster(n_workers=min(n_workers, n_gpus),
+                                            threads_per_worker=1, **quiet) as local:  # fmt: skip
                 yield local
             return
     # each worker runs the numba kernels on its share of the cores

@@ -209,7 +209,13 @@ def encode_file(
             encoding == "kmer-tokens" and max_len is None
         ):  # the rows' width depends on the records: a first pass reads them on the workers
             names, lengths, token_counts = _read_on_cluster(
-                client, records, parameters, batch_size=batch_size, k=k, stride=stride
+                client,
+                records,
+                parameters,
+                batch_size=batch_size,
+                k=k,
+                stride=stride,
+                progress=progress,
             )
         n = len(batch) if records is None else len(records)
         log.info(
@@ -434,6 +440,7 @@ def _read_on_cluster(
     batch_size: int,
     k: int,
     stride: int,
+    progress: bool,
 ) -> tuple[list[str], np.ndarray, np.ndarray | None]:
     """Read every record's name and length on the cluster (a first pass over the records).
 
@@ -455,14 +462,17 @@ def _read_on_cluster(
             key=f"encode-read-{first}-{token}",
         )
 
+    from tqdm import tqdm
+
     names: list[str] = []
     lengths, tokens = [], []
-    for part_names, part_lengths, part_tokens in ordered_results(
-        windowed(submit, firsts, window=2 * worker_count(client))
-    ):
-        names.extend(part_names)
-        lengths.append(part_lengths)
-        tokens.append(part_tokens)
+    futures = windowed(submit, firsts, window=2 * worker_count(client))
+    with tqdm(total=len(records), unit="seq", disable=not progress or None, desc="read") as bar:
+        for part_names, part_lengths, part_tokens in ordered_results(futures):
+            names.extend(part_names)
+            lengths.append(part_lengths)
+            tokens.append(part_tokens)
+            bar.update(len(part_names))
     lengths_all = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
     tokens_all = np.concatenate(tokens) if counts is not None and tokens else None
     return names, lengths_all, tokens_all
