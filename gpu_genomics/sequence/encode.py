@@ -3,7 +3,8 @@
 :func:`encode_file` reads the file once into a :class:`~gpu_genomics.sequence.batch.SequenceBatch`,
 encodes ``batch_size`` records at a time on the chosen device and writes each block of rows as it
 is done, so memory holds the file's bases plus one block of encoded rows (a sparse k-mer matrix is
-gathered whole before it is written). The arrays are declared in :data:`ENCODE_ARRAYS`.
+gathered whole before it is written). With a Dask ``client`` the blocks are tasks on the cluster
+(:mod:`.cluster`). The arrays are declared in :data:`ENCODE_ARRAYS`.
 """
 
 from __future__ import annotations
@@ -11,19 +12,17 @@ from __future__ import annotations
 import logging
 import os
 import time
-import uuid
 from typing import Any
 
 import numpy as np
 
 from ..device import resolve_device, to_numpy
 from ..errors import InputError, check_choice, positive_int
-from ..execution import ordered_results, windowed, worker_count
+from ..execution import worker_count
 from ..io.provenance import provenance
 from ..io.spec import STRING, ArraySpec, OutputSpec
 from ..io.store import ArrayWriter, format_from_path, resolve_compression
 from .batch import SequenceBatch
-from .fastx import IndexedRecords, bgzf_split_points, locate_records, plain_records, read_block
 from .kmers import DENSE_MAX_K, kmer_counts, kmer_names
 from .onehot import one_hot
 from .tokenizers import kmer_token_counts, kmer_tokenize, tokenize
@@ -197,18 +196,21 @@ def encode_file(
             sparse=sparse,
         )
     )
+    if client is not None:
+        from . import cluster as tasks
     with ArrayWriter(output_path, output_format, compression, spec=ENCODE_ARRAYS) as out:
-        records = None if client is None else _records_on_cluster(client, input_path, batch_size)
+        records = (
+            None if client is None else tasks.records_on_cluster(client, input_path, batch_size)
+        )
         names: list[str] | None = None
-        lengths: np.ndarray | None = None
-        batch = None
+        lengths = token_counts = batch = None
         if records is None:  # one reader, this process
             batch = SequenceBatch.from_fasta(input_path)
             names, lengths = batch.names or [], batch.lengths
         elif (encoding == "onehot" and length is None) or (
             encoding == "kmer-tokens" and max_len is None
         ):  # the rows' width depends on the records: a first pass reads them on the workers
-            names, lengths, token_counts = _read_on_cluster(
+            names, lengths, token_counts = tasks.read_on_cluster(
                 client,
                 records,
                 parameters,
@@ -226,21 +228,16 @@ def encode_file(
             encoding,
             device_name,
         )
-        if encoding == "onehot":
-            parameters["length"] = length if length is not None else int(np.max(lengths, initial=0))
-            if not parameters["length"]:
-                raise InputError(
-                    f"{input_path}: every record is empty, so the longest is 0 bases; "
-                    "pass `length` (bases per row)"
-                )
-        elif encoding == "kmer-tokens":
-            if max_len is None:
-                if batch is not None:
-                    token_counts = kmer_token_counts(
-                        batch, k, stride=stride, scheme=parameters["scheme"], device=device_name
-                    )
-                max_len = max(int(np.max(token_counts, initial=0)), 1)
-            parameters["max_len"] = max_len
+        _resolve_row_width(
+            parameters,
+            length=length,
+            max_len=max_len,
+            lengths=lengths,
+            token_counts=token_counts,
+            batch=batch,
+            input_path=input_path,
+            device=device_name,
+        )
         parameters["workers"] = None if client is None else worker_count(client)
         from tqdm import tqdm
 
@@ -251,7 +248,7 @@ def encode_file(
                     encoder.write_rows(batch.slice(start, start + batch_size), start)
                     bar.update(min(batch_size, n - start))
             else:
-                encoder, seen = _encode_on_cluster(
+                encoder, seen = tasks.encode_on_cluster(
                     client,
                     out,
                     n,
@@ -286,6 +283,47 @@ def encode_file(
         "arrays": arrays,
         "seconds": seconds,
     }
+
+
+def _resolve_row_width(
+    parameters: dict[str, Any],
+    *,
+    length: int | None,
+    max_len: int | None,
+    lengths: np.ndarray | None,
+    token_counts: np.ndarray | None,
+    batch: SequenceBatch | None,
+    input_path: str | os.PathLike,
+    device: str,
+) -> None:
+    """Set the one-hot ``length`` or the kmer-tokens ``max_len`` in ``parameters``.
+
+    What the user gave, or what the records need: the longest record's length, the most
+    tokens of a record (``token_counts`` from the cluster's first pass, or counted on ``batch``).
+
+    Raises:
+        InputError: one-hot without ``length`` of a file whose records are all empty.
+    """
+    encoding = parameters["encoding"]
+    if encoding == "onehot":
+        parameters["length"] = length if length is not None else int(np.max(lengths, initial=0))
+        if not parameters["length"]:
+            raise InputError(
+                f"{input_path}: every record is empty, so the longest is 0 bases; "
+                "pass `length` (bases per row)"
+            )
+    elif encoding == "kmer-tokens":
+        if max_len is None:
+            if batch is not None:
+                token_counts = kmer_token_counts(
+                    batch,
+                    parameters["k"],
+                    stride=parameters["stride"],
+                    scheme=parameters["scheme"],
+                    device=device,
+                )
+            max_len = max(int(np.max(token_counts, initial=0)), 1)
+        parameters["max_len"] = max_len
 
 
 def _encoding_options(
@@ -377,204 +415,6 @@ def _encode_batch(chunk: Any, p: dict[str, Any], device: str) -> list[Any]:
             )
         )
     return [kmer_counts(chunk, p["k"], canonical=p["canonical"], sparse=p["sparse"], device=device)]
-
-
-def _records_on_cluster(
-    client: Any, path: str | os.PathLike, batch_size: int
-) -> IndexedRecords | None:
-    """Where the records of ``path`` start, for workers to read them, or None (read it here).
-
-    A plain FASTA is scanned here for its records' ``>`` (:func:`~.fastx.plain_records`); a
-    bgzip FASTA with its ``.fai`` and ``.gzi`` is cut between the records the ``.fai`` lists,
-    about ``batch_size`` of them a range, and the workers find the records of each range
-    (:func:`~.fastx.locate_records`). Gzip, FASTQ and unindexed bgzip return None.
-    """
-    from ..io.files import is_gzip
-
-    if not is_gzip(path):
-        return plain_records(path)
-    points = bgzf_split_points(path)
-    if points is None:
-        return None
-    cuts = points[::batch_size].tolist()
-    token = uuid.uuid4().hex[:8]
-
-    def submit(i: int) -> Any:
-        stop = cuts[i + 1] if i + 1 < len(cuts) else -1
-        return client.submit(
-            locate_records, str(path), cuts[i], stop, key=f"encode-locate-{i}-{token}"
-        )
-
-    futures = windowed(submit, range(len(cuts)), window=2 * worker_count(client))
-    starts = np.concatenate(list(ordered_results(futures)))
-    return IndexedRecords(str(path), "bgzf", np.append(starts, -1))
-
-
-def _read_task(
-    block: tuple, *, first_record: int, counts: dict[str, Any] | None
-) -> tuple[list[str], np.ndarray, np.ndarray | None]:
-    """Read and check a block of records (:meth:`~.fastx.IndexedRecords.block`) on a worker.
-
-    Returns their names, lengths and, with ``counts`` (``k``, ``stride``, ``scheme``), their
-    k-mer token counts.
-
-    Raises:
-        InputError: a record holds a byte that is not an IUPAC letter (named as in-process).
-    """
-    data, offsets, names = read_block(block)
-    records = SequenceBatch(data, offsets, names)
-    records.validate(source=block[1], first_record=first_record)
-    tokens = None
-    if counts is not None:
-        tokens = kmer_token_counts(
-            records, counts["k"], stride=counts["stride"], scheme=counts["scheme"], device="cpu"
-        )
-    return names, records.lengths, tokens
-
-
-def _read_on_cluster(
-    client: Any,
-    records: IndexedRecords,
-    parameters: dict[str, Any],
-    *,
-    batch_size: int,
-    k: int,
-    stride: int,
-    progress: bool,
-) -> tuple[list[str], np.ndarray, np.ndarray | None]:
-    """Read every record's name and length on the cluster (a first pass over the records).
-
-    Also their k-mer token counts when kmer-tokens needs the longest row; the workers check
-    the records as they read them.
-    """
-    counts = None
-    if parameters["encoding"] == "kmer-tokens" and parameters.get("max_len") is None:
-        counts = {"k": k, "stride": stride, "scheme": parameters["scheme"]}
-    token = uuid.uuid4().hex[:8]
-    firsts = list(range(0, len(records), batch_size))
-
-    def submit(first: int) -> Any:
-        return client.submit(
-            _read_task,
-            records.block(first, first + batch_size),
-            first_record=first,
-            counts=counts,
-            key=f"encode-read-{first}-{token}",
-        )
-
-    from tqdm import tqdm
-
-    names: list[str] = []
-    lengths, tokens = [], []
-    futures = windowed(submit, firsts, window=2 * worker_count(client))
-    with tqdm(total=len(records), unit="seq", disable=not progress or None, desc="read") as bar:
-        for part_names, part_lengths, part_tokens in ordered_results(futures):
-            names.extend(part_names)
-            lengths.append(part_lengths)
-            tokens.append(part_tokens)
-            bar.update(len(part_names))
-    lengths_all = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
-    tokens_all = np.concatenate(tokens) if counts is not None and tokens else None
-    return names, lengths_all, tokens_all
-
-
-def _encode_task(
-    source: tuple,
-    *,
-    parameters: dict[str, Any],
-    device: str | None,
-    store: str | None,
-    array_names: list[str],
-    first_row: int,
-    check: bool = False,
-) -> tuple[list[Any] | int, list[str] | None, np.ndarray | None]:
-    """Encode one block of records on a worker.
-
-    ``source``: the records' ``(data, offsets)``, or a block of records the worker reads
-    (:meth:`~.fastx.IndexedRecords.block`). Writes their rows into the Zarr ``store`` and
-    returns their count, or returns them (HDF5, and a CSR block); with ``check`` (records read
-    here and not read before) checks them first and returns their names and lengths too.
-
-    Returns:
-        ``(rows or count, names or None, lengths or None)``.
-    """
-    names = None
-    if isinstance(source[0], str):
-        data, offsets, names = read_block(source)
-    else:
-        data, offsets = source
-    chunk = SequenceBatch(data, offsets, names)
-    if check:
-        chunk.validate(source=source[1], first_record=first_row)
-    seen = (names, chunk.lengths) if check else (None, None)
-    results = [to_numpy(r) for r in _encode_batch(chunk, parameters, resolve_device(device))]
-    if store is None or (parameters["encoding"] == "kmer-counts" and parameters["sparse"]):
-        return results, *seen
-    import zarr
-
-    group = zarr.open_group(store, mode="r+")
-    for name, rows in zip(array_names, results, strict=True):
-        group[name][first_row : first_row + len(rows)] = rows
-    return len(chunk), *seen
-
-
-def _encode_on_cluster(
-    client: Any,
-    out: ArrayWriter,
-    n: int,
-    parameters: dict[str, Any],
-    *,
-    device: str | None,
-    batch_size: int,
-    bar: Any,
-    source: SequenceBatch | IndexedRecords,
-    check: bool = False,
-) -> tuple[_Encoder, tuple[list[str], np.ndarray]]:
-    """Encode the records on the cluster's workers and write or keep what comes back.
-
-    The blocks are whole chunks of rows (at most ``batch_size`` records), handed out a window
-    of blocks at a time: the records themselves (``source`` a batch read here) or blocks of
-    records that the workers read (``source`` :class:`~.fastx.IndexedRecords`); with ``check``
-    they also check them and send back their names and lengths (returned with the encoder).
-    """
-    chunk_rows = out.common_chunk_rows(_row_bytes(parameters))
-    encoder = _Encoder(out, n, parameters, "cpu", chunk_rows=chunk_rows)
-    task_rows = max(chunk_rows, batch_size - batch_size % chunk_rows)
-    store = str(out.tmp_path.resolve()) if out.format == "zarr" else None
-    token = uuid.uuid4().hex[:8]
-    firsts = list(range(0, n, task_rows))
-
-    def submit(first: int) -> Any:
-        if isinstance(source, SequenceBatch):
-            block = source.slice(first, first + task_rows)
-            records: tuple = (np.ascontiguousarray(block.data), block.offsets)
-        else:
-            records = source.block(first, first + task_rows)
-        return client.submit(
-            _encode_task,
-            records,
-            check=check,
-            parameters=parameters,
-            device=device,
-            store=store,
-            array_names=encoder.array_names,
-            first_row=first,
-            key=f"encode-{first}-{token}",
-        )
-
-    futures = windowed(submit, firsts, window=2 * worker_count(client))
-    names: list[str] = []
-    lengths: list[np.ndarray] = []
-    for first, (result, part_names, part_lengths) in zip(
-        firsts, ordered_results(futures), strict=True
-    ):
-        if not isinstance(result, int):
-            encoder.write_results(result, first)
-        if check:
-            names.extend(part_names)
-            lengths.append(part_lengths)
-        bar.update(min(task_rows, n - first))
-    return encoder, (names, np.concatenate(lengths) if lengths else np.zeros(0, np.int64))
 
 
 def _row_bytes(parameters: dict[str, Any]) -> list[int]:
