@@ -173,6 +173,20 @@ def windowed(submit: Callable[[Any], Any], items: Sequence[Any], *, window: int)
         pending[index] = None  # the result, once taken, is not held here
 
 
+def task_window(client: Any) -> int:
+    """Tasks a job keeps submitted ahead of the one whose result it takes: twice the workers."""
+    return 2 * worker_count(client)
+
+
+def whole_chunks(rows: int, chunk_rows: int) -> int:
+    """``rows`` rounded down to whole chunks of ``chunk_rows``, at least one chunk.
+
+    A task that writes rows ``[first, first + whole_chunks(...))`` of a Zarr array writes
+    whole chunks only, so no two tasks write one chunk.
+    """
+    return max(chunk_rows, rows - rows % chunk_rows)
+
+
 def worker_count(client: Any) -> int:
     """How many workers the client's cluster has now (at least 1)."""
     return max(1, _n_workers(client))

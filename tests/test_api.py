@@ -129,3 +129,18 @@ def test_every_command_names_its_options_as_the_job_does(name):
         assert "client" in accepted
         options -= {"workers", "scheduler"}
     assert options <= accepted, options - accepted
+
+
+def test_importing_the_package_and_the_command_line_stays_light():
+    """pandas, scanpy, anndata, zarr, h5py and dask load only on the path that needs them, so
+    `import gpu_genomics` and `gpu-genomics --help` do not pay for them."""
+    import subprocess
+    import sys
+
+    heavy = ["pandas", "scanpy", "anndata", "zarr", "h5py", "distributed", "cupy"]
+    code = (
+        "import sys, gpu_genomics, gpu_genomics.cli; "
+        f"print([m for m in {heavy!r} if m in sys.modules])"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

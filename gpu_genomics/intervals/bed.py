@@ -19,12 +19,15 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from ..errors import InputError
 from ..io.files import read_bytes, stem
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _HEADER_PREFIXES = (b"#", b"track", b"browser")
 _INTEGER = re.compile(r"^[+-]?\d+$")
@@ -144,6 +147,8 @@ def read_bed(path: str | os.PathLike) -> pd.DataFrame:
 
 
 def _empty_peaks() -> pd.DataFrame:
+    import pandas as pd
+
     return pd.DataFrame(
         {
             "chrom": pd.Series([], dtype="category"),
@@ -156,6 +161,8 @@ def _empty_peaks() -> pd.DataFrame:
 
 def _read_bed_fast(raw: bytes) -> pd.DataFrame | None:
     """Pandas' C parser for the common clean file; None when anything looks off."""
+    import pandas as pd
+
     first = raw.lstrip().split(b"\n", 1)[0]
     n_fields = first.count(b"\t") + 1
     if n_fields < 3:
@@ -186,6 +193,8 @@ def _read_bed_fast(raw: bytes) -> pd.DataFrame | None:
 
 def _read_bed_checked(path: str | os.PathLike, raw: bytes) -> pd.DataFrame:
     """Line-by-line parser that names the first bad line."""
+    import pandas as pd
+
     chroms, starts, ends, minus = [], [], [], []
     for number, line in enumerate(raw.decode("utf-8", "replace").splitlines(), 1):
         stripped = line.strip()

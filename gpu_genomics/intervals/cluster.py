@@ -18,9 +18,9 @@ The work is cut into tasks that each hold a bounded part of the data:
 
 Memory per worker: one BED file's peaks (read), one chromosome's peaks and regions with their
 dense labels (merge), or one row range's windows and arrays (rows). The client holds the counts,
-the split of each region (one byte each) and, with the random split, the permutation (8 bytes
-per region). The output is the in-process output, array for array; the client renames it into
-place once, when every task has finished.
+the split of each region (one byte each) and, while it assigns them, each region's chromosome
+index and name or place in the permutation (4 + 8 bytes). The output is the in-process output,
+array for array; the client renames it into place once, when every task has finished.
 """
 
 from __future__ import annotations
@@ -30,18 +30,28 @@ import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from ..device import resolve_device, to_numpy
-from ..execution import ordered_results, windowed, worker_count
-from ..io.store import ArrayWriter
+from ..execution import ordered_results, task_window, whole_chunks, windowed
+from ..io.store import ArrayWriter, write_zarr_rows
 from .bed import BedSource
+from .job import (
+    encode_windows,
+    file_peaks,
+    log_dropped_peaks,
+    merged_regions,
+    region_names,
+    split_codes,
+)
 from .layouts import SPLITS, BassetLayout, StandardLayout
 from .reference import Reference
-from .regions import Regions, make_regions
+from .regions import Regions
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger("gpu_genomics")
 
@@ -54,13 +64,13 @@ class RegionPlan:
         merged: chromosome index -> future of its :class:`~.regions.Regions`.
         split_of: chromosome index -> ``(n_regions,) int8`` split of each of its regions.
         n_peaks: BED rows kept (after dropping short chromosomes).
-        n_regions: regions in all (after ``exclusive``).
+        n_before: regions in all before ``exclusive``.
     """
 
     merged: dict[int, Any] = field(default_factory=dict)
     split_of: dict[int, np.ndarray] = field(default_factory=dict)
     n_peaks: int = 0
-    n_regions: int = 0
+    n_before: int = 0
 
     def counts(self) -> list[int]:
         """Regions per split (training, validation, test)."""
@@ -79,8 +89,6 @@ def _read_task(
     reference_path: str,
     skip_unknown_chroms: bool,
 ) -> tuple[dict[int, pd.DataFrame], str | None]:
-    from .job import file_peaks
-
     frame, warning = file_peaks(
         source,
         names=names,
@@ -104,32 +112,24 @@ def _piece(read: tuple[dict[int, pd.DataFrame], str | None], chrom: int) -> pd.D
 def _merge_task(
     pieces: list[pd.DataFrame],
     *,
-    mode: str,
-    length: int,
-    min_overlap: int,
+    options: Any,
     chrom_sizes: np.ndarray,
     n_labels: int,
-    exclusive: bool,
     device: str | None,
 ) -> tuple[Regions, int]:
     """Make one chromosome's regions, and count them before ``exclusive``.
 
     The pieces come in file order, as the in-process run reads them.
     """
-    peaks = pd.concat(pieces, ignore_index=True)
-    regions = make_regions(
-        peaks,
-        mode,
-        length=length,
-        min_overlap=min_overlap,
+    import pandas as pd
+
+    return merged_regions(
+        pd.concat(pieces, ignore_index=True),
+        options,
         chrom_sizes=chrom_sizes,
         n_labels=n_labels,
         device=device,
     )
-    n_before = len(regions)
-    if exclusive:
-        regions = regions.subset(regions.labels.sum(axis=1) == 1)
-    return regions, n_before
 
 
 def _merge_counts(merged: tuple[Regions, int]) -> tuple[int, int]:
@@ -159,8 +159,6 @@ def _rows_task(
     ``pieces``: ``(merge result, chromosome, rows of its regions)`` in output order. Writes them
     into the Zarr ``store`` (returns the row count) or returns ``{array: rows}`` (HDF5).
     """
-    from .job import encode_windows, region_names
-
     layout = (BassetLayout if basset else StandardLayout)(None, options)  # type: ignore[arg-type]
     kwargs = layout.encode_kwargs()
     ref = _reference(reference_path)
@@ -192,16 +190,7 @@ def _rows_task(
     }
     if store is None:
         return rows_of
-    import zarr
-
-    group = zarr.open_group(store, mode="r+")
-    n = 0
-    for name, values in rows_of.items():
-        n = len(values)
-        group[name][first_row : first_row + n] = (
-            np.asarray(values, dtype=str) if isinstance(values, list) else values
-        )
-    return n
+    return write_zarr_rows(store, first_row, rows_of)
 
 
 # --- the client's side --------------------------------------------------------------------------
@@ -254,12 +243,7 @@ def plan_regions(
             peaks_per_chrom[chrom] += n
     short = (lengths < options.length) & (peaks_per_chrom > 0)
     if short.any():
-        log.info(
-            "dropped %d peaks on %d chromosomes shorter than length=%d",
-            int(peaks_per_chrom[short].sum()),
-            int(short.sum()),
-            options.length,
-        )
+        log_dropped_peaks(int(peaks_per_chrom[short].sum()), int(short.sum()), options.length)
     plan = RegionPlan(n_peaks=int(peaks_per_chrom[~short].sum()))
     chroms = [c for c in range(len(names)) if peaks_per_chrom[c] and not short[c]]
     for chrom in chroms:
@@ -271,12 +255,9 @@ def plan_regions(
         plan.merged[chrom] = client.submit(
             _merge_task,
             pieces,
-            mode=options.merge,
-            length=options.length,
-            min_overlap=options.min_overlap,
+            options=options,
             chrom_sizes=lengths,
             n_labels=n_labels,
-            exclusive=options.exclusive,
             device=device,
             key=f"intervals-merge-{chrom}-{token}",
         )
@@ -285,18 +266,12 @@ def plan_regions(
         for c in chroms
     ]
     n_of: dict[int, int] = {}
-    n_before = 0
     with tqdm(total=len(chroms), unit="chrom", desc="merge", disable=not progress or None) as bar:
         for chrom, (n, before) in zip(
             chroms, ordered_results(counts, progress=lambda _: bar.update(1)), strict=True
         ):
             n_of[chrom] = n
-            n_before += before
-    plan.n_regions = sum(n_of.values())
-    if options.exclusive:
-        log.info(
-            "exclusive: kept %d of %d regions with exactly one label", plan.n_regions, n_before
-        )
+            plan.n_before += before
     plan.split_of = _splits(n_of, names, options)
     return plan
 
@@ -304,22 +279,11 @@ def plan_regions(
 def _splits(n_of: dict[int, int], names: Sequence[str], options: Any) -> dict[int, np.ndarray]:
     """Split each chromosome's regions: ``(n,) int8`` per chromosome.
 
-    The same as :func:`~.job.assign_splits` gives for all regions in output order.
+    :func:`~.job.split_codes` of all regions in output order (chromosome order), cut back
+    into chromosomes.
     """
-    if options.split == "chrom":
-        split_of = {}
-        for chrom, n in n_of.items():
-            value = 2 if names[chrom] in options.test_chroms else 0
-            value = 1 if names[chrom] in options.valid_chroms else value
-            split_of[chrom] = np.full(n, value, dtype=np.int8)
-        return split_of
-    total = sum(n_of.values())
-    split = np.zeros(total, dtype=np.int8)
-    order = np.random.default_rng(options.seed).permutation(total)
-    n_test = int(0.5 + options.test_frac * total)
-    n_valid = int(0.5 + options.valid_frac * total)
-    split[order[:n_test]] = 2
-    split[order[n_test : n_test + n_valid]] = 1
+    chrom = np.repeat(np.asarray(list(n_of), dtype=np.int32), list(n_of.values()))
+    split = split_codes(chrom, names, options)
     bounds = np.cumsum([0, *n_of.values()])
     return {chrom: split[bounds[i] : bounds[i + 1]] for i, chrom in enumerate(n_of)}
 
@@ -330,8 +294,7 @@ def row_chunk_rows(writer: StandardLayout | BassetLayout, n_labels: int) -> int:
     One value, so that a task's rows are whole chunks of each array: the writer's default,
     capped as :class:`~gpu_genomics.io.store.ArrayWriter` caps it.
     """
-    seqs_bytes = int(np.prod(writer.seqs_row_shape())) * np.dtype(writer.seqs_dtype).itemsize
-    return writer.out.common_chunk_rows([seqs_bytes, n_labels, 3 * 8])
+    return writer.out.common_chunk_rows(writer.row_bytes(n_labels))
 
 
 def write_rows(
@@ -349,12 +312,8 @@ def write_rows(
     """Encode and write every split's rows on the cluster (step 3)."""
     from tqdm import tqdm
 
-    from .job import BATCH_BYTES
-
     token = uuid.uuid4().hex[:8]
-    row_bytes = int(np.prod(writer.seqs_row_shape())) * np.dtype(writer.seqs_dtype).itemsize
-    task_rows = max(1, min(options.batch_rows, BATCH_BYTES // row_bytes))
-    task_rows = max(chunk_rows, task_rows - task_rows % chunk_rows)
+    task_rows = whole_chunks(writer.batch_rows(), chunk_rows)
     store = str(out.tmp_path.resolve()) if out.format == "zarr" else None
     common = {
         "basset": isinstance(writer, BassetLayout),
@@ -372,7 +331,6 @@ def write_rows(
         n_rows = sum(len(rows) for _, rows in members)
         for first in range(0, n_rows, task_rows):
             tasks.append((index, first, _pieces(plan, members, first, first + task_rows)))
-    window = 2 * worker_count(client)
 
     def submit(task: tuple[int, int, list]) -> Any:
         index, first, pieces = task
@@ -388,7 +346,7 @@ def write_rows(
     total = sum(len(rows) for _, _, pieces in tasks for _, _, rows in pieces)
     with tqdm(total=total, unit="region", desc="sequences", disable=not progress or None) as bar:
         futures = (
-            windowed(submit, tasks, window=window)
+            windowed(submit, tasks, window=task_window(client))
             if store is None
             else [submit(task) for task in tasks]
         )

@@ -17,10 +17,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from ..device import array_module, resolve_device, to_numpy
 from ..errors import (
@@ -42,10 +41,12 @@ from .layouts import SPLITS, BassetLayout, StandardLayout
 from .reference import Reference
 from .regions import MERGE_MODES, Regions, make_regions
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 log = logging.getLogger("gpu_genomics")
 
 #: Largest one-hot batch encoded and written at once, in bytes.
-BATCH_BYTES = 64 * 2**20
 OUTPUT_FORMATS = ("hdf5", "zarr", "basset")
 
 
@@ -131,6 +132,7 @@ def load_peaks(
     progress: bool = False,
 ) -> pd.DataFrame:
     """All BED rows with ``chrom`` (reference index), ``start``, ``end``, ``minus``, ``label``."""
+    import pandas as pd
     from tqdm import tqdm
 
     frames = []
@@ -173,6 +175,8 @@ def file_peaks(
         InputError: a malformed file, an unknown chromosome (without ``skip_unknown_chroms``),
             or a peak that starts past its chromosome's end.
     """
+    import pandas as pd
+
     peaks = read_bed(source.path)
     categories = peaks["chrom"].astype("category")
     position = {name: i for i, name in enumerate(names)}
@@ -222,10 +226,20 @@ def assign_splits(
     regions: Regions, chrom_names: Sequence[str], options: IntervalOptions
 ) -> np.ndarray:
     """``(n,) int8`` split of each region: 0 training, 1 validation, 2 test."""
-    n = len(regions)
+    return split_codes(regions.chrom, chrom_names, options)
+
+
+def split_codes(
+    chrom: np.ndarray, chrom_names: Sequence[str], options: IntervalOptions
+) -> np.ndarray:
+    """``(n,) int8`` split of the regions on chromosomes ``chrom``, in output order.
+
+    By chromosome name, or the seeded random permutation of all ``n`` regions.
+    """
+    n = len(chrom)
     split = np.zeros(n, dtype=np.int8)
     if options.split == "chrom":
-        names = np.asarray(chrom_names, dtype=object)[regions.chrom]
+        names = np.asarray(chrom_names, dtype=object)[chrom]
         split[np.isin(names, list(options.valid_chroms))] = 1
         split[np.isin(names, list(options.test_chroms))] = 2
         return split
@@ -327,22 +341,20 @@ def build_interval_dataset(
 
         clock = time.perf_counter()
         if client is None:
-            regions = _regions(peaks, ref, options, n_labels=len(label_names), device=device_name)
+            regions, n_before = merged_regions(
+                peaks,
+                options,
+                chrom_sizes=ref.lengths,
+                n_labels=len(label_names),
+                device=device_name,
+            )
             split = assign_splits(regions, ref.names, options)
-            n_regions = len(regions)
             counts = {name: int((split == i).sum()) for i, name in enumerate(SPLITS)}
         else:
-            n_regions = plan.n_regions
+            n_before = plan.n_before
             counts = dict(zip(SPLITS, plan.counts(), strict=True))
         timings["merge"] = time.perf_counter() - clock
-        if not n_regions:
-            log.warning("no regions left to write (see the counts above); the dataset is empty")
-        log.info(
-            "%d regions (%s merge): %s",
-            n_regions,
-            options.merge,
-            ", ".join(f"{k} {v}" for k, v in counts.items()),
-        )
+        _log_regions(counts, n_before=n_before, options=options)
 
         clock = time.perf_counter()
         layout = BassetLayout if basset else StandardLayout
@@ -403,26 +415,52 @@ def build_interval_dataset(
     return {"output": str(output), "regions": counts, "timings": timings, "n_peaks": n_peaks}
 
 
-def _regions(
-    peaks: pd.DataFrame, ref: Reference, options: IntervalOptions, *, n_labels: int, device: str
-) -> Regions:
-    """The regions of all peaks (in-process), with only single-label ones if ``exclusive``."""
+def _log_regions(counts: dict[str, int], *, n_before: int, options: IntervalOptions) -> None:
+    """Log the regions per split (and how many ``exclusive`` kept of ``n_before``)."""
+    n_regions = sum(counts.values())
+    if options.exclusive:
+        log.info("exclusive: kept %d of %d regions with exactly one label", n_regions, n_before)
+    if not n_regions:
+        log.warning("no regions left to write (see the counts above); the dataset is empty")
+    log.info(
+        "%d regions (%s merge): %s",
+        n_regions,
+        options.merge,
+        ", ".join(f"{k} {v}" for k, v in counts.items()),
+    )
+
+
+def merged_regions(
+    peaks: pd.DataFrame,
+    options: IntervalOptions,
+    *,
+    chrom_sizes: np.ndarray,
+    n_labels: int,
+    device: str | None,
+) -> tuple[Regions, int]:
+    """Merge ``peaks`` (all of them, or one chromosome's) into regions.
+
+    Returns:
+        The regions, and their count before ``exclusive`` kept only the single-label ones.
+    """
     regions = make_regions(
         peaks,
         options.merge,
         length=options.length,
         min_overlap=options.min_overlap,
-        chrom_sizes=ref.lengths,
+        chrom_sizes=chrom_sizes,
         n_labels=n_labels,
         device=device,
     )
-    if not options.exclusive:
-        return regions
-    single = regions.labels.sum(axis=1) == 1
-    log.info(
-        "exclusive: kept %d of %d regions with exactly one label", int(single.sum()), len(regions)
-    )
-    return regions.subset(single)
+    n_before = len(regions)
+    if options.exclusive:
+        regions = regions.subset(regions.labels.sum(axis=1) == 1)
+    return regions, n_before
+
+
+def log_dropped_peaks(n_peaks: int, n_chroms: int, length: int) -> None:
+    """Log the peaks dropped for lying on chromosomes shorter than ``length``."""
+    log.info("dropped %d peaks on %d chromosomes shorter than length=%d", n_peaks, n_chroms, length)
 
 
 def _drop_short_chromosomes(peaks: pd.DataFrame, ref: Reference, length: int) -> pd.DataFrame:
@@ -430,11 +468,8 @@ def _drop_short_chromosomes(peaks: pd.DataFrame, ref: Reference, length: int) ->
     on_short = (ref.lengths < length)[peaks["chrom"].to_numpy()]
     if not on_short.any():
         return peaks
-    log.info(
-        "dropped %d peaks on %d chromosomes shorter than length=%d",
-        int(on_short.sum()),
-        len(np.unique(peaks["chrom"].to_numpy()[on_short])),
-        length,
+    log_dropped_peaks(
+        int(on_short.sum()), len(np.unique(peaks["chrom"].to_numpy()[on_short])), length
     )
     return peaks[~on_short].reset_index(drop=True)
 
@@ -629,8 +664,7 @@ def _write_sequences(
     # buffers reused across chromosomes and batches (fresh memory costs a page fault per page);
     # a batch is at most BATCH_BYTES of one-hot output, so memory does not grow with --length
     most_regions = int(np.diff(chrom_bounds).max()) if len(regions) else 0
-    row_bytes = options.length * 4 * np.dtype(kwargs["dtype"]).itemsize
-    batch_rows = max(1, min(options.batch_rows, BATCH_BYTES // row_bytes))
+    batch_rows = writer.batch_rows()
     chunk_rows = writer.out.chunk_rows
     if batch_rows >= chunk_rows:  # whole chunks: HDF5 then never rewrites a chunk
         batch_rows -= batch_rows % chunk_rows

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from .job import IntervalOptions
 
 SPLITS = ("training", "validation", "test")
+#: One batch (in-process) or task (cluster) of the job encodes at most this many one-hot bytes.
+BATCH_BYTES = 64 * 2**20
 BASSET_SPLITS = {"training": "train", "validation": "valid", "test": "test"}
 _ROWS = "{split}_regions"
 
@@ -112,6 +114,23 @@ class _Layout:
     def encode_kwargs(self) -> dict[str, Any]:
         """Keywords of :func:`~gpu_genomics.sequence.onehot.one_hot_windows` for this layout."""
         raise NotImplementedError
+
+    def seqs_row_bytes(self) -> int:
+        """Bytes of one region's one-hot row."""
+        return int(np.prod(self.seqs_row_shape())) * np.dtype(self.seqs_dtype).itemsize
+
+    def row_bytes(self, n_labels: int) -> list[int]:
+        """Bytes of one row of each fixed-width per-region array, the one-hot row first."""
+        widths = [
+            int(np.prod(shape)) * np.dtype(dtype).itemsize
+            for shape, dtype in self.row_arrays(0, n_labels).values()
+            if dtype is not str
+        ]
+        return [self.seqs_row_bytes(), *widths]
+
+    def batch_rows(self) -> int:
+        """Regions encoded at a time: ``batch_rows``, at most :data:`BATCH_BYTES` of one-hot."""
+        return max(1, min(self.options.batch_rows, BATCH_BYTES // self.seqs_row_bytes()))
 
     def to_layout(self, onehot: Any) -> Any:
         """An encoded ``(n, L, 4)`` batch as rows of the one-hot array."""

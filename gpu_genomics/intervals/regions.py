@@ -35,14 +35,16 @@ import functools
 import logging
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numba
 import numpy as np
-import pandas as pd
 
 from ..device import resolve_device
 from ..errors import check_choice
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger("gpu_genomics")
 
@@ -96,6 +98,8 @@ def _dataframe_library(device: str) -> ModuleType:
 
     The fallback is logged once: CuPy without cuDF still runs the sequence kernels on the GPU.
     """
+    import pandas as pd
+
     if device != "gpu":
         return pd
     try:
@@ -140,6 +144,8 @@ def make_regions(
     Returns:
         :class:`Regions` sorted by chromosome, start and strand.
     """
+    import pandas as pd
+
     check_choice("merge", mode, MERGE_MODES)
     lib = _dataframe_library(resolve_device(device))
     frame = peaks[["chrom", "start", "end", "minus", "label"]].reset_index(drop=True)
@@ -182,6 +188,8 @@ def _basset_windows(
     lib: ModuleType, frame: Any, length: int, min_overlap: int, n_labels: int
 ) -> Any:
     """Basset's sort (pandas/cuDF), grouping and greedy merge (numba, sequential by nature)."""
+    import pandas as pd
+
     # Basset writes each peak as its midpoint [mid, mid + 1) and runs sortBed on those, so
     # windows come in midpoint order (ties, identical windows, by label)
     frame["mid"] = (frame["start"] + frame["end"]) // 2

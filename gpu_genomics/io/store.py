@@ -64,6 +64,14 @@ def _hdf5_compression(compression: str) -> dict[str, Any]:
     return dict(hdf5plugin.Zstd())
 
 
+def _capped_rows(rows: int, row_bytes: int) -> int:
+    """``rows`` of ``row_bytes`` each, fewer if a chunk would pass :data:`MAX_CHUNK_BYTES`.
+
+    At least one row: the codecs cap a chunk at 2 GiB.
+    """
+    return min(rows, max(1, MAX_CHUNK_BYTES // max(row_bytes, 1)))
+
+
 def _zarr_compressors(compression: str) -> Any:
     from zarr.codecs import GzipCodec, ZstdCodec
 
@@ -184,9 +192,8 @@ class ArrayWriter:
             declared = self.spec.lookup(name)
             dtype = declared.cast(np.empty(0, dtype)).dtype
             dims = dims or declared.dims
-        rows = chunk_rows or self.chunk_rows
         row_bytes = dtype.itemsize * int(np.prod(shape[1:], dtype=np.int64)) if shape else 0
-        rows = min(rows, max(1, MAX_CHUNK_BYTES // max(row_bytes, 1)))  # codecs cap at 2 GiB
+        rows = _capped_rows(chunk_rows or self.chunk_rows, row_bytes)
         chunks = (max(1, min(rows, shape[0])), *shape[1:]) if shape else None
         _check_dims(name, shape, dims)
         if self.format == "hdf5":
@@ -214,7 +221,7 @@ class ArrayWriter:
         The writer's ``chunk_rows``, capped as :meth:`create` caps it for the widest row, so
         that tasks writing whole chunks of one array write whole chunks of all.
         """
-        return max(1, min(self.chunk_rows, MAX_CHUNK_BYTES // max(*row_bytes, 1)))
+        return _capped_rows(self.chunk_rows, max(row_bytes))
 
     def create_strings(
         self, name: str, shape: tuple[int, ...], chunk_rows: int | None = None
@@ -377,3 +384,20 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
     elif path.exists() or path.is_symlink():
         path.unlink()
+
+
+def write_zarr_rows(store: str, first_row: int, rows_of: dict[str, Any]) -> int:
+    """Write rows ``first_row ..`` of the arrays of an open Zarr ``store`` (a task's chunks).
+
+    ``rows_of``: array name -> its rows (an array, or a list of str). Returns the row count.
+    """
+    import zarr
+
+    group = zarr.open_group(store, mode="r+")
+    n = 0
+    for name, values in rows_of.items():
+        n = len(values)
+        group[name][first_row : first_row + n] = (
+            np.asarray(values, dtype=str) if isinstance(values, list) else values
+        )
+    return n

@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 
 from ..device import resolve_device, to_numpy
-from ..execution import ordered_results, windowed, worker_count
-from ..io.store import ArrayWriter
+from ..execution import ordered_results, task_window, whole_chunks, windowed
+from ..io.store import ArrayWriter, write_zarr_rows
 from .batch import SequenceBatch
 from .encode import _encode_batch, _Encoder, _row_bytes
 from .fastx import IndexedRecords, bgzf_split_points, locate_records, plain_records, read_block
@@ -58,31 +58,42 @@ def records_on_cluster(
             locate_records, str(path), cuts[i], stop, key=f"encode-locate-{i}-{token}"
         )
 
-    futures = windowed(submit, range(len(cuts)), window=2 * worker_count(client))
+    futures = windowed(submit, range(len(cuts)), window=task_window(client))
     starts = np.concatenate(list(ordered_results(futures)))
     return IndexedRecords(str(path), "bgzf", np.append(starts, -1))
 
 
-def _read_task(
-    block: tuple, *, first_record: int, counts: dict[str, Any] | None
-) -> tuple[list[str], np.ndarray, np.ndarray | None]:
-    """Read and check a block of records (:meth:`~.fastx.IndexedRecords.block`) on a worker.
-
-    Returns their names, lengths and, with ``counts`` (``k``, ``stride``, ``scheme``), their
-    k-mer token counts.
+def _read_checked(block: tuple, first_record: int) -> SequenceBatch:
+    """Read a block of records (:meth:`~.fastx.IndexedRecords.block`) and check its letters.
 
     Raises:
-        InputError: a record holds a byte that is not an IUPAC letter (named as in-process).
+        InputError: a record holds a byte that is not an IUPAC letter (named as in-process:
+            ``first_record`` is the block's first record's index in the file).
     """
-    data, offsets, names = read_block(block)
-    records = SequenceBatch(data, offsets, names)
+    records = SequenceBatch(*read_block(block))
     records.validate(source=block[1], first_record=first_record)
+    return records
+
+
+def _read_task(
+    block: tuple, *, first_record: int, parameters: dict[str, Any]
+) -> tuple[list[str], np.ndarray, np.ndarray | None]:
+    """Read and check a block of records on a worker.
+
+    Returns:
+        Their names, lengths and, for ``kmer-tokens``, their k-mer token counts.
+    """
+    records = _read_checked(block, first_record)
     tokens = None
-    if counts is not None:
+    if parameters["encoding"] == "kmer-tokens":
         tokens = kmer_token_counts(
-            records, counts["k"], stride=counts["stride"], scheme=counts["scheme"], device="cpu"
+            records,
+            parameters["k"],
+            stride=parameters["stride"],
+            scheme=parameters["scheme"],
+            device="cpu",
         )
-    return names, records.lengths, tokens
+    return records.names, records.lengths, tokens
 
 
 def read_on_cluster(
@@ -91,18 +102,13 @@ def read_on_cluster(
     parameters: dict[str, Any],
     *,
     batch_size: int,
-    k: int,
-    stride: int,
     progress: bool,
 ) -> tuple[list[str], np.ndarray, np.ndarray | None]:
     """Read every record's name and length on the cluster (a first pass over the records).
 
-    Also their k-mer token counts when kmer-tokens needs the longest row; the workers check
-    the records as they read them.
+    Also their k-mer token counts for ``kmer-tokens`` (whose longest row sets ``max_len``);
+    the workers check the records as they read them.
     """
-    counts = None
-    if parameters["encoding"] == "kmer-tokens" and parameters.get("max_len") is None:
-        counts = {"k": k, "stride": stride, "scheme": parameters["scheme"]}
     token = uuid.uuid4().hex[:8]
     firsts = list(range(0, len(records), batch_size))
 
@@ -111,24 +117,23 @@ def read_on_cluster(
             _read_task,
             records.block(first, first + batch_size),
             first_record=first,
-            counts=counts,
+            parameters=parameters,
             key=f"encode-read-{first}-{token}",
         )
 
     from tqdm import tqdm
 
     names: list[str] = []
-    lengths, tokens = [], []
-    futures = windowed(submit, firsts, window=2 * worker_count(client))
+    lengths, tokens = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    futures = windowed(submit, firsts, window=task_window(client))
     with tqdm(total=len(records), unit="seq", disable=not progress or None, desc="read") as bar:
         for part_names, part_lengths, part_tokens in ordered_results(futures):
             names.extend(part_names)
             lengths.append(part_lengths)
             tokens.append(part_tokens)
             bar.update(len(part_names))
-    lengths_all = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
-    tokens_all = np.concatenate(tokens) if counts is not None and tokens else None
-    return names, lengths_all, tokens_all
+    counted = parameters["encoding"] == "kmer-tokens"
+    return names, np.concatenate(lengths), np.concatenate(tokens) if counted else None
 
 
 def _encode_task(
@@ -151,24 +156,17 @@ def _encode_task(
     Returns:
         ``(rows or count, names or None, lengths or None)``.
     """
-    names = None
-    if isinstance(source[0], str):
-        data, offsets, names = read_block(source)
+    if not isinstance(source[0], str):
+        chunk = SequenceBatch(*source)
+    elif check:
+        chunk = _read_checked(source, first_row)
     else:
-        data, offsets = source
-    chunk = SequenceBatch(data, offsets, names)
-    if check:
-        chunk.validate(source=source[1], first_record=first_row)
-    seen = (names, chunk.lengths) if check else (None, None)
+        chunk = SequenceBatch(*read_block(source))
+    seen = (chunk.names, chunk.lengths) if check else (None, None)
     results = [to_numpy(r) for r in _encode_batch(chunk, parameters, resolve_device(device))]
     if store is None or (parameters["encoding"] == "kmer-counts" and parameters["sparse"]):
         return results, *seen
-    import zarr
-
-    group = zarr.open_group(store, mode="r+")
-    for name, rows in zip(array_names, results, strict=True):
-        group[name][first_row : first_row + len(rows)] = rows
-    return len(chunk), *seen
+    return write_zarr_rows(store, first_row, dict(zip(array_names, results, strict=True))), *seen
 
 
 def encode_on_cluster(
@@ -192,7 +190,7 @@ def encode_on_cluster(
     """
     chunk_rows = out.common_chunk_rows(_row_bytes(parameters))
     encoder = _Encoder(out, n, parameters, "cpu", chunk_rows=chunk_rows)
-    task_rows = max(chunk_rows, batch_size - batch_size % chunk_rows)
+    task_rows = whole_chunks(batch_size, chunk_rows)
     store = str(out.tmp_path.resolve()) if out.format == "zarr" else None
     token = uuid.uuid4().hex[:8]
     firsts = list(range(0, n, task_rows))
@@ -215,9 +213,9 @@ def encode_on_cluster(
             key=f"encode-{first}-{token}",
         )
 
-    futures = windowed(submit, firsts, window=2 * worker_count(client))
+    futures = windowed(submit, firsts, window=task_window(client))
     names: list[str] = []
-    lengths: list[np.ndarray] = []
+    lengths = [np.zeros(0, np.int64)]
     for first, (result, part_names, part_lengths) in zip(
         firsts, ordered_results(futures), strict=True
     ):
@@ -227,4 +225,4 @@ def encode_on_cluster(
             names.extend(part_names)
             lengths.append(part_lengths)
         bar.update(min(task_rows, n - first))
-    return encoder, (names, np.concatenate(lengths) if lengths else np.zeros(0, np.int64))
+    return encoder, (names, np.concatenate(lengths))

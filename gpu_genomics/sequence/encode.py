@@ -215,8 +215,6 @@ def encode_file(
                 records,
                 parameters,
                 batch_size=batch_size,
-                k=k,
-                stride=stride,
                 progress=progress,
             )
         n = len(batch) if records is None else len(records)

@@ -8,6 +8,7 @@ Vectorised: a few NumPy passes over the file's bytes, no per-base Python.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..io.files import read_bytes
+from ..io.files import GZIP_MAGIC, read_bytes
 
 
 def read_fastx(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -77,7 +78,7 @@ def fasta_record_starts(path: str | os.PathLike) -> np.ndarray | None:
     """
     with open(path, "rb") as handle:
         head = handle.read(1 << 16)
-        if head[:2] == b"\x1f\x8b" or not head.lstrip()[:1] == b">":
+        if head.startswith(GZIP_MAGIC) or not head.lstrip()[:1] == b">":
             return None
         handle.seek(0)
         found: list[np.ndarray] = []
@@ -183,13 +184,22 @@ def locate_records(path: str, start: int, stop: int) -> np.ndarray:
     return (heads + start).astype(np.int64)
 
 
+@functools.lru_cache(maxsize=8)
+def _gzi_blocks(path: str, modified_ns: int) -> np.ndarray:
+    """``(n, 2)`` (compressed, uncompressed) start of each BGZF block from ``path.gzi``.
+
+    Read once per worker process and file version (``modified_ns``: the .gzi's mtime).
+    """
+    index = Path(f"{path}.gzi").read_bytes()
+    n = int.from_bytes(index[:8], "little")
+    return np.frombuffer(index, dtype="<u8", count=2 * n, offset=8).reshape(n, 2)
+
+
 def _bgzf_range(path: str, start: int, stop: int) -> bytes:
     """Uncompressed bytes ``start:stop`` of a bgzip file (``stop`` -1: to the end), via its .gzi."""
     from pysam import libcbgzf
 
-    index = Path(f"{path}.gzi").read_bytes()
-    n = int.from_bytes(index[:8], "little")
-    blocks = np.frombuffer(index, dtype="<u8", count=2 * n, offset=8).reshape(n, 2)
+    blocks = _gzi_blocks(path, Path(f"{path}.gzi").stat().st_mtime_ns)
     i = int(np.searchsorted(blocks[:, 1], start, side="right")) - 1
     compressed, uncompressed = (0, 0) if i < 0 else (int(blocks[i, 0]), int(blocks[i, 1]))
     with libcbgzf.BGZFile(path, "rb") as handle:
