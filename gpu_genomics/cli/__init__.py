@@ -44,15 +44,12 @@ def main(
     except GpuGenomicsError as exc:
         click.echo(f"gpu-genomics: error: {exc}", err=True)
         sys.exit(2)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("gpu-genomics: interrupted; no output was written", err=True)
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("gpu-genomics: interrupted; no output was written", err=True)
-        sys.exit(130)
     except OSError as exc:
         click.echo(f"gpu-genomics: error: {exc}", err=True)
         sys.exit(1)

@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from ..expression.bulk import DEFAULT_MIN_MEAN_LOG
 from ..expression.bulk_job import BULK_ARRAYS, preprocess_bulk_file
 from .common import (
     array_output_options,
@@ -34,7 +35,8 @@ from .common import (
     "--min-mean-log",
     type=float,
     default=None,
-    help="Keep genes whose mean log expression over samples is above this [default: 1.0].",
+    help="Keep genes whose mean log expression over samples is above this "
+    f"[default: {DEFAULT_MIN_MEAN_LOG}].",
 )
 @click.option(
     "--apply-scaler",

@@ -1,16 +1,17 @@
 """What every ``gpu-genomics`` command shares: options, logging, the command line, errors.
 
 Each command lives in its own module of :mod:`gpu_genomics.cli` and takes its ``--device``,
-``--compression``, ``-o``/``--format`` and ``--quiet``/``--loglevel`` options from here, so they
-read the same everywhere. Its callback calls the library's job through :func:`run_job`,
-which rewrites the library's ``name=value`` mentions of parameters into the command's flags.
+``--compression`` and ``--quiet``/``--loglevel`` options from here, so they read the same
+everywhere; ``encode``, ``bulk`` and ``vcf`` also their ``-o``/``--format`` (``intervals``,
+with its ``basset`` format, and ``scrna``, with its AnnData outputs, declare their own). Its
+callback calls the library's job through :func:`run_job`, which rewrites the library's
+``name=value`` mentions of parameters into the command's flags.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import shlex
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -20,8 +21,9 @@ import click
 from ..device import DEVICE_CHOICES
 from ..errors import GpuGenomicsError
 from ..execution import cluster
+from ..io.provenance import command_line as joined_command_line
 from ..io.spec import OutputSpec
-from ..io.store import COMPRESSIONS
+from ..io.store import COMPRESSIONS, FORMATS
 
 log = logging.getLogger("gpu_genomics")
 
@@ -88,7 +90,7 @@ def array_output_options(command: Any) -> Any:
     command = click.option(
         "--format",
         "output_format",
-        type=click.Choice(["hdf5", "zarr"]),
+        type=click.Choice(FORMATS),
         default=None,
         help="Output format; default from the output's suffix.",
     )(command)
@@ -108,8 +110,8 @@ def command_line() -> str:
     """
     root = click.get_current_context().find_root()
     argv = root.obj.get("argv") if isinstance(root.obj, dict) else None
-    return shlex.join(
-        [root.info_name or "gpu-genomics", *(argv if argv is not None else sys.argv[1:])]
+    return joined_command_line(
+        argv if argv is not None else sys.argv[1:], root.info_name or "gpu-genomics"
     )
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from ..sequence.encode import ENCODE_ARRAYS, ENCODINGS, encode_file
-from ..sequence.onehot import ONE_HOT_DTYPES
+from ..sequence.onehot import LAYOUTS, ONE_HOT_DTYPES
 from .common import (
     array_output_options,
     arrays_epilog,
@@ -42,7 +42,7 @@ from .common import (
     show_default=True,
     help="onehot: value of N/IUPAC rows (0.25 with a float dtype as Basset).",
 )
-@click.option("--layout", type=click.Choice(["NLC", "NCL"]), default="NLC", show_default=True)
+@click.option("--layout", type=click.Choice(LAYOUTS), default="NLC", show_default=True)
 @click.option(
     "--max-len",
     type=int,

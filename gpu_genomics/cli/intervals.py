@@ -6,13 +6,13 @@ also installed as ``genomic_interval_pipeline``.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import click
 
 from ..intervals.job import build_interval_dataset
 from ..intervals.layouts import INTERVAL_ARRAYS
+from ..intervals.regions import MERGE_MODES
 from ..sequence.onehot import ONE_HOT_DTYPES
 from .common import (
     arrays_epilog,
@@ -90,7 +90,7 @@ def _chrom_list(ctx: click.Context, param: click.Parameter, value: str) -> tuple
 )
 @click.option(
     "--merge",
-    type=click.Choice(["basset", "hull", "none"]),
+    type=click.Choice(MERGE_MODES),
     default="basset",
     show_default=True,
     help="Basset's greedy merge, bedtools-merge hulls, or none.",
@@ -148,9 +148,4 @@ def intervals(metadata: str, reference: str, output: str, **options: Any) -> Non
     from, split by chromosome (or at random), one-hot encoded, and written to HDF5 or Zarr:
     {training,validation,test}_{seqs,labels,coords,names}, label_names, chrom_names.
     """
-    summary = run_job(build_interval_dataset, metadata, reference, output, **options)
-    timings = ", ".join(f"{k} {v:.1f} s" for k, v in summary["timings"].items())
-    regions = ", ".join(f"{k} {v}" for k, v in summary["regions"].items())
-    logging.getLogger("gpu_genomics").info(
-        "wrote %s: %s regions (%s)", summary["output"], regions, timings
-    )
+    run_job(build_interval_dataset, metadata, reference, output, **options)

@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from ..expression.singlecell.job import SCRNA_OUTPUT, preprocess_file
+from ..expression.singlecell.recipe import HVG_FLAVORS
 from .common import arrays_epilog, device_option, logging_options, run_job
 
 
@@ -81,7 +82,7 @@ FLOAT_OR_NONE = _NumberOrNone(float)
 )
 @click.option(
     "--hvg-flavor",
-    type=click.Choice(["seurat", "cell_ranger", "seurat_v3"]),
+    type=click.Choice(HVG_FLAVORS),
     default="seurat",
     show_default=True,
 )

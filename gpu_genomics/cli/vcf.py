@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import click
@@ -55,4 +54,3 @@ def vcf(input_path: str, output: str, **options: Any) -> None:
     """VCF/BCF -> call_genotype, dosage (samples x variants) and QC figures in HDF5/Zarr."""
     summary = run_job(convert_vcf, input_path, output, **options)
     click.echo(format_summary(summary))
-    logging.getLogger("gpu_genomics").info("wrote %s in %.2f s", output, summary["seconds"])

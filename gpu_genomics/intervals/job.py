@@ -412,6 +412,12 @@ def build_interval_dataset(
                 )
             )
     timings["sequences_and_write"] = time.perf_counter() - clock
+    log.info(
+        "wrote %s: %s regions (%s)",
+        output,
+        ", ".join(f"{k} {v}" for k, v in counts.items()),
+        ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()),
+    )
     return {"output": str(output), "regions": counts, "timings": timings, "n_peaks": n_peaks}
 
 

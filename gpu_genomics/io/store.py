@@ -24,6 +24,7 @@ from ..errors import InputError, check_choice
 from .spec import LINK, STRING, OutputSpec
 
 Format = Literal["hdf5", "zarr"]
+FORMATS = ("hdf5", "zarr")
 COMPRESSIONS = ("none", "gzip", "lzf", "zstd")
 SUFFIX_FORMATS = {".h5": "hdf5", ".hdf5": "hdf5", ".zarr": "zarr"}
 MAX_CHUNK_BYTES = 64 * 2**20  # a chunk holds at most this many bytes (or one row)
@@ -32,7 +33,7 @@ MAX_CHUNK_BYTES = 64 * 2**20  # a chunk holds at most this many bytes (or one ro
 def format_from_path(path: str | os.PathLike, format: str | None = None) -> Format:
     """The output format: ``format`` if given, else from the suffix (.h5/.hdf5 or .zarr)."""
     if format:
-        return check_choice("output_format", format, ("hdf5", "zarr"))  # type: ignore[return-value]
+        return check_choice("output_format", format, FORMATS)  # type: ignore[return-value]
     suffix = Path(path).suffix.lower()
     if suffix not in SUFFIX_FORMATS:
         raise InputError(

@@ -292,6 +292,7 @@ def convert_vcf(
             missing_counts=missing_counts,
             attrs=attrs,
         )
+    log.info("wrote %s in %.2f s", output_path, summary["seconds"])
     return summary
 
 
@@ -315,14 +316,17 @@ def _process_chunk(
         af = G.allele_frequency(gt, device=device_name)
         column_variant = np.arange(len(chunk), dtype=np.int64)
         column_allele = np.full(len(chunk), -1, dtype=np.int8)
+        column_index = xp.asarray(column_variant)
     else:
         dos, column_variant, column_allele = G.split_dosage(gt, n_alleles, device=device_name)
-        index = xp.asarray(column_variant)
-        af = G.allele_frequency(gt[index], allele=xp.asarray(column_allele), device=device_name)
+        column_index = xp.asarray(column_variant)
+        af = G.allele_frequency(
+            gt[column_index], allele=xp.asarray(column_allele), device=device_name
+        )
     maf = G.minor_allele_frequency(af)
     keep_column = G.variant_filter(
         maf,
-        call_rate[xp.asarray(column_variant)],
+        call_rate[column_index],
         xp.asarray(n_alleles[column_variant]),
         min_maf=options.min_maf,
         max_missing=options.max_missing,
@@ -354,7 +358,7 @@ def _process_chunk(
     spool.save("dosage", to_numpy(dos_kept))
     af_kept = af[keep_column]
     if options.standardize:
-        call_ploidy = (gt != -2).sum(axis=2)[xp.asarray(column_variant)][keep_column]
+        call_ploidy = (gt != -2).sum(axis=2)[column_index][keep_column]
         std, std_kept = G.standardize(dos_kept, af_kept, ploidy=call_ploidy)
         spool.save("dosage_standardized", to_numpy(std))
         std_columns = np.flatnonzero(to_numpy(std_kept)) + columns_before
@@ -369,8 +373,7 @@ def _process_chunk(
         spool.add(name, getattr(chunk, name)[keep_variant])
     spool.add("variant_id", [v for v, k in zip(chunk.variant_id, keep_variant, strict=True) if k])
     spool.add(
-        "variant_allele",
-        [[a for a, k in zip(chunk.variant_allele, keep_variant, strict=True) if k]],
+        "variant_allele", [a for a, k in zip(chunk.variant_allele, keep_variant, strict=True) if k]
     )
     spool.add("variant_call_rate", to_numpy(call_rate)[keep_variant])
     spool.add("dosage_variant", new_row[column_variant[keep_column_host]])
@@ -402,7 +405,8 @@ def _summary(
         "maf_spectrum": [[label, count] for label, count in G.maf_spectrum(maf)],
     }
     if options.standardize:
-        summary["standardized_columns"] = len(spool.cat("dosage_standardized_column", np.int64))
+        parts = spool.small.get("dosage_standardized_column", [])
+        summary["standardized_columns"] = sum(len(part) for part in parts)
     return summary
 
 
@@ -430,12 +434,14 @@ def _write_transposed(
         target[r0:r1] = block
 
 
-def _write_per_chunk(out: ArrayWriter, name: str, parts: list[np.ndarray], shape: tuple) -> None:
+def _write_per_chunk(
+    out: ArrayWriter, name: str, parts: list[np.ndarray], shape: tuple, dtype: Any
+) -> None:
     """Write the spooled chunks of ``call_genotype`` or ``call_genotype_phased`` in order.
 
     The chunks of ``call_genotype`` are widened to the final ploidy.
     """
-    target = out.create(name, shape, np.int8 if name == "call_genotype" else np.bool_)
+    target = out.create(name, shape, dtype)
     start = 0
     for part in parts:
         if len(part):
@@ -462,7 +468,7 @@ def _write(
     computed = {
         "variant_id": lambda: [i for part in spool.small.get("variant_id", []) for i in part],
         "variant_allele": lambda: allele_table(
-            [a for part in spool.small.get("variant_allele", []) for a in part[0]]
+            [a for part in spool.small.get("variant_allele", []) for a in part]
         ),
         "sample_id": lambda: list(reader.samples),
         "contig_id": lambda: list(reader.contigs),
@@ -482,7 +488,7 @@ def _write(
                 continue
             if array.name in _PER_VARIANT_CHUNK:
                 shape = (n_kept, n_samples, ploidy)[: len(array.dims)]
-                _write_per_chunk(out, array.name, spool.load(array.name), shape)
+                _write_per_chunk(out, array.name, spool.load(array.name), shape, array.dtype)
             elif array.name in _TRANSPOSED:
                 _write_transposed(out, array.name, spool.load(array.name), n_samples, array.dtype)
             elif array.name in computed:
