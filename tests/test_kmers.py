@@ -136,3 +136,9 @@ def test_kmer_names_bad_k(k):
 def test_kmer_counts_reject_non_dna(device, seqs, record):
     with pytest.raises(InputError, match=rf"\b(record|sequence) {record}\b"):
         gg.kmer_counts(seqs, 3, device=device)
+
+
+@pytest.mark.parametrize(("k", "canonical"), [(16, False), (13, True)])
+def test_kmer_names_refuses_what_kmer_counts_refuses(k, canonical):
+    with pytest.raises(InputError, match="k"):
+        gg.kmer_names(k, canonical=canonical)

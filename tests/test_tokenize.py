@@ -267,3 +267,22 @@ def test_tokenizers_reject_non_dna(device, seqs, record):
         gg.kmer_tokenize(seqs, 3, device=device)
     with pytest.raises(InputError, match=pattern):
         gg.kmer_token_counts(seqs, 3, device=device)
+
+
+def test_a_changed_vocabulary_does_not_change_the_next_one():
+    vocab = gg.kmer_vocabulary(2, scheme="dnabert")
+    vocab["AA"] = 99
+    assert gg.kmer_vocabulary(2, scheme="dnabert")["AA"] == 5
+
+
+def test_the_shared_byte_tables_are_read_only():
+    from gpu_genomics.sequence import alphabet
+
+    for table in (
+        alphabet.valid_bytes(),
+        alphabet.complement_bytes(),
+        alphabet.base_digits("ACGT"),
+        alphabet.gc_classes(),
+    ):
+        with pytest.raises(ValueError, match="read-only"):
+            table[65] = 9

@@ -45,6 +45,7 @@ def valid_bytes() -> np.ndarray:
     for letter in IUPAC_DNA:
         table[ord(letter)] = True
         table[ord(letter.lower())] = True
+    table.setflags(write=False)
     return table
 
 
@@ -58,6 +59,7 @@ def complement_bytes() -> np.ndarray:
     for letter, comp in _COMPLEMENT_PAIRS.items():
         table[ord(letter)] = ord(comp)
         table[ord(letter.lower())] = ord(comp.lower())
+    table.setflags(write=False)
     return table
 
 
@@ -91,6 +93,7 @@ def base_digits(order: str = "ACGT") -> np.ndarray:
     for digit, letter in enumerate(order):
         table[ord(letter)] = digit
         table[ord(letter.lower())] = digit
+    table.setflags(write=False)
     return table
 
 
@@ -101,8 +104,7 @@ def complement_permutation(order: str = "ACGT") -> np.ndarray:
         order: the one-hot column order, a permutation of ``"ACGT"``.
     """
     order = check_order(order)
-    comp = {"A": "T", "C": "G", "G": "C", "T": "A"}
-    return np.array([order.index(comp[letter]) for letter in order], dtype=np.int64)
+    return np.array([order.index(_COMPLEMENT_PAIRS[letter]) for letter in order], dtype=np.int64)
 
 
 #: Values of :func:`gc_classes`: a base adds to the A+C+G+T count from class ``ACGT_CLASS`` up,

@@ -98,9 +98,9 @@ def kmer_names(k: int, *, canonical: bool = False) -> list[str]:
         canonical: the canonical columns only.
 
     Raises:
-        InputError: ``k`` is not a positive integer.
+        InputError: ``k`` is not an integer in 1..15 (1..12 with ``canonical``).
     """
-    k = positive_int("k", k)
+    k = check_k(k, canonical=canonical)
     names = ["".join(p) for p in itertools.product("ACGT", repeat=k)]
     if not canonical:
         return names
@@ -275,14 +275,14 @@ def _kmer_counts_sparse(batch: SequenceBatch, k: int, *, canonical: bool, device
     column_codes = kmer_codes_of_columns(k, canonical=canonical)
     n_columns = len(column_codes)
     positions = xp.flatnonzero(codes >= 0)
-    rows = xp.searchsorted(xp.asarray(batch.offsets), positions, side="right") - 1
+    rows = xp.searchsorted(offsets, positions, side="right") - 1
     columns = codes[positions]
     if canonical:
         columns = xp.searchsorted(xp.asarray(column_codes), columns)
     unique_keys, counts = xp.unique(rows * n_columns + columns, return_counts=True)
     indptr = xp.searchsorted(unique_keys // n_columns, xp.arange(n + 1, dtype=np.int64))
-    index_dtype = np.int32 if n_columns < 2**31 else np.int64
-    arrays = (counts.astype(np.int32), (unique_keys % n_columns).astype(index_dtype), indptr)
+    # 4**MAX_K columns: int32 indices (check_k bounds k)
+    arrays = (counts.astype(np.int32), (unique_keys % n_columns).astype(np.int32), indptr)
     import scipy.sparse
 
     # cupyx sparse matrices hold only floats and bools, so integer counts come to the host

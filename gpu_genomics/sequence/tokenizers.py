@@ -5,8 +5,8 @@ Schemes (``docs/sequence.md#tokenizers``):
 * ``tokenize(scheme="spec")``: the genomics specification's vocabulary A0 C1 G2 T3 N4 <PAD>5,
   case-insensitive, any other letter N, right padding, truncation to ``max_len``.
 * ``tokenize(scheme="hyenadna")``: HyenaDNA/Caduceus character ids [CLS]0 [SEP]1 [BOS]2
-  [MASK]3 [PAD]4 [RESERVED]5 [UNK]6 A7 C8 G9 T10 N11, left padding; lowercase letters and other
-  IUPAC letters are [UNK] unless ``uppercase=True``.
+  [MASK]3 [PAD]4 [RESERVED]5 [UNK]6 A7 C8 G9 T10 N11, left padding; lowercase letters are
+  [UNK] unless ``uppercase=True``, other IUPAC letters always.
 * ``kmer_tokenize(scheme="plain")``: k-mers every ``stride`` bases with ids in lexicographic
   A,C,G,T order (the columns of :func:`~gpu_genomics.kmer_counts`), ``4**k`` for a k-mer with a
   non-ACGT base, ``4**k + 1`` for padding; no special tokens.
@@ -167,9 +167,10 @@ def kmer_ids(k: int, scheme: KmerScheme) -> KmerIds:
     )
 
 
-@functools.cache
 def kmer_vocabulary(k: int, *, scheme: KmerScheme = "plain") -> dict[str, int]:
     """Return token string -> id for a k-mer scheme, special tokens included.
+
+    A new dict each call (built once, copied): the caller may change it.
 
     Args:
         k: k-mer size (``4**k`` k-mer tokens: keep k small).
@@ -178,6 +179,11 @@ def kmer_vocabulary(k: int, *, scheme: KmerScheme = "plain") -> dict[str, int]:
     Raises:
         InputError: a bad ``k`` or ``scheme``.
     """
+    return dict(_kmer_vocabulary(k, scheme))
+
+
+@functools.cache
+def _kmer_vocabulary(k: int, scheme: KmerScheme) -> dict[str, int]:
     k, _ = _check_kmer_args(k, 1, scheme)
     ids = kmer_ids(k, scheme)
     kmers = itertools.product(ids.order, repeat=k)
@@ -198,7 +204,7 @@ def _nt_base_ids() -> np.ndarray:
     A, C, G, T (either case) give their single-base tokens, N and n the N token, any other
     byte ``<unk>``.
     """
-    vocab = kmer_vocabulary(NT_K, scheme="nucleotide-transformer")
+    vocab = _kmer_vocabulary(NT_K, "nucleotide-transformer")
     table = np.full(256, vocab["<unk>"], dtype=np.int32)
     for letter in "ACGTN":
         table[ord(letter)] = table[ord(letter.lower())] = vocab[letter]
