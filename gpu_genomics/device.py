@@ -149,6 +149,11 @@ def is_gpu_array(array: Any) -> bool:
     return type(array).__module__.split(".")[0] in ("cupy", "cupyx")
 
 
+def array_module_of(array: Any) -> ModuleType:
+    """CuPy for a CuPy array or cupyx sparse matrix, else NumPy (the module to compute it with)."""
+    return array_module("gpu" if is_gpu_array(array) else "cpu")
+
+
 def to_numpy(array: Any) -> Any:
     """Return ``array`` on the host.
 

@@ -70,6 +70,21 @@ def check_choice(parameter: str, value: str, choices: Iterable[str]) -> str:
     return value
 
 
+def finite_float(parameter: str, value: object) -> float:
+    """Return ``value`` as a float.
+
+    Raises:
+        InputError: ``value`` is not a finite number.
+    """
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise invalid(parameter, value, "must be a number") from None
+    if not math.isfinite(number):
+        raise invalid(parameter, value, "must be a finite number")
+    return number
+
+
 def check_range(parameter: str, value: object, low: float, high: float) -> float:
     """Return ``value`` as a float.
 

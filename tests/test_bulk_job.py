@@ -227,6 +227,9 @@ def test_scaler_problems_name_the_parameters(tmp_path):
         bulk(path, tmp_path / "z.h5", compression="bz2")
     with pytest.raises(InputError, match="does not exist"):
         bulk(path, tmp_path / "z.h5", save_scaler_path=tmp_path / "no" / "s.json")
+    for threshold, problem in (("high", "must be a number"), (float("inf"), "must be a finite")):
+        with pytest.raises(InputError, match=f"min_mean_log=.* {problem}"):
+            bulk(path, tmp_path / "z.h5", min_mean_log=threshold)
     assert listing(tmp_path) == sorted(["x.tsv", "s.json", "fit.h5", "y.tsv"])
 
 

@@ -139,13 +139,15 @@ def test_transposed_csv_gives_the_same(tmp_path):
     assert b.uns["dataset_card"]["dataset_id"] == "genes"
 
 
-def test_rank_encode_writes_tokens_of_the_kept_cells(tmp_path, counts_file):
+@pytest.mark.parametrize("suffix", [".parquet", ".pq"])
+def test_rank_encode_writes_tokens_of_the_kept_cells(tmp_path, counts_file, suffix):
     """Geneformer tokens of the cells the recipe keeps, from their raw counts over all genes
-    (cell totals over every gene, genes seen in fewer than 3 cells included)."""
+    (cell totals over every gene, genes seen in fewer than 3 cells included), in Parquet
+    under either of its suffixes."""
     pq = pytest.importorskip("pyarrow.parquet")
     from gpu_genomics.expression.singlecell import rank_encode
 
-    out, tokens = tmp_path / "out.h5ad", tmp_path / "tokens.parquet"
+    out, tokens = tmp_path / "out.h5ad", tmp_path / f"tokens{suffix}"
     summary = preprocess(counts_file, out, rank_output=tokens, n_tokens=4096)  # every gene
     table = pq.read_table(tokens).to_pandas()
     ours = ad.read_h5ad(out)

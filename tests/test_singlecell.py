@@ -455,3 +455,17 @@ def test_dataset_card(counts):
     assert card["feature_selection"] == "top_2000_HVG (seurat)"
     assert card["normalization"].startswith("log1p(normalize_total target_sum=10000)")
     assert card["preprocessing"].startswith("gpu-genomics") and "scanpy" in card["preprocessing"]
+
+
+def test_the_rank_counts_of_cells_that_share_names(counts):
+    """Concatenated samples repeat barcodes: the counts handed on are those of each kept cell,
+    found by its position, not its name."""
+    seen = {}
+    repeated = counts.copy()
+    repeated.obs_names = [f"cell{i % 50}" for i in range(repeated.n_obs)]
+    for key, adata in (("unique", counts.copy()), ("repeated", repeated)):
+        gsc.preprocess(adata, on_counts=lambda kept, key=key: seen.__setitem__(key, kept))
+        assert "_gpu_genomics_all_genes_row" not in adata.obs
+    unique, shared = seen["unique"], seen["repeated"]
+    assert shared.n_obs == unique.n_obs > 0 and len(set(shared.obs_names)) <= 50
+    assert (shared.X != unique.X).nnz == 0

@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from ..expression.singlecell.job import SCRNA_OUTPUT, preprocess_file
-from ..expression.singlecell.recipe import HVG_FLAVORS
+from ..expression.singlecell.recipe import HVG_FLAVORS, MITO_PREFIX
 from .common import arrays_epilog, device_option, logging_options, run_job
 
 
@@ -65,7 +65,9 @@ FLOAT_OR_NONE = _NumberOrNone(float)
     show_default=True,
     help="Keep cells with a smaller percent of mitochondrial counts.",
 )
-@click.option("--mito-prefix", default="MT-", show_default=True, help="Mitochondrial gene prefix.")
+@click.option(
+    "--mito-prefix", default=MITO_PREFIX, show_default=True, help="Mitochondrial gene prefix."
+)
 @click.option(
     "--target-sum",
     type=FLOAT_OR_NONE,

@@ -24,7 +24,6 @@ HDF5 by :mod:`gpu_genomics.expression.scaler_files`.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..device import array_module, resolve_device, to_numpy
-from ..errors import InputError
+from ..errors import InputError, finite_float
 from .tables import LabeledMatrix
 
 log = logging.getLogger("gpu_genomics")
@@ -176,7 +175,7 @@ def filter_low_expression(
         ``(filtered, kept)``: ``(n_samples, n_kept)`` float64 and ``(n_genes,)`` bool, both on
         the device.
     """
-    threshold = _finite_float("min_mean_log", min_mean_log)
+    threshold = finite_float("min_mean_log", min_mean_log)
     _, array = _on_device(log_values, device)
     kept = array.mean(axis=0) > threshold
     return array[:, kept], kept
@@ -329,7 +328,7 @@ def preprocess_bulk(
     else:
         log_values = log_transform(values, device=device_name, where=matrix.locate)
     if scaler is None:
-        threshold = _finite_float("min_mean_log", min_mean_log)
+        threshold = finite_float("min_mean_log", min_mean_log)
         filtered, kept = filter_low_expression(log_values, threshold, device=device_name)
         kept_host = np.asarray(to_numpy(kept), dtype=bool)
         if not kept_host.any():
@@ -376,16 +375,6 @@ def preprocess_bulk(
 
 
 # --- small helpers ----------------------------------------------------------------------------
-def _finite_float(name: str, value: Any) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{name}={value!r} must be a number") from None
-    if not math.isfinite(number):
-        raise InputError(f"{name}={value!r} must be a finite number")
-    return number
-
-
 def _gene_names(names: Sequence[str] | np.ndarray | None, n_genes: int) -> np.ndarray:
     if names is None:
         return np.array([str(i) for i in range(n_genes)], dtype=object)

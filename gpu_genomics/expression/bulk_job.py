@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..device import resolve_device, to_numpy
-from ..errors import InputError, invalid
+from ..errors import InputError, finite_float, invalid
 from ..io.provenance import provenance
 from ..io.spec import STRING, ArraySpec, OutputSpec
 from ..io.store import (
@@ -113,13 +113,15 @@ def preprocess_bulk_file(
             f"min_mean_log={min_mean_log} has no effect with apply_scaler_path="
             f"{str(apply_scaler_path)!r} (the scaler's genes are kept); drop one of them"
         )
+    threshold = (
+        DEFAULT_MIN_MEAN_LOG if min_mean_log is None else finite_float("min_mean_log", min_mean_log)
+    )
     check_output_folder(output_path)
     if save_scaler_path:
         scaler_kind(save_scaler_path)
         check_output_folder(save_scaler_path)
         if Path(save_scaler_path).resolve() == Path(output_path).resolve():
             raise invalid("save_scaler_path", str(save_scaler_path), "must differ from the output")
-    threshold = DEFAULT_MIN_MEAN_LOG if min_mean_log is None else float(min_mean_log)
     device_name = resolve_device(device)
     scaler = load_scaler(apply_scaler_path) if apply_scaler_path else None
     orientation = "rows-are-observations" if samples_by_genes else "rows-are-features"

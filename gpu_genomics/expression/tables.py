@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, check_choice
 from ..io.files import is_gzip
 
 Orientation = Literal["rows-are-features", "rows-are-observations"]
@@ -135,8 +135,7 @@ def read_table(
         InputError: the file is missing, empty or malformed (non-number, missing or infinite
             value, ragged line, duplicate or empty name): one line naming file, line, column.
     """
-    if orientation not in ORIENTATIONS:
-        raise InputError(f"orientation={orientation!r} is not one of {', '.join(ORIENTATIONS)}")
+    check_choice("orientation", orientation, ORIENTATIONS)
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise InputError(f"dtype={dtype} must be float32 or float64")

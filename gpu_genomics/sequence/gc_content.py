@@ -8,7 +8,7 @@ import numba
 import numpy as np
 
 from .. import _kernels
-from ..device import array_module, is_gpu_array, resolve_device
+from ..device import array_module, array_module_of, resolve_device
 from .alphabet import ACGT_CLASS, GC_CLASS, gc_classes
 from .batch import SequencesLike, as_batch
 
@@ -79,6 +79,6 @@ def gc_content(seqs: SequencesLike, *, device: str | None = None) -> Any:
         ``(n,) float64`` on the device; NaN for a sequence without any A/C/G/T.
     """
     counts = gc_counts(seqs, device=device)
-    xp = array_module("gpu" if is_gpu_array(counts) else "cpu")
+    xp = array_module_of(counts)
     acgt = counts[:, 1]
     return xp.where(acgt > 0, counts[:, 0] / xp.maximum(acgt, 1), xp.nan)

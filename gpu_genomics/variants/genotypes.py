@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ..device import Device, array_module, is_gpu_array, resolve_device
+from ..device import Device, array_module, array_module_of, is_gpu_array, resolve_device
 from ..errors import InputError, check_range
 
 MULTIALLELIC_MODES = ("nonref", "split")
@@ -46,10 +46,6 @@ def _prepare(gt: Any, device: str | None) -> tuple[Any, Device]:
     return gt, device_name
 
 
-def _xp_of(array: Any) -> Any:
-    return array_module("gpu" if is_gpu_array(array) else "cpu")
-
-
 def _count_and_missing(gt: Any, allele: Any = None) -> tuple[Any, Any]:
     """Count the non-REF alleles (or copies of ``allele``) of each call; flag missing calls.
 
@@ -57,7 +53,7 @@ def _count_and_missing(gt: Any, allele: Any = None) -> tuple[Any, Any]:
     (reductions over a short last axis are slow in NumPy). ``allele``: None (non-REF), an int,
     or an array that broadcasts against ``gt[:, :, 0]``.
     """
-    xp = _xp_of(gt)
+    xp = array_module_of(gt)
     shape = gt.shape[:2]
     counts = xp.zeros(shape, dtype=np.int16)
     missing = xp.zeros(shape, dtype=bool)
@@ -178,7 +174,7 @@ def allele_frequency(gt: Any, *, allele: Any = None, device: str | None = None) 
 
 def minor_allele_frequency(af: Any) -> Any:
     """``min(af, 1 - af)`` elementwise (NaN stays NaN)."""
-    xp = _xp_of(af)
+    xp = array_module_of(af)
     return xp.minimum(af, 1.0 - af)
 
 
@@ -203,7 +199,7 @@ def standardize(
         imputed to the mean (0 after standardizing), and ``kept`` ``(columns,) bool`` (False
         for monomorphic columns: ``p`` in {0, 1} or NaN).
     """
-    xp = _xp_of(dosage_matrix)
+    xp = array_module_of(dosage_matrix)
     af = xp.asarray(af, dtype=np.float64)
     kept = (af > 0) & (af < 1)
     x = dosage_matrix[kept]
@@ -244,7 +240,7 @@ def variant_filter(
     ``1 - call_rate <= max_missing``, and exactly 2 alleles when ``biallelic_only``. Inputs are
     ``(n,)`` arrays on one device.
     """
-    xp = _xp_of(maf)
+    xp = array_module_of(maf)
     check_filter_thresholds(min_maf=min_maf, max_missing=max_missing)
     keep = xp.ones(maf.shape, dtype=bool)
     if min_maf > 0:

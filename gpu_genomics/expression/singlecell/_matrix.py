@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ...device import array_module, is_gpu_array, resolve_device, to_numpy
+from ...device import array_module, array_module_of, is_gpu_array, resolve_device, to_numpy
 from ...errors import InputError
 
 
@@ -121,7 +121,7 @@ def check_counts(
     values = x.data if sparse else x.reshape(-1)
     if values.size == 0:
         return
-    xp = array_module("gpu" if is_gpu_array(values) else "cpu")
+    xp = array_module_of(values)
     bad = values < 0
     if values.dtype.kind == "f":
         bad |= ~xp.isfinite(values)

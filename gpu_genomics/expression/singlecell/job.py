@@ -20,11 +20,12 @@ from ...io.files import stem
 from ...io.provenance import flat, provenance
 from ...io.spec import MAPPING, STRING, ArraySpec, OutputSpec
 from ...io.store import check_output_folder, removed_on_failure
+from .rank import rank_encode, rank_format_of
+from .recipe import MITO_PREFIX, HvgFlavor
 
 log = logging.getLogger("gpu_genomics")
 
 INPUT_SUFFIXES = (".gz", ".h5ad", ".h5", ".hdf5", ".loom", ".zarr", ".csv", ".tsv", ".txt")
-RANK_SUFFIXES = (".parquet", ".h5", ".hdf5", ".zarr")
 
 _C, _G, _CG = ("cells",), ("genes",), ("cells", "genes")
 _F = "float32|float64"
@@ -119,10 +120,10 @@ def preprocess_file(
     min_cells: int | None = 3,
     max_genes: int | None = 2500,
     max_pct_mito: float | None = 5.0,
-    mito_prefix: str = "MT-",
+    mito_prefix: str = MITO_PREFIX,
     target_sum: float | None = 1e4,
     n_top_genes: int | None = 2000,
-    hvg_flavor: str = "seurat",
+    hvg_flavor: HvgFlavor = "seurat",
     subset_hvg: bool = True,
     scale_max_value: float | None = 10.0,
     scale_data: bool = True,
@@ -204,8 +205,10 @@ def preprocess_file(
     backend = resolve_backend(device)
     medians = tokens = None
     if rank_output is not None:
-        if not str(rank_output).lower().endswith(RANK_SUFFIXES):
-            raise invalid("rank_output", str(rank_output), "must end in .parquet, .h5 or .zarr")
+        if rank_format_of(rank_output) is None:
+            raise invalid(
+                "rank_output", str(rank_output), "must end in .parquet/.pq, .h5/.hdf5 or .zarr"
+            )
         check_output_folder(rank_output)
         medians = load_gene_medians(gene_medians) if gene_medians else None
         tokens = load_token_dictionary(token_dictionary) if token_dictionary else None
@@ -220,10 +223,10 @@ def preprocess_file(
     )
     encodings: list[Any] = []
 
-    def rank_encode(counts: Any) -> None:
+    def encode_ranks(counts: Any) -> None:
         encodings.append(
             _rank_encode(
-                counts, n_tokens, medians, tokens, special_tokens=special_tokens, backend=backend
+                counts, n_tokens, medians, tokens, special_tokens=special_tokens, device=device
             )
         )
 
@@ -241,7 +244,7 @@ def preprocess_file(
             subset_hvg=subset_hvg,
             scale_max_value=scale_max_value,
             scale_data=scale_data,
-            on_counts=rank_encode if rank_output is not None else None,
+            on_counts=encode_ranks if rank_output is not None else None,
             device=backend,
         )
     except InputError as exc:
@@ -305,10 +308,9 @@ def _rank_encode(
     tokens: dict[str, int] | None,
     *,
     special_tokens: bool,
-    backend: str,
+    device: str | None,
 ) -> Any:
-    from .rank import rank_encode
-
+    """Rank-encode the kept cells' counts on ``device`` (it needs CuPy only, not rapids)."""
     started = time.perf_counter()
     encoding = rank_encode(
         adata,
@@ -316,7 +318,7 @@ def _rank_encode(
         gene_medians=medians,
         token_dictionary=tokens,
         special_tokens=special_tokens,
-        device="gpu" if backend == "gpu" else "cpu",
+        device=device,
     )
     log.info(
         "rank_encode            %9d cells %7d tokens  %8.2f s",

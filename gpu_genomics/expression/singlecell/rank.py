@@ -379,6 +379,12 @@ def rank_encode(
 # --- writing ----------------------------------------------------------------------------
 
 
+def rank_format_of(path: str | os.PathLike) -> str | None:
+    """``"parquet"``, ``"hdf5"`` or ``"zarr"`` from a rank-encoding output's suffix, or None."""
+    suffix = Path(path).suffix.lower()
+    return "parquet" if suffix in PARQUET_SUFFIXES else SUFFIX_FORMATS.get(suffix)
+
+
 def write_rank_encoding(
     encoding: RankEncoding,
     path: str | os.PathLike,
@@ -414,14 +420,12 @@ def write_rank_encoding(
             (nothing is left at ``path``).
     """
     path = Path(path)
-    suffix = path.suffix.lower()
     if format is None:
-        if suffix in PARQUET_SUFFIXES:
-            format = "parquet"
-        elif suffix not in SUFFIX_FORMATS:
+        format = rank_format_of(path)
+        if format is None:
             raise InputError(
-                f"{path}: cannot tell the output format from the suffix {suffix or '(none)'!r}; "
-                "name it .parquet, .h5/.hdf5 or .zarr"
+                f"{path}: cannot tell the output format from the suffix "
+                f"{path.suffix.lower() or '(none)'!r}; name it .parquet, .h5/.hdf5 or .zarr"
             )
     else:
         check_choice("format", format, OUTPUT_FORMATS)

@@ -182,10 +182,12 @@ def _read_table(path: Path, *, transpose: bool) -> AnnData:
     from ..tables import read_table
 
     table = read_table(
-        path, orientation="rows-are-features" if transpose else "rows-are-observations"
+        path,
+        orientation="rows-are-features" if transpose else "rows-are-observations",
+        dtype=np.float32,  # parsed once into the matrix's dtype, not copied from float64
     )
     return anndata.AnnData(
-        X=scipy.sparse.csr_matrix(np.asarray(table.values, dtype=np.float32)),
+        X=scipy.sparse.csr_matrix(table.values),
         obs=pd.DataFrame(index=pd.Index(np.asarray(table.observation_names, dtype=str))),
         var=pd.DataFrame(index=pd.Index(np.asarray(table.feature_names, dtype=str))),
     )

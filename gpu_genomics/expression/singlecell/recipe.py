@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from ...device import Device, array_module, is_gpu_array
+from ...device import Device, array_module_of, is_gpu_array
 from ...errors import InputError, check_choice, invalid
 from ...io.provenance import version
 from ._backend import on_device, rapids, resolve_backend
@@ -71,7 +71,7 @@ def axis_statistics(x: Any, axis: int) -> tuple[Any, Any]:
     Returns:
         ``(counts, sums)``: 1-D ``int64`` and ``float64`` arrays on ``x``'s device.
     """
-    xp = array_module("gpu" if is_gpu_array(x.data if hasattr(x, "indptr") else x) else "cpu")
+    xp = array_module_of(x)
     if not hasattr(x, "indptr"):
         return (x > 0).sum(axis=axis, dtype=xp.int64), x.sum(axis=axis, dtype=xp.float64)
     data = x.data.astype(xp.float64)
@@ -306,10 +306,10 @@ def _filter(
     backend: Device,
     what: Literal["cells", "genes"],
     *,
-    min_detected: float | None,
-    min_counts: float | None,
-    max_detected: float | None,
-    max_counts: float | None,
+    min_detected: float | None = None,
+    min_counts: float | None = None,
+    max_detected: float | None = None,
+    max_counts: float | None = None,
 ) -> None:
     detected_name = "genes" if what == "cells" else "cells"
     bounds = {
@@ -325,8 +325,7 @@ def _filter(
         verb = sc.pp.filter_cells if what == "cells" else sc.pp.filter_genes
         for name, value in given.items():  # scanpy takes one bound per call
             verb(adata, **{name: value})
-            change = "raise" if name.startswith("max") else "lower"
-            _require_cells(adata, f"filter_{what}({name}={value})", f"{change} `{name}`")
+            _require_cells(adata, f"filter_{what}({name}={value})", _loosen([name]))
         return
     n_detected, totals = axis_statistics(adata.X, axis=1 if what == "cells" else 0)
     keep = _threshold_mask(n_detected, min_detected, max_detected) & _threshold_mask(
@@ -342,7 +341,12 @@ def _filter(
     else:
         adata._inplace_subset_var(keep)
     described = ", ".join(f"{name}={value}" for name, value in given.items())
-    _require_cells(adata, f"filter_{what}({described})", "lower the thresholds")
+    _require_cells(adata, f"filter_{what}({described})", _loosen(list(given)))
+
+
+def _loosen(bounds: list[str]) -> str:
+    """How to keep more cells: ``"lower `min_genes`, raise `max_counts`"``."""
+    return ", ".join(f"{'raise' if b.startswith('max') else 'lower'} `{b}`" for b in bounds)
 
 
 def filter_qc(
@@ -700,30 +704,17 @@ def preprocess(
         if min_genes is not None:
             step(
                 "filter_cells",
-                lambda: _filter(
-                    adata,
-                    backend,
-                    "cells",
-                    min_detected=min_genes,
-                    min_counts=None,
-                    max_detected=None,
-                    max_counts=None,
-                ),
+                lambda: _filter(adata, backend, "cells", min_detected=min_genes),
             )
         if on_counts is not None:  # the matrix before filter_genes (not copied; never modified)
-            all_genes.update(x=adata.X, var=adata.var.copy(), cells=adata.obs_names.copy())
+            all_genes.update(x=adata.X, var=adata.var.copy())
+            # each cell's row of that matrix, carried through the filters that follow (by
+            # position: cell names may repeat, as in concatenated samples)
+            adata.obs[_ALL_GENES_ROW] = np.arange(adata.n_obs)
         if min_cells is not None:
             step(
                 "filter_genes",
-                lambda: _filter(
-                    adata,
-                    backend,
-                    "genes",
-                    min_detected=min_cells,
-                    min_counts=None,
-                    max_detected=None,
-                    max_counts=None,
-                ),
+                lambda: _filter(adata, backend, "genes", min_detected=min_cells),
             )
         step("qc_metrics", lambda: _qc_metrics(adata, backend, mito_prefix, None))
         step(
@@ -777,12 +768,20 @@ def preprocess(
     return adata if copy else None
 
 
+#: The obs column that holds each cell's row of the matrix before ``filter_genes`` (removed
+#: again by :func:`_counts_of_kept_cells`).
+_ALL_GENES_ROW = "_gpu_genomics_all_genes_row"
+
+
 def _counts_of_kept_cells(adata: AnnData, all_genes: dict[str, Any]) -> AnnData:
-    """Host AnnData: the rows of ``all_genes["x"]`` (all genes) for the cells left in ``adata``."""
+    """Host AnnData: the rows of ``all_genes["x"]`` (all genes) for the cells left in ``adata``.
+
+    Takes the rows from (and removes) the ``_ALL_GENES_ROW`` column of ``adata.obs``.
+    """
     import anndata
     import pandas as pd
 
-    rows = all_genes["cells"].get_indexer(adata.obs_names)
+    rows = adata.obs.pop(_ALL_GENES_ROW).to_numpy()
     x = all_genes["x"]
     if is_gpu_array(x):
         import cupy
