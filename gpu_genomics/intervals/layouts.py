@@ -189,11 +189,9 @@ class _Layout:
                 self.seqs_name(index), shape, self.seqs_dtype, chunk_rows=chunk_rows
             )
             for name, (row_shape, dtype) in self.row_arrays(index, n_labels).items():
-                if dtype is str:
-                    target = self.out.create_strings(name, (n, *row_shape), chunk_rows=chunk_rows)
-                else:
-                    target = self.out.create(name, (n, *row_shape), dtype, chunk_rows=chunk_rows)
-                self.targets[name] = target
+                self.targets[name] = self.out.create(
+                    name, (n, *row_shape), dtype, chunk_rows=chunk_rows
+                )
             for alias, target in self.links(index):
                 self.out.link(alias, target)
         for name, values in self.whole_values(label_names, chrom_names).items():

@@ -186,8 +186,11 @@ class ArrayWriter:
 
         ``chunk_rows`` defaults to the writer's; a chunk holds at most :data:`MAX_CHUNK_BYTES`
         (or one row). ``dims`` names the axes (Zarr ``dimension_names``, read by xarray and
-        sgkit; ``_ARRAY_DIMENSIONS`` attribute in HDF5); default: the spec's.
+        sgkit; ``_ARRAY_DIMENSIONS`` attribute in HDF5); default: the spec's. ``dtype`` ``str``:
+        variable-length strings, filled with a list or object array of str.
         """
+        if dtype is str:
+            return self._create_strings(name, shape, chunk_rows)
         dtype = np.dtype(dtype)
         if self.spec is not None:
             declared = self.spec.lookup(name)
@@ -224,14 +227,8 @@ class ArrayWriter:
         """
         return _capped_rows(self.chunk_rows, max(row_bytes))
 
-    def create_strings(
-        self, name: str, shape: tuple[int, ...], chunk_rows: int | None = None
-    ) -> Any:
-        """Create an empty variable-length string array chunked by ``chunk_rows`` rows.
-
-        Fill it with slice assignment (a list or object array of str), as :meth:`create`'s
-        arrays are filled.
-        """
+    def _create_strings(self, name: str, shape: tuple[int, ...], chunk_rows: int | None) -> Any:
+        """:meth:`create` of a variable-length string array (``dtype`` ``str``)."""
         dims = self.spec.lookup(name).dims if self.spec is not None else None
         if self.spec is not None and self.spec.lookup(name).dtype != STRING:
             raise TypeError(f"{name}: declared as {self.spec.lookup(name).dtype}, not strings")
