@@ -190,3 +190,28 @@ def whole_chunks(rows: int, chunk_rows: int) -> int:
 def worker_count(client: Any) -> int:
     """How many workers the client's cluster has now (at least 1)."""
     return max(1, _n_workers(client))
+
+
+def map_in_order(
+    client: Any, function: Callable[..., Any], arguments: Sequence[tuple], *, name: str
+) -> Iterator[Any]:
+    """Yield ``function(*args)`` for each tuple of ``arguments``, in their order.
+
+    In this process (``client=None``) one call after another; on a cluster each call is a task,
+    submitted at most :func:`task_window` ahead of the result taken, so that results wait on
+    the workers only a window at a time. Task keys are ``{name}-{index}-{a token}``.
+    """
+    if client is None:
+        for args in arguments:
+            yield function(*args)
+        return
+    import uuid
+
+    token = uuid.uuid4().hex[:12]
+    indexed = list(enumerate(arguments))
+
+    def submit(item: tuple[int, tuple]) -> Any:
+        index, args = item
+        return client.submit(function, *args, key=f"{name}-{index}-{token}", pure=False)
+
+    yield from ordered_results(windowed(submit, indexed, window=task_window(client)))

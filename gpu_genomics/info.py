@@ -42,6 +42,36 @@ def _memory_gib() -> float | None:
         return None
 
 
+def available_memory() -> int | None:
+    """Bytes of memory this process can still take: ``MemAvailable``, within a cgroup's limit.
+
+    None where neither is known (not Linux).
+    """
+    limits: list[int] = []
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    limits.append(int(line.split()[1]) * 1024)
+    except OSError:
+        pass
+    for limit_file, usage_file in (
+        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+        (
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+            "/sys/fs/cgroup/memory/memory.usage_in_bytes",
+        ),
+    ):
+        try:
+            with open(limit_file) as limit, open(usage_file) as usage:
+                text = limit.read().strip()
+                if text != "max" and int(text) < 1 << 60:
+                    limits.append(int(text) - int(usage.read().strip()))
+        except (OSError, ValueError):
+            continue
+    return min(limits) if limits else None
+
+
 def _module_status(module: str) -> str:
     if importlib.util.find_spec(module) is None:
         return "not installed"

@@ -1,8 +1,10 @@
 """Synthetic single-cell count matrices for the tests: negative-binomial counts with every kind
 of cell and gene the recipe removes (few genes, many genes, high mitochondrial fraction, genes
-seen in fewer than 3 cells)."""
+seen in fewer than 3 cells); and the comparison of two recipe outputs."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import anndata as ad
 import numpy as np
@@ -32,3 +34,54 @@ def synthetic_counts(
         obs=pd.DataFrame(index=[f"cell{i}" for i in range(n_cells)]),
         var=pd.DataFrame(index=names),
     )
+
+
+#: The step timings and the run's own record differ between any two runs.
+RUN_DETAILS = ("provenance",)
+
+
+def read_output(path: Path) -> ad.AnnData:
+    return ad.read_zarr(path) if path.suffix == ".zarr" else ad.read_h5ad(path)
+
+
+def dense(x) -> np.ndarray:
+    return x.toarray() if sp.issparse(x) else np.asarray(x)
+
+
+def assert_same_output(
+    left: Path, right: Path, *, rtol: float = 1e-5, same_types: bool = True
+) -> None:
+    """The two outputs hold the same cells, genes, columns, layers and ``uns``.
+
+    ``same_types=False``: values only (a dense input: in memory scanpy keeps dense counts and
+    counts in int64; out of core the rows are read as CSR).
+    """
+    a, b = read_output(left), read_output(right)
+    assert list(a.obs_names) == list(b.obs_names)
+    assert list(a.var_names) == list(b.var_names)
+    for frame_a, frame_b in ((a.obs, b.obs), (a.var, b.var)):
+        assert list(frame_a.columns) == list(frame_b.columns)
+        for column in frame_a.columns:
+            x, y = frame_a[column], frame_b[column]
+            assert x.dtype == y.dtype or not same_types, column
+            if x.dtype.kind in "fiu":
+                np.testing.assert_allclose(x, y, rtol=rtol, atol=rtol, err_msg=column)
+            else:
+                assert (x.astype(str) == y.astype(str)).all(), column
+    assert not same_types or (type(a.X) is type(b.X) and a.X.dtype == b.X.dtype)
+    np.testing.assert_allclose(dense(a.X), dense(b.X), rtol=rtol, atol=rtol)
+    assert a.layers.keys() == b.layers.keys()
+    counts_a, counts_b = a.layers["counts"], b.layers["counts"]
+    assert not same_types or (type(counts_a) is type(counts_b) and counts_a.dtype == counts_b.dtype)
+    np.testing.assert_array_equal(dense(counts_a), dense(counts_b))
+    assert sorted(a.uns) == sorted(b.uns)
+    for key in a.uns:
+        if key in RUN_DETAILS:
+            continue
+        if key == "preprocess_steps":
+            for column in ("step", "n_cells", "n_genes"):
+                assert list(a.uns[key][column]) == list(b.uns[key][column])
+        elif key == "dataset_card":
+            assert {k: v for k, v in a.uns[key].items()} == dict(b.uns[key])
+        else:
+            assert repr(dict(a.uns[key])) == repr(dict(b.uns[key])), key

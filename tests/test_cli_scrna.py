@@ -28,6 +28,8 @@ DEFAULTS = {
     "special_tokens": False,
     "dataset_id": None,
     "dataset_name": None,
+    "chunk_cells": None,
+    "client": None,
     "device": "cpu",
     "progress": False,
 }

@@ -4,6 +4,7 @@ output as in-process, whatever the workers do, and the same one-line errors."""
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import shutil
 import signal
@@ -446,3 +447,82 @@ def test_an_out_of_date_index_is_a_one_line_error(tmp_path):
     points = bgzf_split_points(bgzip)
     with pytest.raises(InputError, match=r"a\.fa\.gz: no record starts at byte 10 where .*fai"):
         locate_records(str(bgzip), int(points[1]), -1)
+
+
+# --- the single-cell recipe -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cells_h5ad(tmp_path_factory) -> Path:
+    pytest.importorskip("scanpy")
+    from sc_data import synthetic_counts
+
+    path = tmp_path_factory.mktemp("cells") / "c.h5ad"
+    synthetic_counts(400, 2500, seed=6).write_h5ad(path)
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".h5ad", ".zarr"])
+@pytest.mark.parametrize("flavor", ["seurat", "seurat_v3"])
+def test_scrna_on_a_cluster_equals_in_process_and_in_memory(
+    client, tmp_path, cells_h5ad, suffix, flavor
+):
+    from sc_data import assert_same_output
+
+    from gpu_genomics.expression.singlecell.job import preprocess_file
+
+    if flavor == "seurat_v3":
+        pytest.importorskip("skmisc")
+    local_out, cluster_out = pair(tmp_path, suffix)
+    (tmp_path / "memory").mkdir()
+    memory_out = tmp_path / "memory" / f"d{suffix}"
+    options = {"hvg_flavor": flavor, "target_sum": None, "device": "cpu"}
+    preprocess_file(cells_h5ad, local_out, chunk_cells=45, **options)
+    remote = preprocess_file(cells_h5ad, cluster_out, chunk_cells=45, client=client, **options)
+    preprocess_file(cells_h5ad, memory_out, **options)
+    assert remote["out_of_core"]
+    assert_same_output(local_out, cluster_out, rtol=0)  # the same sums in the same order
+    assert_same_output(memory_out, cluster_out)
+    assert [p.name for p in cluster_out.parent.iterdir()] == [cluster_out.name]
+
+
+def test_scrna_errors_on_a_cluster_are_the_in_process_ones(client, tmp_path):
+    pytest.importorskip("scanpy")
+    from sc_data import synthetic_counts
+
+    from gpu_genomics.expression.singlecell.job import preprocess_file
+
+    adata = synthetic_counts(120, 300, seed=2)
+    x = adata.X.tolil()
+    x[97, 3] = np.nan
+    adata.X = x.tocsr()
+    source = tmp_path / "nan.h5ad"
+    adata.write_h5ad(source)
+    messages = []
+    for run in ({}, {"client": client}):
+        with pytest.raises(InputError) as error:
+            preprocess_file(source, tmp_path / "o.zarr", chunk_cells=20, **run)
+        messages.append(str(error.value))
+    assert messages[0] == messages[1]
+    assert "'cell97' (row 97)" in messages[0] and "not finite" in messages[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nan.h5ad"]
+
+
+def test_scrna_command_line_on_a_local_cluster(tmp_path, cells_h5ad):
+    from sc_data import assert_same_output
+
+    from gpu_genomics.cli import main
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    for folder, extra in (("a", []), ("b", ["--workers", "2", "--chunk-cells", "64"])):
+        output = tmp_path / folder / "c.zarr"
+        main(["scrna", str(cells_h5ad), "-o", str(output), "--quiet", "--device", "cpu", *extra])
+    assert_same_output(tmp_path / "a" / "c.zarr", tmp_path / "b" / "c.zarr")
+    assert json.loads(read_output_parameters(tmp_path / "b" / "c.zarr"))["workers"] == 2
+
+
+def read_output_parameters(path: Path) -> str:
+    import anndata
+
+    return anndata.read_zarr(path).uns["provenance"]["parameters"]

@@ -83,6 +83,7 @@ def test_no_options_is_the_specification_recipe(tmp_path, counts_file, suffix):
         "n_cells": expected.n_obs,
         "n_genes": expected.n_vars,
         "rank_output": None,
+        "out_of_core": False,
     }
 
 
@@ -231,6 +232,8 @@ def test_every_output_carries_provenance(tmp_path, counts_file):
         "special_tokens": False,
         "dataset_id": None,
         "dataset_name": None,
+        "chunk_cells": None,  # in memory
+        "workers": None,
     }
     expect = {"tool": "gpu-genomics scrna", "inputs": {"counts": counts_file}}
     preprocess(counts_file, tmp_path / "o.h5ad", rank_output=tmp_path / "t.parquet",

@@ -8,7 +8,7 @@ import click
 
 from ..expression.singlecell.job import SCRNA_OUTPUT, preprocess_file
 from ..expression.singlecell.recipe import HVG_FLAVORS, MITO_PREFIX
-from .common import arrays_epilog, device_option, logging_options, run_job
+from .common import arrays_epilog, cluster_options, device_option, logging_options, run_job
 
 
 class _NumberOrNone(click.ParamType):
@@ -132,6 +132,14 @@ FLOAT_OR_NONE = _NumberOrNone(float)
 @click.option("--special-tokens", is_flag=True, help="rank-encode: add <cls> and <eos> (V2).")
 @click.option("--dataset-id", default=None, help="Dataset card id (default: the input's name).")
 @click.option("--name", "dataset_name", default=None, help="Dataset card name.")
+@click.option(
+    "--chunk-cells",
+    type=int,
+    default=None,
+    help="Run out of core, this many cells per task (default: in memory unless the matrix "
+    "would not fit, then 20000).",
+)
+@cluster_options
 @device_option
 @logging_options
 def scrna(input_path: str, output: str, **options: Any) -> None:
@@ -141,5 +149,8 @@ def scrna(input_path: str, output: str, **options: Any) -> None:
     filter_genes(min_cells=3), QC metrics with MT- genes, keep cells with < 2500 genes and
     < 5% mitochondrial counts, normalize_total(1e4), log1p, 2000 highly variable genes (seurat),
     scale(max_value=10). Raw counts are kept in layers['counts'].
+
+    Out of core (--chunk-cells, --workers, --scheduler, or a matrix larger than the memory
+    available) the same recipe runs on blocks of cells read from disk, with the same output.
     """
     run_job(preprocess_file, input_path, output, **options)

@@ -100,7 +100,12 @@ def var_gene_ids(adata: Any, gene_key: str | None) -> np.ndarray:
 
 
 def check_counts(
-    adata: Any, *, layer: str | None = None, integer: bool = False, what: str = "this step"
+    adata: Any,
+    *,
+    layer: str | None = None,
+    integer: bool = False,
+    what: str = "this step",
+    first_row: int = 0,
 ) -> None:
     """Check that ``adata.X`` (or ``layers[layer]``) holds non-negative finite values.
 
@@ -111,6 +116,8 @@ def check_counts(
         layer: check ``adata.layers[layer]`` instead of ``X``.
         integer: also require whole numbers (counts).
         what: the step named in the error.
+        first_row: the file's row of ``adata``'s first cell (a block of a larger matrix), so
+            that the error names the row of the file.
 
     Raises:
         InputError: at the first negative, non-finite (or, with ``integer=True``, non-integer)
@@ -141,7 +148,7 @@ def check_counts(
     need = "non-negative integer counts" if integer else "non-negative finite values"
     where = "X" if layer is None else f"layers[{layer!r}]"
     raise InputError(
-        f"{what} needs {need}, but cell {adata.obs_names[cell]!r} (row {cell}), gene "
+        f"{what} needs {need}, but cell {adata.obs_names[cell]!r} (row {first_row + cell}), gene "
         f"{adata.var_names[gene]!r} (column {gene}) of {where} holds {value!r} ({reason}); "
         "pass raw counts (e.g. layer='counts')"
     )

@@ -9,19 +9,27 @@ declares.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
+import shutil
+import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
-from ...errors import InputError, invalid
+from ...device import requested_device
+from ...errors import InputError, invalid, positive_int
+from ...execution import worker_count
 from ...io.files import stem
 from ...io.provenance import flat, provenance
 from ...io.spec import MAPPING, STRING, ArraySpec, OutputSpec
 from ...io.store import check_output_folder, removed_on_failure
+from .blocks import CountBlocks, open_count_blocks
+from .chunked import DEFAULT_CHUNK_CELLS, preprocess_blocks, write_blocks
 from .rank import rank_encode, rank_format_of
-from .recipe import MITO_PREFIX, HvgFlavor
+from .recipe import MITO_PREFIX, HvgFlavor, Recipe, _backend_name, recorded_recipe
 
 log = logging.getLogger("gpu_genomics")
 
@@ -134,6 +142,8 @@ def preprocess_file(
     special_tokens: bool = False,
     dataset_id: str | None = None,
     dataset_name: str | None = None,
+    chunk_cells: int | None = None,
+    client: Any = None,
     device: str | None = None,
     progress: bool = False,
     command: str | None = None,
@@ -170,7 +180,14 @@ def preprocess_file(
         special_tokens: add ``<cls>`` and ``<eos>`` (Geneformer V2).
         dataset_id: the dataset card's id (default: the input's name).
         dataset_name: the dataset card's name.
-        device: ``"auto" | "gpu" | "cpu"`` (GPU: rapids-singlecell).
+        chunk_cells: run out of core (:mod:`.chunked`), reading this many cells per task;
+            default: in memory, unless the matrix would not fit in the memory available
+            (:func:`needed_memory`; then blocks of
+            :data:`~.chunked.DEFAULT_CHUNK_CELLS`, said in one log line) or ``client`` is given.
+        client: a :class:`distributed.Client`: run the out-of-core recipe's tasks on its
+            cluster; default: this process.
+        device: ``"auto" | "gpu" | "cpu"`` (GPU: rapids-singlecell; the out-of-core recipe
+            runs on the CPU).
         progress: unused (each step logs its figures); accepted like every job's.
         command: the command line stored in the provenance (default: this process's).
 
@@ -180,79 +197,86 @@ def preprocess_file(
     Raises:
         InputError: a bad option or input; nothing is written.
 
-    Memory: the whole matrix (scanpy and rapids-singlecell hold it), a few times over while
-    the recipe runs.
+    Memory: in memory, the whole matrix a few times over (:func:`needed_memory`); out of
+    core, one block of ``chunk_cells`` cells per task and the per-cell columns on the client
+    (see :mod:`.chunked`).
     """
     from . import (
         dataset_card,
         load_gene_medians,
         load_token_dictionary,
-        preprocess,
-        read,
         require_scanpy,
         resolve_backend,
         write,
         write_rank_encoding,
     )
-    from .recipe import recorded_recipe
 
     started = time.perf_counter()
     require_scanpy()
+    recipe = Recipe(
+        min_genes=min_genes,
+        min_cells=min_cells,
+        max_genes=max_genes,
+        max_pct_mito=max_pct_mito,
+        mito_prefix=mito_prefix,
+        target_sum=target_sum,
+        n_top_genes=n_top_genes,
+        hvg_flavor=hvg_flavor,
+        subset_hvg=subset_hvg,
+        scale_max_value=scale_max_value,
+        scale_data=scale_data,
+    )
+    if chunk_cells is not None:
+        chunk_cells = positive_int("chunk_cells", chunk_cells)
     output_path = Path(output_path)
     if not output_path.name.lower().endswith((".h5ad", ".zarr")):
         raise InputError(f"{output_path}: the output must end in .h5ad or .zarr")
     check_output_folder(output_path)
     backend = resolve_backend(device)
-    medians = tokens = None
+    rank: dict[str, Any] | None = None
     if rank_output is not None:
         if rank_format_of(rank_output) is None:
             raise invalid(
                 "rank_output", str(rank_output), "must end in .parquet/.pq, .h5/.hdf5 or .zarr"
             )
         check_output_folder(rank_output)
-        medians = load_gene_medians(gene_medians) if gene_medians else None
-        tokens = load_token_dictionary(token_dictionary) if token_dictionary else None
+        rank = {
+            "n_tokens": n_tokens,
+            "medians": load_gene_medians(gene_medians) if gene_medians else None,
+            "tokens": load_token_dictionary(token_dictionary) if token_dictionary else None,
+            "special_tokens": special_tokens,
+            "device": device,
+            "encodings": [],
+        }
 
-    adata = read(input_path, transpose=transpose)
-    log.info(
-        "read %s: %d cells x %d genes (%.2f s)",
-        input_path,
-        adata.n_obs,
-        adata.n_vars,
-        time.perf_counter() - started,
-    )
-    encodings: list[Any] = []
-
-    def encode_ranks(counts: Any) -> None:
-        encodings.append(
-            _rank_encode(
-                counts, n_tokens, medians, tokens, special_tokens=special_tokens, device=device
+    source = out_of_core_source(
+        input_path, output_path, recipe, chunk_cells=chunk_cells, client=client,
+        rank_output=rank_output, device=device, transpose=transpose,
+    )  # fmt: skip
+    if source is None:
+        adata = _preprocess_in_memory(input_path, transpose, recipe, rank, backend)
+    else:
+        backend = "cpu"
+        try:
+            result = preprocess_blocks(
+                source.blocks,
+                source.obs,
+                source.var,
+                source.uns,
+                recipe,
+                chunk_cells=source.chunk_cells,
+                client=client,
+                backend_name=_backend_name("cpu"),
             )
-        )
-
-    try:
-        preprocess(
-            adata,
-            min_genes=min_genes,
-            min_cells=min_cells,
-            max_genes=max_genes,
-            max_pct_mito=max_pct_mito,
-            mito_prefix=mito_prefix,
-            target_sum=target_sum,
-            n_top_genes=n_top_genes,
-            hvg_flavor=hvg_flavor,
-            subset_hvg=subset_hvg,
-            scale_max_value=scale_max_value,
-            scale_data=scale_data,
-            on_counts=encode_ranks if rank_output is not None else None,
-            device=backend,
-        )
-    except InputError as exc:
-        raise InputError(f"{input_path}: {exc}") from None
-    recipe = recorded_recipe(adata)
+        except BaseException as exc:
+            source.remove()
+            if isinstance(exc, InputError):
+                raise InputError(f"{input_path}: {exc}") from None
+            raise
+        adata = result.skeleton
     parameters = {
         "transpose": transpose,
-        **{key: value for key, value in recipe.items() if key != "backend"},
+        **{key: value for key, value in recorded_recipe(adata).items() if key != "backend"},
         "rank_output": rank_output,
         "n_tokens": n_tokens,
         "gene_medians": gene_medians,
@@ -260,6 +284,8 @@ def preprocess_file(
         "special_tokens": special_tokens,
         "dataset_id": dataset_id,
         "dataset_name": dataset_name,
+        "chunk_cells": None if source is None else source.chunk_cells,
+        "workers": None if client is None else worker_count(client),
     }
     record = provenance(
         "gpu-genomics scrna",
@@ -279,10 +305,16 @@ def preprocess_file(
     )
     adata.uns["provenance"] = flat(record)
     written = time.perf_counter()
-    if encodings:  # first: the main output is written last, or not at all
-        write_rank_encoding(encodings[0], rank_output, provenance=record)
-    with removed_on_failure(rank_output):
-        write(adata, output_path)
+    if source is not None:
+        try:
+            write_blocks(result, output_path, client=client)
+        finally:
+            source.remove()
+    else:
+        if rank is not None:  # first: the main output is written last, or not at all
+            write_rank_encoding(rank["encodings"][0], rank_output, provenance=record)
+        with removed_on_failure(rank_output):
+            write(adata, output_path)
     seconds = time.perf_counter() - started
     log.info(
         "wrote %s: %d cells x %d genes (%.2f s); total %.2f s",
@@ -297,8 +329,178 @@ def preprocess_file(
         "n_cells": int(adata.n_obs),
         "n_genes": int(adata.n_vars),
         "rank_output": None if rank_output is None else str(rank_output),
+        "out_of_core": source is not None,
         "seconds": seconds,
     }
+
+
+def _preprocess_in_memory(
+    input_path: str | os.PathLike,
+    transpose: bool,  # noqa: FBT001 (private; positional like its neighbours)
+    recipe: Recipe,
+    rank: dict[str, Any] | None,
+    backend: str,
+) -> Any:
+    """Read the whole matrix and run :func:`~.recipe.preprocess` (rank-encoding on the way)."""
+    from . import preprocess, read
+
+    started = time.perf_counter()
+    adata = read(input_path, transpose=transpose)
+    log.info(
+        "read %s: %d cells x %d genes (%.2f s)",
+        input_path,
+        adata.n_obs,
+        adata.n_vars,
+        time.perf_counter() - started,
+    )
+
+    def encode_ranks(counts: Any) -> None:
+        assert rank is not None
+        rank["encodings"].append(
+            _rank_encode(
+                counts,
+                rank["n_tokens"],
+                rank["medians"],
+                rank["tokens"],
+                special_tokens=rank["special_tokens"],
+                device=rank["device"],
+            )
+        )
+
+    try:
+        preprocess(
+            adata,
+            **dataclasses.asdict(recipe),
+            on_counts=encode_ranks if rank is not None else None,
+            device=backend,
+        )
+    except InputError as exc:
+        raise InputError(f"{input_path}: {exc}") from None
+    return adata
+
+
+@dataclasses.dataclass
+class OutOfCoreSource:
+    """The matrix the out-of-core recipe reads, and a temporary copy to remove after it."""
+
+    blocks: CountBlocks
+    obs: Any
+    var: Any
+    uns: dict
+    chunk_cells: int
+    temporary: Path | None = None
+
+    def remove(self) -> None:
+        """Remove the temporary Zarr copy of the input, if one was made."""
+        if self.temporary is not None:
+            shutil.rmtree(self.temporary, ignore_errors=True)
+            self.temporary = None
+
+
+def needed_memory(blocks: CountBlocks, recipe: Recipe) -> int:
+    """Bytes the in-memory recipe needs for ``blocks``, as this job estimates them.
+
+    Three copies of the stored matrix (``X``, ``layers["counts"]`` and scanpy's subsetting
+    copies) plus, when scaling, the dense output (12 bytes per cell and output gene: the
+    float32 densified values and the float64 result).
+    """
+    n_out = blocks.n_genes
+    if recipe.subset_hvg and recipe.n_top_genes is not None:
+        n_out = min(n_out, recipe.n_top_genes)
+    dense = blocks.n_cells * n_out * 12 if recipe.scale_data else 0
+    return 3 * blocks.stored_bytes() + dense
+
+
+def out_of_core_source(
+    input_path: str | os.PathLike,
+    output_path: Path,
+    recipe: Recipe,
+    *,
+    chunk_cells: int | None,
+    client: Any,
+    rank_output: str | os.PathLike | None,
+    device: str | None,
+    transpose: bool = False,
+) -> OutOfCoreSource | None:
+    """The input as the out-of-core recipe reads it, or None to run in memory.
+
+    Out of core when ``chunk_cells`` or ``client`` is given, or when an ``.h5ad``/``.zarr``
+    input would need more memory than is available (:func:`needed_memory`, said in one log
+    line). Other formats are read whole and written once to a temporary Zarr beside the output
+    (removed afterwards), which the tasks read.
+
+    Raises:
+        InputError: out of core with ``rank_output`` or ``device="gpu"`` (not supported by the
+            out-of-core recipe yet), or an input that cannot be read.
+    """
+    from ...info import available_memory
+    from .readers import detect_format
+
+    path = Path(input_path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file or folder")
+    kind = detect_format(path)
+    forced = chunk_cells is not None or client is not None
+    if not forced and kind not in ("h5ad", "zarr"):
+        return None
+    if forced:
+        why = "--workers/--scheduler" if chunk_cells is None else "--chunk-cells"
+        if rank_output is not None:
+            raise InputError(
+                f"rank_output: rank encoding runs in memory only; drop {why} to rank-encode"
+            )
+        if requested_device(device) == "gpu":
+            raise InputError(f"device='gpu': the out-of-core recipe runs on the CPU; drop {why}")
+    if kind in ("h5ad", "zarr"):
+        blocks, obs, var, uns = open_count_blocks(path, kind)
+    else:
+        return _converted_source(path, output_path, transpose=transpose, chunk_cells=chunk_cells)
+    if not forced:
+        need, available = needed_memory(blocks, recipe), available_memory()
+        if available is None or need <= available:
+            return None
+        if rank_output is not None or requested_device(device) == "gpu":
+            log.warning(
+                "the matrix needs about %.1f GiB in memory, %.1f GiB are available; running "
+                "in memory all the same (rank encoding and the GPU need it)",
+                need / 2**30,
+                available / 2**30,
+            )
+            return None
+        log.info(
+            "the matrix needs about %.1f GiB in memory, %.1f GiB are available: running out of "
+            "core, %d cells at a time (--chunk-cells)",
+            need / 2**30,
+            available / 2**30,
+            DEFAULT_CHUNK_CELLS,
+        )
+    return OutOfCoreSource(blocks, obs, var, uns, chunk_cells or DEFAULT_CHUNK_CELLS)
+
+
+def _converted_source(
+    path: Path, output_path: Path, *, transpose: bool, chunk_cells: int | None
+) -> OutOfCoreSource:
+    """Read ``path`` whole (:func:`~.readers.read`) and write it as a temporary CSR Zarr."""
+    from .readers import read
+
+    adata = read(path, transpose=transpose)
+    temporary = Path(tempfile.mkdtemp(prefix=f".{output_path.name}.input-", dir=output_path.parent))
+    log.info(
+        "%s: read in memory and written once to a temporary Zarr for the out-of-core tasks",
+        path,
+    )
+    store = temporary / "input.zarr"
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Writing zarr v2 data")
+            adata.write_zarr(store)
+        blocks, obs, var, uns = open_count_blocks(store, "zarr")
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    return OutOfCoreSource(
+        blocks, obs, var, uns, chunk_cells or DEFAULT_CHUNK_CELLS, temporary=temporary
+    )
 
 
 def _rank_encode(

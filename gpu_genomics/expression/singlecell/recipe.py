@@ -21,6 +21,7 @@ that tolerance at the ``n_top_genes`` cut.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import warnings
@@ -604,6 +605,50 @@ def _pp(backend: Device) -> Any:
 # --- the recipe -----------------------------------------------------------------------------
 
 
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """The recipe's parameters (``docs/singlecell.md#recipe``), checked when made.
+
+    The same fields, with the same meaning and defaults, as :func:`preprocess`'s options; the
+    in-memory and the out-of-core recipe (:mod:`.chunked`) both run one.
+
+    Raises:
+        InputError: a parameter scanpy would misread or crash on (one line naming it).
+    """
+
+    min_genes: int | None = 200
+    min_cells: int | None = 3
+    max_genes: int | None = 2500
+    max_pct_mito: float | None = 5.0
+    mito_prefix: str = MITO_PREFIX
+    target_sum: float | None = 1e4
+    n_top_genes: int | None = 2000
+    hvg_flavor: HvgFlavor = "seurat"
+    subset_hvg: bool = True
+    scale_max_value: float | None = 10.0
+    scale_data: bool = True
+
+    def __post_init__(self) -> None:
+        _check_recipe(
+            min_genes=self.min_genes,
+            min_cells=self.min_cells,
+            max_genes=self.max_genes,
+            max_pct_mito=self.max_pct_mito,
+            target_sum=self.target_sum,
+            n_top_genes=self.n_top_genes,
+            hvg_flavor=self.hvg_flavor,
+            scale_max_value=self.scale_max_value,
+        )
+
+    def record(self, backend: str) -> dict[str, Any]:
+        """``uns["preprocess_recipe"]``: every parameter (``"none"`` for None) and ``backend``.
+
+        h5ad and Zarr cannot store None, so a skipped bound is written as ``"none"``.
+        """
+        fields = {**dataclasses.asdict(self), "backend": backend}
+        return {key: "none" if value is None else value for key, value in fields.items()}
+
+
 def preprocess(
     adata: AnnData,
     *,
@@ -670,15 +715,18 @@ def preprocess(
     Memory: the whole matrix, a few times over (scanpy and rapids-singlecell hold it; a dense
     ``X`` of ``n_cells * n_top_genes`` float32 after ``scale``).
     """
-    _check_recipe(
+    recipe = Recipe(
         min_genes=min_genes,
         min_cells=min_cells,
         max_genes=max_genes,
         max_pct_mito=max_pct_mito,
+        mito_prefix=mito_prefix,
         target_sum=target_sum,
         n_top_genes=n_top_genes,
         hvg_flavor=hvg_flavor,
+        subset_hvg=subset_hvg,
         scale_max_value=scale_max_value,
+        scale_data=scale_data,
     )
     backend = resolve_backend(device)
     adata = adata.copy() if copy else adata
@@ -749,22 +797,7 @@ def preprocess(
         key: np.array([row[key] for row in steps])
         for key in ("step", "n_cells", "n_genes", "seconds")
     }
-    recipe = {
-        "min_genes": min_genes,
-        "min_cells": min_cells,
-        "max_genes": max_genes,
-        "max_pct_mito": max_pct_mito,
-        "mito_prefix": mito_prefix,
-        "target_sum": target_sum,
-        "n_top_genes": n_top_genes,
-        "hvg_flavor": hvg_flavor,
-        "subset_hvg": subset_hvg,
-        "scale_max_value": scale_max_value,
-        "scale_data": scale_data,
-        "backend": _backend_name(backend),
-    }
-    # h5ad/zarr cannot store None: a skipped bound is written as "none"
-    adata.uns["preprocess_recipe"] = {k: "none" if v is None else v for k, v in recipe.items()}
+    adata.uns["preprocess_recipe"] = recipe.record(_backend_name(backend))
     return adata if copy else None
 
 

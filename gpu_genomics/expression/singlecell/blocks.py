@@ -1,0 +1,157 @@
+"""A count matrix on disk, read a block of cells at a time: AnnData ``.h5ad`` and ``.zarr``.
+
+:func:`open_count_blocks` looks at the file once (the encoding of ``X``, its shape, ``obs``,
+``var`` and ``uns``) and returns a :class:`CountBlocks`, a small picklable description that any
+process (a Dask worker too) reads rows from: for a CSR ``X`` only ``indptr[start:stop + 1]``
+and the ``data``/``indices`` ranges of those rows are read; a dense ``X`` is read row-sliced. A
+CSC ``X`` cannot be read by rows and is an error naming the fix.
+
+Memory: one block, ``stop - start`` rows of the stored matrix (as CSR), per read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...errors import InputError
+
+#: Stored ``X`` encodings that can be read by rows.
+ROW_ENCODINGS = ("csr_matrix", "array")
+
+
+@dataclasses.dataclass(frozen=True)
+class CountBlocks:
+    """Where a cells x genes matrix is stored and how: the recipe reads it a block at a time.
+
+    Attributes:
+        path: the ``.h5ad`` file or AnnData ``.zarr`` folder.
+        store: ``"h5ad"`` or ``"zarr"``.
+        encoding: ``"csr_matrix"`` or ``"array"`` (dense).
+        n_cells: rows of ``X``.
+        n_genes: columns of ``X``.
+        nnz: stored entries (``n_cells * n_genes`` for a dense ``X``).
+        dtype: the stored values' dtype (``"float32"``, ``"int32"``, ...).
+    """
+
+    path: str
+    store: str
+    encoding: str
+    n_cells: int
+    n_genes: int
+    nnz: int
+    dtype: str
+
+    def read(self, start: int, stop: int) -> Any:
+        """Return rows ``[start, stop)`` as a SciPy CSR matrix of the stored dtype.
+
+        ``(stop - start, n_genes)``; ``indices`` int32, ``indptr`` int64.
+        """
+        import scipy.sparse as sp
+
+        with _open(self) as root:
+            x = root["X"]
+            if self.encoding == "array":
+                return sp.csr_matrix(np.asarray(x[start:stop]))
+            indptr = np.asarray(x["indptr"][start : stop + 1], dtype=np.int64)
+            first, last = int(indptr[0]), int(indptr[-1])
+            data = np.asarray(x["data"][first:last])
+            indices = np.asarray(x["indices"][first:last], dtype=np.int32)
+        return sp.csr_matrix(
+            (data, indices, indptr - first), shape=(stop - start, self.n_genes), copy=False
+        )
+
+    def stored_bytes(self) -> int:
+        """Bytes of ``X`` in memory as CSR: values, int32 indices and int64 row offsets."""
+        return self.nnz * (np.dtype(self.dtype).itemsize + 4) + 8 * (self.n_cells + 1)
+
+
+class _open:  # a context manager used like a function
+    """``with _open(blocks) as root``: the file's root group (h5py or zarr), read-only."""
+
+    def __init__(self, blocks: CountBlocks | str, store: str | None = None) -> None:
+        self.path = blocks if isinstance(blocks, str) else blocks.path
+        self.store = store or (blocks.store if isinstance(blocks, CountBlocks) else "h5ad")
+        self.file: Any = None
+
+    def __enter__(self) -> Any:
+        if self.store == "zarr":
+            import zarr
+
+            return zarr.open_group(self.path, mode="r")
+        import h5py
+
+        self.file = h5py.File(self.path, "r")
+        return self.file
+
+    def __exit__(self, *exc: object) -> None:
+        if self.file is not None:
+            self.file.close()
+
+
+def _encoding(x: Any) -> str:
+    attrs = dict(x.attrs)
+    encoding = attrs.get("encoding-type") or attrs.get("h5sparse_format")
+    if encoding in ("csr", "csc"):  # anndata < 0.7
+        encoding = f"{encoding}_matrix"
+    if encoding is None and not hasattr(x, "keys"):
+        encoding = "array"
+    return str(encoding)
+
+
+def open_count_blocks(path: str | Path, store: str) -> tuple[CountBlocks, Any, Any, dict]:
+    """Describe the ``X`` of an AnnData file and read its ``obs``, ``var`` and ``uns``.
+
+    Args:
+        path: ``.h5ad`` file or AnnData ``.zarr`` folder.
+        store: ``"h5ad"`` or ``"zarr"``.
+
+    Returns:
+        ``(blocks, obs, var, uns)``: the :class:`CountBlocks`, the ``obs`` and ``var``
+        DataFrames and the ``uns`` dict, as anndata reads them.
+
+    Raises:
+        InputError: no ``X``, a CSC or unknown encoding, or an unreadable file; one line.
+    """
+    from anndata.io import read_elem
+
+    try:
+        with _open(str(path), store) as root:
+            if "X" not in root:
+                raise InputError(f"{path}: the AnnData has no X")
+            x = root["X"]
+            encoding = _encoding(x)
+            if encoding not in ROW_ENCODINGS:
+                raise InputError(
+                    f"{path}: X is stored as {encoding}, which cannot be read by cells; "
+                    "write it as CSR (adata.X = adata.X.tocsr()) or run in memory"
+                )
+            if encoding == "array":
+                shape = tuple(int(n) for n in x.shape)
+                nnz, dtype = shape[0] * shape[1], str(x.dtype)
+            else:
+                shape = tuple(int(n) for n in x.attrs["shape"])
+                nnz, dtype = int(x["data"].shape[0]), str(x["data"].dtype)
+            obs = read_elem(root["obs"])
+            var = read_elem(root["var"])
+            uns = read_elem(root["uns"]) if "uns" in root else {}
+    except InputError:
+        raise
+    except Exception as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"{path}: cannot be read as {store} ({message})") from None
+    blocks = CountBlocks(str(path), store, encoding, shape[0], shape[1], nnz, dtype)
+    if len(obs) != blocks.n_cells or len(var) != blocks.n_genes:
+        raise InputError(
+            f"{path}: X is {blocks.n_cells} x {blocks.n_genes} but obs has {len(obs)} rows "
+            f"and var {len(var)}"
+        )
+    return blocks, obs, var, dict(uns)
+
+
+def block_starts(n_cells: int, chunk_cells: int) -> list[tuple[int, int]]:
+    """``[(start, stop), ...]``: consecutive blocks of ``chunk_cells`` rows (the last shorter)."""
+    return [(start, min(start + chunk_cells, n_cells)) for start in range(0, n_cells, chunk_cells)]

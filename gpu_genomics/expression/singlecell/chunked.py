@@ -1,0 +1,794 @@
+"""The single-cell recipe out of core: blocks of cells, in this process or on a Dask cluster.
+
+:func:`preprocess_blocks` runs the recipe of ``docs/singlecell.md#recipe`` (a
+:class:`~.recipe.Recipe`) on a matrix read a block of cells at a time
+(:class:`~.blocks.CountBlocks`), and :func:`write_blocks` writes its output AnnData chunk by
+chunk. The output equals :func:`~.recipe.preprocess`'s on the whole matrix: the same cells,
+genes, HVG set, columns (names, order, dtypes) and ``uns``; the per-cell values are computed by
+the same scanpy calls on each block (so bit for bit), the gene statistics are sums over blocks
+in float64 (scanpy's formulas, summed in another order: to a relative 1e-12 or so), and the
+values that depend on them (HVG statistics, scaled ``X``) agree to a relative 1e-5 (a value
+within 1e-5 of zero to an absolute 1e-5). The HVG set can differ only where two genes'
+normalised dispersions tie within that tolerance at the ``n_top_genes`` cut.
+
+The passes, each one task per block of ``chunk_cells`` cells (run by
+:func:`~gpu_genomics.execution.map_in_order`: here, or on the cluster's workers):
+
+1. *scan*: check the values (the first bad one, in file order, is the error), count each cell's
+   detected genes (``filter_cells``) and each gene's detecting cells among the cells kept
+   (``filter_genes``);
+2. *qc*: on the kept cells and genes, scanpy's ``calculate_qc_metrics`` (the per-cell columns;
+   the per-gene ones summed over blocks), the QC filter, and, when ``target_sum`` is given,
+   ``normalize_total`` + ``log1p`` and the per-gene sums that ``highly_variable_genes`` and
+   ``scale`` need;
+3. *moments* (only when ``target_sum`` is None, which needs the median total of all kept cells
+   first, or for ``seurat_v3``, whose clipped variances need the loess fit of pass 2): the
+   sums pass 2 could not make;
+4. *rows*: output rows in whole chunks: each task reads the input rows of its kept cells,
+   normalises, selects the output genes, scales, and returns its raw counts (and, for
+   ``.h5ad``, its ``X`` rows) to the client, which writes them in order through one writer; for
+   ``.zarr`` the task writes its ``X`` chunks itself.
+
+Memory per task: one block of ``chunk_cells`` input cells as CSR, a few times over, plus its
+``chunk_cells x output genes`` dense float64 ``X`` rows. The client holds the per-cell columns
+(about 40 bytes per cell and its name) and a few float64 arrays per gene; never the matrix.
+
+The out-of-core recipe runs on the CPU backend (scanpy) in this release.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import logging
+import time
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ...errors import InputError
+from ...execution import map_in_order, whole_chunks
+from ._matrix import check_counts
+from .blocks import CountBlocks, block_starts
+from .recipe import Recipe, _loosen, annotate_genes
+
+if TYPE_CHECKING:
+    from anndata import AnnData
+
+log = logging.getLogger("gpu_genomics")
+
+#: Cells per task unless told (rapids-singlecell's advice for Dask: about 20,000 cells, which
+#: keeps a block's non-zeros far below CuPy's 2**31).
+DEFAULT_CHUNK_CELLS = 20_000
+#: Target bytes of one chunk of the output's dense ``X`` (its rows are a divisor of a task's).
+OUTPUT_CHUNK_BYTES = 16 << 20
+
+
+# --- per-gene sums over blocks --------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Moments:
+    """Per-gene sums over cells, added block by block.
+
+    Attributes:
+        n_cells: cells summed.
+        total: ``(n_genes,) float64``: sum of the values.
+        squares: ``(n_genes,) float64``: sum of the squared values (squared in the values'
+            dtype, as scanpy's sparse mean/variance does).
+    """
+
+    n_cells: int
+    total: np.ndarray
+    squares: np.ndarray
+
+    @classmethod
+    def of(cls, x: Any, *, clip: np.ndarray | None = None) -> Moments:
+        """The sums of the columns of the CSR matrix ``x``; values above ``clip[gene]`` clipped.
+
+        With ``clip`` the values are taken as float64 first (scanpy's ``seurat_v3``).
+        """
+        n_genes = x.shape[1]
+        values = x.data
+        if clip is not None:
+            values = np.minimum(values.astype(np.float64), clip[x.indices])
+        squares = values * values
+        return cls(
+            x.shape[0],
+            np.bincount(x.indices, weights=values.astype(np.float64), minlength=n_genes),
+            np.bincount(x.indices, weights=squares.astype(np.float64), minlength=n_genes),
+        )
+
+    def __add__(self, other: Moments) -> Moments:
+        return Moments(
+            self.n_cells + other.n_cells, self.total + other.total, self.squares + other.squares
+        )
+
+    def mean_var(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(mean, variance)`` per gene as scanpy's ``_get_mean_var`` (variance with ddof 1)."""
+        n = self.n_cells
+        mean = self.total / n
+        var = self.squares / n - mean**2
+        if n != 1:
+            var *= n / (n - 1)
+        return mean, var
+
+
+def _sum_all(parts: list[Moments]) -> Moments:
+    total = parts[0]
+    for part in parts[1:]:
+        total = total + part
+    return total
+
+
+# --- the block tasks (top-level functions: they run on the workers) -------------------------
+
+
+def _read(blocks: CountBlocks, start: int, stop: int) -> Any:
+    x = blocks.read(start, stop)
+    if not x.has_canonical_format:
+        x.sum_duplicates()
+    return x
+
+
+def _block_anndata(x: Any) -> AnnData:
+    import anndata
+    import pandas as pd
+
+    return anndata.AnnData(
+        X=x,
+        obs=pd.DataFrame(index=pd.Index(np.arange(x.shape[0]).astype(str))),
+        var=pd.DataFrame(index=pd.Index(np.arange(x.shape[1]).astype(str))),
+    )
+
+
+def _log_normalized(x: Any, target_sum: float) -> Any:
+    """Scanpy's ``normalize_total(target_sum)`` then ``log1p``, on a copy of the CSR ``x``."""
+    import scanpy as sc
+
+    if x.shape[0] == 0:  # a block whose every cell the QC filter removed: scanpy refuses it
+        return x.astype(np.float32)
+    block = _block_anndata(x.copy())
+    sc.pp.normalize_total(block, target_sum=target_sum)
+    sc.pp.log1p(block)
+    return block.X
+
+
+@dataclasses.dataclass(frozen=True)
+class _MomentsWanted:
+    """Which per-gene sums a pass makes, over the cells that pass the QC filter."""
+
+    log: bool = False  #: of log1p(normalised) values (scale; cell_ranger HVG)
+    expm1: bool = False  #: of expm1(log1p(normalised)) values (seurat HVG)
+    counts: bool = False  #: of raw counts (seurat_v3 HVG)
+    clip: np.ndarray | None = None  #: of raw counts clipped at these (seurat_v3, second pass)
+
+
+def _moments_of(counts: Any, target_sum: float | None, wanted: _MomentsWanted) -> dict:
+    out: dict[str, Moments] = {}
+    if wanted.counts:
+        out["counts"] = Moments.of(counts)
+    if wanted.clip is not None:
+        out["clipped"] = Moments.of(counts, clip=wanted.clip)
+    if (wanted.log or wanted.expm1) and target_sum is not None:
+        logged = _log_normalized(counts, target_sum)
+        if wanted.log:
+            out["log"] = Moments.of(logged)
+        if wanted.expm1:
+            expm1 = logged.copy()
+            np.expm1(expm1.data, out=expm1.data)
+            out["expm1"] = Moments.of(expm1)
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class _Shared:
+    """What every task of a pass needs besides its rows (sent with each task)."""
+
+    blocks: CountBlocks
+    recipe: Recipe
+    gene_names: np.ndarray | None = None  #: all genes' names (pass 1's error messages)
+    genes: np.ndarray | None = None  #: ``int64`` columns of the genes ``filter_genes`` kept
+    mito: np.ndarray | None = None  #: ``bool``, per kept gene: mitochondrial
+    wanted: _MomentsWanted = _MomentsWanted()
+    target_sum: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Block:
+    """One task's rows: ``[start, stop)`` of the file, of which ``cells`` (relative) count."""
+
+    start: int
+    stop: int
+    cells: np.ndarray | None = None  #: None: all
+    cell_names: np.ndarray | None = None  #: the names of rows ``[start, stop)``
+
+
+def _kept(shared: _Shared, block: _Block) -> Any:
+    """The block's counted cells and kept genes, CSR, without stored zeros."""
+    x = _read(shared.blocks, block.start, block.stop)[block.cells][:, shared.genes]
+    x.eliminate_zeros()
+    return x
+
+
+def _scan_task(shared: _Shared, block: _Block) -> tuple[np.ndarray, np.ndarray]:
+    """Pass 1: ``(detected genes per cell int32, detecting kept cells per gene int64)``."""
+    import anndata
+    import pandas as pd
+
+    x = _read(shared.blocks, block.start, block.stop)
+    checked = anndata.AnnData(
+        X=x,
+        obs=pd.DataFrame(index=pd.Index(block.cell_names)),
+        var=pd.DataFrame(index=pd.Index(shared.gene_names)),
+    )
+    check_counts(checked, what="the single-cell recipe", first_row=block.start)
+    x.eliminate_zeros()  # the values are >= 0: what is stored now is what is detected
+    n_detected = np.diff(x.indptr).astype(np.int32)
+    min_genes = shared.recipe.min_genes
+    kept = x if min_genes is None else x[n_detected >= min_genes]
+    gene_cells = np.bincount(kept.indices, minlength=shared.blocks.n_genes)
+    return n_detected, gene_cells.astype(np.int64)
+
+
+def _qc_task(shared: _Shared, block: _Block) -> dict[str, Any]:
+    """Pass 2 on the cells kept by ``filter_cells`` and the genes kept by ``filter_genes``."""
+    import scanpy as sc
+
+    recipe = shared.recipe
+    x = _kept(shared, block)
+    annotated = _block_anndata(x)
+    annotated.var["mt"] = shared.mito
+    obs, _ = sc.pp.calculate_qc_metrics(
+        annotated, qc_vars=["mt"], percent_top=None, log1p=False, inplace=False
+    )
+    qc = {name: obs[name].to_numpy() for name in obs.columns}
+    qc["pct_counts_mt"] = np.nan_to_num(qc["pct_counts_mt"], nan=0.0)
+    keep = np.ones(x.shape[0], dtype=bool)
+    if recipe.max_genes is not None:
+        keep &= qc["n_genes_by_counts"] < recipe.max_genes
+    if recipe.max_pct_mito is not None:
+        keep &= qc["pct_counts_mt"] < recipe.max_pct_mito
+    counts = x[keep]
+    if recipe.hvg_flavor == "seurat_v3":
+        rows = block.cells[keep]
+        _check_whole(counts, block.cell_names[rows], block.start + rows)
+    return {
+        "qc": qc,
+        "keep": keep,
+        "gene_cells": np.bincount(x.indices, minlength=x.shape[1]).astype(np.int64),
+        "gene_totals": Moments.of(x).total,
+        # normalize_total's per-cell totals (the median target when target_sum is None)
+        "totals": np.asarray(counts.sum(axis=1, dtype=np.float64)).ravel().astype(np.float32),
+        "moments": _moments_of(counts, recipe.target_sum, shared.wanted),
+    }
+
+
+def _check_whole(counts: Any, names: np.ndarray, rows: np.ndarray) -> None:
+    """``seurat_v3`` needs whole-number counts, as :func:`~.recipe.highly_variable_genes`."""
+    if counts.dtype.kind != "f" or not counts.nnz:
+        return
+    bad = counts.data != np.floor(counts.data)
+    if not bad.any():
+        return
+    first = int(np.argmax(bad))
+    row = int(np.searchsorted(counts.indptr, first, side="right")) - 1
+    raise InputError(
+        f"flavor 'seurat_v3' needs non-negative integer counts, but cell {names[row]!r} "
+        f"(row {int(rows[row])}) holds {float(counts.data[first])!r} (not whole); "
+        "pass raw counts"
+    )
+
+
+def _moments_task(shared: _Shared, block: _Block) -> dict[str, Moments]:
+    """Pass 3: per-gene sums over the block's final cells and the kept genes."""
+    return _moments_of(_kept(shared, block), shared.target_sum, shared.wanted)
+
+
+@dataclasses.dataclass(frozen=True)
+class _RowsPlan:
+    """What every rows task (pass 4) needs besides its rows."""
+
+    blocks: CountBlocks
+    genes: np.ndarray  #: ``int64`` columns of the kept genes
+    output_genes: np.ndarray  #: which of those are output (the HVG, or all)
+    target_sum: float
+    scale_mean: np.ndarray | None  #: None: no scaling (X stays CSR)
+    scale_std: np.ndarray | None
+    max_value: float | None
+    zarr_x: str | None = None  #: the output's ``X`` array, written by the tasks
+
+
+def _rows_task(plan: _RowsPlan, rows: np.ndarray, first_output_row: int) -> tuple[Any, Any]:
+    """Pass 4: output rows of the input ``rows`` (sorted): ``(raw counts CSR, X rows or None)``.
+
+    ``X`` rows come back only when the client writes them (``plan.zarr_x`` is None); otherwise
+    the task writes them into the Zarr array ``plan.zarr_x`` from ``first_output_row`` on.
+    """
+    start = int(rows[0])
+    x = _read(plan.blocks, start, int(rows[-1]) + 1)[rows - start][:, plan.genes]
+    x.eliminate_zeros()
+    counts = x[:, plan.output_genes]
+    values = _log_normalized(x, plan.target_sum)[:, plan.output_genes]
+    if plan.scale_mean is not None:
+        values = values.toarray() - plan.scale_mean  # float64, as scanpy's sparse - dense
+        np.divide(values, plan.scale_std, out=values)
+        if plan.max_value is not None:
+            np.clip(values, -plan.max_value, plan.max_value, out=values)
+    if plan.zarr_x is None:
+        return counts, values
+    import zarr
+
+    stop = first_output_row + values.shape[0]
+    zarr.open_array(plan.zarr_x, mode="r+")[first_output_row:stop] = values
+    return counts, None
+
+
+# --- the client's side ----------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class BlockResult:
+    """The recipe's outcome on a matrix on disk, everything but the output rows.
+
+    ``skeleton`` is the output AnnData without ``X`` (``obs``, ``var``, ``uns`` final);
+    :func:`write_blocks` streams ``X`` and ``layers["counts"]`` into a copy of it.
+    """
+
+    skeleton: AnnData
+    rows: np.ndarray  #: ``(n_out_cells,) int64``: the input row of each output cell
+    plan: _RowsPlan
+    chunk_cells: int
+
+
+class _Steps:
+    """The recipe's steps as :func:`~.recipe.preprocess` records them (``uns``, log lines)."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self.started = time.perf_counter()
+
+    def __call__(self, name: str, n_cells: int, n_genes: int) -> None:
+        """Record a step done; its seconds are those since the previous step."""
+        now = time.perf_counter()
+        seconds, self.started = now - self.started, now
+        self.rows.append({"step": name, "n_cells": n_cells, "n_genes": n_genes, "seconds": seconds})
+        log.info("%-22s %9d cells %7d genes %8.2f s", name, n_cells, n_genes, seconds)
+
+    def record(self) -> dict[str, np.ndarray]:
+        """``uns["preprocess_steps"]``: equal-length arrays step, n_cells, n_genes, seconds."""
+        return {
+            key: np.array([row[key] for row in self.rows])
+            for key in ("step", "n_cells", "n_genes", "seconds")
+        }
+
+
+def preprocess_blocks(
+    blocks: CountBlocks,
+    obs: Any,
+    var: Any,
+    uns: dict,
+    recipe: Recipe,
+    *,
+    chunk_cells: int = DEFAULT_CHUNK_CELLS,
+    client: Any = None,
+    backend_name: str,
+) -> BlockResult:
+    """Run the statistics passes of the recipe on ``blocks``; see the module docstring.
+
+    Args:
+        blocks: the input matrix (``n_cells x n_genes`` raw counts).
+        obs: the input's ``obs`` (``n_cells`` rows); its columns pass through.
+        var: the input's ``var`` (``n_genes`` rows); annotated as :func:`~.readers.read` does.
+        uns: the input's ``uns``; passes through.
+        recipe: the recipe's parameters.
+        chunk_cells: input cells per task.
+        client: a :class:`distributed.Client`, or None to run the tasks here.
+        backend_name: recorded in ``uns["preprocess_recipe"]["backend"]``.
+
+    Returns:
+        The :class:`BlockResult` that :func:`write_blocks` writes.
+
+    Raises:
+        InputError: a bad value (naming its cell, row and gene), or a step that removes every
+            cell or gene.
+
+    Memory: see the module docstring (one block per task; per-cell columns on the client).
+    Seconds in ``uns["preprocess_steps"]``: a pass's time goes to the first step it completes
+    (the steps it fuses show about 0).
+    """
+    import anndata
+
+    skeleton = anndata.AnnData(obs=obs, var=var, uns=dict(uns))
+    annotate_genes(skeleton)
+    steps = _Steps()
+    shared = _Shared(blocks, recipe, gene_names=np.asarray(skeleton.var_names, dtype=object))
+    names = np.asarray(skeleton.obs_names, dtype=object)
+    spans = block_starts(blocks.n_cells, chunk_cells)
+    scans = list(
+        map_in_order(
+            client,
+            _scan_task,
+            [(shared, _Block(a, b, cell_names=names[a:b])) for a, b in spans],
+            name="scrna-scan",
+        )
+    )
+    n_detected = np.concatenate([scan[0] for scan in scans])
+    gene_cells = np.sum([scan[1] for scan in scans], axis=0)
+    keep_cells = np.ones(blocks.n_cells, dtype=bool)
+    obs_out, var_out = skeleton.obs, skeleton.var
+    if recipe.min_genes is not None:
+        keep_cells = n_detected >= recipe.min_genes
+        obs_out = obs_out.iloc[np.flatnonzero(keep_cells)].copy()
+        obs_out["n_genes"] = n_detected[keep_cells]
+        _require(len(obs_out), blocks.n_genes, f"filter_cells(min_genes={recipe.min_genes})")
+        steps("filter_cells", len(obs_out), blocks.n_genes)
+    genes = np.arange(blocks.n_genes)
+    if recipe.min_cells is not None:
+        genes = np.flatnonzero(gene_cells >= recipe.min_cells)
+        var_out = var_out.iloc[genes].copy()
+        var_out["n_cells"] = gene_cells[genes]
+        _require(len(obs_out), len(genes), f"filter_genes(min_cells={recipe.min_cells})")
+        steps("filter_genes", len(obs_out), len(genes))
+    cells = [_Block(a, b, np.flatnonzero(keep_cells[a:b]), names[a:b]) for a, b in spans]
+    cells = [block for block in cells if len(block.cells)]  # scanpy refuses empty matrices
+    obs_out, var_out, target_sum, moments, final = _qc_pass(
+        client,
+        dataclasses.replace(shared, genes=genes),
+        cells=cells,
+        obs_out=obs_out.copy(),
+        var_out=var_out.copy(),
+        steps=steps,
+    )
+    var_out, output_genes, moments = _hvg_pass(
+        client,
+        dataclasses.replace(shared, genes=genes, target_sum=target_sum),
+        final=final,
+        var_out=var_out,
+        moments=moments,
+        n_cells=len(obs_out),
+        steps=steps,
+    )
+    scale_mean = scale_std = None
+    if recipe.scale_data:
+        mean, variance = moments["log"].mean_var()
+        scale_mean, scale_std = mean[output_genes], np.sqrt(variance[output_genes])
+        scale_std[scale_std == 0] = 1
+        var_out["mean"] = scale_mean
+        var_out["std"] = scale_std
+        steps("scale", len(obs_out), len(output_genes))
+    uns_out = {
+        **skeleton.uns,
+        "log1p": {"base": None},
+        "hvg": {"flavor": recipe.hvg_flavor},
+        "preprocess_steps": steps.record(),
+        "preprocess_recipe": recipe.record(backend_name),
+    }
+    plan = _RowsPlan(
+        blocks, genes, output_genes, target_sum, scale_mean, scale_std, recipe.scale_max_value
+    )
+    rows = np.concatenate([block.start + block.cells for block in final]).astype(np.int64)
+    result = anndata.AnnData(obs=obs_out, var=var_out, uns=uns_out)
+    return BlockResult(result, rows, plan, chunk_cells)
+
+
+def _qc_pass(
+    client: Any,
+    shared: _Shared,
+    *,
+    cells: list[_Block],
+    obs_out: Any,
+    var_out: Any,
+    steps: _Steps,
+) -> tuple[Any, Any, float, dict[str, Moments], list[_Block]]:
+    """Pass 2: QC columns, ``filter_qc``, the normalisation target and the first sums.
+
+    Returns ``(obs, var, target_sum, moments, blocks of the final cells)``.
+    """
+    recipe = shared.recipe
+    mito = np.asarray(var_out.index.str.startswith(recipe.mito_prefix), dtype=bool)
+    if not mito.any():
+        log.warning(
+            "no gene name starts with %r: percent_mito is 0 (set the mitochondrial prefix, "
+            "e.g. 'mt-' for mouse)",
+            recipe.mito_prefix,
+        )
+    flavor = recipe.hvg_flavor
+    wanted = _MomentsWanted(
+        log=recipe.scale_data or flavor == "cell_ranger",
+        expm1=flavor == "seurat",
+        counts=flavor == "seurat_v3",
+    )
+    shared = dataclasses.replace(shared, mito=mito, wanted=wanted)
+    parts = list(
+        map_in_order(client, _qc_task, [(shared, block) for block in cells], name="scrna-qc")
+    )
+    qc = {key: np.concatenate([part["qc"][key] for part in parts]) for key in parts[0]["qc"]}
+    n_cells = len(obs_out)
+    gene_nnz = np.sum([part["gene_cells"] for part in parts], axis=0)
+    gene_total = np.sum([part["gene_totals"] for part in parts], axis=0)
+    var_out["mt"] = mito
+    var_out["n_cells_by_counts"] = gene_nnz
+    var_out["mean_counts"] = gene_total / n_cells
+    var_out["pct_dropout_by_counts"] = (1 - gene_nnz / n_cells) * 100
+    # scanpy sums the matrix in its own dtype's sum type (float32 stays, int32 becomes int64)
+    sum_dtype = np.add.reduce(np.zeros(1, dtype=shared.blocks.dtype)).dtype
+    var_out["total_counts"] = gene_total.astype(sum_dtype)
+    for name in ("n_genes_by_counts", "total_counts", "total_counts_mt", "pct_counts_mt"):
+        obs_out[name] = qc[name]
+    obs_out["n_genes"] = qc["n_genes_by_counts"]
+    obs_out["n_counts"] = qc["total_counts"]
+    obs_out["percent_mito"] = qc["pct_counts_mt"]
+    steps("qc_metrics", n_cells, len(var_out))
+    obs_out = obs_out.iloc[np.flatnonzero(np.concatenate([part["keep"] for part in parts]))]
+    bounds = f"max_genes={recipe.max_genes}, max_pct_mito={recipe.max_pct_mito}"
+    _require(len(obs_out), len(var_out), f"filter_qc({bounds})")
+    for name in ("filter_qc", "keep_counts"):
+        steps(name, len(obs_out), len(var_out))
+    target_sum = recipe.target_sum
+    if target_sum is None:  # scanpy's rule: the median total of the cells, over the kept genes
+        target_sum = float(np.median(np.concatenate([part["totals"] for part in parts])))
+    moments = {
+        key: _sum_all([part["moments"][key] for part in parts]) for key in parts[0]["moments"]
+    }
+    final = [
+        dataclasses.replace(block, cells=block.cells[part["keep"]])
+        for block, part in zip(cells, parts, strict=True)
+        if part["keep"].any()
+    ]
+    for name in ("normalize_total", "log1p"):
+        steps(name, len(obs_out), len(var_out))
+    return obs_out, var_out, target_sum, moments, final
+
+
+def _hvg_pass(
+    client: Any,
+    shared: _Shared,
+    *,
+    final: list[_Block],
+    var_out: Any,
+    moments: dict[str, Moments],
+    n_cells: int,
+    steps: _Steps,
+) -> tuple[Any, np.ndarray, dict[str, Moments]]:
+    """Pass 3 when needed, then the HVG columns. Returns ``(var, output genes, moments)``."""
+    recipe = shared.recipe
+    flavor = recipe.hvg_flavor
+    later = _MomentsWanted(
+        log=(recipe.scale_data or flavor == "cell_ranger") and "log" not in moments,
+        expm1=flavor == "seurat" and "expm1" not in moments,
+        clip=_seurat_v3_clip(moments["counts"]) if flavor == "seurat_v3" else None,
+    )
+    if later.log or later.expm1 or later.clip is not None:
+        shared = dataclasses.replace(shared, wanted=later)
+        parts = list(
+            map_in_order(
+                client, _moments_task, [(shared, block) for block in final], name="scrna-moments"
+            )
+        )
+        moments = {**moments, **{key: _sum_all([part[key] for part in parts]) for key in parts[0]}}
+    n_top = recipe.n_top_genes
+    if n_top is not None and n_top > len(var_out):
+        log.info("n_top_genes=%d > %d genes: keeping them all", n_top, len(var_out))
+        n_top = len(var_out)
+    table = hvg_table(moments, flavor=flavor, n_top_genes=n_top)
+    for column in table.columns:
+        var_out[column] = table[column].to_numpy()
+    output_genes = np.arange(len(var_out))
+    if recipe.subset_hvg:
+        output_genes = np.flatnonzero(var_out["highly_variable"].to_numpy(dtype=bool))
+        var_out = var_out.iloc[output_genes]
+    steps(f"hvg ({flavor})", n_cells, len(output_genes))
+    return var_out, output_genes, moments
+
+
+def _require(n_cells: int, n_genes: int, step: str) -> None:
+    bounds = [name.split("=")[0] for name in step[step.index("(") + 1 : -1].split(", ")]
+    if n_cells == 0:
+        raise InputError(f"{step} removed every cell; {_loosen(bounds)}")
+    if n_genes == 0:
+        raise InputError(f"{step} removed every gene; {_loosen(bounds)}")
+
+
+# --- highly variable genes from the per-gene sums -------------------------------------------
+
+
+def _seurat_v3_clip(counts: Moments) -> np.ndarray:
+    """Seurat v3's clip value per gene, ``reg_std * sqrt(n_cells) + mean`` (scanpy's code)."""
+    mean, var = counts.mean_var()
+    return _reg_std(mean, var) * np.sqrt(counts.n_cells) + mean
+
+
+def hvg_table(moments: dict[str, Moments], *, flavor: str, n_top_genes: int | None) -> Any:
+    """Scanpy's ``highly_variable_genes`` columns, computed from per-gene sums.
+
+    Args:
+        moments: ``"expm1"`` (seurat), ``"log"`` (cell_ranger), or ``"counts"`` and
+            ``"clipped"`` (seurat_v3) :class:`Moments` of the output cells.
+        flavor: ``seurat``, ``cell_ranger`` or ``seurat_v3``.
+        n_top_genes: genes to flag (at most the number of genes); None: scanpy's default
+            cut-offs (seurat/cell_ranger) or 2,000 (seurat_v3).
+
+    Returns:
+        A DataFrame with the columns, order and dtypes scanpy adds to ``var`` (plus
+        ``dispersions`` for seurat_v3, as :func:`~.recipe.highly_variable_genes`).
+    """
+    if flavor == "seurat_v3":
+        return _hvg_seurat_v3(moments["counts"], moments["clipped"], n_top_genes or 2000)
+    import pandas as pd
+    from scanpy.preprocessing._highly_variable_genes import _get_disp_stats, _get_mean_bins
+
+    mean, var = moments["expm1" if flavor == "seurat" else "log"].mean_var()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean[mean == 0] = 1e-12
+        dispersion = var / mean
+        if flavor == "seurat":
+            dispersion[dispersion == 0] = np.nan
+            dispersion = np.log(dispersion)
+            mean = np.log1p(mean)
+    table = pd.DataFrame({"means": mean, "dispersions": dispersion})
+    table["mean_bin"] = _get_mean_bins(table["means"], flavor, _hvg_default("n_bins"))
+    stats = _get_disp_stats(table, flavor)
+    normalized = ((table["dispersions"] - stats["avg"]) / stats["dev"]).to_numpy()
+    if n_top_genes is None:
+        normalized_0 = np.nan_to_num(normalized)
+        selected = (
+            (mean > _hvg_default("min_mean"))
+            & (mean < _hvg_default("max_mean"))
+            & (normalized_0 > _hvg_default("min_disp"))
+            & (normalized_0 < _hvg_default("max_disp"))
+        )
+    else:
+        finite = normalized[~np.isnan(normalized)]
+        finite[::-1].sort()
+        cut = finite[min(n_top_genes, finite.size) - 1]
+        selected = np.nan_to_num(normalized, nan=-np.inf) >= cut
+    return pd.DataFrame(
+        {
+            "highly_variable": selected,
+            "means": mean,
+            "dispersions": dispersion,
+            "dispersions_norm": normalized.astype(np.float32),
+        }
+    )
+
+
+def _hvg_default(name: str) -> Any:
+    import scanpy as sc
+
+    return inspect.signature(sc.pp.highly_variable_genes).parameters[name].default
+
+
+def _hvg_seurat_v3(counts: Moments, clipped: Moments, n_top_genes: int) -> Any:
+    """Scanpy's ``_highly_variable_genes_seurat_v3`` (one batch) from the sums."""
+    import pandas as pd
+
+    mean, var = counts.mean_var()
+    n = counts.n_cells
+    reg_std = _reg_std(mean, var)
+    norm_var = (1 / ((n - 1) * np.square(reg_std))) * (
+        (n * np.square(mean)) + clipped.squares - 2 * clipped.total * mean
+    )
+    ranks = np.argsort(np.argsort(-norm_var)).astype(np.float32)
+    n_batches = (ranks < n_top_genes).astype(int)
+    ranks[ranks >= n_top_genes] = np.nan
+    table = pd.DataFrame({"rank": ranks, "nbatches": n_batches})
+    order = table.sort_values(
+        ["rank", "nbatches"], ascending=[True, False], na_position="last"
+    ).index
+    selected = np.zeros(len(mean), dtype=bool)
+    selected[order[:n_top_genes]] = True
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dispersions = np.where(mean > 0, var / mean, 0.0)
+    return pd.DataFrame(
+        {
+            "highly_variable": selected,
+            "highly_variable_rank": ranks,
+            "means": mean,
+            "variances": var,
+            "variances_norm": norm_var.astype(np.float64),
+            "dispersions": dispersions,
+        }
+    )
+
+
+def _reg_std(mean: np.ndarray, var: np.ndarray, span: float = 0.3) -> np.ndarray:
+    """The loess fit of log10 variance on log10 mean (degree 2), as a standard deviation."""
+    from skmisc.loess import loess
+
+    not_const = var > 0
+    estimated = np.zeros(len(mean), dtype=np.float64)
+    model = loess(np.log10(mean[not_const]), np.log10(var[not_const]), span=span, degree=2)
+    model.fit()
+    estimated[not_const] = model.outputs.fitted_values
+    return np.sqrt(10**estimated)
+
+
+# --- writing ----------------------------------------------------------------------------------
+
+
+def write_blocks(result: BlockResult, output_path: str | Path, *, client: Any = None) -> None:
+    """Write the output AnnData (``.h5ad`` or ``.zarr``) of :func:`preprocess_blocks`.
+
+    ``obs``, ``var`` and ``uns`` are written by anndata first; then the rows tasks (pass 4)
+    stream ``X`` (dense float64 when scaled, else CSR float32) and ``layers["counts"]`` (CSR)
+    in chunks of whole output rows: the client appends the CSR blocks (and, for ``.h5ad``, the
+    ``X`` rows) in order; for ``.zarr`` the tasks write the ``X`` chunks themselves. Written to a
+    temporary path, renamed into place once complete.
+
+    Memory: the client holds a window of tasks' results (twice the workers), each at most
+    ``chunk_cells`` output rows.
+    """
+    from ...io.store import atomic_output
+
+    output_path = Path(output_path)
+    is_zarr = output_path.name.lower().endswith(".zarr")
+    skeleton = result.skeleton
+    n_out, n_genes = skeleton.n_obs, skeleton.n_vars
+    dense = result.plan.scale_mean is not None
+    chunk_rows = max(1, min(result.chunk_cells, n_out, OUTPUT_CHUNK_BYTES // (8 * n_genes)))
+    task_rows = whole_chunks(result.chunk_cells, chunk_rows)
+    with atomic_output(output_path, directory=is_zarr) as tmp:
+        with warnings.catch_warnings():  # anndata's notice about its default Zarr format
+            warnings.filterwarnings("ignore", message="Writing zarr v2 data")
+            if is_zarr:
+                skeleton.write_zarr(tmp)
+            else:
+                skeleton.write_h5ad(tmp)
+        root = _open_for_append(tmp, is_zarr=is_zarr)
+        try:
+            plan = result.plan
+            if dense:
+                x = (root.create_array if is_zarr else root.create_dataset)(
+                    "X", shape=(n_out, n_genes), chunks=(chunk_rows, n_genes), dtype="float64"
+                )
+                x.attrs.update({"encoding-type": "array", "encoding-version": "0.2.0"})
+                if is_zarr:
+                    plan = dataclasses.replace(plan, zarr_x=str(Path(tmp) / "X"))
+            tasks = [
+                (plan, result.rows[first : first + task_rows], first)
+                for first in range(0, n_out, task_rows)
+            ]
+            appended: set[str] = set()
+            for (_, _, first), (counts, values) in zip(
+                tasks, map_in_order(client, _rows_task, tasks, name="scrna-rows"), strict=True
+            ):
+                _append_csr(root, "layers/counts", counts, appended)
+                if values is None:
+                    continue
+                if dense:
+                    x[first : first + values.shape[0]] = values
+                else:
+                    _append_csr(root, "X", values, appended)
+        finally:
+            if not is_zarr:
+                root.close()
+        if is_zarr:
+            import zarr
+
+            zarr.consolidate_metadata(str(tmp))
+
+
+def _open_for_append(path: Path, *, is_zarr: bool) -> Any:
+    if is_zarr:
+        import zarr
+
+        return zarr.open_group(str(path), mode="r+", use_consolidated=False)
+    import h5py
+
+    return h5py.File(path, "r+")
+
+
+def _append_csr(root: Any, key: str, block: Any, appended: set[str]) -> None:
+    """Write ``block`` as the first rows of the CSR element ``key``, or append it there."""
+    from anndata.io import sparse_dataset, write_elem
+
+    group, _, name = key.rpartition("/")
+    parent = root[group] if group else root
+    if key in appended:
+        sparse_dataset(parent[name]).append(block)
+    else:
+        write_elem(parent, name, block)
+        appended.add(key)

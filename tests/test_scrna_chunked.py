@@ -1,0 +1,204 @@
+"""The single-cell recipe out of core (``chunk_cells``) against the recipe in memory.
+
+Small chunks, so that block boundaries fall inside every pass; every flavour, the median
+target, integer, dense, unsorted and explicit-zero inputs, ``.h5ad`` and ``.zarr`` on both
+sides. The in-memory output is the reference: the same cells, genes, columns (names, order,
+dtypes), ``uns`` entries and layers; values to a relative 1e-5.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sc_data import assert_same_output, synthetic_counts
+
+pytest.importorskip("scanpy")
+
+from gpu_genomics.errors import InputError
+from gpu_genomics.expression.singlecell import chunked, job
+from gpu_genomics.expression.singlecell.blocks import open_count_blocks
+from gpu_genomics.expression.singlecell.job import preprocess_file
+
+
+def write_input(adata: ad.AnnData, path: Path) -> Path:
+    if path.suffix == ".zarr":
+        adata.write_zarr(path)
+    else:
+        adata.write_h5ad(path)
+    return path
+
+
+def in_memory_and_chunked(tmp_path: Path, source: Path, suffix: str = ".h5ad", **options):
+    memory = tmp_path / f"memory{suffix}"
+    blocks = tmp_path / "blocks" / f"memory{suffix}"  # the same name: it is in the card
+    blocks.parent.mkdir(exist_ok=True)
+    summary_memory = preprocess_file(source, memory, device="cpu", **options)
+    summary_blocks = preprocess_file(source, blocks, device="cpu", **{"chunk_cells": 37, **options})
+    assert not summary_memory["out_of_core"] and summary_blocks["out_of_core"]
+    return memory, blocks
+
+
+@pytest.fixture(scope="module")
+def counts_h5ad(tmp_path_factory) -> Path:
+    return write_input(synthetic_counts(500, 3000), tmp_path_factory.mktemp("in") / "c.h5ad")
+
+
+@pytest.mark.parametrize("flavor", ["seurat", "cell_ranger", "seurat_v3"])
+@pytest.mark.parametrize("target_sum", [1e4, None])
+def test_every_flavor_and_target_equals_in_memory(tmp_path, counts_h5ad, flavor, target_sum):
+    if flavor == "seurat_v3":
+        pytest.importorskip("skmisc")
+    memory, blocks = in_memory_and_chunked(
+        tmp_path, counts_h5ad, hvg_flavor=flavor, target_sum=target_sum
+    )
+    assert_same_output(memory, blocks)
+
+
+@pytest.mark.parametrize("suffix", [".h5ad", ".zarr"])
+def test_zarr_input_and_output(tmp_path, suffix):
+    source = write_input(synthetic_counts(300, 2000, seed=3), tmp_path / "c.zarr")
+    memory, blocks = in_memory_and_chunked(tmp_path, source, suffix)
+    assert_same_output(memory, blocks)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"n_top_genes": None},  # scanpy's cut-offs
+        {"subset_hvg": False},
+        {"scale_data": False},  # X stays CSR float32
+        {"min_genes": None, "min_cells": None, "max_genes": None, "max_pct_mito": None},
+        {"n_top_genes": 100_000},  # more than there are genes
+        {"mito_prefix": "mt-"},  # no mitochondrial gene
+    ],
+)
+def test_options_equal_in_memory(tmp_path, counts_h5ad, options):
+    memory, blocks = in_memory_and_chunked(tmp_path, counts_h5ad, **options)
+    assert_same_output(memory, blocks)
+
+
+def test_integer_dense_unsorted_and_explicit_zero_inputs(tmp_path):
+    base = synthetic_counts(240, 1500, seed=5)
+    integer = base.copy()
+    integer.X = base.X.astype(np.int32)
+    dense_x = base.copy()
+    dense_x.X = base.X.toarray()
+    messy = base.copy()
+    x = base.X.tocoo()
+    order = np.random.default_rng(0).permutation(x.nnz)
+    rows, cols, values = x.row[order], x.col[order], x.data[order]
+    zeros = np.arange(0, 240, 7)  # explicit zeros in some rows
+    messy.X = sp.csr_matrix(
+        (
+            np.r_[values, np.zeros(len(zeros), np.float32)],
+            (np.r_[rows, zeros], np.r_[cols, zeros % 1500]),
+        ),
+        shape=x.shape,
+    )
+    messy.X.has_sorted_indices = False
+    for name, adata in (("int", integer), ("dense", dense_x), ("messy", messy)):
+        folder = tmp_path / name
+        folder.mkdir()
+        source = write_input(adata, folder / "c.h5ad")
+        memory, blocks = in_memory_and_chunked(folder, source)
+        assert_same_output(memory, blocks, same_types=name != "dense")
+
+
+def test_one_block_and_chunks_of_one_cell_agree(tmp_path):
+    source = write_input(synthetic_counts(60, 800, seed=8), tmp_path / "c.h5ad")
+    options = {"min_genes": 20, "n_top_genes": 200}
+    memory = tmp_path / "a" / "c.h5ad"
+    for folder, chunk in (("a", 1), ("b", 10_000)):
+        (tmp_path / folder).mkdir()
+        preprocess_file(source, tmp_path / folder / "c.h5ad", chunk_cells=chunk, **options)
+    assert_same_output(memory, tmp_path / "b" / "c.h5ad", rtol=1e-12)
+
+
+def test_other_formats_are_converted_once_and_removed(tmp_path, caplog):
+    adata = synthetic_counts(200, 1200, seed=2)
+    table = tmp_path / "c.csv"
+    frame = adata.to_df()
+    frame.index.name = "cell"
+    frame.to_csv(table)
+    caplog.set_level(logging.INFO, logger="gpu_genomics")
+    memory, blocks = in_memory_and_chunked(tmp_path, table)
+    assert "temporary Zarr" in caplog.text
+    assert_same_output(memory, blocks)
+    assert sorted(p.name for p in blocks.parent.iterdir()) == ["memory.h5ad"]
+
+
+def test_auto_goes_out_of_core_when_the_matrix_would_not_fit(
+    tmp_path, counts_h5ad, monkeypatch, caplog
+):
+    import gpu_genomics.info
+
+    monkeypatch.setattr(gpu_genomics.info, "available_memory", lambda: 1 << 20)
+    caplog.set_level(logging.INFO, logger="gpu_genomics")
+    summary = preprocess_file(counts_h5ad, tmp_path / "o.h5ad", device="cpu")
+    assert summary["out_of_core"]
+    assert "running out of core" in caplog.text
+    blocks, *_ = open_count_blocks(counts_h5ad, "h5ad")
+    assert job.needed_memory(blocks, chunked.Recipe()) > 1 << 20
+    monkeypatch.setattr(gpu_genomics.info, "available_memory", lambda: 1 << 40)
+    assert not preprocess_file(counts_h5ad, tmp_path / "p.h5ad")["out_of_core"]
+
+
+def test_a_bad_count_names_the_file_row_and_writes_nothing(tmp_path):
+    adata = synthetic_counts(200, 500, seed=1)
+    x = adata.X.tolil()
+    x[151, 7] = -1
+    adata.X = x.tocsr()
+    source = write_input(adata, tmp_path / "bad.h5ad")
+    with pytest.raises(InputError) as error:
+        preprocess_file(source, tmp_path / "o.h5ad", chunk_cells=40)
+    message = str(error.value)
+    assert (
+        "bad.h5ad" in message
+        and "'cell151' (row 151)" in message
+        and "'MT-7' (column 7)" in message
+    )
+    assert "\n" not in message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.h5ad"]
+
+
+def test_a_step_that_removes_everything_is_one_line(tmp_path, counts_h5ad):
+    with pytest.raises(InputError, match=r"filter_cells\(min_genes=100000\) removed every cell"):
+        preprocess_file(counts_h5ad, tmp_path / "o.h5ad", chunk_cells=50, min_genes=100_000)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_what_runs_in_memory_only_is_refused(tmp_path, counts_h5ad):
+    with pytest.raises(InputError, match="rank encoding runs in memory only"):
+        preprocess_file(
+            counts_h5ad, tmp_path / "o.h5ad", chunk_cells=50, rank_output=tmp_path / "r.parquet"
+        )
+    with pytest.raises(InputError, match="chunk_cells"):
+        preprocess_file(counts_h5ad, tmp_path / "o.h5ad", chunk_cells=0)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_csc_input_is_refused_with_the_fix(tmp_path):
+    adata = synthetic_counts(50, 300)
+    adata.X = adata.X.tocsc()
+    source = write_input(adata, tmp_path / "csc.h5ad")
+    with pytest.raises(InputError, match=r"csc.h5ad: X is stored as csc_matrix.*tocsr"):
+        preprocess_file(source, tmp_path / "o.h5ad", chunk_cells=10)
+
+
+def test_moments_are_scanpys_mean_and_variance():
+    from scanpy.preprocessing._utils import _get_mean_var
+
+    x = synthetic_counts(120, 400, seed=4).X
+    parts = [chunked.Moments.of(x[a : a + 17]) for a in range(0, 120, 17)]
+    total = parts[0]
+    for part in parts[1:]:
+        total = total + part
+    mean, var = total.mean_var()
+    want_mean, want_var = _get_mean_var(x)
+    np.testing.assert_allclose(mean, want_mean, rtol=1e-12)
+    np.testing.assert_allclose(var, want_var, rtol=1e-9)
