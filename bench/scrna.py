@@ -158,6 +158,344 @@ def measure(pipeline: str, path: Path, warmup: Path) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+# --- out of core: file to file, in memory vs blocks of cells vs Dask workers vs scanpy-dask ---
+
+OOC_PIPELINES = ["ours-memory", "ours-ooc", "ours-2workers", "scanpy-dask"]
+OOC_CHUNK = 20_000
+# scanpy's recipe steps in order; in ``scanpy_dask`` each is tried on the lazy dask array and
+# recorded as "dask" when scanpy ran it on the dask array, else materialised (never faked)
+DASK_STEPS = [
+    "filter_cells", "filter_genes", "qc_metrics", "filter_qc", "normalize_total", "log1p",
+    "hvg (seurat)", "scale", "compute+write",
+]  # fmt: skip
+
+
+def vm_hwm_bytes() -> int:
+    """This process's peak resident set (``VmHWM`` of ``/proc/self/status``) in bytes."""
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def scanpy_dask(path: str, output: str, chunk_cells: int) -> dict:
+    """scanpy's recipe on X read lazily as a dask array of ``chunk_cells``-cell CSR blocks."""
+    import anndata as ad
+    import h5py
+    import scanpy as sc
+    from anndata.experimental import read_elem_lazy
+
+    ran: dict[str, str] = {}
+    steps: dict[str, float] = {}
+    handle = h5py.File(path, "r")
+    adata = ad.AnnData(
+        X=read_elem_lazy(handle["X"], chunks=(chunk_cells, -1)),
+        obs=ad.io.read_elem(handle["obs"]),
+        var=ad.io.read_elem(handle["var"]),
+    )
+
+    def timed(name, fn):
+        started = time.perf_counter()
+        result = fn()
+        steps[name] = time.perf_counter() - started
+        ran[name] = "dask" if _is_dask(adata.X) else "materialised"
+        return result
+
+    timed("filter_cells", lambda: sc.pp.filter_cells(adata, min_genes=200))
+    timed("filter_genes", lambda: sc.pp.filter_genes(adata, min_cells=3))
+
+    def qc():
+        adata.var["mt"] = adata.var_names.str.startswith("MT-")
+        sc.pp.calculate_qc_metrics(
+            adata, qc_vars=["mt"], percent_top=None, log1p=False, inplace=True
+        )
+
+    timed("qc_metrics", qc)
+    mask = (adata.obs.n_genes_by_counts < 2500) & (adata.obs.pct_counts_mt < 5)
+    adata = timed("filter_qc", adata[mask.to_numpy(), :].copy)
+    timed("normalize_total", lambda: sc.pp.normalize_total(adata, target_sum=1e4))
+    timed("log1p", lambda: sc.pp.log1p(adata))
+
+    def hvg():
+        sc.pp.highly_variable_genes(adata, n_top_genes=2000)
+        return adata[:, adata.var.highly_variable.to_numpy()].copy()
+
+    adata = timed("hvg (seurat)", hvg)
+    timed("scale", lambda: sc.pp.scale(adata, max_value=10))
+    meta = type(adata.X._meta).__name__ if _is_dask(adata.X) else type(adata.X).__name__
+
+    def compute_write():
+        adata.X = adata.X.compute() if _is_dask(adata.X) else adata.X
+        adata.write_zarr(output)
+
+    timed("compute+write", compute_write)
+    ran["compute+write"] = "computed"
+    handle.close()
+    return {"steps": steps, "ran": ran, "scaled_block": meta}
+
+
+def _is_dask(x) -> bool:
+    return type(x).__module__.startswith("dask")
+
+
+def ooc_child(pipeline: str, path: str, warmup: str, output: str) -> None:
+    """One out-of-core pipeline, file to file, in this fresh process; figures as JSON."""
+    import logging
+    import shutil
+    import tempfile
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    logging.disable(logging.CRITICAL)
+    from gpu_genomics.execution import cluster
+    from gpu_genomics.expression.singlecell.job import preprocess_file
+
+    scratch = Path(tempfile.mkdtemp(prefix="scrna-warm-"))
+    result: dict = {"pipeline": pipeline}
+    if pipeline == "scanpy-dask":
+        scanpy_dask(warmup, str(scratch / "w.zarr"), 500)  # numba compiles scanpy's kernels
+        started = time.perf_counter()
+        result.update(scanpy_dask(path, output, OOC_CHUNK))
+        result["total"] = time.perf_counter() - started
+        result["peak_client"] = vm_hwm_bytes()
+    elif pipeline == "ours-2workers":
+        started = time.perf_counter()
+        with cluster(workers=2, device="cpu") as client:
+            result["cluster_start"] = time.perf_counter() - started
+            preprocess_file(warmup, scratch / "w.zarr", device="cpu", chunk_cells=500,
+                            client=client)  # fmt: skip
+            # the workers' warm-up peak is theirs too; every worker restarted would lose the
+            # compiled kernels, so the worker figure includes the (small) warm-up
+            started = time.perf_counter()
+            summary = preprocess_file(
+                path, output, device="cpu", chunk_cells=OOC_CHUNK, client=client
+            )
+            result["total"] = time.perf_counter() - started
+            workers = client.run(vm_hwm_bytes)
+            result["peak_workers"] = sorted(workers.values())
+        result["peak_client"] = vm_hwm_bytes()
+        result["summary"] = summary
+    else:
+        chunk = {"ours-memory": None, "ours-ooc": OOC_CHUNK}[pipeline]
+        small = None if chunk is None else 500
+        preprocess_file(warmup, scratch / "w.zarr", device="cpu", chunk_cells=small)
+        started = time.perf_counter()
+        summary = preprocess_file(path, output, device="cpu", chunk_cells=chunk)
+        result["total"] = time.perf_counter() - started
+        result["peak_client"] = vm_hwm_bytes()
+        result["summary"] = summary
+    shutil.rmtree(scratch, ignore_errors=True)
+    print(json.dumps(result, default=str))
+
+
+def ooc_measure(pipeline: str, path: Path, warmup: Path, output: Path) -> dict:
+    import shutil
+
+    shutil.rmtree(output, ignore_errors=True)
+    command = [sys.executable, __file__, "--ooc-child", pipeline, str(path), str(warmup),
+               str(output)]  # fmt: skip
+    proc = subprocess.run(command, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"{pipeline} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def compare_outputs(reference: Path, other: Path) -> dict:
+    """Same cells, genes and HVG set, and X's largest difference, of two recipe outputs."""
+    import anndata as ad
+
+    a, b = ad.read_zarr(reference), ad.read_zarr(other)
+    report = {
+        "shape": (list(a.shape), list(b.shape)),
+        "obs_names": bool(a.obs_names.equals(b.obs_names)),
+        "var_names": bool(a.var_names.equals(b.var_names)),
+        "hvg_same": set(a.var_names) == set(b.var_names),
+        "hvg_overlap": len(set(a.var_names) & set(b.var_names)),
+    }
+    if report["obs_names"] and report["var_names"]:
+        xa, xb = _dense(a.X), _dense(b.X)
+        report["max_abs_diff"] = float(np.max(np.abs(xa - xb)))
+        report["allclose_1e-5"] = bool(np.allclose(xa, xb, rtol=1e-5, atol=1e-5))
+    return report
+
+
+def _dense(x):
+    import scipy.sparse as sp
+
+    return np.asarray(x.toarray() if sp.issparse(x) else x, dtype=np.float32)
+
+
+def out_of_core_main(args, path: Path, warmup: Path) -> None:
+    import shutil
+
+    outputs = {p: args.cache / f"out-{p}.zarr" for p in OOC_PIPELINES}
+    runs = {p: ooc_measure(p, path, warmup, outputs[p]) for p in OOC_PIPELINES}
+    print(f"chunks    {OOC_CHUNK} cells per block; 2 workers = LocalCluster, 1 thread each")
+    header = ["", *OOC_PIPELINES]
+    body = [
+        ["seconds", *(f"{runs[p]['total']:.2f}" for p in OOC_PIPELINES)],
+        ["cells/s", *(f"{args.cells / runs[p]['total']:,.0f}" for p in OOC_PIPELINES)],
+        ["peak RSS client", *(_gib(runs[p]["peak_client"]) for p in OOC_PIPELINES)],
+        [
+            "peak RSS workers",
+            *(
+                " + ".join(_gib(w) for w in runs[p]["peak_workers"])
+                if "peak_workers" in runs[p] else "-"
+                for p in OOC_PIPELINES
+            ),
+        ],
+    ]  # fmt: skip
+    print()
+    print_table(header, body, left={0})
+    memory, ooc, two = runs["ours-memory"], runs["ours-ooc"], runs["ours-2workers"]
+    print()
+    print(f"cluster start (not in seconds above): {two['cluster_start']:.2f} s")
+    print(
+        f"out-of-core / in-memory: time {ooc['total'] / memory['total']:.2f}x, "
+        f"peak RSS {ooc['peak_client'] / memory['peak_client']:.2f}x"
+    )
+    worst = max(two["peak_workers"])
+    both = two["peak_client"] + sum(two["peak_workers"])
+    print(
+        f"2 workers / 1 (out of core in-process): time {two['total'] / ooc['total']:.2f}x, "
+        f"peak RSS client {two['peak_client'] / ooc['peak_client']:.2f}x, "
+        f"largest worker {worst / ooc['peak_client']:.2f}x, "
+        f"client + workers {both / ooc['peak_client']:.2f}x"
+    )
+    dask = runs["scanpy-dask"]
+    print()
+    print("scanpy-dask steps (seconds; where the step ran):")
+    for step in DASK_STEPS:
+        print(f"  {step:16s} {dask['steps'][step]:7.2f} s  {dask['ran'][step]}")
+    print(f"  scale's output blocks: {dask['scaled_block']}")
+    print()
+    for other in ["ours-ooc", "ours-2workers", "scanpy-dask"]:
+        print(f"{other} vs ours-memory: {compare_outputs(outputs['ours-memory'], outputs[other])}")
+    if not args.keep_outputs:
+        for output in outputs.values():
+            shutil.rmtree(output, ignore_errors=True)
+
+
+def _gib(n_bytes: float) -> str:
+    return f"{n_bytes / 2**30:.2f} GiB"
+
+
+# --- large: an .h5ad larger than RAM, generated in row blocks, run out of core by the CLI ---
+
+LARGE_BLOCK = 50_000
+
+
+def write_large_h5ad(path: Path, n_cells: int, n_genes: int, genes_per_cell: int, seed: int):
+    """CSR float32 counts straight to ``path`` with h5py, ``LARGE_BLOCK`` cells at a time.
+
+    Each block copies :func:`make_counts`'s design (its first 4% of cells low quality, the next
+    4% very deep, the next 3% damaged with mostly mitochondrial reads; rare genes from the
+    gamma popularity), so every filter removes something; never the whole matrix in memory.
+    """
+    import anndata as ad
+    import h5py
+    import pandas as pd
+    import scipy.sparse as sp
+
+    popularity = np.random.default_rng(seed).gamma(0.4, 1.0, size=n_genes)
+    popularity[:N_MITO] = popularity[N_MITO:].sum() * 0.02 / N_MITO
+    cdf = np.cumsum(popularity / popularity.sum())
+    cdf[-1] = 1.0
+    tmp = path.with_suffix(".partial")
+    with h5py.File(tmp, "w") as f:
+        f.attrs.update({"encoding-type": "anndata", "encoding-version": "0.1.0"})
+        group = f.create_group("X")
+        group.attrs.update(
+            {"encoding-type": "csr_matrix", "encoding-version": "0.1.0",
+             "shape": (n_cells, n_genes)}
+        )  # fmt: skip
+        kw = {"maxshape": (None,), "chunks": (1 << 20,)}
+        data = group.create_dataset("data", shape=(0,), dtype=np.float32, **kw)
+        indices = group.create_dataset("indices", shape=(0,), dtype=np.int32, **kw)
+        indptr = group.create_dataset("indptr", shape=(n_cells + 1,), dtype=np.int64)
+        indptr[0] = 0
+        nnz = 0
+        for block, start in enumerate(range(0, n_cells, LARGE_BLOCK)):
+            b = min(LARGE_BLOCK, n_cells - start)
+            rng = np.random.default_rng([seed, block])
+            depth = rng.lognormal(0.0, 0.45, size=b)
+            depth[: b // 25] *= 0.15
+            depth[b // 25 : b // 12] *= 4.0
+            per_cell = rng.poisson(genes_per_cell * depth).astype(np.int64)
+            rows = np.repeat(np.arange(b, dtype=np.int32), per_cell)
+            cols = np.searchsorted(cdf, rng.random(len(rows))).astype(np.int32)
+            values = rng.geometric(0.55, size=len(rows)).astype(np.float32)
+            damaged = (rows >= b // 12) & (rows < b // 12 + b // 30) & (cols < N_MITO)
+            values[damaged] *= 30
+            m = sp.csr_matrix((values, (rows, cols)), shape=(b, n_genes))
+            m.sum_duplicates()
+            del rows, cols, values, damaged
+            data.resize((nnz + m.nnz,))
+            indices.resize((nnz + m.nnz,))
+            data[nnz:] = m.data
+            indices[nnz:] = m.indices
+            indptr[start + 1 : start + b + 1] = m.indptr[1:].astype(np.int64) + nnz
+            nnz += m.nnz
+        names = [f"MT-{i}" for i in range(N_MITO)] + [f"G{i}" for i in range(N_MITO, n_genes)]
+        ad.io.write_elem(f, "obs", pd.DataFrame(index=[f"cell{i}" for i in range(n_cells)]))
+        ad.io.write_elem(f, "var", pd.DataFrame(index=names))
+        for key in ["layers", "obsm", "varm", "obsp", "varp", "uns"]:
+            ad.io.write_elem(f, key, {})
+    tmp.rename(path)
+    return nnz
+
+
+def large_main(args) -> None:
+    import resource
+    import shutil
+
+    import zarr
+
+    n_cells = args.large
+    total_ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    args.cache.mkdir(parents=True, exist_ok=True)
+    path = args.cache / f"scrna-large-{n_cells}x{args.genes}-{args.genes_per_cell}-{args.seed}.h5ad"
+    output = args.cache / "out-large.zarr"
+    print(f"data      {n_cells} cells x {args.genes} genes, ~{args.genes_per_cell} genes/cell")
+    generated = None
+    if not path.exists():
+        started = time.perf_counter()
+        write_large_h5ad(path, n_cells, args.genes, args.genes_per_cell, args.seed)
+        generated = time.perf_counter() - started
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        nnz = f["X/data"].shape[0]
+    csr = nnz * 8 + (n_cells + 1) * 8
+    gen = "cached" if generated is None else f"generated in {generated:.1f} s"
+    print(
+        f"input     {path} ({gen}): {nnz:,} non-zeros, CSR data+indices+indptr "
+        f"{csr / 2**30:.1f} GiB = {csr / total_ram:.2f}x RAM ({total_ram / 2**30:.1f} GiB)"
+    )
+    shutil.rmtree(output, ignore_errors=True)
+    exe = Path(sys.executable).with_name("gpu-genomics")
+    command = [str(exe), "scrna", str(path), "-o", str(output), "--chunk-cells",
+               str(OOC_CHUNK), "--device", "cpu", "--quiet"]  # fmt: skip
+    print(f"run       {' '.join(command)}")
+    started = time.perf_counter()
+    proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    _, err = proc.communicate()
+    # the largest resident set of any waited-for child: this benchmark starts no other
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    seconds = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"scrna failed ({proc.returncode}):\n{err[-3000:]}")
+    x = zarr.open_group(str(output), mode="r")["X"]
+    print(f"output    {output}: X {x.shape} ({type(x).__name__}) (cells, genes)")
+    print(f"seconds   {seconds:.1f} (numba compilation included; no warm-up)")
+    print(f"cells/s   {n_cells / seconds:,.0f}")
+    verdict = "PASS" if peak < 8e9 else "FAIL"
+    print(f"peak RSS  {_gib(peak)} ({peak / 1e9:.2f} GB; {verdict}: target under 8 GB)")
+    if not args.keep_outputs:
+        shutil.rmtree(output, ignore_errors=True)
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cells", type=int, default=100_000)
@@ -168,6 +506,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--cache", type=Path, default=Path(".bench-cache"))
     parser.add_argument("--device", choices=["cpu", "gpu", "auto"], default="auto")
     parser.add_argument("--child", nargs=3, metavar=("PIPELINE", "PATH", "WARMUP"))
+    parser.add_argument(
+        "--out-of-core",
+        action="store_true",
+        help="file to file: ours in memory, out of core, on 2 Dask workers; scanpy on dask",
+    )
+    parser.add_argument(
+        "--large",
+        type=int,
+        metavar="CELLS",
+        help="generate CELLS cells in row blocks (h5py) and run `gpu-genomics scrna` out of core",
+    )
+    parser.add_argument("--keep-outputs", action="store_true", help="keep the outputs written")
+    parser.add_argument("--ooc-child", nargs=4, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -213,19 +564,29 @@ def main(argv=None) -> None:
     if args.child:
         child(*args.child)
         return
+    if args.ooc_child:
+        ooc_child(*args.ooc_child)
+        return
 
     from gpu_genomics.expression.singlecell import rapids_status
 
     gpu_ok, gpu_reason = rapids_status()
     if args.device == "gpu" and not gpu_ok:
         raise SystemExit(f"--device gpu: {gpu_reason}")
-    path, warmup = make_inputs(args)
+    if args.large is None:
+        path, warmup = make_inputs(args)
     print("# bench/scrna.py")
     print(f"date      {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; revision {git_revision()}")
     print(f"machine   {cpu_model()}, {os.cpu_count()} CPUs, {ram_gib()} RAM")
     print(f"gpu       {gpu_text(gpu_ok=gpu_ok, gpu_reason=gpu_reason)}")
     print(f"command   python bench/{Path(__file__).name} {' '.join(sys.argv[1:])}")
+    if args.large is not None:
+        large_main(args)
+        return
     print(f"data      {args.cells} cells x {args.genes} genes, ~{args.genes_per_cell} genes/cell")
+    if args.out_of_core:
+        out_of_core_main(args, path, warmup)
+        return
 
     pipelines = ["scanpy", "ours-cpu"] + (["ours-gpu"] if gpu_ok and args.device != "cpu" else [])
     best: dict[str, dict] = {}

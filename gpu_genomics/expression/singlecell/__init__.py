@@ -16,6 +16,8 @@ Modules:
 * :mod:`.binning`: scGPT per-cell quantile binning;
 * :mod:`.augment`: depth downsampling and simulated doublets;
 * :mod:`.job`: the ``scrna`` job (a file through the recipe into ML-ready AnnData);
+* :mod:`.chunked`: the recipe out of core, on blocks of cells (:mod:`.blocks` reads them from
+  ``.h5ad``/``.zarr``), in this process or on a Dask cluster;
 * private: :mod:`._backend` (which backend runs), :mod:`._matrix` (the count matrix as the
   operations read and check it), :mod:`._segments` (sorting entries within rows, CPU and GPU).
 """

@@ -4,7 +4,8 @@
 :func:`~.recipe.preprocess` with every threshold a parameter, optionally writes Geneformer
 rank-value tokens of the kept cells (:func:`~.rank.rank_encode`, from their raw counts over all
 genes), and writes the AnnData (``.h5ad`` or ``.zarr``) whose contents :data:`SCRNA_OUTPUT`
-declares.
+declares. A matrix larger than memory, or a Dask client, runs the recipe out of core instead
+(:mod:`.chunked`, with the same output; :func:`out_of_core_source` decides).
 """
 
 from __future__ import annotations
@@ -213,19 +214,7 @@ def preprocess_file(
 
     started = time.perf_counter()
     require_scanpy()
-    recipe = Recipe(
-        min_genes=min_genes,
-        min_cells=min_cells,
-        max_genes=max_genes,
-        max_pct_mito=max_pct_mito,
-        mito_prefix=mito_prefix,
-        target_sum=target_sum,
-        n_top_genes=n_top_genes,
-        hvg_flavor=hvg_flavor,
-        subset_hvg=subset_hvg,
-        scale_max_value=scale_max_value,
-        scale_data=scale_data,
-    )
+    recipe = Recipe.of(locals())  # the recipe's keyword arguments, checked
     if chunk_cells is not None:
         chunk_cells = positive_int("chunk_cells", chunk_cells)
     output_path = Path(output_path)
@@ -253,85 +242,83 @@ def preprocess_file(
         input_path, output_path, recipe, chunk_cells=chunk_cells, client=client,
         rank_output=rank_output, device=device, transpose=transpose,
     )  # fmt: skip
-    if source is None:
-        adata = _preprocess_in_memory(input_path, transpose, recipe, rank, backend)
-    else:
-        backend = "cpu"
-        try:
-            result = preprocess_blocks(
-                source.blocks,
-                source.obs,
-                source.var,
-                source.uns,
-                recipe,
-                chunk_cells=source.chunk_cells,
-                client=client,
-                backend_name=_backend_name("cpu"),
-            )
-        except BaseException as exc:
-            source.remove()
-            if isinstance(exc, InputError):
+    try:
+        if source is None:
+            adata = _preprocess_in_memory(input_path, transpose, recipe, rank, backend)
+        else:
+            backend = "cpu"
+            try:
+                result = preprocess_blocks(
+                    source.blocks,
+                    source.obs,
+                    source.var,
+                    source.uns,
+                    recipe,
+                    chunk_cells=source.chunk_cells,
+                    client=client,
+                    backend_name=_backend_name("cpu"),
+                )
+            except InputError as exc:
                 raise InputError(f"{input_path}: {exc}") from None
-            raise
-        adata = result.skeleton
-    parameters = {
-        "transpose": transpose,
-        **{key: value for key, value in recorded_recipe(adata).items() if key != "backend"},
-        "rank_output": rank_output,
-        "n_tokens": n_tokens,
-        "gene_medians": gene_medians,
-        "token_dictionary": token_dictionary,
-        "special_tokens": special_tokens,
-        "dataset_id": dataset_id,
-        "dataset_name": dataset_name,
-        "chunk_cells": None if source is None else source.chunk_cells,
-        "workers": None if client is None else worker_count(client),
-    }
-    record = provenance(
-        "gpu-genomics scrna",
-        parameters=parameters,
-        inputs={
-            "counts": input_path,
-            "gene medians": gene_medians,
-            "token dictionary": token_dictionary,
-        },
-        device=backend,
-        command=command,
-    )
-    adata.uns["dataset_card"] = dataset_card(
-        adata,
-        dataset_id=dataset_id or stem(Path(input_path).name, INPUT_SUFFIXES, ignore_case=True),
-        name=dataset_name,
-    )
-    adata.uns["provenance"] = flat(record)
-    written = time.perf_counter()
-    if source is not None:
-        try:
+            adata = result.skeleton
+        parameters = {
+            "transpose": transpose,
+            **{key: value for key, value in recorded_recipe(adata).items() if key != "backend"},
+            "rank_output": rank_output,
+            "n_tokens": n_tokens,
+            "gene_medians": gene_medians,
+            "token_dictionary": token_dictionary,
+            "special_tokens": special_tokens,
+            "dataset_id": dataset_id,
+            "dataset_name": dataset_name,
+            "chunk_cells": None if source is None else source.chunk_cells,
+            "workers": None if client is None else worker_count(client),
+        }
+        record = provenance(
+            "gpu-genomics scrna",
+            parameters=parameters,
+            inputs={
+                "counts": input_path,
+                "gene medians": gene_medians,
+                "token dictionary": token_dictionary,
+            },
+            device=backend,
+            command=command,
+        )
+        adata.uns["dataset_card"] = dataset_card(
+            adata,
+            dataset_id=dataset_id or stem(Path(input_path).name, INPUT_SUFFIXES, ignore_case=True),
+            name=dataset_name,
+        )
+        adata.uns["provenance"] = flat(record)
+        written = time.perf_counter()
+        if source is not None:
             write_blocks(result, output_path, client=client)
-        finally:
+        else:
+            if rank is not None:  # first: the main output is written last, or not at all
+                write_rank_encoding(rank["encodings"][0], rank_output, provenance=record)
+            with removed_on_failure(rank_output):
+                write(adata, output_path)
+        seconds = time.perf_counter() - started
+        log.info(
+            "wrote %s: %d cells x %d genes (%.2f s); total %.2f s",
+            output_path,
+            adata.n_obs,
+            adata.n_vars,
+            time.perf_counter() - written,
+            seconds,
+        )
+        return {
+            "output": str(output_path),
+            "n_cells": int(adata.n_obs),
+            "n_genes": int(adata.n_vars),
+            "rank_output": None if rank_output is None else str(rank_output),
+            "out_of_core": source is not None,
+            "seconds": seconds,
+        }
+    finally:  # the temporary copy of a converted input
+        if source is not None:
             source.remove()
-    else:
-        if rank is not None:  # first: the main output is written last, or not at all
-            write_rank_encoding(rank["encodings"][0], rank_output, provenance=record)
-        with removed_on_failure(rank_output):
-            write(adata, output_path)
-    seconds = time.perf_counter() - started
-    log.info(
-        "wrote %s: %d cells x %d genes (%.2f s); total %.2f s",
-        output_path,
-        adata.n_obs,
-        adata.n_vars,
-        time.perf_counter() - written,
-        seconds,
-    )
-    return {
-        "output": str(output_path),
-        "n_cells": int(adata.n_obs),
-        "n_genes": int(adata.n_vars),
-        "rank_output": None if rank_output is None else str(rank_output),
-        "out_of_core": source is not None,
-        "seconds": seconds,
-    }
 
 
 def _preprocess_in_memory(

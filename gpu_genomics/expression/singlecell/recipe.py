@@ -640,6 +640,11 @@ class Recipe:
             scale_max_value=self.scale_max_value,
         )
 
+    @classmethod
+    def of(cls, arguments: dict[str, Any]) -> Recipe:
+        """The recipe of a function's keyword arguments (its ``locals()``): the fields only."""
+        return cls(**{field.name: arguments[field.name] for field in dataclasses.fields(cls)})
+
     def record(self, backend: str) -> dict[str, Any]:
         """``uns["preprocess_recipe"]``: every parameter (``"none"`` for None) and ``backend``.
 
@@ -715,19 +720,7 @@ def preprocess(
     Memory: the whole matrix, a few times over (scanpy and rapids-singlecell hold it; a dense
     ``X`` of ``n_cells * n_top_genes`` float32 after ``scale``).
     """
-    recipe = Recipe(
-        min_genes=min_genes,
-        min_cells=min_cells,
-        max_genes=max_genes,
-        max_pct_mito=max_pct_mito,
-        mito_prefix=mito_prefix,
-        target_sum=target_sum,
-        n_top_genes=n_top_genes,
-        hvg_flavor=hvg_flavor,
-        subset_hvg=subset_hvg,
-        scale_max_value=scale_max_value,
-        scale_data=scale_data,
-    )
+    recipe = Recipe.of(locals())  # the recipe's keyword arguments, checked
     backend = resolve_backend(device)
     adata = adata.copy() if copy else adata
     annotate_genes(adata)
