@@ -315,7 +315,11 @@ def compare_outputs(reference: Path, other: Path) -> dict:
     }
     if report["obs_names"] and report["var_names"]:
         xa, xb = _dense(a.X), _dense(b.X)
-        report["max_abs_diff"] = float(np.max(np.abs(xa - xb)))
+        diff = np.abs(xa - xb)
+        report["max_abs_diff"] = float(diff.max())
+        report["max_abs_X"] = float(np.abs(xa).max())
+        big = np.abs(xa) > 1e-3
+        report["max_rel_diff"] = float((diff[big] / np.abs(xa[big])).max()) if big.any() else 0.0
         report["allclose_1e-5"] = bool(np.allclose(xa, xb, rtol=1e-5, atol=1e-5))
     return report
 

@@ -486,6 +486,25 @@ def test_scrna_on_a_cluster_equals_in_process_and_in_memory(
     assert [p.name for p in cluster_out.parent.iterdir()] == [cluster_out.name]
 
 
+def test_scrna_rank_encoding_on_a_cluster_equals_in_process(client, tmp_path, cells_h5ad):
+    import pyarrow.parquet as pq
+
+    from gpu_genomics.expression.singlecell.job import preprocess_file
+
+    local_out, cluster_out = pair(tmp_path, ".zarr")
+    tables = []
+    for output, run in ((local_out, {}), (cluster_out, {"client": client})):
+        tokens = output.parent / "t.parquet"
+        preprocess_file(cells_h5ad, output, chunk_cells=33, rank_output=tokens, **run)
+        tables.append(pq.read_table(tokens).drop_columns([]))
+    assert (
+        tables[0]
+        .select(["cell_id", "input_ids", "length"])
+        .equals(tables[1].select(["cell_id", "input_ids", "length"]))
+    )
+    assert tables[0].num_rows > 0
+
+
 def test_scrna_errors_on_a_cluster_are_the_in_process_ones(client, tmp_path):
     pytest.importorskip("scanpy")
     from sc_data import synthetic_counts

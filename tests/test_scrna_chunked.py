@@ -8,6 +8,7 @@ dtypes), ``uns`` entries and layers; values to a relative 1e-5.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import anndata as ad
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from sc_data import assert_same_output, synthetic_counts
+from sc_data import assert_same_output, read_output, synthetic_counts
 
 pytest.importorskip("scanpy")
 
@@ -172,11 +173,7 @@ def test_a_step_that_removes_everything_is_one_line(tmp_path, counts_h5ad):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_what_runs_in_memory_only_is_refused(tmp_path, counts_h5ad):
-    with pytest.raises(InputError, match="rank encoding runs in memory only"):
-        preprocess_file(
-            counts_h5ad, tmp_path / "o.h5ad", chunk_cells=50, rank_output=tmp_path / "r.parquet"
-        )
+def test_a_bad_chunk_size_is_refused(tmp_path, counts_h5ad):
     with pytest.raises(InputError, match="chunk_cells"):
         preprocess_file(counts_h5ad, tmp_path / "o.h5ad", chunk_cells=0)
     assert list(tmp_path.iterdir()) == []
@@ -202,3 +199,76 @@ def test_moments_are_scanpys_mean_and_variance():
     want_mean, want_var = _get_mean_var(x)
     np.testing.assert_allclose(mean, want_mean, rtol=1e-12)
     np.testing.assert_allclose(var, want_var, rtol=1e-9)
+
+
+def rank_tables(path: Path):
+    """``(cell ids, token lists, metadata)`` of a rank output, whatever its format."""
+    if path.suffix in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(path)
+        return (
+            table["cell_id"].to_pylist(),
+            table["input_ids"].to_pylist(),
+            dict(table.schema.metadata),
+        )
+    from compare_outputs import arrays_of
+
+    arrays, attrs = arrays_of(path)
+    offsets, tokens = arrays["offsets"], arrays["token_ids"]
+    lists = [list(tokens[a:b]) for a, b in itertools.pairwise(offsets)]
+    text = [v.decode() if isinstance(v, bytes) else str(v) for v in arrays["vocab_token"]]
+    vocab = dict(zip(text, arrays["vocab_id"].tolist(), strict=True))
+    root = {k: v for k, v in attrs["/"].items() if k in ("n_tokens", "special_tokens", "encoding")}
+    cells = [c.decode() if isinstance(c, bytes) else str(c) for c in arrays["cell_id"]]
+    return cells, lists, {"vocab": vocab, **root}
+
+
+@pytest.mark.parametrize(
+    ("suffix", "options"),
+    [
+        (".parquet", {}),
+        (".h5", {"special_tokens": True, "n_tokens": 64}),
+        (".zarr", {"n_tokens": 100}),
+    ],
+)
+def test_rank_encoding_out_of_core_equals_in_memory(tmp_path, counts_h5ad, suffix, options):
+    """Gene medians from the data (the exact two-pass medians) and the tokens of every cell."""
+    memory_tokens = tmp_path / f"memory{suffix}"
+    blocks_tokens = tmp_path / "blocks" / f"memory{suffix}"
+    memory, blocks = in_memory_and_chunked(
+        tmp_path, counts_h5ad, rank_output=None, **{"n_top_genes": 500}
+    )
+    for output, tokens, chunk in ((memory, memory_tokens, None), (blocks, blocks_tokens, 41)):
+        output.unlink()
+        preprocess_file(
+            counts_h5ad, output, rank_output=tokens, chunk_cells=chunk, n_top_genes=500, **options
+        )
+    assert_same_output(memory, blocks)
+    cells_a, lists_a, meta_a = rank_tables(memory_tokens)
+    cells_b, lists_b, meta_b = rank_tables(blocks_tokens)
+    assert cells_a == cells_b == list(read_output(blocks).obs_names)
+    assert lists_a == lists_b
+    assert sum(map(len, lists_a)) > 0
+    assert {k: v for k, v in meta_a.items() if "provenance" not in str(k)} == {
+        k: v for k, v in meta_b.items() if "provenance" not in str(k)
+    }
+
+
+def test_gene_medians_of_blocks_are_compute_gene_medians(tmp_path):
+    from gpu_genomics.expression.singlecell import compute_gene_medians
+    from gpu_genomics.expression.singlecell.chunked import _Block, gene_medians_of_blocks
+
+    adata = synthetic_counts(300, 900, seed=9)
+    x = adata.X.tolil()
+    x[:40, 20] = 3  # ties, and an even count of values for gene 20
+    x[40, 20] = 0
+    x[:, 30] = 0  # a gene never detected
+    x[5, 30] = 7  # ... but once
+    adata.X = x.tocsr()
+    source = write_input(adata, tmp_path / "c.h5ad")
+    blocks, _, var, _ = open_count_blocks(source, "h5ad")
+    cells = [_Block(a, min(a + 23, 300), np.arange(min(23, 300 - a))) for a in range(0, 300, 23)]
+    got = gene_medians_of_blocks(None, blocks, cells, np.asarray(var.index, dtype=object))
+    want = compute_gene_medians(adata)
+    assert got.keys() == want.keys() and got == want  # bit for bit

@@ -181,13 +181,17 @@ class ArrayWriter:
         dtype: Any,
         chunk_rows: int | None = None,
         dims: tuple[str, ...] | None = None,
+        *,
+        resizable: bool = False,
     ) -> Any:
         """Create an empty array chunked by ``chunk_rows`` rows; fill it with slice assignment.
 
         ``chunk_rows`` defaults to the writer's; a chunk holds at most :data:`MAX_CHUNK_BYTES`
         (or one row). ``dims`` names the axes (Zarr ``dimension_names``, read by xarray and
         sgkit; ``_ARRAY_DIMENSIONS`` attribute in HDF5); default: the spec's. ``dtype`` ``str``:
-        variable-length strings, filled with a list or object array of str.
+        variable-length strings, filled with a list or object array of str. ``resizable``: the
+        first axis can grow (``target.resize((rows, ...))``; an appended array whose length is
+        known only at the end); its chunks have ``chunk_rows`` rows whatever ``shape`` is.
         """
         if dtype is str:
             return self._create_strings(name, shape, chunk_rows)
@@ -198,10 +202,19 @@ class ArrayWriter:
             dims = dims or declared.dims
         row_bytes = dtype.itemsize * int(np.prod(shape[1:], dtype=np.int64)) if shape else 0
         rows = _capped_rows(chunk_rows or self.chunk_rows, row_bytes)
-        chunks = (max(1, min(rows, shape[0])), *shape[1:]) if shape else None
+        chunks = (max(1, rows if resizable else min(rows, shape[0])), *shape[1:]) if shape else None
         _check_dims(name, shape, dims)
         if self.format == "hdf5":
-            if shape and 0 in shape:  # h5py refuses chunks with a zero dimension
+            if resizable:
+                target = self._root.create_dataset(
+                    name,
+                    shape=shape,
+                    dtype=dtype,
+                    chunks=chunks,
+                    maxshape=(None, *shape[1:]),
+                    **self._options,
+                )
+            elif shape and 0 in shape:  # h5py refuses chunks with a zero dimension
                 target = self._root.create_dataset(name, shape=shape, dtype=dtype)
             else:
                 target = self._root.create_dataset(

@@ -33,6 +33,10 @@ Memory per task: one block of ``chunk_cells`` input cells as CSR, a few times ov
 ``chunk_cells x output genes`` dense float64 ``X`` rows. The client holds the per-cell columns
 (about 40 bytes per cell and its name) and a few float64 arrays per gene; never the matrix.
 
+With :class:`RankOptions` the rows pass also writes Geneformer tokens of the output cells
+(their gene medians computed out of core first, exactly, when not given:
+:func:`gene_medians_of_blocks`).
+
 The out-of-core recipe runs on the CPU backend (scanpy) in this release.
 """
 
@@ -298,17 +302,23 @@ class _RowsPlan:
     scale_mean: np.ndarray | None  #: None: no scaling (X stays CSR)
     scale_std: np.ndarray | None
     max_value: float | None
+    rank: RankOptions | None = None  #: also rank-encode the rows (medians resolved)
     zarr_x: str | None = None  #: the output's ``X`` array, written by the tasks
 
 
-def _rows_task(plan: _RowsPlan, rows: np.ndarray, first_output_row: int) -> tuple[Any, Any]:
-    """Pass 4: output rows of the input ``rows`` (sorted): ``(raw counts CSR, X rows or None)``.
+def _rows_task(
+    plan: _RowsPlan, rows: np.ndarray, first_output_row: int, cell_names: np.ndarray
+) -> tuple[Any, Any, Any]:
+    """Pass 4: output rows of the input ``rows`` (sorted), named ``cell_names``.
 
-    ``X`` rows come back only when the client writes them (``plan.zarr_x`` is None); otherwise
-    the task writes them into the Zarr array ``plan.zarr_x`` from ``first_output_row`` on.
+    Returns ``(raw counts CSR, X rows or None, RankEncoding or None)``. ``X`` rows come back
+    only when the client writes them (``plan.zarr_x`` is None); otherwise the task writes them
+    into the Zarr array ``plan.zarr_x`` from ``first_output_row`` on.
     """
     start = int(rows[0])
-    x = _read(plan.blocks, start, int(rows[-1]) + 1)[rows - start][:, plan.genes]
+    all_genes = _read(plan.blocks, start, int(rows[-1]) + 1)[rows - start]
+    encoding = None if plan.rank is None else plan.rank.encode(all_genes, cell_names)
+    x = all_genes[:, plan.genes]
     x.eliminate_zeros()
     counts = x[:, plan.output_genes]
     values = _log_normalized(x, plan.target_sum)[:, plan.output_genes]
@@ -318,12 +328,12 @@ def _rows_task(plan: _RowsPlan, rows: np.ndarray, first_output_row: int) -> tupl
         if plan.max_value is not None:
             np.clip(values, -plan.max_value, plan.max_value, out=values)
     if plan.zarr_x is None:
-        return counts, values
+        return counts, values, encoding
     import zarr
 
     stop = first_output_row + values.shape[0]
     zarr.open_array(plan.zarr_x, mode="r+")[first_output_row:stop] = values
-    return counts, None
+    return counts, None, encoding
 
 
 # --- the client's side ----------------------------------------------------------------------
@@ -375,6 +385,7 @@ def preprocess_blocks(
     chunk_cells: int = DEFAULT_CHUNK_CELLS,
     client: Any = None,
     backend_name: str,
+    rank: RankOptions | None = None,
 ) -> BlockResult:
     """Run the statistics passes of the recipe on ``blocks``; see the module docstring.
 
@@ -387,6 +398,9 @@ def preprocess_blocks(
         chunk_cells: input cells per task.
         client: a :class:`distributed.Client`, or None to run the tasks here.
         backend_name: recorded in ``uns["preprocess_recipe"]["backend"]``.
+        rank: also rank-encode the output cells (from their raw counts over all genes) as the
+            rows are written; without medians they are computed over those cells first
+            (:func:`gene_medians_of_blocks`, exact).
 
     Returns:
         The :class:`BlockResult` that :func:`write_blocks` writes.
@@ -466,8 +480,22 @@ def preprocess_blocks(
         "preprocess_steps": steps.record(),
         "preprocess_recipe": recipe.record(backend_name),
     }
+    if rank is not None:
+        rank = rank.resolved(
+            np.asarray(skeleton.var["gene_ids"], dtype=object),
+            lambda gene_ids: gene_medians_of_blocks(
+                client, blocks, final, gene_ids, target_sum=rank.target_sum
+            ),
+        )
     plan = _RowsPlan(
-        blocks, genes, output_genes, target_sum, scale_mean, scale_std, recipe.scale_max_value
+        blocks,
+        genes,
+        output_genes,
+        target_sum,
+        scale_mean,
+        scale_std,
+        recipe.scale_max_value,
+        rank=rank,
     )
     rows = np.concatenate([block.start + block.cells for block in final]).astype(np.int64)
     result = anndata.AnnData(obs=obs_out, var=var_out, uns=uns_out)
@@ -706,17 +734,187 @@ def _reg_std(mean: np.ndarray, var: np.ndarray, span: float = 0.3) -> np.ndarray
     return np.sqrt(10**estimated)
 
 
+# --- Geneformer rank encoding out of core ----------------------------------------------------
+
+#: The median passes' buckets: 2**5 per power of two, over the 40 powers of two up to
+#: ``target_sum`` (a normalised value is at most ``target_sum``; smaller ones share bucket 0).
+_BUCKET_BITS = 5
+N_MEDIAN_BUCKETS = (40 << _BUCKET_BITS) + 1
+
+
+@dataclasses.dataclass(frozen=True)
+class RankOptions:
+    """The Geneformer encoding that the rows pass writes beside the recipe's output.
+
+    The parameters of :func:`~.rank.rank_encode` (``gene_medians`` and ``token_dictionary`` as
+    dicts; None: from the data, as in memory).
+    """
+
+    n_tokens: int = 2048
+    medians: dict[str, float] | None = None
+    tokens: dict[str, int] | None = None
+    special_tokens: bool = False
+    target_sum: float = 10_000
+    gene_ids: np.ndarray | None = None  #: every input gene's id (set by :meth:`resolved`)
+
+    def resolved(self, gene_ids: np.ndarray, compute_medians: Any) -> RankOptions:
+        """The options with the gene ids, the medians (computed when None) and the tokens."""
+        from .mappings import default_token_dictionary
+
+        medians = self.medians if self.medians is not None else compute_medians(gene_ids)
+        tokens = self.tokens
+        if tokens is None:
+            tokens = default_token_dictionary(gene_ids, special_tokens=self.special_tokens)
+        usable = sum(1 for g in gene_ids if g in medians and g in tokens)
+        if usable < len(gene_ids):
+            log.info(
+                "rank_encode: %d of %d genes have no median or no token and are left out",
+                len(gene_ids) - usable,
+                len(gene_ids),
+            )
+        return dataclasses.replace(self, medians=medians, tokens=tokens, gene_ids=gene_ids)
+
+    def encode(self, counts: Any, cell_names: np.ndarray) -> Any:
+        """:func:`~.rank.rank_encode` of the CSR ``counts`` (cells x all genes), on the host."""
+        import anndata
+        import pandas as pd
+
+        from .rank import rank_encode
+
+        cells = anndata.AnnData(
+            X=counts,
+            obs=pd.DataFrame(index=pd.Index(np.asarray(cell_names, dtype=str))),
+            var=pd.DataFrame(
+                {"gene_ids": self.gene_ids},
+                index=pd.Index(np.arange(counts.shape[1]).astype(str)),
+            ),
+        )
+        quiet, log.disabled = log.disabled, True  # the client said once what is left out
+        try:
+            return rank_encode(
+                cells,
+                n_tokens=self.n_tokens,
+                gene_medians=self.medians,
+                token_dictionary=self.tokens,
+                special_tokens=self.special_tokens,
+                target_sum=self.target_sum,
+                device="cpu",
+            ).to_host()
+        finally:
+            log.disabled = quiet
+
+
+def _median_bucket(values: np.ndarray, target_sum: float) -> np.ndarray:
+    """``int64`` bucket of each positive float64 value, ascending with the value."""
+    shift = 52 - _BUCKET_BITS  # the bits of a positive float64 are monotone in it
+    top = int(np.array([target_sum], dtype=np.float64).view(np.int64)[0] >> shift)
+    keys = values.view(np.int64) >> shift
+    return np.clip(keys - (top - (N_MEDIAN_BUCKETS - 1)), 0, N_MEDIAN_BUCKETS - 1)
+
+
+def _normalised(blocks: CountBlocks, block: _Block, target_sum: float) -> tuple[Any, Any]:
+    """``(gene, count / cell total * target_sum)`` of the block's cells' positive entries."""
+    from .rank import _normalised_entries
+
+    cells = _block_anndata(_read(blocks, block.start, block.stop)[block.cells])
+    _, gene, values, _, _ = _normalised_entries("cpu", cells, None, target_sum, "rank_encode")
+    return gene, values
+
+
+def _median_histogram_task(
+    blocks: CountBlocks, block: _Block, target_sum: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Median pass 1: ``(gene * N_MEDIAN_BUCKETS + bucket, entries)`` of the block, sparse."""
+    gene, values = _normalised(blocks, block, target_sum)
+    keys = gene * N_MEDIAN_BUCKETS + _median_bucket(values, target_sum)
+    return np.unique(keys, return_counts=True)
+
+
+def _median_values_task(
+    blocks: CountBlocks, block: _Block, target_sum: float, buckets: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Median pass 2: ``(gene int32, value)`` of the entries in their gene's median buckets."""
+    gene, values = _normalised(blocks, block, target_sum)
+    bucket = _median_bucket(values, target_sum)
+    wanted = (bucket == buckets[gene, 0]) | (bucket == buckets[gene, 1])
+    return gene[wanted].astype(np.int32), values[wanted]
+
+
+def gene_medians_of_blocks(
+    client: Any,
+    blocks: CountBlocks,
+    final: list[_Block],
+    gene_ids: np.ndarray,
+    *,
+    target_sum: float = 10_000,
+) -> dict[str, float]:
+    """Geneformer's gene medians over the cells of ``final``, exact, in two passes.
+
+    The same numbers as :func:`~.rank.compute_gene_medians` of those cells in memory (each
+    gene's median of ``count / cell total * target_sum`` over its positive entries; the mean of
+    the two middle values for an even count). Pass 1 counts each gene's values per bucket (32
+    per power of two); the buckets that hold the middle ranks follow; pass 2 gathers the values
+    in those buckets only and the client picks the middle ones.
+
+    Memory: on the client, ``n_genes x N_MEDIAN_BUCKETS`` int64 counts (twice, 20 MB per
+    1,000 genes) and the gathered values (12 bytes each; about 1-3% of the stored entries);
+    per task one block.
+    """
+    n_genes = blocks.n_genes
+    histogram = np.zeros(n_genes * N_MEDIAN_BUCKETS, dtype=np.int64)
+    for keys, counts in map_in_order(
+        client,
+        _median_histogram_task,
+        [(blocks, block, target_sum) for block in final],
+        name="scrna-median-histogram",
+    ):
+        histogram[keys] += counts
+    histogram = histogram.reshape(n_genes, N_MEDIAN_BUCKETS)
+    n_values = histogram.sum(axis=1)
+    ranks = np.stack([(n_values - 1) // 2, n_values // 2], axis=1)  # the middle ranks
+    cumulative = np.cumsum(histogram, axis=1)
+    buckets = np.stack([np.argmax(cumulative > ranks[:, [i]], axis=1) for i in range(2)], axis=1)
+    genes = np.arange(n_genes)
+    below = cumulative[genes, buckets[:, 0]] - histogram[genes, buckets[:, 0]]
+    del histogram, cumulative
+    parts = list(
+        map_in_order(
+            client,
+            _median_values_task,
+            [(blocks, block, target_sum, buckets) for block in final],
+            name="scrna-median-values",
+        )
+    )
+    gene = np.concatenate([part[0] for part in parts])
+    values = np.concatenate([part[1] for part in parts])
+    del parts
+    order = np.lexsort((values, gene))
+    values = values[order]
+    starts = np.cumsum(np.bincount(gene, minlength=n_genes)) - np.bincount(gene, minlength=n_genes)
+    medians = np.full(n_genes, np.nan)
+    has = n_values > 0
+    lower = starts[has] + ranks[has, 0] - below[has]
+    upper = starts[has] + ranks[has, 1] - below[has]
+    medians[has] = (values[lower] + values[upper]) / 2.0
+    from .rank import medians_by_gene_id
+
+    return medians_by_gene_id(gene_ids, medians)
+
+
 # --- writing ----------------------------------------------------------------------------------
 
 
-def write_blocks(result: BlockResult, output_path: str | Path, *, client: Any = None) -> None:
+def write_blocks(
+    result: BlockResult, output_path: str | Path, *, client: Any = None, ranks: Any = None
+) -> None:
     """Write the output AnnData (``.h5ad`` or ``.zarr``) of :func:`preprocess_blocks`.
 
     ``obs``, ``var`` and ``uns`` are written by anndata first; then the rows tasks (pass 4)
     stream ``X`` (dense float64 when scaled, else CSR float32) and ``layers["counts"]`` (CSR)
     in chunks of whole output rows: the client appends the CSR blocks (and, for ``.h5ad``, the
     ``X`` rows) in order; for ``.zarr`` the tasks write the ``X`` chunks themselves. Written to a
-    temporary path, renamed into place once complete.
+    temporary path, renamed into place once complete. With ``result.plan.rank`` every task also
+    rank-encodes its cells, appended in order to ``ranks`` (a :class:`~.rank.RankWriter`).
 
     Memory: the client holds a window of tasks' results (twice the workers), each at most
     ``chunk_cells`` output rows.
@@ -747,14 +945,17 @@ def write_blocks(result: BlockResult, output_path: str | Path, *, client: Any = 
                 x.attrs.update({"encoding-type": "array", "encoding-version": "0.2.0"})
                 if is_zarr:
                     plan = dataclasses.replace(plan, zarr_x=str(Path(tmp) / "X"))
+            names = np.asarray(skeleton.obs_names, dtype=object)
             tasks = [
-                (plan, result.rows[first : first + task_rows], first)
+                (plan, result.rows[first : first + task_rows], first, names[first:][:task_rows])
                 for first in range(0, n_out, task_rows)
             ]
             appended: set[str] = set()
-            for (_, _, first), (counts, values) in zip(
+            for (_, _, first, _), (counts, values, encoding) in zip(
                 tasks, map_in_order(client, _rows_task, tasks, name="scrna-rows"), strict=True
             ):
+                if encoding is not None:
+                    ranks.append(encoding)
                 _append_csr(root, "layers/counts", counts, appended)
                 if values is None:
                     continue

@@ -28,8 +28,8 @@ from ...io.provenance import flat, provenance
 from ...io.spec import MAPPING, STRING, ArraySpec, OutputSpec
 from ...io.store import check_output_folder, removed_on_failure
 from .blocks import CountBlocks, open_count_blocks
-from .chunked import DEFAULT_CHUNK_CELLS, preprocess_blocks, write_blocks
-from .rank import rank_encode, rank_format_of
+from .chunked import DEFAULT_CHUNK_CELLS, RankOptions, preprocess_blocks, write_blocks
+from .rank import RankWriter, rank_encode, rank_format_of, write_rank_encoding
 from .recipe import MITO_PREFIX, HvgFlavor, Recipe, _backend_name, recorded_recipe
 
 log = logging.getLogger("gpu_genomics")
@@ -208,8 +208,6 @@ def preprocess_file(
         load_token_dictionary,
         require_scanpy,
         resolve_backend,
-        write,
-        write_rank_encoding,
     )
 
     started = time.perf_counter()
@@ -240,7 +238,7 @@ def preprocess_file(
 
     source = out_of_core_source(
         input_path, output_path, recipe, chunk_cells=chunk_cells, client=client,
-        rank_output=rank_output, device=device, transpose=transpose,
+        device=device, transpose=transpose,
     )  # fmt: skip
     try:
         if source is None:
@@ -257,6 +255,7 @@ def preprocess_file(
                     chunk_cells=source.chunk_cells,
                     client=client,
                     backend_name=_backend_name("cpu"),
+                    rank=None if rank is None else _rank_options(rank),
                 )
             except InputError as exc:
                 raise InputError(f"{input_path}: {exc}") from None
@@ -292,13 +291,15 @@ def preprocess_file(
         )
         adata.uns["provenance"] = flat(record)
         written = time.perf_counter()
-        if source is not None:
-            write_blocks(result, output_path, client=client)
-        else:
-            if rank is not None:  # first: the main output is written last, or not at all
-                write_rank_encoding(rank["encodings"][0], rank_output, provenance=record)
-            with removed_on_failure(rank_output):
-                write(adata, output_path)
+        _write_outputs(
+            adata,
+            output_path,
+            result if source is not None else None,
+            rank=rank,
+            rank_output=rank_output,
+            provenance=record,
+            client=client,
+        )
         seconds = time.perf_counter() - started
         log.info(
             "wrote %s: %d cells x %d genes (%.2f s); total %.2f s",
@@ -366,6 +367,47 @@ def _preprocess_in_memory(
     return adata
 
 
+def _write_outputs(
+    adata: Any,
+    output_path: Path,
+    result: Any,
+    *,
+    rank: dict[str, Any] | None,
+    rank_output: str | os.PathLike | None,
+    provenance: dict[str, Any],
+    client: Any,
+) -> None:
+    """Write the AnnData (in memory) or stream it (``result``, out of core), and the tokens.
+
+    The main output is written last, or removed when the tokens fail: never one without the
+    other.
+    """
+    from .readers import write
+
+    if result is None:
+        if rank is not None:
+            write_rank_encoding(rank["encodings"][0], rank_output, provenance=provenance)
+        with removed_on_failure(rank_output):
+            write(adata, output_path)
+    elif rank is None:
+        write_blocks(result, output_path, client=client)
+    else:
+        with (
+            removed_on_failure(output_path),
+            RankWriter(rank_output, n_cells=adata.n_obs, provenance=provenance) as ranks,
+        ):
+            write_blocks(result, output_path, client=client, ranks=ranks)
+
+
+def _rank_options(rank: dict[str, Any]) -> RankOptions:
+    return RankOptions(
+        n_tokens=rank["n_tokens"],
+        medians=rank["medians"],
+        tokens=rank["tokens"],
+        special_tokens=rank["special_tokens"],
+    )
+
+
 @dataclasses.dataclass
 class OutOfCoreSource:
     """The matrix the out-of-core recipe reads, and a temporary copy to remove after it."""
@@ -405,7 +447,6 @@ def out_of_core_source(
     *,
     chunk_cells: int | None,
     client: Any,
-    rank_output: str | os.PathLike | None,
     device: str | None,
     transpose: bool = False,
 ) -> OutOfCoreSource | None:
@@ -417,8 +458,8 @@ def out_of_core_source(
     (removed afterwards), which the tasks read.
 
     Raises:
-        InputError: out of core with ``rank_output`` or ``device="gpu"`` (not supported by the
-            out-of-core recipe yet), or an input that cannot be read.
+        InputError: out of core with ``device="gpu"`` (the out-of-core recipe runs on the CPU),
+            or an input that cannot be read.
     """
     from ...info import available_memory
     from .readers import detect_format
@@ -432,10 +473,6 @@ def out_of_core_source(
         return None
     if forced:
         why = "--workers/--scheduler" if chunk_cells is None else "--chunk-cells"
-        if rank_output is not None:
-            raise InputError(
-                f"rank_output: rank encoding runs in memory only; drop {why} to rank-encode"
-            )
         if requested_device(device) == "gpu":
             raise InputError(f"device='gpu': the out-of-core recipe runs on the CPU; drop {why}")
     if kind in ("h5ad", "zarr"):
@@ -446,10 +483,10 @@ def out_of_core_source(
         need, available = needed_memory(blocks, recipe), available_memory()
         if available is None or need <= available:
             return None
-        if rank_output is not None or requested_device(device) == "gpu":
+        if requested_device(device) == "gpu":
             log.warning(
                 "the matrix needs about %.1f GiB in memory, %.1f GiB are available; running "
-                "in memory all the same (rank encoding and the GPU need it)",
+                "in memory all the same (the GPU recipe runs in memory only)",
                 need / 2**30,
                 available / 2**30,
             )

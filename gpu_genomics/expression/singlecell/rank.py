@@ -28,6 +28,7 @@ as the HDF5/Zarr arrays of :data:`RANK_ARRAYS`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -59,6 +60,7 @@ log = logging.getLogger("gpu_genomics")
 __all__ = [
     "RANK_ARRAYS",
     "RankEncoding",
+    "RankWriter",
     "compute_gene_medians",
     "rank_encode",
     "write_rank_encoding",
@@ -180,7 +182,11 @@ def compute_gene_medians(
         device_name, adata, layer, target_sum, "compute_gene_medians"
     )
     medians = to_numpy(_gene_median_array(xp, gene, values, n_genes))
-    gene_ids = var_gene_ids(adata, gene_key)
+    return medians_by_gene_id(var_gene_ids(adata, gene_key), medians)
+
+
+def medians_by_gene_id(gene_ids: np.ndarray, medians: np.ndarray) -> dict[str, float]:
+    """Gene id -> median from one median per column (NaN: none); a repeated id keeps its first."""
     first = _first_column_of(gene_ids) == np.arange(len(gene_ids))
     return {
         gene_id: float(median)
@@ -419,86 +425,198 @@ def write_rank_encoding(
         InputError: an unknown suffix or format, a missing output folder, or a failed write
             (nothing is left at ``path``).
     """
-    path = Path(path)
-    if format is None:
-        format = rank_format_of(path)
+    with RankWriter(
+        path, n_cells=len(encoding), format=format, compression=compression, provenance=provenance
+    ) as out:
+        out.append(encoding)
+
+
+class RankWriter:
+    """Write rank encodings block after block of cells, committed when the block ends.
+
+    The files of :func:`write_rank_encoding` (which writes one encoding through it), made
+    from encodings of consecutive cells (each a :class:`RankEncoding` of the same ``n_tokens``,
+    ``special_tokens`` and token dictionary): Parquet gets one row group per block (its
+    ``input_ids`` type, ``list<int32>`` or ``large_list<int32>``, is decided by the first
+    block); HDF5/Zarr get ``offsets`` and ``token_ids`` grown block by block, ``cell_id`` filled
+    in place, the vocabulary and attributes at the end. A failure leaves nothing at ``path``.
+
+    Usage::
+
+        with RankWriter("tokens.parquet", n_cells=n) as out:
+            for encoding in encodings:
+                out.append(encoding)
+
+    Memory: one block (the caller's), copied to the host.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        n_cells: int,
+        format: str | None = None,
+        compression: str | None = None,
+        provenance: dict[str, Any] | None = None,
+    ) -> None:
+        self.path = Path(path)
         if format is None:
-            raise InputError(
-                f"{path}: cannot tell the output format from the suffix "
-                f"{path.suffix.lower() or '(none)'!r}; name it .parquet, .h5/.hdf5 or .zarr"
+            format = rank_format_of(self.path)
+            if format is None:
+                raise InputError(
+                    f"{self.path}: cannot tell the output format from the suffix "
+                    f"{self.path.suffix.lower() or '(none)'!r}; name it .parquet, .h5/.hdf5 "
+                    "or .zarr"
+                )
+        else:
+            check_choice("format", format, OUTPUT_FORMATS)
+        self.format = format
+        self.n_cells = n_cells
+        self.compression = compression
+        self.provenance = provenance or {}
+        self.first: RankEncoding | None = None
+        self.cells = 0
+        self.tokens = 0
+        self._stack = contextlib.ExitStack()
+        self._out: Any = None
+        self._large = False
+
+    def __enter__(self) -> RankWriter:
+        try:
+            if self.format == "parquet":
+                _require_pyarrow()
+                check_output_folder(self.path)
+                if self.path.is_dir():
+                    raise InputError(
+                        f"{self.path}: is a folder; give the output a file name such as out.parquet"
+                    )
+                self._tmp = self._stack.enter_context(atomic_output(self.path))
+            else:
+                self._out = self._stack.enter_context(
+                    ArrayWriter(
+                        self.path,
+                        format=self.format,
+                        compression=self.compression,
+                        spec=RANK_ARRAYS,
+                    )
+                )
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def append(self, encoding: RankEncoding) -> None:
+        """Write the next cells' encodings (after those appended before)."""
+        offsets = np.asarray(to_numpy(encoding.offsets), dtype=np.int64)
+        token_ids = np.asarray(to_numpy(encoding.token_ids), dtype=np.int32)
+        if self.first is None:
+            self.first = encoding
+        if self.format == "parquet":
+            self._append_parquet(encoding, offsets, token_ids)
+        else:
+            self._append_arrays(encoding, offsets, token_ids)
+        self.cells += len(encoding)
+        self.tokens += len(token_ids)
+
+    def _append_arrays(self, encoding: RankEncoding, offsets: Any, token_ids: Any) -> None:
+        out = self._out
+        if self.cells == 0:
+            self._offsets = out.create("offsets", (1,), "int64", resizable=True)
+            self._offsets[0] = 0
+            self._token_ids = out.create("token_ids", (0,), "int32", resizable=True)
+            self._cell_ids = out.create("cell_id", (self.n_cells,), str)
+        n_cells, n_tokens = len(encoding), len(token_ids)
+        self._offsets.resize((self.cells + n_cells + 1,))
+        self._offsets[self.cells + 1 :] = offsets[1:] + self.tokens
+        if n_tokens:
+            self._token_ids.resize((self.tokens + n_tokens,))
+            self._token_ids[self.tokens :] = token_ids
+        if n_cells:
+            names = np.array([str(c) for c in encoding.cell_ids], dtype=object)
+            self._cell_ids[self.cells : self.cells + n_cells] = (
+                names if self.format == "hdf5" else names.astype(str)
             )
-    else:
-        check_choice("format", format, OUTPUT_FORMATS)
-    offsets = np.asarray(to_numpy(encoding.offsets), dtype=np.int64)
-    token_ids = np.asarray(to_numpy(encoding.token_ids), dtype=np.int32)
-    if format == "parquet":
-        _write_parquet(
-            encoding, offsets, token_ids, path, compression=compression, provenance=provenance or {}
+
+    def _append_parquet(self, encoding: RankEncoding, offsets: Any, token_ids: Any) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        values = pa.array(token_ids, type=pa.int32())
+        if self.cells == 0:
+            self._large = bool(offsets[-1] > INT32_MAX)
+        if self._large:
+            input_ids = pa.LargeListArray.from_arrays(pa.array(offsets), values)
+        else:
+            input_ids = pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), values)
+        table = pa.table(
+            {
+                "cell_id": pa.array([str(c) for c in encoding.cell_ids], type=pa.string()),
+                "input_ids": input_ids,
+                "length": pa.array(np.diff(offsets).astype(np.int32)),
+            }
         )
-        return
-    vocab = list(encoding.token_dictionary.items())
-    with ArrayWriter(path, format=format, compression=compression, spec=RANK_ARRAYS) as out:
-        out.write("offsets", offsets)
-        out.write("token_ids", token_ids)
-        out.write("cell_id", [str(c) for c in encoding.cell_ids])
+        if self.cells == 0:
+            metadata = {
+                "n_tokens": int(encoding.n_tokens),
+                "special_tokens": bool(encoding.special_tokens),
+                "token_dictionary": encoding.token_dictionary,
+            }
+            schema = table.schema.with_metadata(
+                {
+                    "gpu_genomics": json.dumps(metadata),
+                    "gpu_genomics_provenance": json.dumps(json_safe(self.provenance)),
+                }
+            )
+            try:
+                self._out = self._stack.enter_context(
+                    pq.ParquetWriter(self._tmp, schema, compression=self.compression or "zstd")
+                )
+            except (pa.ArrowException, ValueError) as exc:
+                raise InputError(f"{self.path}: cannot write Parquet ({exc})") from None
+        self._out.write_table(table.replace_schema_metadata(self._out.schema.metadata))
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            try:
+                if self.cells != self.n_cells:
+                    raise RuntimeError(
+                        f"{self.path}: {self.cells} cells appended, {self.n_cells} declared"
+                    )
+                if self.format != "parquet":
+                    self._finish_arrays()
+                elif self.first is None:
+                    raise RuntimeError(f"{self.path}: no encoding appended")
+            except BaseException as error:
+                if not self._stack.__exit__(type(error), error, error.__traceback__):
+                    raise
+                return
+        self._stack.__exit__(exc_type, exc, tb)
+
+    def _finish_arrays(self) -> None:
+        out, first = self._out, self.first
+        if first is None:  # no cell: the arrays of an empty encoding
+            out.write("offsets", np.zeros(1, dtype=np.int64))
+            out.write("token_ids", np.zeros(0, dtype=np.int32))
+            out.write("cell_id", [])
+            return
+        vocab = list(first.token_dictionary.items())
         out.write("vocab_token", [name for name, _ in vocab])
         out.write("vocab_id", np.array([token for _, token in vocab], dtype=np.int32))
         out.attrs(
             {
-                **(provenance or {}),
+                **self.provenance,
                 "encoding": "geneformer-rank-value",
-                "n_tokens": int(encoding.n_tokens),
-                "special_tokens": bool(encoding.special_tokens),
+                "n_tokens": int(first.n_tokens),
+                "special_tokens": bool(first.special_tokens),
             }
         )
 
 
-def _write_parquet(
-    encoding: RankEncoding,
-    offsets: np.ndarray,
-    token_ids: np.ndarray,
-    path: Path,
-    *,
-    compression: str | None,
-    provenance: dict[str, Any],
-) -> None:
+def _require_pyarrow() -> None:
     try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+        import pyarrow  # noqa: F401
     except ImportError:
         raise InputError(
             "writing Parquet needs pyarrow (pip install gpu-genomics[singlecell]); "
             "or write .h5/.zarr"
         ) from None
-    check_output_folder(path)
-    if path.is_dir():
-        raise InputError(f"{path}: is a folder; give the output a file name such as out.parquet")
-    values = pa.array(token_ids, type=pa.int32())
-    if offsets[-1] <= INT32_MAX:
-        input_ids = pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), values)
-    else:
-        input_ids = pa.LargeListArray.from_arrays(pa.array(offsets), values)
-    metadata = {
-        "n_tokens": int(encoding.n_tokens),
-        "special_tokens": bool(encoding.special_tokens),
-        "token_dictionary": encoding.token_dictionary,
-    }
-    table = pa.table(
-        {
-            "cell_id": pa.array([str(c) for c in encoding.cell_ids], type=pa.string()),
-            "input_ids": input_ids,
-            "length": pa.array(np.diff(offsets).astype(np.int32)),
-        }
-    ).replace_schema_metadata(
-        {
-            "gpu_genomics": json.dumps(metadata),
-            "gpu_genomics_provenance": json.dumps(json_safe(provenance)),
-        }
-    )
-    try:
-        with atomic_output(path) as tmp_path:
-            pq.write_table(table, tmp_path, compression=compression or "zstd")
-    except (pa.ArrowException, ValueError) as exc:
-        if isinstance(exc, InputError):
-            raise
-        raise InputError(f"{path}: cannot write Parquet ({exc})") from None
