@@ -272,3 +272,44 @@ def test_gene_medians_of_blocks_are_compute_gene_medians(tmp_path):
     got = gene_medians_of_blocks(None, blocks, cells, np.asarray(var.index, dtype=object))
     want = compute_gene_medians(adata)
     assert got.keys() == want.keys() and got == want  # bit for bit
+
+
+def write_10x_v3(path: Path, adata: ad.AnnData, n_antibodies: int) -> Path:
+    """Cell Ranger v3 ``.h5``: CSC features x barcodes of int32, with antibody features."""
+    import h5py
+
+    rng = np.random.default_rng(1)
+    antibodies = sp.csr_matrix(rng.poisson(5, (adata.n_obs, n_antibodies)).astype(np.float32))
+    x = sp.hstack([adata.X, antibodies]).tocsr()
+    csc = sp.csc_matrix(x.T.astype(np.int32))
+    names = [*adata.var_names, *(f"AB{i}" for i in range(n_antibodies))]
+    kinds = ["Gene Expression"] * adata.n_vars + ["Antibody Capture"] * n_antibodies
+    with h5py.File(path, "w") as f:
+        m = f.create_group("matrix")
+        m["barcodes"] = np.array([f"{name}-1" for name in adata.obs_names], dtype="S")
+        m["data"], m["indices"], m["indptr"] = csc.data, csc.indices, csc.indptr
+        m["shape"] = np.array(csc.shape, dtype=np.int32)
+        features = m.create_group("features")
+        features["id"] = np.array([f"ENSG{i:011d}" for i in range(len(names))], dtype="S")
+        features["name"] = np.array(names, dtype="S")
+        features["feature_type"] = np.array(kinds, dtype="S")
+        features["genome"] = np.array(["GRCh38"] * len(names), dtype="S")
+        features["_all_tag_keys"] = np.array(["genome"], dtype="S")
+    return path
+
+
+def test_cell_ranger_h5_is_read_by_blocks_as_scanpy_reads_it(tmp_path, caplog):
+    import scanpy as sc
+
+    source = write_10x_v3(tmp_path / "filtered.h5", synthetic_counts(260, 1800, seed=7), 9)
+    blocks, obs, var, _ = open_count_blocks(source, "10x-h5")
+    want = sc.read_10x_h5(source)
+    assert list(obs.index) == list(want.obs_names) and list(var.index) == list(want.var_names)
+    assert list(var.columns) == list(want.var.columns)
+    got = blocks.read(0, blocks.n_cells)
+    assert got.dtype == want.X.dtype == np.float32 and got.shape == want.shape
+    assert (got != want.X).nnz == 0
+    caplog.set_level(logging.INFO, logger="gpu_genomics")
+    memory, chunked_out = in_memory_and_chunked(tmp_path, source)
+    assert "temporary Zarr" not in caplog.text
+    assert_same_output(memory, chunked_out)

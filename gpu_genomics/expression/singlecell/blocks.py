@@ -1,10 +1,15 @@
-"""A count matrix on disk, read a block of cells at a time: AnnData ``.h5ad`` and ``.zarr``.
+"""A count matrix on disk, read a block of cells at a time: ``.h5ad``, ``.zarr`` and 10x ``.h5``.
 
 :func:`open_count_blocks` looks at the file once (the encoding of ``X``, its shape, ``obs``,
 ``var`` and ``uns``) and returns a :class:`CountBlocks`, a small picklable description that any
 process (a Dask worker too) reads rows from: for a CSR ``X`` only ``indptr[start:stop + 1]``
 and the ``data``/``indices`` ranges of those rows are read; a dense ``X`` is read row-sliced. A
 CSC ``X`` cannot be read by rows and is an error naming the fix.
+
+A Cell Ranger (v3+) ``.h5`` stores its features x barcodes matrix as CSC, which is cells x
+features CSR: it is read the same way, with the cells, genes and values
+``scanpy.read_10x_h5`` gives (its metadata code run on the file's metadata alone; the
+"Gene Expression" features only; int32 counts as float32).
 
 Memory: one block, ``stop - start`` rows of the stored matrix (as CSR), per read.
 """
@@ -44,25 +49,28 @@ class CountBlocks:
     n_genes: int
     nnz: int
     dtype: str
+    columns: np.ndarray | None = None  #: 10x: the stored features that are genes (int64)
 
     def read(self, start: int, stop: int) -> Any:
-        """Return rows ``[start, stop)`` as a SciPy CSR matrix of the stored dtype.
+        """Return rows ``[start, stop)`` as a SciPy CSR matrix of :attr:`dtype`.
 
         ``(stop - start, n_genes)``; ``indices`` int32, ``indptr`` int64.
         """
         import scipy.sparse as sp
 
         with _open(self) as root:
-            x = root["X"]
+            x = root["matrix" if self.store == "10x-h5" else "X"]
             if self.encoding == "array":
                 return sp.csr_matrix(np.asarray(x[start:stop]))
             indptr = np.asarray(x["indptr"][start : stop + 1], dtype=np.int64)
             first, last = int(indptr[0]), int(indptr[-1])
-            data = np.asarray(x["data"][first:last])
+            data = np.asarray(x["data"][first:last]).astype(self.dtype, copy=False)
             indices = np.asarray(x["indices"][first:last], dtype=np.int32)
-        return sp.csr_matrix(
-            (data, indices, indptr - first), shape=(stop - start, self.n_genes), copy=False
+            stored_genes = self.n_genes if self.columns is None else int(x["shape"][0])
+        rows = sp.csr_matrix(
+            (data, indices, indptr - first), shape=(stop - start, stored_genes), copy=False
         )
+        return rows if self.columns is None else rows[:, self.columns]
 
     def stored_bytes(self) -> int:
         """Bytes of ``X`` in memory as CSR: values, int32 indices and int64 row offsets."""
@@ -106,8 +114,8 @@ def open_count_blocks(path: str | Path, store: str) -> tuple[CountBlocks, Any, A
     """Describe the ``X`` of an AnnData file and read its ``obs``, ``var`` and ``uns``.
 
     Args:
-        path: ``.h5ad`` file or AnnData ``.zarr`` folder.
-        store: ``"h5ad"`` or ``"zarr"``.
+        path: ``.h5ad`` file, AnnData ``.zarr`` folder or Cell Ranger v3+ ``.h5``.
+        store: ``"h5ad"``, ``"zarr"`` or ``"10x-h5"``.
 
     Returns:
         ``(blocks, obs, var, uns)``: the :class:`CountBlocks`, the ``obs`` and ``var``
@@ -118,6 +126,8 @@ def open_count_blocks(path: str | Path, store: str) -> tuple[CountBlocks, Any, A
     """
     from anndata.io import read_elem
 
+    if store == "10x-h5":
+        return _open_10x(Path(path))
     try:
         with _open(str(path), store) as root:
             if "X" not in root:
@@ -150,6 +160,53 @@ def open_count_blocks(path: str | Path, store: str) -> tuple[CountBlocks, Any, A
             f"and var {len(var)}"
         )
     return blocks, obs, var, dict(uns)
+
+
+def is_lazy_10x(path: str | Path) -> bool:
+    """Whether a 10x ``.h5`` is of Cell Ranger v3+ (a ``matrix`` group), read by blocks."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        return "matrix" in f
+
+
+def _open_10x(path: Path) -> tuple[CountBlocks, Any, Any, dict]:
+    """The blocks, ``obs`` and ``var`` of a Cell Ranger v3+ ``.h5``, as scanpy reads them.
+
+    scanpy's own metadata code (``_read_v3_10x_h5``) runs on an in-memory copy of the file's
+    ``matrix`` group without its values (empty ``data``/``indices``), so the names and
+    columns are scanpy's; then only the "Gene Expression" features are kept, as
+    ``read_10x_h5(gex_only=True)`` does.
+    """
+    import io
+
+    import h5py
+    from scanpy.readwrite import _read_v3_10x_h5
+
+    try:
+        with h5py.File(path, "r") as f, h5py.File(io.BytesIO(), "w") as metadata:
+            matrix = f["matrix"]
+            copy = metadata.create_group("matrix")
+            for key, item in matrix.items():
+                if key not in ("data", "indices", "indptr"):
+                    f.copy(item, copy, key)
+            n_cells = int(matrix["shape"][1])  # features x barcodes
+            stored = matrix["data"].dtype
+            nnz = int(matrix["data"].shape[0])
+            copy["data"] = np.zeros(0, dtype=stored)
+            copy["indices"] = np.zeros(0, dtype=np.int64)
+            copy["indptr"] = np.zeros(n_cells + 1, dtype=np.int64)
+            empty = _read_v3_10x_h5(metadata)
+    except Exception as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"{path}: cannot be read as 10x-h5 ({message})") from None
+    genes = np.flatnonzero((empty.var["feature_types"] == "Gene Expression").to_numpy())
+    var = empty.var.iloc[genes].copy()
+    dtype = "float32" if stored == np.dtype("int32") else str(stored)  # as scanpy
+    blocks = CountBlocks(
+        str(path), "10x-h5", "csr_matrix", n_cells, len(genes), nnz, dtype, columns=genes
+    )
+    return blocks, empty.obs.copy(), var, {}
 
 
 def block_starts(n_cells: int, chunk_cells: int) -> list[tuple[int, int]]:

@@ -27,7 +27,7 @@ from ...io.files import stem
 from ...io.provenance import flat, provenance
 from ...io.spec import MAPPING, STRING, ArraySpec, OutputSpec
 from ...io.store import check_output_folder, removed_on_failure
-from .blocks import CountBlocks, open_count_blocks
+from .blocks import CountBlocks, is_lazy_10x, open_count_blocks
 from .chunked import DEFAULT_CHUNK_CELLS, RankOptions, preprocess_blocks, write_blocks
 from .rank import RankWriter, rank_encode, rank_format_of, write_rank_encoding
 from .recipe import MITO_PREFIX, HvgFlavor, Recipe, _backend_name, recorded_recipe
@@ -452,10 +452,11 @@ def out_of_core_source(
 ) -> OutOfCoreSource | None:
     """The input as the out-of-core recipe reads it, or None to run in memory.
 
-    Out of core when ``chunk_cells`` or ``client`` is given, or when an ``.h5ad``/``.zarr``
-    input would need more memory than is available (:func:`needed_memory`, said in one log
-    line). Other formats are read whole and written once to a temporary Zarr beside the output
-    (removed afterwards), which the tasks read.
+    Out of core when ``chunk_cells`` or ``client`` is given, or when an ``.h5ad``, ``.zarr``
+    or Cell Ranger v3+ ``.h5`` input would need more memory than is available
+    (:func:`needed_memory`, said in one log line); those are read by blocks. Other formats are
+    read whole and written once to a temporary Zarr beside the output (removed afterwards),
+    which the tasks read.
 
     Raises:
         InputError: out of core with ``device="gpu"`` (the out-of-core recipe runs on the CPU),
@@ -469,13 +470,14 @@ def out_of_core_source(
         raise InputError(f"{path}: no such file or folder")
     kind = detect_format(path)
     forced = chunk_cells is not None or client is not None
-    if not forced and kind not in ("h5ad", "zarr"):
+    lazy = kind in ("h5ad", "zarr") or (kind == "10x-h5" and is_lazy_10x(path))
+    if not forced and not lazy:
         return None
     if forced:
         why = "--workers/--scheduler" if chunk_cells is None else "--chunk-cells"
         if requested_device(device) == "gpu":
             raise InputError(f"device='gpu': the out-of-core recipe runs on the CPU; drop {why}")
-    if kind in ("h5ad", "zarr"):
+    if lazy:
         blocks, obs, var, uns = open_count_blocks(path, kind)
     else:
         return _converted_source(path, output_path, transpose=transpose, chunk_cells=chunk_cells)
