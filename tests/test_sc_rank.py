@@ -446,3 +446,42 @@ def test_bin_values_gpu_equals_cpu():
     cpu = bin_values(adata, seed=5, inplace=False, device="cpu")
     gpu = bin_values(adata, seed=5, inplace=False, device="gpu")
     np.testing.assert_array_equal(cpu.toarray(), gpu.toarray())
+
+
+class _RunsCode:
+    """A pickle that calls ``os.system`` when loaded (what a crafted dictionary file does)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_crafted_pickle_is_refused_and_never_runs(tmp_path):
+    marker = tmp_path / "ran"
+    for name, payload in (
+        ("direct.pkl", _RunsCode(marker)),
+        ("nested.pkl", {"ENSG1": 1.0, "ENSG2": _RunsCode(marker)}),
+    ):
+        path = tmp_path / name
+        path.write_bytes(pickle.dumps(payload))
+        for load in (load_gene_medians, load_token_dictionary):
+            with pytest.raises(InputError, match=r"references (posix|os)\.system.*refused") as info:
+                load(path)
+            assert "\n" not in str(info.value) and name in str(info.value)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+def test_geneformer_style_pickles_load_at_every_protocol(tmp_path, protocol):
+    import collections
+
+    medians = {"ENSG1": np.float32(0.5), "ENSG2": np.float64(2.25), "ENSG3": 3}
+    tokens = collections.OrderedDict([("<pad>", 0), ("<mask>", 1), ("ENSG1", np.int64(2))])
+    (tmp_path / "m.pkl").write_bytes(pickle.dumps(medians, protocol=protocol))
+    (tmp_path / "t.pkl").write_bytes(pickle.dumps(tokens, protocol=protocol))
+    assert load_gene_medians(tmp_path / "m.pkl") == {"ENSG1": 0.5, "ENSG2": 2.25, "ENSG3": 3.0}
+    assert load_token_dictionary(tmp_path / "t.pkl") == {"<pad>": 0, "<mask>": 1, "ENSG1": 2}

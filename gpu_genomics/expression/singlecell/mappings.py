@@ -1,10 +1,11 @@
 """The user's gene mapping files for Geneformer: gene medians and token dictionaries.
 
 Both are two-column mappings keyed by gene id (Ensembl ids in Geneformer's own files), read by
-suffix from pickle (``.pkl``/``.pickle``: a dict, as Geneformer ships them; load only files you
-trust), JSON (``.json``: an object) or TSV (``.tsv``/``.txt``/``.tab``: gene id, value; an
-optional header line; ``#`` comments). Every value is checked, with one-line errors naming the
-file and the gene:
+suffix from pickle (``.pkl``/``.pickle``: a dict, as Geneformer ships them; read by a restricted
+unpickler that builds plain containers, strings and numbers (NumPy scalars included) and refuses
+anything else, so a crafted file cannot run code), JSON (``.json``: an object) or TSV
+(``.tsv``/``.txt``/``.tab``: gene id, value; an optional header line; ``#`` comments). Every
+value is checked, with one-line errors naming the file and the gene:
 
 * gene medians (``gene id -> non-zero median``): finite numbers > 0;
 * token dictionaries (``token -> id``): integers in 0 .. 2**31 - 1; besides gene ids they hold
@@ -41,6 +42,39 @@ _Value = TypeVar("_Value")
 
 # --- reading ------------------------------------------------------------------------------
 
+#: What a mapping pickle may reference: plain containers, and NumPy scalars (Geneformer's
+#: medians are float32 scalars: rebuilt from a dtype and their bytes). Nothing callable beyond.
+_SAFE_GLOBALS = frozenset(
+    {
+        ("builtins", "dict"),
+        ("builtins", "list"),
+        ("builtins", "tuple"),
+        ("builtins", "set"),
+        ("builtins", "frozenset"),
+        ("builtins", "str"),
+        ("builtins", "int"),
+        ("builtins", "float"),
+        ("builtins", "bool"),
+        ("collections", "OrderedDict"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("_codecs", "encode"),  # the bytes of a NumPy scalar under pickle protocols 0-2
+    }
+)
+
+
+class _MappingUnpickler(pickle.Unpickler):
+    """An unpickler that builds only :data:`_SAFE_GLOBALS`; any other reference is refused."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in _SAFE_GLOBALS:
+            raise pickle.UnpicklingError(
+                f"it references {module}.{name}, which a mapping of gene ids never needs "
+                "(refused: a pickle can run code; only dicts of strings and numbers are read)"
+            )
+        return super().find_class(module, name)
+
 
 def _read_mapping(path: str | os.PathLike, what: str, value_kind: str) -> dict[str, Any]:
     """Read a two-column mapping (gene id -> value) from pickle, JSON or TSV."""
@@ -51,7 +85,7 @@ def _read_mapping(path: str | os.PathLike, what: str, value_kind: str) -> dict[s
     if suffix in (".pkl", ".pickle"):
         try:
             with open(path, "rb") as handle:
-                loaded = pickle.load(handle)  # user-supplied, as in Geneformer
+                loaded = _MappingUnpickler(handle).load()
         except Exception as exc:
             raise InputError(
                 f"{path}: cannot read the pickle ({type(exc).__name__}: {exc}); "
@@ -189,7 +223,7 @@ def load_gene_medians(path: str | os.PathLike) -> dict[str, float]:
     """Read gene id -> non-zero median, as Geneformer's ``gene_median_dictionary.pkl``.
 
     Args:
-        path: pickle (``.pkl``/``.pickle``, a dict; load only files you trust), JSON
+        path: pickle (``.pkl``/``.pickle``, a dict, read by a restricted unpickler), JSON
             (``.json``, an object) or TSV (``.tsv``/``.txt``/``.tab``: gene id, median; a
             header line optional), told apart by the suffix.
 
