@@ -312,13 +312,15 @@ def test_same_input_same_output(example, tmp_path):
         np.testing.assert_array_equal(a[key], b[key])
 
 
-def test_plain_fasta_reference_and_empty_bed(example, tmp_path):
+def test_plain_fasta_reference_and_empty_bed(example, tmp_path, caplog):
     plain = tmp_path / "ref.fa"
     plain.write_bytes(gzip.decompress((example / "reference.fa.gz").read_bytes()))
     (tmp_path / "empty.bed").write_text("track name=empty\n")
     shutil.copy(example / "celltype1.bed", tmp_path)
     (tmp_path / "meta.txt").write_text("celltype1.bed\nempty.bed\n")
     gg.build_interval_dataset(tmp_path / "meta.txt", plain, tmp_path / "o.h5", device="cpu")
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("empty.bed: holds no peaks; its label column is all zero" in w for w in warnings)
     arrays, _ = read_h5(tmp_path / "o.h5")
     labels = np.concatenate([arrays[f"{s}_labels"] for s in SPLITS])
     assert labels.shape[1] == 2 and labels[:, 0].all() and not labels[:, 1].any()

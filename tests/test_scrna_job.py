@@ -348,3 +348,11 @@ def test_exported_as_gpu_genomics_sc():
     if not hasattr(gsc, "preprocess_file"):
         pytest.skip("gpu_genomics.sc does not export preprocess_file yet")
     assert gsc.preprocess_file is preprocess_file
+
+
+@pytest.mark.parametrize("name", ["same.zarr", "tokens.ZARR"])
+def test_the_tokens_and_the_output_cannot_be_one_file(tmp_path, counts_file, name):
+    out = tmp_path / name
+    with pytest.raises(InputError, match=r"rank_output=.*must differ from the output"):
+        preprocess(counts_file, out, rank_output=tmp_path / "." / name)
+    assert list(tmp_path.iterdir()) == []

@@ -169,7 +169,8 @@ def file_peaks(
 
     Returns:
         ``(peaks, warning)``: ``chrom`` (index into ``names``), ``start``, ``end``, ``minus``,
-        ``label`` columns, and the warning to log about dropped rows (or None).
+        ``label`` columns, and the warning to log about dropped rows or a file left without
+        peaks (its label column all zero), or None.
 
     Raises:
         InputError: a malformed file, an unknown chromosome (without ``skip_unknown_chroms``),
@@ -210,6 +211,10 @@ def file_peaks(
             f"chromosome in {reference_path} (first: {name}:{starts[first]}, {name} has "
             f"{lengths[chrom[first]]} bases); is this the right reference build?"
         )
+    if not keep.any():  # its label column would be all zero: say so, never silently
+        empty = "holds no peaks" if len(peaks) == 0 else "has no peak left on the reference"
+        notice = f"{source.path}: {empty}; its label column is all zero"
+        warning = notice if warning is None else f"{warning}; {notice}"
     frame = pd.DataFrame(
         {
             "chrom": chrom[keep],

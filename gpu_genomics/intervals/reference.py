@@ -6,19 +6,36 @@ compressed with plain gzip cannot be read at random: it is refused with the comm
 it into bgzip. Sequence comes back as ``uint8`` ASCII codes: plain FASTA is read straight from
 the file through the index's line layout (memory-mapped, no intermediate str), bgzip through
 htslib.
+
+Nothing wrong is read silently:
+
+* a plain FASTA's ``.fai`` is checked against the file when it is opened: every record's bases
+  must end inside the file, and a few bytes per record (the line end before its first base, the
+  end of its first full line, the byte after its last base) must be where the layout puts them.
+  A FASTA re-wrapped or edited after indexing, or an index of another file, is refused with the
+  fix (remove the ``.fai``: it is rebuilt);
+* every window is checked to lie inside its chromosome before any byte is gathered, so no read
+  ever leaves the file;
+* every base read must be an IUPAC letter (either case): a byte such as ``*``, a digit, ``@`` or
+  a line end (a layout the checks above missed) is an error naming the chromosome and the
+  position, never an all-zero row;
+* htslib's errors on a bgzip reference (a stale ``.gzi``) become that one-line error too.
 """
 
 from __future__ import annotations
 
 import mmap
 import os
+import shlex
 from pathlib import Path
+from typing import Any
 
 import numba
 import numpy as np
 
 from ..errors import InputError
 from ..io.files import is_bgzf, is_gzip
+from ..sequence.alphabet import valid_bytes
 
 
 class Reference:
@@ -40,8 +57,9 @@ class Reference:
         if compressed and not is_bgzf(self.path):
             raise InputError(
                 f"{self.path}: compressed with plain gzip, which cannot be read by region; "
-                f"recompress it with bgzip: gunzip -c {self.path} | bgzip > "
-                f"{self.path.with_suffix('')}.bgz (bgzip comes with htslib/samtools)"
+                f"recompress it with bgzip: gunzip -c {shlex.quote(str(self.path))} | bgzip > "
+                f"{shlex.quote(str(self.path.with_suffix('')) + '.bgz')} (bgzip comes with "
+                "htslib/samtools)"
             )
         missing = [p for p in self._index_paths(compressed=compressed) if not p.exists()]
         if missing and not os.access(self.path.parent, os.W_OK):
@@ -65,11 +83,43 @@ class Reference:
         if not self.names:
             raise InputError(f"{self.path}: the reference holds no sequences")
         # plain FASTA: read spans straight from the file through the .fai line layout
+        self._map: mmap.mmap | None = None
         self._layout = None if compressed else _read_fai(self.index_path)
         #: True when :meth:`windows` reads just the windows (plain FASTA), so that it can be
         #: called per batch; False when it decompresses spans (bgzip: call once per chromosome).
         self.gathers_windows = self._layout is not None
-        self._map: mmap.mmap | None = None
+        if self._layout is not None:
+            self._check_layout()
+
+    def _check_layout(self) -> None:
+        """Refuse a ``.fai`` whose line layout does not match the plain FASTA (module docstring)."""
+        data = self._file_bytes()
+        size = len(data)
+        for name, record_length in zip(self.names, self.lengths, strict=True):
+            offset, line_bases, line_bytes = self._layout[name]
+            length = int(record_length)
+            if length == 0:
+                continue
+            problem = None
+            last = offset + (length - 1) // max(line_bases, 1) * line_bytes
+            last += (length - 1) % max(line_bases, 1)
+            if line_bases <= 0 or not line_bases < line_bytes <= line_bases + 2:
+                problem = f"lines of {line_bases} bases in {line_bytes} bytes"
+            elif offset <= 0 or last >= size:
+                problem = f"bases at bytes {offset}..{last}, past the end of the file ({size})"
+            elif data[offset - 1] != ord("\n"):
+                problem = f"no line end before its first base (byte {offset})"
+            elif length > line_bases and data[offset + line_bytes - 1] != ord("\n"):
+                problem = f"no line end after its first line of {line_bases} bases"
+            elif last + 1 < size and data[last + 1] not in (ord("\n"), ord("\r")):
+                problem = f"no line end after its last base (byte {last})"
+            if problem is not None:
+                raise InputError(
+                    f"{self.path}: its index {self.index_path.name} does not match the file "
+                    f"(record {name}: {problem}); the FASTA was changed after indexing or the "
+                    f"index is another file's: remove {shlex.quote(str(self.index_path))} "
+                    "(it is rebuilt) or run samtools faidx on the FASTA"
+                )
 
     def _index_paths(self, *, compressed: bool) -> list[Path]:
         paths = [Path(f"{self.path}.fai")]
@@ -87,8 +137,16 @@ class Reference:
         if self._layout is not None:  # plain FASTA: one window through the line layout
             data, _ = self.windows(name, np.array([start]), max(end - start, 0))
             return data
-        sequence = self._fasta.fetch(name, start, end)
-        return np.frombuffer(sequence.encode("ascii"), dtype=np.uint8)
+        try:
+            sequence = self._fasta.fetch(name, start, end)
+        except (OSError, ValueError) as exc:  # htslib: a stale .gzi, a truncated file
+            raise InputError(
+                f"{self.path}: cannot read {name}:{start + 1}-{end} ({exc}); if the file was "
+                "recompressed after indexing, remove its .fai and .gzi (they are rebuilt)"
+            ) from None
+        data = np.frombuffer(sequence.encode("latin-1"), dtype=np.uint8)
+        self._check_bases(name, data, lambda k: start + k)
+        return data
 
     def windows(
         self, name: str, starts: np.ndarray, length: int, buffer: np.ndarray | None = None
@@ -110,6 +168,13 @@ class Reference:
             ``(data, data_starts)``: a ``uint8`` buffer and where each window starts in it.
         """
         starts = np.asarray(starts, dtype=np.int64)
+        chrom_length = int(self.lengths[self._index_of[name]])
+        if len(starts) and (starts.min() < 0 or starts.max() + length > chrom_length):
+            bad = int(starts[(starts < 0) | (starts + length > chrom_length)][0])
+            raise InputError(
+                f"{self.path}: window {name}:{bad}-{bad + length} lies outside {name} "
+                f"({chrom_length} bases); is the reference the genome build of the peaks?"
+            )
         if self._layout is None:
             span_starts, span_ends, data_starts = window_spans(starts, length)
             return self.fetch_spans(name, span_starts, span_ends), data_starts
@@ -119,7 +184,21 @@ class Reference:
             buffer = np.empty(size, dtype=np.uint8)
         out = buffer[:size].reshape(len(starts), length)
         _gather_fasta_windows(self._file_bytes(), offset, line_bases, line_bytes, starts, out)
+        self._check_bases(name, out.reshape(-1), lambda k: int(starts[k // length]) + k % length)
         return out.reshape(-1), np.arange(len(starts), dtype=np.int64) * length
+
+    def _check_bases(self, name: str, data: np.ndarray, position_of: Any) -> None:
+        """Raise the one-line error at the first byte of ``data`` that is not an IUPAC letter."""
+        valid = valid_bytes()[data]
+        if valid.all():
+            return
+        k = int(np.argmin(valid))
+        indexes = [self.index_path, *([self.gzi_path] if self.gzi_path else [])]
+        raise InputError(
+            f"{self.path}: {name}:{position_of(k) + 1} (1-based) holds {chr(data[k])!r} "
+            f"(byte {int(data[k])}), not an IUPAC letter; fix the reference (or, if its index "
+            f"is stale, remove {' '.join(shlex.quote(str(p)) for p in indexes)}: it is rebuilt)"
+        )
 
     def _file_bytes(self) -> np.ndarray:
         if self._map is None:

@@ -227,6 +227,8 @@ def preprocess_file(
                 "rank_output", str(rank_output), "must end in .parquet/.pq, .h5/.hdf5 or .zarr"
             )
         check_output_folder(rank_output)
+        if Path(rank_output).resolve() == output_path.resolve():
+            raise invalid("rank_output", str(rank_output), "must differ from the output")
         rank = {
             "n_tokens": n_tokens,
             "medians": load_gene_medians(gene_medians) if gene_medians else None,
