@@ -44,7 +44,14 @@ def main(
     except GpuGenomicsError as exc:
         click.echo(f"gpu-genomics: error: {exc}", err=True)
         sys.exit(2)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except (click.exceptions.Abort, KeyboardInterrupt) as exc:
+        if isinstance(exc.__cause__, EOFError):  # click turns an EOFError into Abort
+            click.echo(
+                f"gpu-genomics: error: an input ended early ({exc.__cause__ or 'EOFError'}); "
+                "it is truncated or corrupt: copy or download it again",
+                err=True,
+            )
+            sys.exit(2)
         click.echo("gpu-genomics: interrupted; no output was written", err=True)
         sys.exit(130)
     except click.ClickException as exc:

@@ -52,5 +52,7 @@ from .common import (
 @logging_options
 def vcf(input_path: str, output: str, **options: Any) -> None:
     """VCF/BCF -> call_genotype, dosage (samples x variants) and QC figures in HDF5/Zarr."""
+    quiet = options["quiet"]
     summary = run_job(convert_vcf, input_path, output, **options)
-    click.echo(format_summary(summary))
+    if not quiet:  # --quiet: warnings only
+        click.echo(format_summary(summary))

@@ -28,6 +28,7 @@ import itertools
 import os
 import re
 import warnings
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -205,6 +206,8 @@ def _parse_fast(
         raise InputError(f"{source}: is not UTF-8 text ({exc.reason}); save it as UTF-8") from None
     except (ValueError, TypeError, pd.errors.ParserError) as exc:  # non-number, too many fields
         return None, np.empty(0, dtype=object), exc
+    except (OSError, EOFError, zlib.error):  # a truncated gzip: the Python scan names the line
+        return None, np.empty(0, dtype=object), None
     if (
         values.shape[1] != n_columns
         or not frame.index.notna().all()
@@ -291,13 +294,25 @@ def _read_head(source: str) -> tuple[list[str], list[str] | None, str]:
 
 
 def _iter_rows(source: str, delimiter: str) -> Iterator[tuple[int, list[str]]]:
-    """``(line number, fields)`` of every non-blank data line (after the header)."""
-    with _open_text(source) as handle:
-        rows = csv.reader(handle, delimiter=delimiter)
-        next(rows, None)
-        for row in rows:
-            if row:
-                yield rows.line_num, row
+    """``(line number, fields)`` of every non-blank data line (after the header).
+
+    Raises:
+        InputError: the file ends early or is corrupt (a truncated gzip), naming the line.
+    """
+    line = 1
+    try:
+        with _open_text(source) as handle:
+            rows = csv.reader(handle, delimiter=delimiter)
+            next(rows, None)
+            for row in rows:
+                line = rows.line_num
+                if row:
+                    yield line, row
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InputError(
+            f"{source}: cannot be read after line {line} ({exc}); the file is truncated or "
+            "corrupt: copy or download it again"
+        ) from None
 
 
 def _data_row_lines(source: str, delimiter: str) -> list[int]:

@@ -56,7 +56,8 @@ def read_metadata(path: str | os.PathLike) -> tuple[list[BedSource], list[str]]:
     for index, (number, bed, label, _) in enumerate(entries):
         bed_path = _resolve(bed, path.parent)
         if not bed_path.is_file():
-            raise InputError(f"{path}: line {number}: BED file {bed_path} does not exist")
+            what = "is a folder, not a BED file" if bed_path.is_dir() else "does not exist"
+            raise InputError(f"{path}: line {number}: BED file {bed_path} {what}")
         if form == "custom":
             column = column_of[int(label)]
         else:

@@ -36,6 +36,7 @@ import numpy as np
 from ..errors import InputError
 from ..io.files import is_bgzf, is_gzip
 from ..sequence.alphabet import valid_bytes
+from ..sequence.batch import letter_at
 
 
 class Reference:
@@ -195,8 +196,8 @@ class Reference:
         k = int(np.argmin(valid))
         indexes = [self.index_path, *([self.gzi_path] if self.gzi_path else [])]
         raise InputError(
-            f"{self.path}: {name}:{position_of(k) + 1} (1-based) holds {chr(data[k])!r} "
-            f"(byte {int(data[k])}), not an IUPAC letter; fix the reference (or, if its index "
+            f"{self.path}: {name}:{position_of(k) + 1} (1-based) holds {letter_at(data, k)}, "
+            "not an IUPAC letter; fix the reference (or, if its index "
             f"is stale, remove {' '.join(shlex.quote(str(p)) for p in indexes)}: it is rebuilt)"
         )
 

@@ -369,10 +369,16 @@ def atomic_output(path: str | os.PathLike, *, directory: bool = False) -> Iterat
 
 
 def check_output_folder(path: str | os.PathLike) -> None:
-    """Raise :class:`InputError` now, before any work, when ``path``'s folder does not exist."""
+    """Raise :class:`InputError` now, before any work, when ``path`` cannot be written.
+
+    Its folder must exist and be writable (the temporary output is made there), and ``path``
+    itself, when it exists, must be replaceable.
+    """
     folder = Path(path).resolve().parent
     if not folder.is_dir():
         raise InputError(f"{path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"{path}: the folder {folder} is not writable; choose another output")
 
 
 @contextlib.contextmanager

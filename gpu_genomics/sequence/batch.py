@@ -148,9 +148,9 @@ class SequenceBatch:
         position = block_start + int(np.argmax(~valid_bytes()[block_data]))
         record = int(np.searchsorted(self.offsets, position, side="right")) - 1
         where = f"{source}: " if source else ""
-        letter = chr(self.data[position])
+        letter = letter_at(self.data, position)
         raise InputError(
-            f"{where}{self.record_label(record, first_record=first_record)}: {letter!r} at "
+            f"{where}{self.record_label(record, first_record=first_record)}: {letter} at "
             f"position {position - int(self.offsets[record])} is not a DNA letter "
             "(IUPAC A C G T N R Y S W K M B D H V, either case); remove or replace it"
         )
@@ -236,3 +236,18 @@ def as_batch(seqs: SequencesLike) -> SequenceBatch:
     if isinstance(seqs, Iterable):
         return SequenceBatch.from_strings(list(seqs))
     raise InputError(f"cannot read sequences from a {type(seqs).__name__}")
+
+
+def letter_at(data: np.ndarray, position: int) -> str:
+    """The character at byte ``position`` of UTF-8 text ``data``, quoted, for messages.
+
+    A multi-byte letter is shown whole (``'é'``, not its first byte ``'Ã'``); a byte that
+    starts no UTF-8 character is shown by value (``byte 0xff``).
+    """
+    head = bytes(data[position : position + 4])
+    for size in range(1, len(head) + 1):
+        try:
+            return repr(head[:size].decode("utf-8"))
+        except UnicodeDecodeError:
+            continue
+    return f"byte 0x{head[0]:02x}"
