@@ -109,3 +109,80 @@ def test_vcf_quiet_prints_nothing_on_success(out, capsys):
     captured = capsys.readouterr()
     assert captured.out == ""
     assert (out / "g.h5").exists()
+
+
+# --- interrupts, locks and leftovers ------------------------------------------------------------
+
+
+def big_fasta(path: Path, n_records: int = 60_000, length: int = 1000) -> Path:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    letters = np.frombuffer(b"ACGT", dtype=np.uint8)
+    with open(path, "wb") as handle:
+        for i in range(n_records):
+            handle.write(b">r%d\n" % i + letters[rng.integers(0, 4, length)].tobytes() + b"\n")
+    return path
+
+
+@pytest.mark.parametrize(("signum", "status"), [("SIGINT", 130), ("SIGTERM", 143)])
+@pytest.mark.parametrize("suffix", [".h5", ".zarr"])
+def test_a_signal_ends_the_run_cleanly(tmp_path, out, signum, status, suffix):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    fasta = big_fasta(tmp_path / "big.fa")
+    entry = "from gpu_genomics.cli import main; main()"
+    command = [sys.executable, "-c", entry, "encode", str(fasta),
+               "-o", str(out / f"e{suffix}"), "--device", "cpu", "--quiet"]  # fmt: skip
+    for delay in (0.0, 0.4):  # as soon as it writes, and a little later
+        process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+        started = time.monotonic()
+        while not any(".tmp-" in p.name for p in out.iterdir()):
+            assert process.poll() is None, process.communicate()[1]
+            assert time.monotonic() - started < 60
+            time.sleep(0.02)
+        time.sleep(delay)
+        process.send_signal(getattr(signal, signum))
+        try:
+            _, err = process.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+        if process.returncode == 0:  # it finished before the signal: a fast machine
+            continue
+        assert process.returncode == status, err
+        assert f"interrupted ({signum}); no output was written" in err
+        assert "Traceback" not in err
+        assert list(out.iterdir()) == [], list(out.iterdir())
+
+
+def test_a_second_run_on_the_same_output_fails_at_once(tmp_path, out):
+    from gpu_genomics.errors import InputError
+    from gpu_genomics.io.store import ArrayWriter
+
+    target = out / "x.h5"
+    with ArrayWriter(target) as first:
+        first.write("a", [1, 2, 3])
+        with pytest.raises(InputError, match=r"x.h5: is being written by another run \(PID \d+\)"):
+            with ArrayWriter(target):
+                pass
+    assert sorted(p.name for p in out.iterdir()) == ["x.h5"]  # the lock is gone too
+
+
+def test_leftovers_of_a_killed_run_are_removed_by_the_next(tmp_path, out, caplog):
+    import logging
+
+    from gpu_genomics.io.store import ArrayWriter
+
+    dead = 2**22 + 12345  # above the usual pid_max: no such process
+    (out / f".x.h5.tmp-{dead}").write_bytes(b"half written")
+    (out / f".x.h5.spool-{dead}-abc").mkdir()
+    (out / f".y.h5.tmp-{dead}").write_bytes(b"another output's")  # not this output's: kept
+    caplog.set_level(logging.INFO, logger="gpu_genomics")
+    with ArrayWriter(out / "x.h5") as writer:
+        writer.write("a", [1])
+    assert sorted(p.name for p in out.iterdir()) == [f".y.h5.tmp-{dead}", "x.h5"]
+    assert "left by an earlier run that was killed" in caplog.text

@@ -15,6 +15,7 @@ import sys
 import click
 
 from ..errors import GpuGenomicsError
+from ..io import interrupts
 from ..io.provenance import version
 from .bulk import bulk
 from .encode import encode
@@ -40,11 +41,16 @@ def main(
     """Entry point of the ``gpu-genomics`` console script."""
     try:
         args = list(sys.argv[1:] if argv is None else argv)
-        command.main(args=args, prog_name=prog_name, standalone_mode=False, obj={"argv": args})
+        with interrupts.handled():
+            command.main(args=args, prog_name=prog_name, standalone_mode=False, obj={"argv": args})
+    except interrupts.Interrupted as exc:
+        _end_interrupted(exc)
     except GpuGenomicsError as exc:
         click.echo(f"gpu-genomics: error: {exc}", err=True)
         sys.exit(2)
     except (click.exceptions.Abort, KeyboardInterrupt) as exc:
+        if isinstance(exc.__cause__, interrupts.Interrupted):  # click wraps it in Abort
+            _end_interrupted(exc.__cause__)
         if isinstance(exc.__cause__, EOFError):  # click turns an EOFError into Abort
             click.echo(
                 f"gpu-genomics: error: an input ended early ({exc.__cause__ or 'EOFError'}); "
@@ -60,6 +66,23 @@ def main(
     except OSError as exc:
         click.echo(f"gpu-genomics: error: {exc}", err=True)
         sys.exit(1)
+
+
+def _end_interrupted(exc: interrupts.Interrupted) -> None:
+    """End a run that SIGINT/SIGTERM interrupted: its temporary outputs removed, one line.
+
+    The process ends at once (``os._exit``), so that threads still writing (Zarr's) and their
+    pending tasks neither recreate a removed temporary path nor print at interpreter exit.
+    """
+    import os
+
+    from ..io.store import remove_unfinished
+
+    remove_unfinished()
+    click.echo(f"gpu-genomics: interrupted ({exc}); no output was written", err=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(exc.exit_status)
 
 
 def genomic_interval_pipeline_main(argv: list[str] | None = None) -> None:

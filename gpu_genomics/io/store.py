@@ -1,8 +1,13 @@
 """Writing named arrays to HDF5 or Zarr, atomically.
 
-:class:`ArrayWriter` writes into a temporary path beside the output (``.NAME.tmp-PID``) and
-renames it into place only when the ``with`` block ends without error; a failed or interrupted
-run removes the temporary path and leaves any earlier output untouched. Both formats hold the
+:class:`ArrayWriter` (and :func:`atomic_output`, for files written by other libraries) writes
+into a temporary path beside the output (``.NAME.tmp-PID``) and renames it into place only when
+the ``with`` block ends without error and no signal came (:mod:`.interrupts`); a failed or
+interrupted run removes the temporary path and leaves any earlier output untouched. While it
+writes, it holds an advisory lock on the output (``.NAME.lock``, holding its PID, removed at the
+end): a second run writing the same output at the same time fails at once, naming the first.
+Temporary paths left by a process that no longer runs (killed with SIGKILL) are removed, with one
+log line, by the next run writing the same output. Both formats hold the
 same arrays, chunked along the first axis, with the same attributes (nested values are stored as
 JSON strings in HDF5 and as JSON in Zarr).
 """
@@ -11,7 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +28,10 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import InputError, check_choice
+from . import interrupts
 from .spec import LINK, STRING, OutputSpec
+
+log = logging.getLogger("gpu_genomics")
 
 Format = Literal["hdf5", "zarr"]
 FORMATS = ("hdf5", "zarr")
@@ -135,7 +145,10 @@ class ArrayWriter:
     # --- context management --------------------------------------------------------------
     def __enter__(self) -> ArrayWriter:
         check_output_folder(self.path)
+        self._lock = output_lock(self.path)
+        self._lock.__enter__()
         _remove(self.tmp_path)
+        _UNFINISHED.add(self.tmp_path)
         if self.format == "hdf5":
             import h5py
 
@@ -152,9 +165,22 @@ class ArrayWriter:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        try:
+            self._finish(exc_type)
+        finally:
+            _UNFINISHED.discard(self.tmp_path)
+            self._lock.__exit__(None, None, None)
+
+    def _finish(self, exc_type: type[BaseException] | None) -> None:
         if self.format == "hdf5" and self._root is not None:
             self._root.close()
         self._root = None
+        if exc_type is None:
+            try:
+                interrupts.raise_if_received()
+            except BaseException:
+                _remove(self.tmp_path)
+                raise
         if exc_type is not None:
             _remove(self.tmp_path)
             return
@@ -326,8 +352,19 @@ def _check_dims(name: str, shape: tuple[int, ...], dims: tuple[str, ...] | None)
         raise ValueError(f"{name}: {len(dims)} dimension names for {len(shape)} axes")
 
 
+#: Temporary outputs of this process not yet committed or removed.
+_UNFINISHED: set[Path] = set()
+
+
 def _temporary_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def remove_unfinished() -> None:
+    """Remove every temporary output of this process (the end of an interrupted run)."""
+    for tmp_path in list(_UNFINISHED):
+        _remove(tmp_path)
+        _UNFINISHED.discard(tmp_path)
 
 
 def _commit(tmp_path: Path, path: Path) -> None:
@@ -359,13 +396,86 @@ def atomic_output(path: str | os.PathLike, *, directory: bool = False) -> Iterat
         kind = "a folder" if path.is_dir() else "a file"
         raise InputError(f"{path}: exists and is {kind}; remove it or choose another name")
     tmp_path = _temporary_path(path)
-    _remove(tmp_path)
-    try:
-        yield tmp_path
-    except BaseException:
+    with output_lock(path):
         _remove(tmp_path)
-        raise
-    _commit(tmp_path, path)
+        _UNFINISHED.add(tmp_path)
+        try:
+            yield tmp_path
+            interrupts.raise_if_received()
+        except BaseException:
+            _remove(tmp_path)
+            raise
+        finally:
+            _UNFINISHED.discard(tmp_path)
+        _commit(tmp_path, path)
+
+
+@contextlib.contextmanager
+def output_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Hold an advisory lock on writing ``path`` for the block (see the module docstring).
+
+    Also removes the temporary paths of ``path`` left by processes that no longer run.
+
+    Raises:
+        InputError: another running process holds the lock (named by its PID).
+    """
+    import fcntl
+
+    path = Path(path)
+    lock_path = path.with_name(f".{path.name}.lock")
+    handle = open(lock_path, "a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            other = handle.read().strip() or "another process"
+            raise InputError(
+                f"{path}: is being written by another run (PID {other}); wait for it to end "
+                "or choose another output"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        _remove_stale_temporaries(path)
+        try:
+            yield
+        finally:
+            lock_path.unlink(missing_ok=True)
+    finally:
+        handle.close()
+
+
+def spool_prefix(path: str | os.PathLike) -> str:
+    """The name prefix of a job's scratch folder beside ``path`` (``tempfile`` adds the rest).
+
+    It carries the PID, so that :func:`output_lock` removes it once its process is gone.
+    """
+    return f".{Path(path).name}.spool-{os.getpid()}-"
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Remove ``.NAME.tmp-PID``, ``.old-PID`` and ``.spool-PID-*`` whose process is gone."""
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.(tmp|old|spool)-(\d+)(-.*)?")
+    for leftover in path.parent.iterdir():
+        match = pattern.fullmatch(leftover.name)
+        if match is None or _running(int(match.group(2))):
+            continue
+        log.info("removed %s, left by an earlier run that was killed", leftover)
+        _remove(leftover)
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def check_output_folder(path: str | os.PathLike) -> None:

@@ -33,7 +33,13 @@ from ..device import array_module, resolve_device, to_numpy
 from ..errors import InputError, check_choice, positive_int, with_options
 from ..io.provenance import provenance
 from ..io.spec import STRING, ArraySpec, OutputSpec
-from ..io.store import ArrayWriter, check_output_folder, format_from_path, resolve_compression
+from ..io.store import (
+    ArrayWriter,
+    check_output_folder,
+    format_from_path,
+    resolve_compression,
+    spool_prefix,
+)
 from . import genotypes as G
 from .reader import DEFAULT_CHUNK_VARIANTS, VcfReader, allele_table, pad_ploidy
 
@@ -232,7 +238,7 @@ def convert_vcf(
     from tqdm import tqdm
 
     with (
-        tempfile.TemporaryDirectory(prefix=f".{Path(output_path).name}.spool-", dir=parent) as tmp,
+        tempfile.TemporaryDirectory(prefix=spool_prefix(output_path), dir=parent) as tmp,
         tqdm(unit="variant", desc="vcf", disable=not progress or None) as bar,
     ):
         spool = _Spool(tmp)
