@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -179,7 +180,7 @@ def locate_records(path: str, start: int, stop: int) -> np.ndarray:
     if not len(heads) or raw[: heads[0]].strip():
         raise InputError(
             f"{path}: no record starts at byte {start} where {path}.fai places one; the index "
-            f"is out of date: rerun samtools faidx {path}"
+            f"is out of date: rerun samtools faidx {shlex.quote(str(path))}"
         )
     return (heads + start).astype(np.int64)
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import gzip
 import logging
 import os
+import shlex
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -460,7 +461,12 @@ class VcfReader:
         if self.region:
             index_found = any(Path(str(self.path) + suffix).exists() for suffix in (".tbi", ".csi"))
             if not index_found:
-                tool = "bcftools index" if self._bcf else "tabix -p vcf (or bcftools index)"
+                quoted = shlex.quote(str(self.path))
+                tool = (
+                    f"bcftools index {quoted}"
+                    if self._bcf
+                    else f"tabix -p vcf {quoted} (or bcftools index {quoted})"
+                )
                 raise InputError(
                     f"{self.path}: region={self.region!r} needs an index (.tbi/.csi) beside the "
                     f"file; bgzip it and run {tool}"
