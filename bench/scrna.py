@@ -15,8 +15,19 @@ kernels once per process):
 Printed: seconds per step and in total, cells per second, peak RSS of the subprocess (loaded
 matrix included), and our overhead against scanpy (target: at most 5%) or the GPU speed-up.
 
+``--out-of-core``: file to file on the same matrix, each in its own subprocess:
+``preprocess_file`` in memory, out of core in this process (``chunk_cells=20000``), out of core
+on a 2-worker LocalCluster (peak RSS of the client and of each worker), and scanpy's own dask
+path (``X`` read lazily by ``anndata.experimental.read_elem_lazy`` in 20,000-cell blocks; each
+step recorded as run on dask or materialised); outputs compared with the in-memory one.
+
+``--large CELLS``: an ``.h5ad`` written with h5py in row blocks (same design, never the whole
+matrix in memory), then ``gpu-genomics scrna --chunk-cells 20000``: seconds, cells/s, peak RSS.
+
     python bench/scrna.py                       # 100k x 20k
     python bench/scrna.py --cells 20000 --genes 10000 --repeats 3
+    python bench/scrna.py --out-of-core --cache /tmp/scrna-cache
+    python bench/scrna.py --large 3200000 --genes-per-cell 1500 --cache /tmp/scrna-cache
 """
 
 from __future__ import annotations
