@@ -35,6 +35,7 @@ SEEDS = {
     "fastq": b"@r1\nACGTN\n+\nIIIII\n@r2\nGG\n+\n##\n",
     "vcf": gzip.decompress((DATA / "vcf" / "example.vcf.gz").read_bytes())[:6000],
     "tsv": b"gene\ts1\ts2\ts3\nA\t1\t2\t3\nB\t0\t5.5\tNA\nC\t7\t8\t9\n",
+    "mtx": b"%%MatrixMarket matrix coordinate integer general\n3 2 4\n1 1 5\n2 1 1\n3 2 7\n1 2 2\n",
 }
 
 #: Edits of a seed: (position fraction, bytes to put there, bytes removed there).
@@ -85,12 +86,28 @@ def table(path: Path) -> None:
     read_table(path, orientation="rows-are-features")
 
 
+def tenx_folder(path: Path) -> None:
+    """A 10x matrix folder whose ``matrix.mtx`` is the fuzzed file."""
+    pytest.importorskip("scanpy")
+    from gpu_genomics.expression.singlecell import read
+
+    folder = path.parent / "filtered_feature_bc_matrix"
+    folder.mkdir()
+    path.rename(folder / ("matrix.mtx.gz" if path.name.endswith(".gz") else "matrix.mtx"))
+    (folder / "features.tsv").write_text(
+        "".join(f"ENSG{i}\tG{i}\tGene Expression\n" for i in range(3))
+    )
+    (folder / "barcodes.tsv").write_text("AAAC-1\nAAAG-1\n")
+    read(folder)
+
+
 READERS = {
     "bed": (".bed", read_bed),
     "fasta": (".fa", encode),
     "fastq": (".fq", encode),
     "vcf": (".vcf", vcf),
     "tsv": (".tsv", table),
+    "mtx": (".mtx", tenx_folder),
 }
 
 

@@ -186,3 +186,38 @@ def test_leftovers_of_a_killed_run_are_removed_by_the_next(tmp_path, out, caplog
         writer.write("a", [1])
     assert sorted(p.name for p in out.iterdir()) == [f".y.h5.tmp-{dead}", "x.h5"]
     assert "left by an earlier run that was killed" in caplog.text
+
+
+# --- the rest of the reported cases -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".h5", ".zarr"])
+def test_encode_of_empty_records_and_length_0(tmp_path, out, capsys, suffix):
+    empty = tmp_path / "empty.fa"
+    empty.write_text(">r1\n\n>r2\n")
+    assert "every record is empty" in fails(capsys, "encode", empty, "-o", out / f"e{suffix}")
+    fasta = tmp_path / "ok.fa"
+    fasta.write_text(">r1\nACGT\n")
+    assert "--length 0" in fails(capsys, "encode", fasta, "-o", out / f"e{suffix}", "--length", "0")
+    assert list(out.iterdir()) == []
+
+
+def test_a_huge_k_is_refused_before_any_memory_is_taken(tmp_path, out, capsys):
+    fasta = tmp_path / "ok.fa"
+    fasta.write_text(">r1\nACGT\n")
+    message = fails(capsys, "encode", fasta, "-o", out / "k.h5", "--encoding", "kmer-counts",
+                    "-k", "40")  # fmt: skip
+    assert "-k 40 is too large" in message
+
+
+def test_a_suggested_command_is_shell_quoted(tmp_path, out, capsys):
+    import shlex
+
+    reference = tmp_path / "my ref; rm -rf x.fa.gz"
+    reference.write_bytes(gzip.compress(b">chr1\nACGT\n"))  # plain gzip, not bgzip
+    bed = tmp_path / "p.bed"
+    bed.write_text("chr1\t0\t2\n")
+    (tmp_path / "meta.txt").write_text(f"{bed}\n")
+    message = fails(capsys, "intervals", "-i", tmp_path / "meta.txt", "-f", reference,
+                    "-o", out / "d.h5")  # fmt: skip
+    assert f"gunzip -c {shlex.quote(str(reference))} | bgzip" in message
