@@ -78,15 +78,30 @@ def make_counts(n_cells: int, n_genes: int, genes_per_cell: int, seed: int):
     )
 
 
-def scanpy_recipe(adata, steps: dict[str, float]):
-    """The specification's recipe verbatim, timing each step into ``steps``."""
+def scanpy_recipe(adata, steps: dict[str, float], *, lazy: dict[str, str] | None = None):
+    """The specification's recipe verbatim, timing each step into ``steps``.
+
+    ``lazy``: ``X`` is a dask array; each step also records there whether ``X`` is still one
+    ("dask") or was materialised, and the subsets are copied (a view of a dask-backed AnnData
+    is not).
+    """
     import scanpy as sc
 
     def timed(name, fn):
         started = time.perf_counter()
         result = fn()
         steps[name] = time.perf_counter() - started
+        if lazy is not None:
+            lazy[name] = (
+                "dask"
+                if _is_dask((result if result is not None else adata).X)
+                else ("materialised")
+            )
         return result
+
+    def subset(rows, columns):
+        view = adata[rows, columns]
+        return view.copy() if lazy is not None else view
 
     timed("filter_cells", lambda: sc.pp.filter_cells(adata, min_genes=200))
     timed("filter_genes", lambda: sc.pp.filter_genes(adata, min_cells=3))
@@ -100,14 +115,17 @@ def scanpy_recipe(adata, steps: dict[str, float]):
     timed("qc_metrics", qc)
     adata = timed(
         "filter_qc",
-        lambda: adata[(adata.obs.n_genes_by_counts < 2500) & (adata.obs.pct_counts_mt < 5), :],
+        lambda: subset(
+            ((adata.obs.n_genes_by_counts < 2500) & (adata.obs.pct_counts_mt < 5)).to_numpy(),
+            slice(None),
+        ),
     )
     timed("normalize_total", lambda: sc.pp.normalize_total(adata, target_sum=1e4))
     timed("log1p", lambda: sc.pp.log1p(adata))
 
     def hvg():
         sc.pp.highly_variable_genes(adata, n_top_genes=2000)
-        return adata[:, adata.var.highly_variable]
+        return subset(slice(None), adata.var.highly_variable.to_numpy())
 
     adata = timed("hvg (seurat)", hvg)
     timed("scale", lambda: sc.pp.scale(adata, max_value=10))
@@ -194,7 +212,6 @@ def scanpy_dask(path: str, output: str, chunk_cells: int) -> dict:
     """scanpy's recipe on X read lazily as a dask array of ``chunk_cells``-cell CSR blocks."""
     import anndata as ad
     import h5py
-    import scanpy as sc
     from anndata.experimental import read_elem_lazy
 
     ran: dict[str, str] = {}
@@ -206,41 +223,13 @@ def scanpy_dask(path: str, output: str, chunk_cells: int) -> dict:
         var=ad.io.read_elem(handle["var"]),
     )
 
-    def timed(name, fn):
-        started = time.perf_counter()
-        result = fn()
-        steps[name] = time.perf_counter() - started
-        ran[name] = "dask" if _is_dask(adata.X) else "materialised"
-        return result
-
-    timed("filter_cells", lambda: sc.pp.filter_cells(adata, min_genes=200))
-    timed("filter_genes", lambda: sc.pp.filter_genes(adata, min_cells=3))
-
-    def qc():
-        adata.var["mt"] = adata.var_names.str.startswith("MT-")
-        sc.pp.calculate_qc_metrics(
-            adata, qc_vars=["mt"], percent_top=None, log1p=False, inplace=True
-        )
-
-    timed("qc_metrics", qc)
-    mask = (adata.obs.n_genes_by_counts < 2500) & (adata.obs.pct_counts_mt < 5)
-    adata = timed("filter_qc", adata[mask.to_numpy(), :].copy)
-    timed("normalize_total", lambda: sc.pp.normalize_total(adata, target_sum=1e4))
-    timed("log1p", lambda: sc.pp.log1p(adata))
-
-    def hvg():
-        sc.pp.highly_variable_genes(adata, n_top_genes=2000)
-        return adata[:, adata.var.highly_variable.to_numpy()].copy()
-
-    adata = timed("hvg (seurat)", hvg)
-    timed("scale", lambda: sc.pp.scale(adata, max_value=10))
+    adata = scanpy_recipe(adata, steps, lazy=ran)
     meta = type(adata.X._meta).__name__ if _is_dask(adata.X) else type(adata.X).__name__
 
-    def compute_write():
-        adata.X = adata.X.compute() if _is_dask(adata.X) else adata.X
-        adata.write_zarr(output)
-
-    timed("compute+write", compute_write)
+    started = time.perf_counter()
+    adata.X = adata.X.compute() if _is_dask(adata.X) else adata.X
+    adata.write_zarr(output)
+    steps["compute+write"] = time.perf_counter() - started
     ran["compute+write"] = "computed"
     handle.close()
     return {"steps": steps, "ran": ran, "scaled_block": meta}
