@@ -221,3 +221,24 @@ def test_a_suggested_command_is_shell_quoted(tmp_path, out, capsys):
     message = fails(capsys, "intervals", "-i", tmp_path / "meta.txt", "-f", reference,
                     "-o", out / "d.h5")  # fmt: skip
     assert f"gunzip -c {shlex.quote(str(reference))} | bgzip" in message
+
+
+@pytest.mark.parametrize("name", ["x.h5", "x.zarr"])
+def test_a_store_being_written_says_it_is_incomplete(out, name):
+    import h5py
+    import zarr
+
+    from gpu_genomics.io.store import INCOMPLETE_ATTR, ArrayWriter
+
+    def attrs(path):
+        if name.endswith(".zarr"):
+            return dict(zarr.open_group(str(path), mode="r").attrs)
+        with h5py.File(path, "r") as f:
+            return dict(f.attrs)
+
+    with ArrayWriter(out / name) as writer:
+        writer.write("a", [1, 2])
+        if name.endswith(".h5"):
+            writer._root.flush()
+        assert "incomplete" in str(attrs(writer.tmp_path)[INCOMPLETE_ATTR])
+    assert INCOMPLETE_ATTR not in attrs(out / name)

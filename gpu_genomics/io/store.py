@@ -38,6 +38,8 @@ FORMATS = ("hdf5", "zarr")
 COMPRESSIONS = ("none", "gzip", "lzf", "zstd")
 SUFFIX_FORMATS = {".h5": "hdf5", ".hdf5": "hdf5", ".zarr": "zarr"}
 MAX_CHUNK_BYTES = 64 * 2**20  # a chunk holds at most this many bytes (or one row)
+#: Root attribute of an output while it is written (a temporary store left by a killed run).
+INCOMPLETE_ATTR = "gpu_genomics_incomplete"
 
 
 def format_from_path(path: str | os.PathLike, format: str | None = None) -> Format:
@@ -157,6 +159,8 @@ class ArrayWriter:
             import zarr
 
             self._root = zarr.open_group(str(self.tmp_path), mode="w")
+        # a store left by a killed run says what it is (removed when the writing completes)
+        self._root.attrs[INCOMPLETE_ATTR] = f"being written by PID {os.getpid()}; incomplete"
         return self
 
     def __exit__(
@@ -172,6 +176,8 @@ class ArrayWriter:
             self._lock.__exit__(None, None, None)
 
     def _finish(self, exc_type: type[BaseException] | None) -> None:
+        if exc_type is None and self._root is not None:
+            del self._root.attrs[INCOMPLETE_ATTR]
         if self.format == "hdf5" and self._root is not None:
             self._root.close()
         self._root = None
