@@ -430,6 +430,19 @@ def test_bin_values_random_ties(device):
     assert counts.sum() == 2000 and counts.min() > 15 and counts.max() < 70
 
 
+def test_nearby_seeds_draw_unrelated_streams():
+    from gpu_genomics.expression.singlecell.binning import _splitmix_uniform
+
+    n = 10_000
+    streams = [_splitmix_uniform(np, seed, n) for seed in range(4)]
+    for a in range(4):
+        for b in range(a + 1, 4):  # no shift of one stream is the other's
+            shared = np.intersect1d(streams[a], streams[b])
+            assert len(shared) == 0, (a, b, len(shared))
+            assert abs(np.corrcoef(streams[a], streams[b])[0, 1]) < 0.05
+    assert 0.49 < streams[0].mean() < 0.51
+
+
 def test_bin_values_rejects_negative(device):
     adata, _ = log_normalised()
     adata.X = adata.X.toarray()

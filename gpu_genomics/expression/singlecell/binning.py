@@ -31,11 +31,29 @@ __all__ = ["bin_values"]
 TIE_BREAKS = ("random", "left")
 
 
-def _splitmix_uniform(xp: Any, seed: int, n: int) -> Any:
-    """``(n,) float64`` uniform in [0, 1): SplitMix64 of (seed, position), on every device."""
+_GOLDEN = 0x9E3779B97F4A7C15
+
+
+def _mix64(z: int) -> int:
+    """SplitMix64's finaliser of one 64-bit integer (a bijection that scatters the bits)."""
     mask = (1 << 64) - 1
-    state = (int(seed) * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019) & mask
-    z = xp.arange(n, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(state)
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+    return z ^ (z >> 31)
+
+
+def _splitmix_uniform(xp: Any, seed: int, n: int) -> Any:
+    """``(n,) float64`` uniform in [0, 1): SplitMix64 of (seed, position), on every device.
+
+    The stream of a seed starts at ``mix(seed)``, a scattered 64-bit state, so the streams of
+    nearby seeds (``seed``, ``seed + 1``: per-epoch re-binning) are unrelated: two streams of
+    ``n`` draws overlap only if their states lie within ``n`` steps of each other (odds about
+    ``n / 2**63``), where a state of ``seed * step`` would make seed ``s + 1`` the stream of
+    ``s`` shifted by one.
+    """
+    mask = (1 << 64) - 1
+    state = _mix64((int(seed) * _GOLDEN + 0x632BE59BD9B4E019) & mask)
+    z = xp.arange(n, dtype=np.uint64) * np.uint64(_GOLDEN) + np.uint64(state)
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     z = z ^ (z >> np.uint64(31))
