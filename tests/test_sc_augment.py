@@ -63,13 +63,13 @@ def test_binomial_target(device):
 
 
 @pytest.mark.parametrize("fmt", ["csr", "csc", "dense"])
-def test_multinomial_target_exact_totals(device, fmt):
+def test_hypergeometric_target_exact_totals(device, fmt):
     adata = make_adata(seed=4, fmt=fmt, dtype=np.int64 if fmt == "dense" else np.float32)
     before = dense(adata.X).astype(np.int64)
     totals = before.sum(1)
     target = int(np.percentile(totals, 40))
     out = downsample_counts(
-        adata, target_total=target, method="multinomial", seed=5, copy=True, device=device
+        adata, target_total=target, method="hypergeometric", seed=5, copy=True, device=device
     )
     after = dense(out.X).astype(np.int64)
     assert (out.X.format if fmt != "dense" else "dense") == fmt
@@ -82,24 +82,24 @@ def test_multinomial_target_exact_totals(device, fmt):
         assert (out.X.data != 0).all()  # explicit zeros removed
 
 
-def test_multinomial_fraction(device):
+def test_hypergeometric_fraction(device):
     adata = make_adata(seed=6)
     before = dense(adata.X).astype(np.int64)
     out = downsample_counts(
-        adata, fraction=0.25, method="multinomial", seed=7, copy=True, device=device
+        adata, fraction=0.25, method="hypergeometric", seed=7, copy=True, device=device
     )
     after = dense(out.X).astype(np.int64)
     np.testing.assert_array_equal(after.sum(1), np.floor(before.sum(1) * 0.25).astype(np.int64))
     assert (after <= before).all()
 
 
-def test_multinomial_is_hypergeometric(device):
+def test_hypergeometric_draws_without_replacement(device):
     """Reads drawn without replacement: per gene, mean k*c/T and the hypergeometric variance
     k*(c/T)*(1-c/T)*(T-k)/(T-1) (smaller than the multinomial's)."""
     cell = np.array([0, 50, 1, 30, 0, 7, 12, 100], dtype=np.float32)
     n_rep, k = 3000, 60
     adata = anndata.AnnData(X=sp.csr_matrix(np.tile(cell, (n_rep, 1))))
-    downsample_counts(adata, target_total=k, method="multinomial", seed=8, device=device)
+    downsample_counts(adata, target_total=k, method="hypergeometric", seed=8, device=device)
     draws = dense(adata.X).astype(np.float64)
     total = cell.sum()
     share = cell / total
@@ -113,6 +113,39 @@ def test_multinomial_is_hypergeometric(device):
     assert (ratio > 0.8).all() and (ratio < 1.2).all()
 
 
+def test_multinomial_draws_with_replacement_as_the_specification(device):
+    """``Multinomial(floor(total * fraction), count / total)`` per cell, as the specification's
+    ``poisson_augment``: per gene mean n*c/T and variance n*(c/T)*(1-c/T) (for a cell [50, 50]
+    at 0.5, 12.5, where without replacement it is about 6.3), and a count may grow."""
+    cell = np.array([50, 0, 50, 6], dtype=np.float32)
+    n_rep, fraction = 4000, 0.5
+    adata = anndata.AnnData(X=sp.csr_matrix(np.tile(cell, (n_rep, 1))))
+    out = downsample_counts(
+        adata, fraction=fraction, method="multinomial", seed=11, copy=True, device=device
+    )
+    draws = dense(out.X).astype(np.float64)
+    total = cell.sum()
+    n = np.floor(total * fraction)
+    np.testing.assert_array_equal(draws.sum(1), n)
+    share = cell / total
+    mean, variance = n * share, n * share * (1 - share)
+    assert (draws[:, cell == 0] == 0).all()
+    assert (np.abs(draws.mean(0) - mean) <= 6 * np.sqrt(variance / n_rep) + 1e-12).all()
+    nz = cell > 0
+    ratio = draws.var(0)[nz] / variance[nz]
+    assert (ratio > 0.85).all() and (ratio < 1.15).all()
+    assert (draws[:, 3] > cell[3]).any()  # with replacement: the small count sometimes grows
+    hyper = downsample_counts(
+        adata, fraction=fraction, method="hypergeometric", seed=11, copy=True, device=device
+    )
+    assert (dense(hyper.X) <= cell).all()
+    assert dense(hyper.X)[:, 0].var() < 0.6 * draws[:, 0].var()
+    # the specification's function, on the same cell: the same distribution
+    rng = np.random.default_rng(0)
+    spec = rng.multinomial(int(n), cell / (total + 1e-8), size=n_rep)
+    assert abs(spec[:, 0].var() / draws[:, 0].var() - 1) < 0.15
+
+
 def test_matches_scanpy_downsample_behaviour(device):
     """scanpy.pp.downsample_counts(counts_per_cell=...) keeps exactly min(total, target) reads
     per cell without replacement; ours does the same, and both have the same per-gene mean."""
@@ -120,7 +153,7 @@ def test_matches_scanpy_downsample_behaviour(device):
     adata = make_adata(n_cells=400, n_genes=50, seed=9)
     target = 150
     ours = downsample_counts(
-        adata, target_total=target, method="multinomial", seed=1, copy=True, device=device
+        adata, target_total=target, method="hypergeometric", seed=1, copy=True, device=device
     )
     theirs = sc.pp.downsample_counts(adata, counts_per_cell=target, random_state=1, copy=True)
     np.testing.assert_array_equal(dense(ours.X).sum(1), dense(theirs.X).sum(1))
@@ -132,7 +165,7 @@ def test_matches_scanpy_downsample_behaviour(device):
 def test_downsample_determinism_and_layer(device):
     adata = make_adata(seed=10)
     adata.layers["counts"] = adata.X.copy()
-    for method in ("binomial", "multinomial"):
+    for method in ("binomial", "hypergeometric", "multinomial"):
         runs = [
             dense(
                 downsample_counts(

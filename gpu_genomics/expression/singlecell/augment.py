@@ -21,7 +21,7 @@ from ._matrix import device_counts, row_of_entries
 
 __all__ = ["downsample_counts", "simulate_doublets"]
 
-DOWNSAMPLE_METHODS = ("binomial", "multinomial")
+DOWNSAMPLE_METHODS = ("binomial", "hypergeometric", "multinomial")
 DOUBLET_MODES = ("sum", "mean")
 
 
@@ -45,16 +45,27 @@ def _segment_totals(xp: Any, counts: Any, indptr: Any) -> tuple[Any, Any]:
     return cumulative, cumulative[indptr[1:]] - cumulative[indptr[:-1]]
 
 
-def _sample_without_replacement(
-    xp: Any, rng: Any, counts: Any, cumulative: Any, indptr: Any, *, cells: Any, targets: Any
+def _resample(
+    xp: Any,
+    rng: Any,
+    counts: Any,
+    cumulative: Any,
+    indptr: Any,
+    *,
+    cells: Any,
+    targets: Any,
+    replace: bool,
 ) -> Any:
-    """Resample each of ``cells`` to exactly ``targets`` reads, drawn without replacement.
+    """Resample each of ``cells`` to exactly ``targets`` reads, from its own reads.
 
-    A multivariate hypergeometric draw of each cell's reads over its genes.
+    ``replace=False``: a multivariate hypergeometric draw (reads drawn without replacement; no
+    count grows). ``replace=True``: a multinomial draw of ``target`` reads with probabilities
+    ``count / cell total`` (a count may grow).
 
     All cells at once, by halving: a node (cell, entry range [lo, hi), k reads to draw) splits
     its range in two and draws how many of the k come from the left half,
-    ``hypergeometric(left reads, right reads, k)``; a one-entry node keeps its k. About
+    ``hypergeometric(left reads, right reads, k)`` or ``binomial(k, left / (left + right))``
+    (the multinomial's conditional decomposition); a one-entry node keeps its k. About
     log2(max genes per cell) rounds of vectorised draws.
 
     Returns ``(nnz,) int64``: the new counts (unchanged outside ``cells``).
@@ -77,9 +88,13 @@ def _sample_without_replacement(
         right = cumulative[hi] - cumulative[mid]
         split = (left > 0) & (right > 0)
         # degenerate splits are decided without a draw; give the sampler valid dummies there
-        draws = rng.hypergeometric(
-            xp.where(split, left, 1), xp.where(split, right, 1), xp.where(split, k, 1)
-        )
+        if replace:
+            share = xp.where(split, left / xp.maximum(left + right, 1).astype(np.float64), 0.5)
+            draws = rng.binomial(xp.where(split, k, 1), share)
+        else:
+            draws = rng.hypergeometric(
+                xp.where(split, left, 1), xp.where(split, right, 1), xp.where(split, k, 1)
+            )
         from_left = xp.where(split, xp.asarray(draws).astype(np.int64), xp.where(left > 0, k, 0))
         lo = xp.concatenate([lo, mid])
         hi = xp.concatenate([mid, hi])
@@ -130,10 +145,14 @@ def downsample_counts(
         target_total: the reads per cell to keep; cells at or below it are left unchanged.
         method: ``"binomial"``: every count is thinned independently, ``Binomial(count, p)``
             with ``p = fraction`` or ``p = target_total / cell total`` (the expected total is
-            ``p * total``). ``"multinomial"``: every cell above its target is resampled to
+            ``p * total``). ``"hypergeometric"``: every cell above its target is resampled to
             exactly the target, drawing reads *without replacement* from its reads (as
-            ``scanpy.pp.downsample_counts(counts_per_cell=...)``: no count grows); with
-            ``fraction`` the target is ``floor(fraction * total)``.
+            ``scanpy.pp.downsample_counts(counts_per_cell=...)``: no count grows).
+            ``"multinomial"``: the cell is resampled to exactly the target *with*
+            replacement, ``Multinomial(target, count / total)`` (the specification's
+            ``poisson_augment``: a count may grow); with ``fraction`` every cell with reads
+            is resampled (``fraction=1`` too, as there), with ``target_total`` the cells above
+            it. The target is ``target_total``, or ``floor(fraction * total)``.
         seed: seeds the device's generator; deterministic for a seed on one device (the two
             devices draw different streams).
         layer: downsample ``adata.layers[layer]`` instead of ``X``.
@@ -180,10 +199,13 @@ def downsample_counts(
             targets = xp.floor(totals.astype(np.float64) * fraction).astype(np.int64)
         else:
             targets = xp.full(n_cells, target_total, dtype=np.int64)
-        cells = xp.nonzero(totals > targets)[0]
-        new_counts = _sample_without_replacement(
-            xp, rng, counts, cumulative, indptr, cells=cells, targets=targets[cells]
-        )
+        replace = method == "multinomial"
+        resampled = (totals > 0) if replace and fraction is not None else (totals > targets)
+        cells = xp.nonzero(resampled)[0]
+        new_counts = _resample(
+            xp, rng, counts, cumulative, indptr, cells=cells, targets=targets[cells],
+            replace=replace,
+        )  # fmt: skip
 
     result = _rebuild(matrix, csr, to_numpy(new_counts))
     target = adata.copy() if copy else adata
