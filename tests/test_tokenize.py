@@ -49,6 +49,35 @@ def test_tokenize_spec_literal(device, host):
     )
 
 
+def specification_tokenize(seq, max_len):
+    """The specification's ``tokenize_sequence``, as written there."""
+    vocab = {"A": 0, "C": 1, "G": 2, "T": 3, "N": 4, "<PAD>": 5}
+    tokens = [vocab.get(base, vocab["N"]) for base in seq.upper()]
+    if len(tokens) < max_len:
+        tokens += [vocab["<PAD>"]] * (max_len - len(tokens))
+    else:
+        tokens = tokens[:max_len]
+    return np.array(tokens)
+
+
+@naive.SETTINGS
+@given(
+    seqs=st.lists(st.text(min_size=1, max_size=30), min_size=1, max_size=6),
+    max_len=st.integers(1, 40),
+)
+def test_tokenize_spec_equals_the_specification_for_every_string(device, host, seqs, max_len):
+    ids, _ = host(gg.tokenize(seqs, max_len, scheme="spec", device=device))
+    want = np.stack([specification_tokenize(seq, max_len) for seq in seqs])
+    np.testing.assert_array_equal(ids, want)
+
+
+def test_tokenize_spec_reads_any_character_as_the_specification(device, host):
+    ids, _ = host(gg.tokenize(["AC*7gt", "\u00e9A", "\u00dfC"], 4, device=device))
+    np.testing.assert_array_equal(ids, [[0, 1, 4, 4], [4, 0, 5, 5], [4, 4, 1, 5]])
+    with pytest.raises(InputError, match="not a DNA letter"):  # other schemes still check
+        gg.tokenize(["AC*7"], 4, scheme="hyenadna", device=device)
+
+
 def test_tokenize_spec_default_scheme_is_spec(device, host):
     ids, _ = host(gg.tokenize(["GT"], 3, device=device))
     np.testing.assert_array_equal(ids, [[2, 3, 5]])
@@ -260,9 +289,10 @@ def test_kmer_vocabulary_bad_scheme():
     [(["ACGT", "HELLO"], 1), (["AC GT"], 0), (["A", "C", "ACGTé"], 2)],
 )
 def test_tokenizers_reject_non_dna(device, seqs, record):
+    """Every scheme but the specification's (which reads any character as N, above)."""
     pattern = rf"\b(record|sequence) {record}\b"
     with pytest.raises(InputError, match=pattern):
-        gg.tokenize(seqs, 8, device=device)
+        gg.tokenize(seqs, 8, scheme="hyenadna", device=device)
     with pytest.raises(InputError, match=pattern):
         gg.kmer_tokenize(seqs, 3, device=device)
     with pytest.raises(InputError, match=pattern):

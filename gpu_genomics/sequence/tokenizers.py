@@ -3,7 +3,8 @@
 Schemes (``docs/sequence.md#tokenizers``):
 
 * ``tokenize(scheme="spec")``: the genomics specification's vocabulary A0 C1 G2 T3 N4 <PAD>5,
-  case-insensitive, any other letter N, right padding, truncation to ``max_len``.
+  case-insensitive, any other character N (any string is accepted, as there), right padding,
+  truncation to ``max_len``.
 * ``tokenize(scheme="hyenadna")``: HyenaDNA/Caduceus character ids [CLS]0 [SEP]1 [BOS]2
   [MASK]3 [PAD]4 [RESERVED]5 [UNK]6 A7 C8 G9 T10 N11, left padding; lowercase letters are
   [UNK] unless ``uppercase=True``, other IUPAC letters always.
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -33,7 +35,7 @@ import numpy as np
 
 from .. import _kernels
 from ..device import Device, array_module, resolve_device, to_numpy
-from ..errors import check_choice, invalid, positive_int
+from ..errors import InputError, check_choice, invalid, positive_int
 from .alphabet import base_digits
 from .batch import SequenceBatch, SequencesLike, as_batch
 from .gather import gather_rows, placement_mask
@@ -105,9 +107,9 @@ def tokenize(
         InputError: a bad ``max_len``, ``scheme`` or ``device``, or a record with a non-IUPAC
             letter.
     """
-    batch = as_batch(seqs)
     max_len = positive_int("max_len", max_len)
     table, pad_id = _base_token_table(scheme, uppercase=bool(uppercase))
+    batch = _spec_batch(seqs) if scheme == "spec" else as_batch(seqs)
     device_name = resolve_device(device)
     pad = "left" if scheme == "hyenadna" else "right"
     pad_words = np.array([pad_id], dtype=np.uint32)
@@ -118,6 +120,31 @@ def tokenize(
     ids = words.view(np.int32).reshape(len(batch), max_len)
     mask = placement_mask(xp, xp.asarray(dst), xp.asarray(count), max_len)
     return ids, mask
+
+
+_NOT_ACGT = re.compile("[^ACGT]")
+
+
+def _spec_batch(seqs: SequencesLike) -> SequenceBatch:
+    """The batch ``tokenize(scheme="spec")`` reads: strings as the specification reads them.
+
+    The specification's ``tokenize_sequence`` maps every character of ``seq.upper()`` outside
+    ACGT to N, so any string is accepted: one whose letters are all IUPAC is read as it is (the
+    token table maps the others to N); any other string (``*``, digits, ``é``) becomes
+    ``seq.upper()`` with every non-ACGT character replaced by ``N``, one token per character
+    as there (``"ß".upper()`` is ``"SS"``: two). Files, arrays and batches are checked as
+    everywhere (a non-IUPAC byte is an error).
+    """
+    try:
+        return as_batch(seqs)
+    except InputError:
+        if isinstance(seqs, str):
+            seqs = [seqs]
+        if isinstance(seqs, np.ndarray) and seqs.ndim == 1 and seqs.dtype.kind in "UO":
+            seqs = seqs.tolist()
+        if not isinstance(seqs, list | tuple) or not all(isinstance(s, str) for s in seqs):
+            raise
+        return as_batch([_NOT_ACGT.sub("N", s.upper()) for s in seqs])
 
 
 # --- k-mer tokenisation --------------------------------------------------------------------
