@@ -252,14 +252,20 @@ def kmer_vocabulary(k: int, scheme: str) -> dict[str, int]:
     raise ValueError(scheme)
 
 
-def kmer_token_strings(seq: str, k: int, stride: int, scheme: str) -> list[str]:
-    """Every token of one record, special tokens included, before padding or truncation."""
+def kmer_token_strings(
+    seq: str, k: int, stride: int, scheme: str, *, uppercase: bool = False
+) -> list[str]:
+    """Every token of one record, special tokens included, before padding or truncation.
+
+    DNABERT's tokenizer is case-sensitive (its vocabulary is upper-case k-mers): a k-mer with
+    a lower-case letter is [UNK] unless ``uppercase``."""
     upper = seq.upper()
     if scheme in ("plain", "dnabert"):
+        text = seq if scheme == "dnabert" and not uppercase else upper
         unk = "[UNK]"
         kmers = []
-        for i in range(0, len(upper) - k + 1, stride):
-            kmer = upper[i : i + k]
+        for i in range(0, len(text) - k + 1, stride):
+            kmer = text[i : i + k]
             kmers.append(kmer if set(kmer) <= set(ACGT) else unk)
         return ["[CLS]", *kmers, "[SEP]"] if scheme == "dnabert" else kmers
     if scheme == "nucleotide-transformer":
@@ -292,13 +298,19 @@ def kmer_token_counts(seqs: list[str], k: int, stride: int, scheme: str) -> np.n
 
 
 def kmer_tokenize(
-    seqs: list[str], k: int, stride: int = 1, scheme: str = "plain", max_len: int | None = None
+    seqs: list[str],
+    k: int,
+    stride: int = 1,
+    scheme: str = "plain",
+    max_len: int | None = None,
+    *,
+    uppercase: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(ids, mask)`` of the k-mer schemes: right padding; truncation keeps the first tokens
     (DNABERT keeps its final [SEP]); ``max_len=None`` means the longest row (at least 1)."""
     vocab = kmer_vocabulary(k, scheme)
     pad_token = {"plain": "[PAD]", "dnabert": "[PAD]", "nucleotide-transformer": "<pad>"}[scheme]
-    rows = [kmer_token_strings(s, k, stride, scheme) for s in seqs]
+    rows = [kmer_token_strings(s, k, stride, scheme, uppercase=uppercase) for s in seqs]
     if max_len is None:
         max_len = max(max((len(r) for r in rows), default=0), 1)
     all_ids, all_mask = [], []

@@ -426,8 +426,9 @@ ENCODE_FLAGS = {  # every option of `encode`, not at its default, and the parame
         {"encoding": "tokens", "max_len": 16, "scheme": "hyenadna"},
     ),
     "kmer-tokens": (
-        ["--encoding", "kmer-tokens", "-k", "3", "--stride", "2", "--scheme", "dnabert"],
-        {"encoding": "kmer-tokens", "k": 3, "stride": 2, "scheme": "dnabert"},
+        ["--encoding", "kmer-tokens", "-k", "3", "--stride", "2", "--scheme", "dnabert",
+         "--uppercase"],
+        {"encoding": "kmer-tokens", "k": 3, "stride": 2, "scheme": "dnabert", "uppercase": True},
     ),
     "kmer-counts": (
         ["--encoding", "kmer-counts", "--k", "4", "--canonical", "--sparse"],
@@ -448,6 +449,7 @@ ENCODE_DEFAULTS = {
     "stride": 1,
     "canonical": False,
     "sparse": None,
+    "uppercase": False,
     "batch_size": 8192,
     "output_format": None,
     "compression": None,

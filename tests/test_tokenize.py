@@ -188,8 +188,13 @@ def test_kmer_vocabulary_sizes_and_specials():
 def test_dnabert_3mer_literal(device, host):
     # DNABERT vocab: [PAD]0 [UNK]1 [CLS]2 [SEP]3 [MASK]4, AAA5 AAT6 AAC7 AAG8 ATA9 ATT10 ATC11 ...
     ids, mask = host(gg.kmer_tokenize(["ATCG", "aatn"], 3, scheme="dnabert", device=device))
-    np.testing.assert_array_equal(ids, [[2, 11, 32, 3], [2, 6, 1, 3]])
+    # case-sensitive as DNABERT's tokenizer: lower-case k-mers are [UNK] (1)
+    np.testing.assert_array_equal(ids, [[2, 11, 32, 3], [2, 1, 1, 3]])
     np.testing.assert_array_equal(mask, [[1, 1, 1, 1], [1, 1, 1, 1]])
+    ids, _ = host(
+        gg.kmer_tokenize(["aatn", "AaT"], 3, scheme="dnabert", uppercase=True, device=device)
+    )
+    np.testing.assert_array_equal(ids, [[2, 6, 1, 3], [2, 6, 3, 0]])
     # shorter than k: [CLS] [SEP]; padding [PAD]0 on the right
     ids, mask = host(gg.kmer_tokenize(["AT", "AAAG"], 3, scheme="dnabert", device=device))
     np.testing.assert_array_equal(ids, [[2, 3, 0, 0], [2, 5, 8, 3]])

@@ -58,6 +58,12 @@ from .common import (
 @click.option("--stride", type=int, default=1, show_default=True, help="kmer-tokens: stride.")
 @click.option("--canonical", is_flag=True, help="kmer-counts: merge reverse complements.")
 @click.option("--sparse/--dense", default=None, help="kmer-counts: force CSR or dense output.")
+@click.option(
+    "--uppercase",
+    is_flag=True,
+    help="tokens --scheme hyenadna, kmer-tokens --scheme dnabert: read lower-case letters as "
+    "upper case (else [UNK], as those case-sensitive tokenizers give them).",
+)
 @device_option
 @compression_option
 @click.option(

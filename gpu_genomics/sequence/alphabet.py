@@ -79,20 +79,23 @@ def check_order(order: str) -> str:
 
 
 @functools.cache
-def base_digits(order: str = "ACGT") -> np.ndarray:
-    """Return a ``(256,) uint8`` table: each base's position in ``order``, either case.
+def base_digits(order: str = "ACGT", *, lower: bool = True) -> np.ndarray:
+    """Return a ``(256,) uint8`` table: each base's position in ``order``.
 
     Args:
         order: a permutation of ``"ACGT"``, either case.
+        lower: lower-case letters are bases too (else only A, C, G, T are).
 
     Returns:
-        The table; :data:`INVALID_DIGIT` (4) for every byte but A, C, G, T, a, c, g, t.
+        The table; :data:`INVALID_DIGIT` (4) for every byte but A, C, G, T (and a, c, g, t with
+        ``lower``).
     """
     order = check_order(order)
     table = np.full(256, INVALID_DIGIT, dtype=np.uint8)
     for digit, letter in enumerate(order):
         table[ord(letter)] = digit
-        table[ord(letter.lower())] = digit
+        if lower:
+            table[ord(letter.lower())] = digit
     table.setflags(write=False)
     return table
 

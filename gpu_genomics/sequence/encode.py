@@ -117,6 +117,7 @@ def encode_file(
     stride: int = 1,
     canonical: bool = False,
     sparse: bool | None = None,
+    uppercase: bool = False,
     batch_size: int = 8192,
     output_format: str | None = None,
     compression: str | None = None,
@@ -145,6 +146,9 @@ def encode_file(
         k: k-mer size (kmer-tokens, kmer-counts).
         stride: kmer-tokens: bases between k-mer starts.
         canonical: kmer-counts: merge reverse complements.
+        uppercase: tokens with scheme hyenadna, kmer-tokens with scheme dnabert: read
+            lower-case letters as upper case (those tokenizers are case-sensitive: without it a
+            lower-case letter or k-mer is [UNK]).
         sparse: kmer-counts: CSR (True) or dense (False); default CSR for ``k > 6``.
         batch_size: records encoded and written per step.
         output_format: ``"hdf5"`` or ``"zarr"``; default from the suffix.
@@ -194,6 +198,7 @@ def encode_file(
             stride=stride,
             canonical=canonical,
             sparse=sparse,
+            uppercase=uppercase,
         )
     )
     if client is not None:
@@ -339,6 +344,7 @@ def _encoding_options(
     stride: int,
     canonical: bool,
     sparse: bool | None,
+    uppercase: bool = False,
 ) -> dict[str, Any]:
     """Check the options ``encoding`` uses, before any work, and return them resolved.
 
@@ -362,10 +368,15 @@ def _encoding_options(
     elif encoding == "tokens":
         if max_len is None:
             raise InputError("encoding='tokens' needs `max_len` (tokens per row)")
-        options = {"max_len": max_len, "scheme": scheme or "spec"}
+        options = {"max_len": max_len, "scheme": scheme or "spec", "uppercase": bool(uppercase)}
         probe = {}
     elif encoding == "kmer-tokens":
-        options = {"k": k, "stride": stride, "scheme": scheme or "plain"}
+        options = {
+            "k": k,
+            "stride": stride,
+            "scheme": scheme or "plain",
+            "uppercase": bool(uppercase),
+        }
         probe = {"max_len": 1 if max_len is None else max_len}
     else:
         dense_k = k <= DENSE_MAX_K if isinstance(k, int | np.integer) else True  # else refused
@@ -400,7 +411,11 @@ def _encode_batch(chunk: Any, p: dict[str, Any], device: str) -> list[Any]:
             )
         ]
     if encoding == "tokens":
-        return list(tokenize(chunk, p["max_len"], scheme=p["scheme"], device=device))
+        return list(
+            tokenize(
+                chunk, p["max_len"], scheme=p["scheme"], uppercase=p["uppercase"], device=device
+            )
+        )
     if encoding == "kmer-tokens":
         return list(
             kmer_tokenize(
@@ -409,6 +424,7 @@ def _encode_batch(chunk: Any, p: dict[str, Any], device: str) -> list[Any]:
                 stride=p["stride"],
                 scheme=p["scheme"],
                 max_len=p["max_len"],
+                uppercase=p["uppercase"],
                 device=device,
             )
         )

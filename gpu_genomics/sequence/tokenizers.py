@@ -12,14 +12,16 @@ Schemes (``docs/sequence.md#tokenizers``):
   A,C,G,T order (the columns of :func:`~gpu_genomics.kmer_counts`), ``4**k`` for a k-mer with a
   non-ACGT base, ``4**k + 1`` for padding; no special tokens.
 * ``kmer_tokenize(scheme="dnabert")``: DNABERT ids [PAD]0 [UNK]1 [CLS]2 [SEP]3 [MASK]4, k-mers
-  from 5 in lexicographic A,T,C,G order; ``[CLS] k-mers [SEP]``, right padding.
+  from 5 in lexicographic A,T,C,G order; ``[CLS] k-mers [SEP]``, right padding; case-sensitive
+  as DNABERT's tokenizer (a k-mer with a lower-case letter is [UNK]) unless ``uppercase=True``.
 * ``kmer_tokenize(scheme="nucleotide-transformer")``: Nucleotide Transformer v2 (k = 6):
   <cls>, each A/C/G/T run cut into non-overlapping 6-mers (ids 6..4101, A,T,C,G order) with the
   leftover bases as single tokens (A4102 T4103 C4104 G4105), N4106, other letters <unk>0,
   <pad>1 on the right.
 
-The k-mer schemes read bases case-insensitively. Every function returns ``(ids, mask)``:
-``(n, max_len) int32`` token ids and ``(n, max_len) uint8`` attention mask (1 = real token).
+The plain and Nucleotide Transformer k-mer schemes read bases case-insensitively. Every function
+returns ``(ids, mask)``: ``(n, max_len) int32`` token ids and ``(n, max_len) uint8`` attention
+mask (1 = real token).
 """
 
 from __future__ import annotations
@@ -407,6 +409,7 @@ def kmer_tokenize(
     stride: int = 1,
     scheme: KmerScheme = "plain",
     max_len: int | None = None,
+    uppercase: bool = False,
     device: str | None = None,
 ) -> tuple[Any, Any]:
     """Give k-mer tokens for DNABERT-style and Nucleotide Transformer models.
@@ -420,6 +423,9 @@ def kmer_tokenize(
         max_len: tokens per row including special tokens; ``None`` means the longest row.
             Longer rows are truncated; DNABERT rows keep [CLS] and [SEP] when
             ``max_len >= 2`` (``max_len=1`` leaves [CLS] alone).
+        uppercase: dnabert only: read lower-case letters as upper case. Without it a k-mer
+            with a lower-case letter is [UNK], as DNABERT's own (case-sensitive) tokenizer
+            gives it (its vocabulary holds upper-case k-mers only).
         device: ``"auto" | "gpu" | "cpu"``.
 
     Returns:
@@ -450,7 +456,7 @@ def kmer_tokenize(
         grid=_kernels.rows_grid(len(batch), max_len),
         data=data,
         offsets=offsets,
-        digits=base_digits(scheme_ids.order),
+        digits=base_digits(scheme_ids.order, lower=scheme != "dnabert" or bool(uppercase)),
         k=k,
         stride=stride,
         first_id=scheme_ids.first_id,
