@@ -321,3 +321,40 @@ def test_the_shared_byte_tables_are_read_only():
     ):
         with pytest.raises(ValueError, match="read-only"):
             table[65] = 9
+
+
+def dnabert_build_inputs(kmer_ids: list[int], cls: int = 2, sep: int = 3) -> list[int]:
+    """DNABERT's ``build_inputs_with_special_tokens`` (one sequence), as its tokenizer does it:
+    fewer than 510 k-mers: ``[CLS] k-mers [SEP]``; else every piece of 510 k-mers in
+    ``[CLS] ... [SEP]``, the last piece the rest (empty at a multiple of 510)."""
+    if len(kmer_ids) < 510:
+        return [cls, *kmer_ids, sep]
+    out: list[int] = []
+    for i in range(len(kmer_ids) // 510 + 1):
+        out += [cls, *kmer_ids[510 * i : min(len(kmer_ids), 510 * (i + 1))], sep]
+    return out
+
+
+@pytest.mark.parametrize("n_kmers", [1, 509, 510, 511, 1019, 1020, 1021, 1600])
+def test_dnabert_beyond_510_kmers_is_dnabert_s_layout(device, host, n_kmers):
+    rng = np.random.default_rng(n_kmers)
+    k = 3
+    seqs = ["".join(rng.choice(list("ACGTN"), n_kmers + k - 1)), "ACGTA"]
+    vocab = gg.kmer_vocabulary(k, scheme="dnabert")
+    ids, mask = host(gg.kmer_tokenize(seqs, k, scheme="dnabert", device=device))
+    counts = gg.kmer_token_counts(seqs, k, scheme="dnabert")
+    for seq, row, row_mask, count in zip(seqs, ids, mask, counts, strict=True):
+        kmers = [vocab.get(seq[i : i + k], vocab["[UNK]"]) for i in range(len(seq) - k + 1)]
+        want = dnabert_build_inputs(kmers)
+        assert list(row[row_mask.astype(bool)]) == want
+        assert count == len(want) and row_mask.sum() == len(want)
+        assert (row[len(want) :] == vocab["[PAD]"]).all()
+    # truncated: to 300 tokens DNABERT's encode_plus(max_length=300) ([CLS], 298 k-mers,
+    # [SEP]); to 600 the layout above cut to 600 tokens, ending with [SEP]
+    for max_len in (300, 600):
+        ids, mask = host(gg.kmer_tokenize(seqs[:1], k, scheme="dnabert", max_len=max_len,
+                                          device=device))  # fmt: skip
+        kmers = [vocab.get(seqs[0][i : i + k], vocab["[UNK]"]) for i in range(n_kmers)]
+        full = dnabert_build_inputs(kmers)
+        want = full if len(full) <= max_len else [*full[: max_len - 1], vocab["[SEP]"]]
+        assert list(ids[0][mask[0].astype(bool)]) == want

@@ -66,6 +66,8 @@ HYENADNA_VOCAB = {
 DNABERT_SPECIALS = {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, "[MASK]": 4}
 NT_SPECIALS = {"<unk>": 0, "<pad>": 1, "<mask>": 2, "<cls>": 3, "<eos>": 4, "<bos>": 5}
 NT_K = 6
+#: DNABERT's ``build_inputs_with_special_tokens`` wraps every 510 k-mers in [CLS] ... [SEP].
+DNABERT_PIECE = 510
 
 
 @functools.cache
@@ -399,6 +401,8 @@ def kmer_token_counts(
     ids = kmer_ids(k, scheme)
     lengths = batch.lengths
     n_kmers = np.where(lengths >= k, (lengths - k) // stride + 1, 0)
+    if scheme == "dnabert":  # [CLS] and [SEP] around every piece of 510 k-mers
+        return n_kmers + 2 * (n_kmers // DNABERT_PIECE + 1)
     return n_kmers + (int(ids.cls_id >= 0) + int(ids.sep_id >= 0))
 
 
@@ -447,6 +451,14 @@ def kmer_tokenize(
         _, ids, mask = _nt_run(batch, max_len, count_only=False, device=device_name)
         return ids, mask
     scheme_ids = kmer_ids(k, scheme)
+    digits = base_digits(scheme_ids.order, lower=scheme != "dnabert" or bool(uppercase))
+    if scheme == "dnabert" and max_len > DNABERT_PIECE + 1:
+        n_kmers = kmer_token_counts(batch, k, stride=stride, scheme="plain", device=device_name)
+        if len(n_kmers) and int(n_kmers.max()) >= DNABERT_PIECE:
+            return _dnabert_pieces(
+                batch, k, stride=stride, digits=digits, n_kmers=n_kmers, max_len=max_len,
+                device=device_name,
+            )  # fmt: skip
     xp = array_module(device_name)
     ids = xp.empty((len(batch), max_len), dtype=np.int32)
     mask = xp.empty((len(batch), max_len), dtype=np.uint8)
@@ -456,7 +468,7 @@ def kmer_tokenize(
         grid=_kernels.rows_grid(len(batch), max_len),
         data=data,
         offsets=offsets,
-        digits=base_digits(scheme_ids.order, lower=scheme != "dnabert" or bool(uppercase)),
+        digits=digits,
         k=k,
         stride=stride,
         first_id=scheme_ids.first_id,
@@ -470,6 +482,68 @@ def kmer_tokenize(
         mask=mask,
     )
     return ids, mask
+
+
+def _dnabert_pieces(
+    batch: SequenceBatch,
+    k: int,
+    *,
+    stride: int,
+    digits: np.ndarray,
+    n_kmers: np.ndarray,
+    max_len: int,
+    device: Device,
+) -> tuple[Any, Any]:
+    """DNABERT rows for records of 510 k-mers or more, as its tokenizer builds them.
+
+    ``[CLS] k-mers 0..509 [SEP] [CLS] k-mers 510..1019 [SEP] ...``: every piece of 510 k-mers in
+    ``[CLS] ... [SEP]``, the last piece holding the rest (none when the count is a multiple of
+    510: ``[CLS] [SEP]``, as there); rows longer than ``max_len`` are cut to it and end with
+    ``[SEP]``. ``(ids, mask)`` as :func:`kmer_tokenize`.
+    """
+    ids_of = kmer_ids(k, "dnabert")
+    xp = array_module(device)
+    n, widest = len(batch), max(int(n_kmers.max()), 1)
+    kmers = xp.empty((n, widest), dtype=np.int32)
+    kmer_mask = xp.empty((n, widest), dtype=np.uint8)
+    data, offsets = batch.arrays(device)
+    KMER_TOKEN_IDS(
+        device,
+        grid=_kernels.rows_grid(n, widest),
+        data=data,
+        offsets=offsets,
+        digits=digits,
+        k=k,
+        stride=stride,
+        first_id=ids_of.first_id,
+        unk_id=ids_of.unk_id,
+        cls_id=-1,
+        sep_id=-1,
+        pad_id=ids_of.pad_id,
+        n_rows=n,
+        max_len=widest,
+        ids=kmers,
+        mask=kmer_mask,
+    )
+    m = xp.asarray(n_kmers.astype(np.int64))
+    pieces = m // DNABERT_PIECE + 1
+    full = m + 2 * pieces  # each row's length before truncation
+    width = DNABERT_PIECE + 2  # [CLS], 510 k-mers, [SEP]
+    out = xp.full((n, max(int(full.max()), max_len)), ids_of.pad_id, dtype=np.int32)
+    row, kmer = xp.nonzero(kmer_mask)
+    out[row, kmer + 1 + 2 * (kmer // DNABERT_PIECE)] = kmers[row, kmer]
+    piece_row = xp.repeat(xp.arange(n), pieces)
+    piece = xp.arange(int(pieces.sum())) - xp.repeat(xp.cumsum(pieces) - pieces, pieces)
+    out[piece_row, piece * width] = ids_of.cls_id
+    in_piece = xp.minimum(m[piece_row] - piece * DNABERT_PIECE, DNABERT_PIECE)
+    out[piece_row, piece * width + 1 + in_piece] = ids_of.sep_id
+    out = out[:, :max_len]
+    cut = xp.nonzero(full > max_len)[0]
+    out[cut, max_len - 1] = ids_of.sep_id
+    length = xp.minimum(full, max_len)
+    mask = (xp.arange(max_len)[None, :] < length[:, None]).astype(np.uint8)
+    out[mask == 0] = ids_of.pad_id
+    return xp.ascontiguousarray(out), mask
 
 
 def _check_kmer_args(k: int, stride: int, scheme: str) -> tuple[int, int]:
