@@ -268,16 +268,16 @@ def kmer_token_strings(
             kmer = text[i : i + k]
             kmers.append(kmer if set(kmer) <= set(ACGT) else unk)
         return ["[CLS]", *kmers, "[SEP]"] if scheme == "dnabert" else kmers
-    if scheme == "nucleotide-transformer":
+    if scheme == "nucleotide-transformer":  # as EsmTokenizer: case-sensitive, <unk> per run
         tokens = ["<cls>"]
         i = 0
-        while i < len(upper):
-            base = upper[i]
+        while i < len(seq):
+            base = seq[i]
             if base in ACGT:
                 j = i
-                while j < len(upper) and upper[j] in ACGT:
+                while j < len(seq) and seq[j] in ACGT:
                     j += 1
-                run = upper[i:j]
+                run = seq[i:j]
                 full = len(run) // 6 * 6
                 tokens += [run[p : p + 6] for p in range(0, full, 6)]
                 tokens += list(run[full:])
@@ -287,7 +287,8 @@ def kmer_token_strings(
                 i += 1
             else:
                 tokens.append("<unk>")
-                i += 1
+                while i < len(seq) and seq[i] not in ACGT + "N":
+                    i += 1
         return tokens
     raise ValueError(scheme)
 

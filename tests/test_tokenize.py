@@ -212,11 +212,49 @@ def test_nucleotide_transformer_literal_with_n(device, host):
     # leftover single bases A4102 C4104; then <pad>1
     ids, mask = host(
         gg.kmer_tokenize(
-            ["ATCGATNAC", "aaaaaaR"], 6, scheme="nucleotide-transformer", max_len=7, device=device
+            ["ATCGATNAC", "AAAAAAR", "aaaaaaRA"], 6, scheme="nucleotide-transformer", max_len=7,
+            device=device,
         )
+    )  # fmt: skip
+    # as EsmTokenizer: lower case is not in the vocabulary, and a run of bytes that are not
+    # (aaaaaaR) is one <unk>0
+    np.testing.assert_array_equal(
+        ids, [[3, 439, 4106, 4102, 4104, 1, 1], [3, 6, 0, 1, 1, 1, 1], [3, 0, 4102, 1, 1, 1, 1]]
     )
-    np.testing.assert_array_equal(ids, [[3, 439, 4106, 4102, 4104, 1, 1], [3, 6, 0, 1, 1, 1, 1]])
-    np.testing.assert_array_equal(mask, [[1, 1, 1, 1, 1, 0, 0], [1, 1, 1, 0, 0, 0, 0]])
+    np.testing.assert_array_equal(
+        mask, [[1, 1, 1, 1, 1, 0, 0], [1, 1, 1, 0, 0, 0, 0], [1, 1, 1, 0, 0, 0, 0]]
+    )
+    with pytest.raises(InputError, match=r"record 1.*'a' at position 0 is not in the Nucleot"):
+        gg.kmer_tokenize(["ACGTN", "aC"], 6, scheme="nucleotide-transformer", strict=True)
+
+
+def nt_vocabulary_file(folder) -> str:
+    tokens = sorted(
+        (vocab := gg.kmer_vocabulary(6, scheme="nucleotide-transformer")), key=vocab.get
+    )
+    path = folder / "vocab.txt"
+    path.write_text("\n".join(tokens) + "\n")
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def esm_tokenizer(tmp_path_factory):
+    """transformers.EsmTokenizer over the Nucleotide Transformer v2 vocabulary, as its
+    Hugging Face checkpoints build it (<cls> first, no <eos>)."""
+    transformers = pytest.importorskip("transformers")
+    path = nt_vocabulary_file(tmp_path_factory.mktemp("nt"))
+    return transformers.EsmTokenizer(
+        vocab_file=path, unk_token="<unk>", pad_token="<pad>", mask_token="<mask>",
+        cls_token="<cls>", eos_token=None,
+    )  # fmt: skip
+
+
+@naive.SETTINGS
+@given(seqs=st.lists(st.text(alphabet="ACGTNacgtnRYKMS", max_size=40), min_size=1, max_size=6))
+def test_nucleotide_transformer_equals_esm_tokenizer(device, host, esm_tokenizer, seqs):
+    ids, mask = host(gg.kmer_tokenize(seqs, 6, scheme="nucleotide-transformer", device=device))
+    for seq, row, row_mask in zip(seqs, ids, mask, strict=True):
+        assert list(row[row_mask.astype(bool)]) == esm_tokenizer(seq)["input_ids"], seq
 
 
 def test_plain_kmer_literal(device, host):

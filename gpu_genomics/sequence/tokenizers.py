@@ -14,12 +14,13 @@ Schemes (``docs/sequence.md#tokenizers``):
 * ``kmer_tokenize(scheme="dnabert")``: DNABERT ids [PAD]0 [UNK]1 [CLS]2 [SEP]3 [MASK]4, k-mers
   from 5 in lexicographic A,T,C,G order; ``[CLS] k-mers [SEP]``, right padding; case-sensitive
   as DNABERT's tokenizer (a k-mer with a lower-case letter is [UNK]) unless ``uppercase=True``.
-* ``kmer_tokenize(scheme="nucleotide-transformer")``: Nucleotide Transformer v2 (k = 6):
-  <cls>, each A/C/G/T run cut into non-overlapping 6-mers (ids 6..4101, A,T,C,G order) with the
-  leftover bases as single tokens (A4102 T4103 C4104 G4105), N4106, other letters <unk>0,
-  <pad>1 on the right.
+* ``kmer_tokenize(scheme="nucleotide-transformer")``: Nucleotide Transformer v2 (k = 6), as
+  Hugging Face's ``EsmTokenizer`` over its vocabulary: <cls>, each A/C/G/T run cut into
+  non-overlapping 6-mers (ids 6..4101, A,T,C,G order) with the leftover bases as single tokens
+  (A4102 T4103 C4104 G4105), N4106, one <unk>0 per run of other bytes (lower case included),
+  <pad>1 on the right; ``strict=True`` refuses those bytes instead.
 
-The plain and Nucleotide Transformer k-mer schemes read bases case-insensitively. Every function
+The plain k-mer scheme reads bases case-insensitively. Every function
 returns ``(ids, mask)``: ``(n, max_len) int32`` token ids and ``(n, max_len) uint8`` attention
 mask (1 = real token).
 """
@@ -39,7 +40,7 @@ from .. import _kernels
 from ..device import Device, array_module, resolve_device, to_numpy
 from ..errors import InputError, check_choice, invalid, positive_int
 from .alphabet import base_digits
-from .batch import SequenceBatch, SequencesLike, as_batch
+from .batch import SequenceBatch, SequencesLike, as_batch, letter_at
 from .gather import gather_rows, placement_mask
 from .kmers import check_k
 
@@ -232,15 +233,52 @@ def _kmer_vocabulary(k: int, scheme: KmerScheme) -> dict[str, int]:
 def _nt_base_ids() -> np.ndarray:
     """Return the ``(256,) int32`` Nucleotide Transformer id of each byte as a lone token.
 
-    A, C, G, T (either case) give their single-base tokens, N and n the N token, any other
-    byte ``<unk>``.
+    A, C, G, T give their single-base tokens, N the N token, any other byte (lower case too:
+    the vocabulary is upper case) ``<unk>``.
     """
     vocab = _kmer_vocabulary(NT_K, "nucleotide-transformer")
     table = np.full(256, vocab["<unk>"], dtype=np.int32)
     for letter in "ACGTN":
-        table[ord(letter)] = table[ord(letter.lower())] = vocab[letter]
+        table[ord(letter)] = vocab[letter]
     table.setflags(write=False)
     return table
+
+
+_NT_VOCAB_BYTES = np.frombuffer(b"ACGTN", dtype=np.uint8)
+
+
+def _nt_batch(batch: SequenceBatch, *, strict: bool) -> SequenceBatch:
+    """The batch as the Nucleotide Transformer tokenizer reads it: unknown runs as one byte.
+
+    Hugging Face's ``EsmTokenizer`` over the NT vocabulary matches vocabulary tokens (6-mers,
+    ``A C G T N``) in the text and gives one ``<unk>`` for each stretch between them that
+    matches none; so a run of bytes other than upper-case ``ACGTN`` (lower case, IUPAC letters)
+    is kept as its first byte (one ``<unk>``). ``strict``: any such byte is an error instead,
+    as InstaDeep's own tokenizer refuses letters outside its vocabulary.
+    """
+    unknown = ~np.isin(batch.data, _NT_VOCAB_BYTES)
+    if not unknown.any():
+        return batch
+    if strict:
+        position = int(np.argmax(unknown))
+        record = int(np.searchsorted(batch.offsets, position, side="right")) - 1
+        raise InputError(
+            f"{batch.record_label(record, first_record=0)}: "
+            f"{letter_at(batch.data, position)} at position "
+            f"{position - int(batch.offsets[record])} is not in the Nucleotide Transformer "
+            "vocabulary (A C G T N, upper case); strict=True refuses it (as InstaDeep's "
+            "tokenizer does); without strict it is one <unk> per run"
+        )
+    starts = np.zeros(len(batch.data), dtype=bool)
+    starts[batch.offsets[:-1][batch.offsets[:-1] < len(batch.data)]] = True
+    repeat = unknown.copy()
+    repeat[1:] &= unknown[:-1]
+    repeat &= ~starts  # a record's first byte is never a repeat of the previous record's
+    keep = ~repeat
+    kept_before = np.concatenate([[0], np.cumsum(keep)])
+    return SequenceBatch(
+        data=batch.data[keep], offsets=kept_before[batch.offsets], names=batch.names
+    )
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
@@ -374,6 +412,7 @@ def kmer_token_counts(
     *,
     stride: int = 1,
     scheme: KmerScheme = "plain",
+    strict: bool = False,
     device: str | None = None,
 ) -> np.ndarray:
     """Count the tokens each record gives, special tokens included, before padding.
@@ -385,6 +424,7 @@ def kmer_token_counts(
         k: k-mer size (see :func:`kmer_tokenize`).
         stride: bases between k-mer starts.
         scheme: one of :data:`KMER_SCHEMES`.
+        strict: nucleotide-transformer only (see :func:`kmer_tokenize`).
         device: ``"auto" | "gpu" | "cpu"``.
 
     Returns:
@@ -397,6 +437,7 @@ def kmer_token_counts(
     batch = as_batch(seqs)
     k, stride = _check_kmer_args(k, stride, scheme)
     if scheme == "nucleotide-transformer":
+        batch = _nt_batch(batch, strict=strict)
         return _nt_run(batch, 0, count_only=True, device=resolve_device(device))[0]
     ids = kmer_ids(k, scheme)
     lengths = batch.lengths
@@ -414,6 +455,7 @@ def kmer_tokenize(
     scheme: KmerScheme = "plain",
     max_len: int | None = None,
     uppercase: bool = False,
+    strict: bool = False,
     device: str | None = None,
 ) -> tuple[Any, Any]:
     """Give k-mer tokens for DNABERT-style and Nucleotide Transformer models.
@@ -430,6 +472,9 @@ def kmer_tokenize(
         uppercase: dnabert only: read lower-case letters as upper case. Without it a k-mer
             with a lower-case letter is [UNK], as DNABERT's own (case-sensitive) tokenizer
             gives it (its vocabulary holds upper-case k-mers only).
+        strict: nucleotide-transformer only: a byte other than upper-case A, C, G, T, N is
+            an error (InstaDeep's tokenizer refuses it) instead of one ``<unk>`` per run of
+            such bytes (Hugging Face's ``EsmTokenizer``, the default).
         device: ``"auto" | "gpu" | "cpu"``.
 
     Returns:
@@ -444,11 +489,14 @@ def kmer_tokenize(
     k, stride = _check_kmer_args(k, stride, scheme)
     device_name = resolve_device(device)
     if max_len is None:
-        counts = kmer_token_counts(batch, k, stride=stride, scheme=scheme, device=device_name)
+        counts = kmer_token_counts(
+            batch, k, stride=stride, scheme=scheme, strict=strict, device=device_name
+        )
         max_len = max(int(counts.max()) if len(counts) else 0, 1)
     max_len = positive_int("max_len", max_len)
     if scheme == "nucleotide-transformer":
-        _, ids, mask = _nt_run(batch, max_len, count_only=False, device=device_name)
+        nt_batch = _nt_batch(batch, strict=strict)
+        _, ids, mask = _nt_run(nt_batch, max_len, count_only=False, device=device_name)
         return ids, mask
     scheme_ids = kmer_ids(k, scheme)
     digits = base_digits(scheme_ids.order, lower=scheme != "dnabert" or bool(uppercase))
@@ -577,7 +625,7 @@ def _nt_run(
         grid=_kernels.thread_per_row_grid(n),
         data=data,
         offsets=offsets,
-        digits=base_digits(scheme_ids.order),
+        digits=base_digits(scheme_ids.order, lower=False),
         base_ids=_nt_base_ids(),
         k=NT_K,
         cls_id=scheme_ids.cls_id,
