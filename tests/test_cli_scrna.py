@@ -26,6 +26,7 @@ DEFAULTS = {
     "gene_medians": None,
     "token_dictionary": None,
     "special_tokens": False,
+    "gene_key": None,
     "dataset_id": None,
     "dataset_name": None,
     "chunk_cells": None,
@@ -50,8 +51,8 @@ def test_options_map_to_the_job(monkeypatch, tmp_path, counts_file):
              "--max-pct-mito", "50", "--mito-prefix", "MT-", "--target-sum", "none",
              "--n-top-genes", "100", "--hvg-flavor", "cell_ranger", "--keep-all-genes",
              "--max-value", "5", "--no-scale", "--rank-encode", tmp_path / "cli.h5",
-             "--n-tokens", "64", "--special-tokens", "--dataset-id", "d1", "--name",
-             "Dataset one"]  # fmt: skip
+             "--n-tokens", "64", "--special-tokens", "--gene-key", "gene_ids", "--dataset-id",
+             "d1", "--name", "Dataset one"]  # fmt: skip
     args = ["scrna", counts_file, "-o", tmp_path / "cli.h5ad", *flags, "--device", "cpu"]
     run(*args, "--quiet")
     parameters = {
@@ -68,6 +69,7 @@ def test_options_map_to_the_job(monkeypatch, tmp_path, counts_file):
         "rank_output": str(tmp_path / "cli.h5"),
         "n_tokens": 64,
         "special_tokens": True,
+        "gene_key": "gene_ids",
         "dataset_id": "d1",
         "dataset_name": "Dataset one",
     }

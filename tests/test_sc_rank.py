@@ -93,10 +93,12 @@ def as_lists(encoding, host) -> list[list[int]]:
 
 
 def user_medians(gene_ids, seed=1) -> dict[str, float]:
-    """Few distinct medians (so normalised values tie) and some genes without one."""
+    """Few distinct medians (so normalised values tie) and some genes without one: those
+    without a token in :func:`user_tokens` (a gene with a token but no median is an error,
+    as in Geneformer)."""
     rng = np.random.default_rng(seed)
     choices = rng.choice([0.5, 1.0, 2.0], size=len(gene_ids))
-    return {g: float(m) for k, (g, m) in enumerate(zip(gene_ids, choices, strict=True)) if k % 7}
+    return {g: float(m) for k, (g, m) in enumerate(zip(gene_ids, choices, strict=True)) if k % 5}
 
 
 def user_tokens(gene_ids, seed=2) -> dict[str, int]:
@@ -165,9 +167,13 @@ def test_rank_encode_other_formats_and_int_dtype(device, host, fmt):
     adata = make_adata(seed=4, dtype=np.int32, fmt=fmt)
     reference = make_adata(seed=4)
     gene_ids = list(adata.var["gene_ids"])
-    medians = user_medians(gene_ids)
-    got = rank_encode(adata, n_tokens=8, gene_medians=medians, device=device)
-    want = rank_encode(reference, n_tokens=8, gene_medians=medians, device="cpu")
+    medians, tokens = user_medians(gene_ids), user_tokens(gene_ids)
+    got = rank_encode(
+        adata, n_tokens=8, gene_medians=medians, token_dictionary=tokens, device=device
+    )
+    want = rank_encode(
+        reference, n_tokens=8, gene_medians=medians, token_dictionary=tokens, device="cpu"
+    )
     assert as_lists(got, host) == as_lists(want, np.asarray)
 
 
@@ -176,14 +182,17 @@ def test_rank_encode_gene_key_and_layer(device, host):
     adata.layers["counts"] = adata.X.copy()
     adata.X = None
     medians = {f"SYM{j}": 1.0 for j in range(0, N_GENES, 2)}
+    tokens = {"<pad>": 0, "<mask>": 1, **{f"SYM{j}": j + 2 for j in range(0, N_GENES, 2)}}
     encoding = rank_encode(
-        adata, n_tokens=50, gene_medians=medians, layer="counts", gene_key=None, device=device
-    )
+        adata, n_tokens=50, gene_medians=medians, token_dictionary=tokens, layer="counts",
+        gene_key=None, device=device,
+    )  # fmt: skip
     assert host(encoding.token_ids).size == 0  # var["gene_ids"] is used: no SYM names match
     adata.var["symbol"] = adata.var_names
     encoding = rank_encode(
-        adata, n_tokens=50, gene_medians=medians, layer="counts", gene_key="symbol", device=device
-    )
+        adata, n_tokens=50, gene_medians=medians, token_dictionary=tokens, layer="counts",
+        gene_key="symbol", device=device,
+    )  # fmt: skip
     tokens = encoding.token_dictionary
     expected = reference_encoding(
         dense_counts(anndata.AnnData(adata.layers["counts"])),
@@ -471,6 +480,26 @@ class _RunsCode:
         import os
 
         return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_gene_with_a_token_but_no_median_is_an_error_as_in_geneformer(device):
+    adata = make_adata(seed=3)
+    gene_ids = list(adata.var["gene_ids"])
+    medians = {g: 1.0 for g in gene_ids[2:]}
+    with pytest.raises(InputError, match=r"2 genes of the data have a token but no gene median"):
+        rank_encode(adata, gene_medians=medians, device=device)  # the default dictionary
+    tokens = {"<pad>": 0, "<mask>": 1, **{g: i + 2 for i, g in enumerate(gene_ids[2:])}}
+    rank_encode(adata, gene_medians=medians, token_dictionary=tokens, device=device)  # no token
+
+
+def test_ensembl_id_is_the_default_gene_key_as_in_geneformer(device, host):
+    adata = make_adata(seed=3)
+    ids = [f"ENSG{j:05d}" for j in range(adata.n_vars)]
+    adata.var["ensembl_id"] = ids
+    by_default = rank_encode(adata, n_tokens=20, device=device)
+    by_key = rank_encode(adata, n_tokens=20, gene_key="ensembl_id", device=device)
+    assert as_lists(by_default, host) == as_lists(by_key, host)
+    assert set(by_default.token_dictionary) >= set(ids)
 
 
 def test_a_crafted_pickle_is_refused_and_never_runs(tmp_path):

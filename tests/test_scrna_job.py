@@ -230,6 +230,7 @@ def test_every_output_carries_provenance(tmp_path, counts_file):
         "gene_medians": None,
         "token_dictionary": None,
         "special_tokens": False,
+        "gene_key": None,
         "dataset_id": None,
         "dataset_name": None,
         "chunk_cells": None,  # in memory

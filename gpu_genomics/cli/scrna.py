@@ -130,6 +130,12 @@ FLOAT_OR_NONE = _NumberOrNone(float)
     help="rank-encode: gene-id -> token file (pickle, JSON, TSV); default: built from the data.",
 )
 @click.option("--special-tokens", is_flag=True, help="rank-encode: add <cls> and <eos> (V2).")
+@click.option(
+    "--gene-key",
+    default=None,
+    help="rank-encode: the var column of gene ids (default: ensembl_id when present, as "
+    "Geneformer, else gene_ids, else the gene names).",
+)
 @click.option("--dataset-id", default=None, help="Dataset card id (default: the input's name).")
 @click.option("--name", "dataset_name", default=None, help="Dataset card name.")
 @click.option(

@@ -83,7 +83,8 @@ def row_of_entries(xp: Any, indptr: Any) -> Any:
 def var_gene_ids(adata: Any, gene_key: str | None) -> np.ndarray:
     """Return the gene ids, ``(n_genes,) object`` of str.
 
-    They are ``var[gene_key]``, else ``var["gene_ids"]``, else ``var_names``.
+    They are ``var[gene_key]``, else ``var["ensembl_id"]`` (the column Geneformer's tokenizer
+    reads), else ``var["gene_ids"]``, else ``var_names``.
 
     Raises:
         InputError: ``gene_key`` is not a column of ``adata.var``.
@@ -92,6 +93,8 @@ def var_gene_ids(adata: Any, gene_key: str | None) -> np.ndarray:
         if gene_key not in adata.var.columns:
             raise InputError(f"gene_key={gene_key!r} is not a column of adata.var")
         values = adata.var[gene_key]
+    elif "ensembl_id" in adata.var.columns:
+        values = adata.var["ensembl_id"]
     elif "gene_ids" in adata.var.columns:
         values = adata.var["gene_ids"]
     else:

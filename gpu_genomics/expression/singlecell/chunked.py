@@ -54,7 +54,7 @@ import numpy as np
 
 from ...errors import InputError
 from ...execution import map_in_order, whole_chunks
-from ._matrix import check_counts
+from ._matrix import check_counts, var_gene_ids
 from .blocks import CountBlocks, block_starts
 from .recipe import Recipe, _loosen, annotate_genes
 
@@ -482,7 +482,7 @@ def preprocess_blocks(
     }
     if rank is not None:
         rank = rank.resolved(
-            np.asarray(skeleton.var["gene_ids"], dtype=object),
+            var_gene_ids(skeleton, rank.gene_key),
             lambda gene_ids: gene_medians_of_blocks(
                 client, blocks, final, gene_ids, target_sum=rank.target_sum
             ),
@@ -755,13 +755,17 @@ class RankOptions:
     tokens: dict[str, int] | None = None
     special_tokens: bool = False
     target_sum: float = 10_000
+    gene_key: str | None = None  #: the ``var`` column of gene ids (``var_gene_ids``'s rule)
     gene_ids: np.ndarray | None = None  #: every input gene's id (set by :meth:`resolved`)
+    #: medians computed from the data: genes never detected have none (dropped, not an error)
+    medians_from_data: bool = False
 
     def resolved(self, gene_ids: np.ndarray, compute_medians: Any) -> RankOptions:
         """The options with the gene ids, the medians (computed when None) and the tokens."""
         from .mappings import default_token_dictionary
 
-        medians = self.medians if self.medians is not None else compute_medians(gene_ids)
+        from_data = self.medians is None
+        medians = compute_medians(gene_ids) if from_data else self.medians
         tokens = self.tokens
         if tokens is None:
             tokens = default_token_dictionary(gene_ids, special_tokens=self.special_tokens)
@@ -772,7 +776,9 @@ class RankOptions:
                 len(gene_ids) - usable,
                 len(gene_ids),
             )
-        return dataclasses.replace(self, medians=medians, tokens=tokens, gene_ids=gene_ids)
+        return dataclasses.replace(
+            self, medians=medians, tokens=tokens, gene_ids=gene_ids, medians_from_data=from_data
+        )
 
     def encode(self, counts: Any, cell_names: np.ndarray) -> Any:
         """:func:`~.rank.rank_encode` of the CSR ``counts`` (cells x all genes), on the host."""
@@ -798,6 +804,7 @@ class RankOptions:
                 token_dictionary=self.tokens,
                 special_tokens=self.special_tokens,
                 target_sum=self.target_sum,
+                missing_medians="drop" if self.medians_from_data else "raise",
                 device="cpu",
             ).to_host()
         finally:

@@ -141,6 +141,7 @@ def preprocess_file(
     gene_medians: str | os.PathLike | None = None,
     token_dictionary: str | os.PathLike | None = None,
     special_tokens: bool = False,
+    gene_key: str | None = None,
     dataset_id: str | None = None,
     dataset_name: str | None = None,
     chunk_cells: int | None = None,
@@ -179,6 +180,8 @@ def preprocess_file(
         gene_medians: gene medians file (pickle, JSON, TSV); default: from the data.
         token_dictionary: token dictionary file; default: built from the data.
         special_tokens: add ``<cls>`` and ``<eos>`` (Geneformer V2).
+        gene_key: rank encoding: the ``var`` column of gene ids (default ``ensembl_id`` when
+            present, as Geneformer reads, else ``gene_ids``, else the gene names).
         dataset_id: the dataset card's id (default: the input's name).
         dataset_name: the dataset card's name.
         chunk_cells: run out of core (:mod:`.chunked`), reading this many cells per task;
@@ -234,6 +237,7 @@ def preprocess_file(
             "medians": load_gene_medians(gene_medians) if gene_medians else None,
             "tokens": load_token_dictionary(token_dictionary) if token_dictionary else None,
             "special_tokens": special_tokens,
+            "gene_key": gene_key,
             "device": device,
             "encodings": [],
         }
@@ -270,6 +274,7 @@ def preprocess_file(
             "gene_medians": gene_medians,
             "token_dictionary": token_dictionary,
             "special_tokens": special_tokens,
+            "gene_key": gene_key,
             "dataset_id": dataset_id,
             "dataset_name": dataset_name,
             "chunk_cells": None if source is None else source.chunk_cells,
@@ -353,6 +358,7 @@ def _preprocess_in_memory(
                 rank["medians"],
                 rank["tokens"],
                 special_tokens=rank["special_tokens"],
+                gene_key=rank["gene_key"],
                 device=rank["device"],
             )
         )
@@ -407,6 +413,7 @@ def _rank_options(rank: dict[str, Any]) -> RankOptions:
         medians=rank["medians"],
         tokens=rank["tokens"],
         special_tokens=rank["special_tokens"],
+        gene_key=rank["gene_key"],
     )
 
 
@@ -538,6 +545,7 @@ def _rank_encode(
     tokens: dict[str, int] | None,
     *,
     special_tokens: bool,
+    gene_key: str | None,
     device: str | None,
 ) -> Any:
     """Rank-encode the kept cells' counts on ``device`` (it needs CuPy only, not rapids)."""
@@ -548,6 +556,7 @@ def _rank_encode(
         gene_medians=medians,
         token_dictionary=tokens,
         special_tokens=special_tokens,
+        gene_key=gene_key,
         device=device,
     )
     log.info(

@@ -160,7 +160,8 @@ def compute_gene_medians(
         adata: ``(n_cells, n_genes)`` raw counts in ``X`` (or ``layers[layer]``): SciPy
             CSR/CSC or dense, any numeric dtype; non-negative and finite.
         layer: read ``adata.layers[layer]`` instead of ``X``.
-        gene_key: the ``var`` column of gene ids; default ``var["gene_ids"]`` when present,
+        gene_key: the ``var`` column of gene ids; default ``var["ensembl_id"]``, else
+            ``var["gene_ids"]`` when present,
             else ``var_names``.
         target_sum: the per-cell total after normalisation (Geneformer: 10,000).
         device: ``"auto" | "gpu" | "cpu"`` (``None``: ``$GPU_GENOMICS_DEVICE``, else auto).
@@ -193,6 +194,46 @@ def medians_by_gene_id(gene_ids: np.ndarray, medians: np.ndarray) -> dict[str, f
         for gene_id, median, is_first in zip(gene_ids, medians, first, strict=True)
         if is_first and np.isfinite(median)
     }
+
+
+def _token_ids(
+    gene_ids: np.ndarray, token_dictionary: Any, *, special_tokens: bool
+) -> tuple[dict[str, int], int, int]:
+    """``(token dictionary, <cls> id, <eos> id)`` (-1 without special tokens).
+
+    Raises:
+        InputError: a bad dictionary, or one without ``<cls>``/``<eos>`` under
+            ``special_tokens``.
+    """
+    if token_dictionary is None:
+        tokens = default_token_dictionary(gene_ids, special_tokens=special_tokens)
+    else:
+        tokens = as_token_dictionary(token_dictionary)
+    if not special_tokens:
+        return tokens, -1, -1
+    missing = [name for name in (CLS_TOKEN, EOS_TOKEN) if name not in tokens]
+    if missing:
+        raise InputError(
+            f"special_tokens=True but the token dictionary has no {' or '.join(missing)}; "
+            "use a Geneformer V2 dictionary or special_tokens=False"
+        )
+    return tokens, tokens[CLS_TOKEN], tokens[EOS_TOKEN]
+
+
+def _refuse_tokens_without_median(
+    gene_ids: np.ndarray, tokens: dict[str, int], medians: dict[str, float]
+) -> None:
+    """Geneformer's tokenizer raises for a gene of the data with a token but no median."""
+    missing = sorted({str(g) for g in gene_ids if g in tokens and g not in medians})
+    if missing:
+        listed = ", ".join(missing[:5]) + (
+            f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        )
+        raise InputError(
+            f"{len(missing)} genes of the data have a token but no gene median ({listed}); "
+            "Geneformer's tokenizer refuses them too: give a median file that covers the token "
+            "dictionary's genes (Geneformer ships the two together)"
+        )
 
 
 def _first_column_of(gene_ids: np.ndarray) -> np.ndarray:
@@ -263,6 +304,7 @@ def rank_encode(
     layer: str | None = None,
     gene_key: str | None = None,
     target_sum: float = 10_000,
+    missing_medians: str = "raise",
     device: str | None = None,
 ) -> RankEncoding:
     """Encode every cell as Geneformer does: its genes ranked by normalised expression.
@@ -288,9 +330,13 @@ def rank_encode(
         special_tokens: start each encoding with ``<cls>`` and end it with ``<eos>``
             (Geneformer V2).
         layer: read the counts from ``adata.layers[layer]`` instead of ``X``.
-        gene_key: the ``var`` column of gene ids; default ``var["gene_ids"]`` when present,
+        gene_key: the ``var`` column of gene ids; default ``var["ensembl_id"]``, else
+            ``var["gene_ids"]`` when present,
             else ``var_names``.
         target_sum: the per-cell total after normalisation (Geneformer: 10,000).
+        missing_medians: ``"raise"`` (Geneformer's behaviour): a gene of the data with a token
+            but no median in ``gene_medians`` is an error; ``"drop"``: such genes are left out
+            (logged), as genes without a token are.
         device: ``"auto" | "gpu" | "cpu"`` (``None``: ``$GPU_GENOMICS_DEVICE``, else auto).
 
     Returns:
@@ -313,19 +359,7 @@ def rank_encode(
     xp = array_module(device_name)
     gene_ids = var_gene_ids(adata, gene_key)
 
-    if token_dictionary is None:
-        tokens = default_token_dictionary(gene_ids, special_tokens=special_tokens)
-    else:
-        tokens = as_token_dictionary(token_dictionary)
-    cls_id = eos_id = -1
-    if special_tokens:
-        missing = [name for name in (CLS_TOKEN, EOS_TOKEN) if name not in tokens]
-        if missing:
-            raise InputError(
-                f"special_tokens=True but the token dictionary has no {' or '.join(missing)}; "
-                "use a Geneformer V2 dictionary or special_tokens=False"
-            )
-        cls_id, eos_id = tokens[CLS_TOKEN], tokens[EOS_TOKEN]
+    tokens, cls_id, eos_id = _token_ids(gene_ids, token_dictionary, special_tokens=special_tokens)
 
     row, gene, values, n_cells, n_genes = _normalised_entries(
         device_name, adata, layer, target_sum, "rank_encode"
@@ -339,6 +373,8 @@ def rank_encode(
         median_of_column = xp.asarray(
             np.array([medians.get(g, np.nan) for g in gene_ids], dtype=np.float64)
         )
+        if check_choice("missing_medians", missing_medians, ("raise", "drop")) == "raise":
+            _refuse_tokens_without_median(gene_ids, tokens, medians)
     token_of_column = np.array([tokens.get(g, -1) for g in gene_ids], dtype=np.int64)
     usable = to_numpy(xp.isfinite(median_of_column)) & (token_of_column >= 0)
     dropped = int(n_genes - usable.sum())
