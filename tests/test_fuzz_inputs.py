@@ -23,7 +23,7 @@ from gpu_genomics.intervals.bed import read_bed  # noqa: E402
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 FUZZ = settings(
-    max_examples=25,
+    max_examples=int(__import__("os").environ.get("FUZZ_EXAMPLES", "25")),
     database=None,  # nothing written into the checkout
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],

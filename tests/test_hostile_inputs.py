@@ -242,3 +242,39 @@ def test_a_store_being_written_says_it_is_incomplete(out, name):
             writer._root.flush()
         assert "incomplete" in str(attrs(writer.tmp_path)[INCOMPLETE_ATTR])
     assert INCOMPLETE_ATTR not in attrs(out / name)
+
+
+def test_a_nul_byte_in_a_record_name_is_one_line(tmp_path, out, capsys):
+    fasta = tmp_path / "nul.fa"
+    fasta.write_bytes(b">r\x001\nACGT\n")
+    assert "holds a NUL byte" in fails(capsys, "encode", fasta, "-o", out / "e.h5")
+    assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("entries", "message"),
+    [
+        ("0 1 5\n", r"entry 1 .* row 0, column 1, outside the 3 x 2"),  # once crashed scipy
+        ("4 1 5\n", r"row 4, column 1, outside"),
+        ("1 3 5\n", r"row 1, column 3, outside"),
+        ("1 1 5\n1 2 1\n", r"2 entries, but the size line \(line 2\) says 1"),
+        ("1 x 5\n", r"malformed entry"),
+    ],
+)
+def test_a_matrix_market_entry_outside_its_shape_is_refused(tmp_path, entries, message):
+    pytest.importorskip("scanpy")
+    from gpu_genomics.errors import InputError
+    from gpu_genomics.expression.singlecell import read
+
+    folder = tmp_path / "filtered_feature_bc_matrix"
+    folder.mkdir()
+    (folder / "matrix.mtx").write_text(
+        "%%MatrixMarket matrix coordinate integer general\n3 2 1\n" + entries
+    )
+    (folder / "features.tsv").write_text(
+        "".join(f"E{i}\tG{i}\tGene Expression\n" for i in range(3))
+    )
+    (folder / "barcodes.tsv").write_text("A-1\nB-1\n")
+    with pytest.raises(InputError, match=message) as info:
+        read(folder)
+    assert "\n" not in str(info.value)

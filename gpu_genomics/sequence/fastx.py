@@ -243,11 +243,23 @@ def _gather_lines(
     return buf[mask], lengths
 
 
-def _names(raw: bytes, starts: np.ndarray, ends: np.ndarray) -> list[str]:
+def _names(raw: bytes, starts: np.ndarray, ends: np.ndarray, path: object) -> list[str]:
+    """The first word of each header line.
+
+    Raises:
+        InputError: a name holds a NUL byte (no output format can store it).
+    """
     names = []
     for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
         header = raw[s + 1 : e].split(maxsplit=1)
-        names.append(header[0].decode("utf-8", "replace") if header else "")
+        name = header[0] if header else b""
+        if b"\x00" in name:
+            shown = name.decode("utf-8", "replace").replace("\x00", "\\0")
+            raise InputError(
+                f"{path}: the record name {shown!r} holds a NUL byte, which no output can "
+                "store; fix its header line"
+            )
+        names.append(name.decode("utf-8", "replace"))
     return names
 
 
@@ -269,7 +281,7 @@ def _parse_fasta(path, raw, buf, starts, ends):
     ).astype(np.int64)
     offsets = np.zeros(len(header_lines) + 1, dtype=np.int64)
     np.cumsum(per_record, out=offsets[1:])
-    names = _names(raw, starts[header_lines], ends[header_lines])
+    names = _names(raw, starts[header_lines], ends[header_lines], path)
     return data, offsets, names
 
 
@@ -301,4 +313,4 @@ def _parse_fastq(path, raw, buf, starts, ends):
     data, lengths = _gather_lines(buf, starts[seqs], ends[seqs])
     offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    return data, offsets, _names(raw, starts[heads], ends[heads])
+    return data, offsets, _names(raw, starts[heads], ends[heads], path)

@@ -149,7 +149,74 @@ def _read_10x_h5(path: Path) -> AnnData:
 def _read_10x_mtx(path: Path) -> AnnData:
     import scanpy as sc
 
+    matrix = next(path / name for name in ("matrix.mtx.gz", "matrix.mtx") if (path / name).exists())
+    check_matrix_market(matrix)
     return sc.read_10x_mtx(path, var_names="gene_symbols", make_unique=False)
+
+
+#: Entries read at a time by :func:`check_matrix_market`.
+_MTX_CHUNK = 10_000_000
+
+
+def check_matrix_market(path: Path) -> None:
+    """Check a coordinate Matrix Market file before scipy reads it.
+
+    scipy's reader trusts the file: an entry outside the declared shape (a row or column of 0,
+    or beyond the size line) makes it write outside its buffers and crash the process. The
+    header, the size line and every entry's row and column are checked here, in chunks of
+    :data:`_MTX_CHUNK` entries (16 bytes each).
+
+    Raises:
+        InputError: a header that is not coordinate Matrix Market, a bad size line, an entry
+            out of range or malformed, or a count that differs from the size line's, naming the
+            line.
+    """
+    import gzip
+
+    import numpy as np
+    import pandas as pd
+
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8", errors="replace") as handle:
+        header = handle.readline()
+        if not header.lower().startswith("%%matrixmarket matrix coordinate"):
+            raise InputError(
+                f"{path}: line 1: not a coordinate Matrix Market header ({header.strip()[:60]!r})"
+            )
+        line_no, size = 2, handle.readline()
+        while size.startswith("%"):
+            line_no, size = line_no + 1, handle.readline()
+        try:
+            rows, cols, nnz = (int(v) for v in size.split()[:3])
+        except ValueError:
+            raise InputError(
+                f"{path}: line {line_no}: the size line must be 'rows columns entries', got "
+                f"{size.strip()[:60]!r}"
+            ) from None
+        seen = 0
+        try:
+            chunks = pd.read_csv(
+                handle, sep=r"\s+", header=None, usecols=[0, 1], dtype=np.int64, comment="%",
+                chunksize=_MTX_CHUNK, engine="c",
+            )  # fmt: skip
+            for chunk in chunks:
+                i, j = chunk[0].to_numpy(), chunk[1].to_numpy()
+                bad = (i < 1) | (i > rows) | (j < 1) | (j > cols)
+                if bad.any():
+                    first = int(np.argmax(bad))
+                    raise InputError(
+                        f"{path}: entry {seen + first + 1} (after line {line_no}) is at row "
+                        f"{int(i[first])}, column {int(j[first])}, outside the {rows} x {cols} "
+                        "of the size line"
+                    )
+                seen += len(chunk)
+        except (ValueError, pd.errors.ParserError, EOFError, OSError) as exc:
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise InputError(
+                f"{path}: a malformed entry after line {line_no} ({message})"
+            ) from None
+    if seen != nnz:
+        raise InputError(f"{path}: {seen} entries, but the size line (line {line_no}) says {nnz}")
 
 
 LOOM_CELL_NAMES = ("CellID", "obs_names", "Cell", "cell_names")
