@@ -203,6 +203,17 @@ def test_moments_are_scanpys_mean_and_variance():
 
 def rank_tables(path: Path):
     """``(cell ids, token lists, metadata)`` of a rank output, whatever its format."""
+    if path.suffix == ".dataset":  # what Geneformer's training code opens
+        datasets = pytest.importorskip("datasets")
+        import json
+
+        dataset = datasets.load_from_disk(str(path))
+        assert dataset.column_names[:2] == ["input_ids", "length"]
+        assert dataset.features["input_ids"].feature.dtype == "int64"
+        assert dataset["length"] == [len(ids) for ids in dataset["input_ids"]]
+        meta = json.loads(dataset.info.description)
+        meta.pop("provenance")
+        return dataset["cell_id"], dataset["input_ids"], meta
     if path.suffix in (".parquet", ".pq"):
         import pyarrow.parquet as pq
 
@@ -228,6 +239,7 @@ def rank_tables(path: Path):
     ("suffix", "options"),
     [
         (".parquet", {}),
+        (".dataset", {"special_tokens": True, "n_tokens": 4096}),
         (".h5", {"special_tokens": True, "n_tokens": 64}),
         (".zarr", {"n_tokens": 100}),
     ],
@@ -245,6 +257,9 @@ def test_rank_encoding_out_of_core_equals_in_memory(tmp_path, counts_h5ad, suffi
             counts_h5ad, output, rank_output=tokens, chunk_cells=chunk, n_top_genes=500, **options
         )
     assert_same_output(memory, blocks)
+    assert sorted(p.name for p in blocks.parent.iterdir()) == sorted(  # no scratch left
+        [blocks.name, blocks_tokens.name]
+    )
     cells_a, lists_a, meta_a = rank_tables(memory_tokens)
     cells_b, lists_b, meta_b = rank_tables(blocks_tokens)
     assert cells_a == cells_b == list(read_output(blocks).obs_names)

@@ -114,7 +114,8 @@ FLOAT_OR_NONE = _NumberOrNone(float)
     "rank_output",
     type=click.Path(),
     default=None,
-    help="Also write Geneformer rank-value tokens of the kept cells (.parquet, .h5 or .zarr).",
+    help="Also write Geneformer rank-value tokens of the kept cells (.parquet, .dataset, .h5 "
+    "or .zarr).",
 )
 @click.option("--n-tokens", type=int, default=2048, show_default=True, help="rank-encode length.")
 @click.option(

@@ -227,7 +227,9 @@ def preprocess_file(
     if rank_output is not None:
         if rank_format_of(rank_output) is None:
             raise invalid(
-                "rank_output", str(rank_output), "must end in .parquet/.pq, .h5/.hdf5 or .zarr"
+                "rank_output",
+                str(rank_output),
+                "must end in .parquet/.pq, .dataset, .h5/.hdf5 or .zarr",
             )
         check_output_folder(rank_output)
         if Path(rank_output).resolve() == output_path.resolve():

@@ -33,6 +33,8 @@ import json
 import logging
 import math
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,7 +45,13 @@ from ...device import array_module, resolve_device, to_numpy
 from ...errors import InputError, check_choice, invalid, positive_int
 from ...io.provenance import json_safe
 from ...io.spec import STRING, ArraySpec, OutputSpec
-from ...io.store import SUFFIX_FORMATS, ArrayWriter, atomic_output, check_output_folder
+from ...io.store import (
+    SUFFIX_FORMATS,
+    ArrayWriter,
+    atomic_output,
+    check_output_folder,
+    spool_prefix,
+)
 from ._matrix import device_counts, row_of_entries, var_gene_ids
 from ._segments import order_within_rows, positive_bits
 from .mappings import (
@@ -67,7 +75,8 @@ __all__ = [
 ]
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
-OUTPUT_FORMATS = ("parquet", "hdf5", "zarr")
+DATASET_SUFFIX = ".dataset"
+OUTPUT_FORMATS = ("parquet", "dataset", "hdf5", "zarr")
 
 RANK_ARRAYS = OutputSpec(
     "scrna --rank-encode: Geneformer rank-value tokens (HDF5/Zarr; Parquet: cell_id, "
@@ -422,8 +431,14 @@ def rank_encode(
 
 
 def rank_format_of(path: str | os.PathLike) -> str | None:
-    """``"parquet"``, ``"hdf5"`` or ``"zarr"`` from a rank-encoding output's suffix, or None."""
+    """The rank-encoding output format of a path's suffix, one of :data:`OUTPUT_FORMATS`.
+
+    ``.parquet``/``.pq``, ``.dataset`` (a Hugging Face ``datasets`` folder), ``.h5``/``.hdf5``,
+    ``.zarr``; None for another suffix.
+    """
     suffix = Path(path).suffix.lower()
+    if suffix == DATASET_SUFFIX:
+        return "dataset"
     return "parquet" if suffix in PARQUET_SUFFIXES else SUFFIX_FORMATS.get(suffix)
 
 
@@ -527,6 +542,15 @@ class RankWriter:
                         f"{self.path}: is a folder; give the output a file name such as out.parquet"
                     )
                 self._tmp = self._stack.enter_context(atomic_output(self.path))
+            elif self.format == "dataset":  # Parquet rows first, the dataset built at the end
+                _require_pyarrow()
+                _require_datasets()
+                self._folder = self._stack.enter_context(atomic_output(self.path, directory=True))
+                scratch = Path(
+                    tempfile.mkdtemp(prefix=spool_prefix(self.path), dir=self.path.parent)
+                )
+                self._stack.callback(shutil.rmtree, scratch, ignore_errors=True)
+                self._tmp = scratch / "rows.parquet"
             else:
                 self._out = self._stack.enter_context(
                     ArrayWriter(
@@ -547,7 +571,7 @@ class RankWriter:
         token_ids = np.asarray(to_numpy(encoding.token_ids), dtype=np.int32)
         if self.first is None:
             self.first = encoding
-        if self.format == "parquet":
+        if self.format in ("parquet", "dataset"):
             self._append_parquet(encoding, offsets, token_ids)
         else:
             self._append_arrays(encoding, offsets, token_ids)
@@ -618,15 +642,48 @@ class RankWriter:
                     raise RuntimeError(
                         f"{self.path}: {self.cells} cells appended, {self.n_cells} declared"
                     )
-                if self.format != "parquet":
-                    self._finish_arrays()
-                elif self.first is None:
+                if self.format in ("parquet", "dataset") and self.first is None:
                     raise RuntimeError(f"{self.path}: no encoding appended")
+                if self.format == "dataset":
+                    self._finish_dataset()
+                elif self.format != "parquet":
+                    self._finish_arrays()
             except BaseException as error:
                 if not self._stack.__exit__(type(error), error, error.__traceback__):
                     raise
                 return
         self._stack.__exit__(exc_type, exc, tb)
+
+    def _finish_dataset(self) -> None:
+        """Write the Parquet rows as a ``datasets`` folder (``datasets.load_from_disk``).
+
+        The columns Geneformer's tokenizer writes, ``input_ids`` (``list<int64>``) and
+        ``length`` (int64), plus ``cell_id``; the tokenizer's parameters, the token dictionary
+        and the provenance are the JSON of the dataset info's ``description``.
+        """
+        import datasets
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self._out.close()
+        table = pq.read_table(self._tmp, memory_map=True)
+        table = pa.table(
+            {
+                "input_ids": table["input_ids"].cast(pa.list_(pa.int64())),
+                "length": table["length"].cast(pa.int64()),
+                "cell_id": table["cell_id"],
+            }
+        )
+        first = self.first
+        description = {
+            "encoding": "geneformer-rank-value",
+            "n_tokens": int(first.n_tokens),
+            "special_tokens": bool(first.special_tokens),
+            "token_dictionary": first.token_dictionary,
+            "provenance": json_safe(self.provenance),
+        }
+        info = datasets.DatasetInfo(description=json.dumps(description))
+        datasets.Dataset(table, info=info).save_to_disk(str(self._folder))
 
     def _finish_arrays(self) -> None:
         out, first = self._out, self.first
@@ -646,6 +703,16 @@ class RankWriter:
                 "special_tokens": bool(first.special_tokens),
             }
         )
+
+
+def _require_datasets() -> None:
+    try:
+        import datasets  # noqa: F401
+    except ImportError:
+        raise InputError(
+            "writing a .dataset folder needs Hugging Face datasets (pip install datasets); "
+            "or write .parquet (datasets.load_dataset('parquet', ...) reads it)"
+        ) from None
 
 
 def _require_pyarrow() -> None:
