@@ -49,17 +49,6 @@ def test_tokenize_spec_literal(device, host):
     )
 
 
-def specification_tokenize(seq, max_len):
-    """The specification's ``tokenize_sequence``, as written there."""
-    vocab = {"A": 0, "C": 1, "G": 2, "T": 3, "N": 4, "<PAD>": 5}
-    tokens = [vocab.get(base, vocab["N"]) for base in seq.upper()]
-    if len(tokens) < max_len:
-        tokens += [vocab["<PAD>"]] * (max_len - len(tokens))
-    else:
-        tokens = tokens[:max_len]
-    return np.array(tokens)
-
-
 @naive.SETTINGS
 @given(
     seqs=st.lists(st.text(min_size=1, max_size=30), min_size=1, max_size=6),
@@ -67,7 +56,7 @@ def specification_tokenize(seq, max_len):
 )
 def test_tokenize_spec_equals_the_specification_for_every_string(device, host, seqs, max_len):
     ids, _ = host(gg.tokenize(seqs, max_len, scheme="spec", device=device))
-    want = np.stack([specification_tokenize(seq, max_len) for seq in seqs])
+    want = np.stack([naive.tokenize_sequence(seq, naive.SPEC_VOCAB, max_len) for seq in seqs])
     np.testing.assert_array_equal(ids, want)
 
 

@@ -27,6 +27,7 @@ mask (1 = real token).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import re
@@ -507,13 +508,30 @@ def kmer_tokenize(
                 batch, k, stride=stride, digits=digits, n_kmers=n_kmers, max_len=max_len,
                 device=device_name,
             )  # fmt: skip
-    xp = array_module(device_name)
-    ids = xp.empty((len(batch), max_len), dtype=np.int32)
-    mask = xp.empty((len(batch), max_len), dtype=np.uint8)
-    data, offsets = batch.arrays(device_name)
+    return _kmer_token_ids(
+        batch, k, stride=stride, digits=digits, scheme_ids=scheme_ids, width=max_len,
+        device=device_name,
+    )  # fmt: skip
+
+
+def _kmer_token_ids(
+    batch: SequenceBatch,
+    k: int,
+    *,
+    stride: int,
+    digits: np.ndarray,
+    scheme_ids: KmerIds,
+    width: int,
+    device: Device,
+) -> tuple[Any, Any]:
+    """Launch the k-mer token kernel: ``(ids, mask)`` of ``(n, width)`` on ``device``."""
+    xp = array_module(device)
+    ids = xp.empty((len(batch), width), dtype=np.int32)
+    mask = xp.empty((len(batch), width), dtype=np.uint8)
+    data, offsets = batch.arrays(device)
     KMER_TOKEN_IDS(
-        device_name,
-        grid=_kernels.rows_grid(len(batch), max_len),
+        device,
+        grid=_kernels.rows_grid(len(batch), width),
         data=data,
         offsets=offsets,
         digits=digits,
@@ -525,7 +543,7 @@ def kmer_tokenize(
         sep_id=scheme_ids.sep_id,
         pad_id=scheme_ids.pad_id,
         n_rows=len(batch),
-        max_len=max_len,
+        max_len=width,
         ids=ids,
         mask=mask,
     )
@@ -552,26 +570,9 @@ def _dnabert_pieces(
     ids_of = kmer_ids(k, "dnabert")
     xp = array_module(device)
     n, widest = len(batch), max(int(n_kmers.max()), 1)
-    kmers = xp.empty((n, widest), dtype=np.int32)
-    kmer_mask = xp.empty((n, widest), dtype=np.uint8)
-    data, offsets = batch.arrays(device)
-    KMER_TOKEN_IDS(
-        device,
-        grid=_kernels.rows_grid(n, widest),
-        data=data,
-        offsets=offsets,
-        digits=digits,
-        k=k,
-        stride=stride,
-        first_id=ids_of.first_id,
-        unk_id=ids_of.unk_id,
-        cls_id=-1,
-        sep_id=-1,
-        pad_id=ids_of.pad_id,
-        n_rows=n,
-        max_len=widest,
-        ids=kmers,
-        mask=kmer_mask,
+    bare = dataclasses.replace(ids_of, cls_id=-1, sep_id=-1)  # the k-mers alone
+    kmers, kmer_mask = _kmer_token_ids(
+        batch, k, stride=stride, digits=digits, scheme_ids=bare, width=widest, device=device
     )
     m = xp.asarray(n_kmers.astype(np.int64))
     pieces = m // DNABERT_PIECE + 1
