@@ -27,7 +27,7 @@ matrix in memory), then ``gpu-genomics scrna --chunk-cells 20000``: seconds, cel
     python bench/scrna.py                       # 100k x 20k
     python bench/scrna.py --cells 20000 --genes 10000 --repeats 3
     python bench/scrna.py --out-of-core --cache /tmp/scrna-cache
-    python bench/scrna.py --large 3200000 --genes-per-cell 1500 --cache /tmp/scrna-cache
+    python bench/scrna.py --large 2600000 --genes-per-cell 2000 --cache /tmp/scrna-cache
 """
 
 from __future__ import annotations
