@@ -167,6 +167,28 @@ def test_a_bad_count_names_the_file_row_and_writes_nothing(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.h5ad"]
 
 
+def test_a_non_integer_count_under_seurat_v3_names_the_cell_and_gene(tmp_path):
+    pytest.importorskip("skmisc")
+    adata = synthetic_counts(300, 3000, seed=12)
+    x = adata.X.tolil()
+    x[250, 100] = 2.5
+    adata.X = x.tocsr()
+    source = write_input(adata, tmp_path / "half.h5ad")
+    messages = []
+    for chunk in (None, 30):
+        with pytest.raises(InputError) as error:
+            preprocess_file(source, tmp_path / "o.h5ad", hvg_flavor="seurat_v3", chunk_cells=chunk)
+        messages.append(str(error.value))
+    for message in messages:  # in memory the row is the filtered matrix's; out of core the file's
+        assert "flavor 'seurat_v3' needs non-negative integer counts" in message
+        assert (
+            "cell 'cell250'" in message
+            and "gene 'G100'" in message
+            and "2.5 (not whole)" in message
+        )
+    assert "'cell250' (row 250)" in messages[1]
+
+
 def test_a_step_that_removes_everything_is_one_line(tmp_path, counts_h5ad):
     with pytest.raises(InputError, match=r"filter_cells\(min_genes=100000\) removed every cell"):
         preprocess_file(counts_h5ad, tmp_path / "o.h5ad", chunk_cells=50, min_genes=100_000)

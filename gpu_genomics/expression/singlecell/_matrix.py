@@ -7,6 +7,7 @@ one-line errors naming the cell and the gene.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -108,7 +109,7 @@ def check_counts(
     layer: str | None = None,
     integer: bool = False,
     what: str = "this step",
-    first_row: int = 0,
+    rows: Sequence[int] | None = None,
 ) -> None:
     """Check that ``adata.X`` (or ``layers[layer]``) holds non-negative finite values.
 
@@ -119,8 +120,8 @@ def check_counts(
         layer: check ``adata.layers[layer]`` instead of ``X``.
         integer: also require whole numbers (counts).
         what: the step named in the error.
-        first_row: the file's row of ``adata``'s first cell (a block of a larger matrix), so
-            that the error names the row of the file.
+        rows: the file's row of each cell of ``adata`` (a block of a larger matrix), so that
+            the error names the row of the file; default: ``adata``'s own rows.
 
     Raises:
         InputError: at the first negative, non-finite (or, with ``integer=True``, non-integer)
@@ -147,11 +148,12 @@ def check_counts(
         cell, gene = (major, minor) if x.format == "csr" else (minor, major)
     else:
         cell, gene = divmod(first, x.shape[1])
+    row = cell if rows is None else int(rows[cell])
     reason = "negative" if value < 0 else "not finite" if not np.isfinite(value) else "not whole"
     need = "non-negative integer counts" if integer else "non-negative finite values"
     where = "X" if layer is None else f"layers[{layer!r}]"
     raise InputError(
-        f"{what} needs {need}, but cell {adata.obs_names[cell]!r} (row {first_row + cell}), gene "
+        f"{what} needs {need}, but cell {adata.obs_names[cell]!r} (row {row}), gene "
         f"{adata.var_names[gene]!r} (column {gene}) of {where} holds {value!r} ({reason}); "
         "pass raw counts (e.g. layer='counts')"
     )

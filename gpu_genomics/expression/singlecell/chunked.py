@@ -52,11 +52,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ...errors import InputError
 from ...execution import map_in_order, whole_chunks
 from ._matrix import check_counts, var_gene_ids
 from .blocks import CountBlocks, block_starts
-from .recipe import Recipe, _loosen, annotate_genes
+from .recipe import Recipe, _loosen, _require_cells, annotate_genes
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -228,7 +227,7 @@ def _scan_task(shared: _Shared, block: _Block) -> tuple[np.ndarray, np.ndarray]:
         obs=pd.DataFrame(index=pd.Index(block.cell_names)),
         var=pd.DataFrame(index=pd.Index(shared.gene_names)),
     )
-    check_counts(checked, what="the single-cell recipe", first_row=block.start)
+    check_counts(checked, what="the single-cell recipe", rows=range(block.start, block.stop))
     x.eliminate_zeros()  # the values are >= 0: what is stored now is what is detected
     n_detected = np.diff(x.indptr).astype(np.int32)
     min_genes = shared.recipe.min_genes
@@ -256,34 +255,32 @@ def _qc_task(shared: _Shared, block: _Block) -> dict[str, Any]:
     if recipe.max_pct_mito is not None:
         keep &= qc["pct_counts_mt"] < recipe.max_pct_mito
     counts = x[keep]
-    if recipe.hvg_flavor == "seurat_v3":
-        rows = block.cells[keep]
-        _check_whole(counts, block.cell_names[rows], block.start + rows)
+    if recipe.hvg_flavor == "seurat_v3":  # whole counts, as highly_variable_genes checks them
+        _check_whole(shared, block, counts, block.cells[keep])
     return {
         "qc": qc,
         "keep": keep,
         "gene_cells": np.bincount(x.indices, minlength=x.shape[1]).astype(np.int64),
-        "gene_totals": Moments.of(x).total,
+        "gene_totals": np.bincount(
+            x.indices, weights=x.data.astype(np.float64), minlength=x.shape[1]
+        ),
         # normalize_total's per-cell totals (the median target when target_sum is None)
         "totals": np.asarray(counts.sum(axis=1, dtype=np.float64)).ravel().astype(np.float32),
         "moments": _moments_of(counts, recipe.target_sum, shared.wanted),
     }
 
 
-def _check_whole(counts: Any, names: np.ndarray, rows: np.ndarray) -> None:
-    """``seurat_v3`` needs whole-number counts, as :func:`~.recipe.highly_variable_genes`."""
-    if counts.dtype.kind != "f" or not counts.nnz:
-        return
-    bad = counts.data != np.floor(counts.data)
-    if not bad.any():
-        return
-    first = int(np.argmax(bad))
-    row = int(np.searchsorted(counts.indptr, first, side="right")) - 1
-    raise InputError(
-        f"flavor 'seurat_v3' needs non-negative integer counts, but cell {names[row]!r} "
-        f"(row {int(rows[row])}) holds {float(counts.data[first])!r} (not whole); "
-        "pass raw counts"
+def _check_whole(shared: _Shared, block: _Block, counts: Any, cells: np.ndarray) -> None:
+    """:func:`~._matrix.check_counts` (whole numbers) of ``counts``, the block's ``cells``."""
+    import anndata
+    import pandas as pd
+
+    checked = anndata.AnnData(
+        X=counts,
+        obs=pd.DataFrame(index=pd.Index(block.cell_names[cells])),
+        var=pd.DataFrame(index=pd.Index(shared.gene_names[shared.genes])),
     )
+    check_counts(checked, integer=True, what="flavor 'seurat_v3'", rows=block.start + cells)
 
 
 def _moments_task(shared: _Shared, block: _Block) -> dict[str, Moments]:
@@ -437,14 +434,20 @@ def preprocess_blocks(
         keep_cells = n_detected >= recipe.min_genes
         obs_out = obs_out.iloc[np.flatnonzero(keep_cells)].copy()
         obs_out["n_genes"] = n_detected[keep_cells]
-        _require(len(obs_out), blocks.n_genes, f"filter_cells(min_genes={recipe.min_genes})")
+        _require_cells(
+            len(obs_out), blocks.n_genes, f"filter_cells(min_genes={recipe.min_genes})",
+            _loosen(["min_genes"]),
+        )  # fmt: skip
         steps("filter_cells", len(obs_out), blocks.n_genes)
     genes = np.arange(blocks.n_genes)
     if recipe.min_cells is not None:
         genes = np.flatnonzero(gene_cells >= recipe.min_cells)
         var_out = var_out.iloc[genes].copy()
         var_out["n_cells"] = gene_cells[genes]
-        _require(len(obs_out), len(genes), f"filter_genes(min_cells={recipe.min_cells})")
+        _require_cells(
+            len(obs_out), len(genes), f"filter_genes(min_cells={recipe.min_cells})",
+            _loosen(["min_cells"]),
+        )  # fmt: skip
         steps("filter_genes", len(obs_out), len(genes))
     cells = [_Block(a, b, np.flatnonzero(keep_cells[a:b]), names[a:b]) for a, b in spans]
     cells = [block for block in cells if len(block.cells)]  # scanpy refuses empty matrices
@@ -552,7 +555,9 @@ def _qc_pass(
     steps("qc_metrics", n_cells, len(var_out))
     obs_out = obs_out.iloc[np.flatnonzero(np.concatenate([part["keep"] for part in parts]))]
     bounds = f"max_genes={recipe.max_genes}, max_pct_mito={recipe.max_pct_mito}"
-    _require(len(obs_out), len(var_out), f"filter_qc({bounds})")
+    _require_cells(
+        len(obs_out), len(var_out), f"filter_qc({bounds})", "raise `max_genes` or `max_pct_mito`"
+    )
     for name in ("filter_qc", "keep_counts"):
         steps(name, len(obs_out), len(var_out))
     target_sum = recipe.target_sum
@@ -610,14 +615,6 @@ def _hvg_pass(
         var_out = var_out.iloc[output_genes]
     steps(f"hvg ({flavor})", n_cells, len(output_genes))
     return var_out, output_genes, moments
-
-
-def _require(n_cells: int, n_genes: int, step: str) -> None:
-    bounds = [name.split("=")[0] for name in step[step.index("(") + 1 : -1].split(", ")]
-    if n_cells == 0:
-        raise InputError(f"{step} removed every cell; {_loosen(bounds)}")
-    if n_genes == 0:
-        raise InputError(f"{step} removed every gene; {_loosen(bounds)}")
 
 
 # --- highly variable genes from the per-gene sums -------------------------------------------

@@ -49,10 +49,11 @@ MITO_PREFIX = "MT-"
 # --- checks ---------------------------------------------------------------------------------
 
 
-def _require_cells(adata: AnnData, step: str, fix: str) -> None:
-    if adata.n_obs == 0:
+def _require_cells(n_cells: int, n_genes: int, step: str, fix: str) -> None:
+    """The one-line error of a step that left no cell or no gene (``fix`` says what to do)."""
+    if n_cells == 0:
         raise InputError(f"{step} removed every cell; {fix}")
-    if adata.n_vars == 0:
+    if n_genes == 0:
         raise InputError(f"{step} removed every gene; {fix}")
 
 
@@ -326,7 +327,9 @@ def _filter(
         verb = sc.pp.filter_cells if what == "cells" else sc.pp.filter_genes
         for name, value in given.items():  # scanpy takes one bound per call
             verb(adata, **{name: value})
-            _require_cells(adata, f"filter_{what}({name}={value})", _loosen([name]))
+            _require_cells(
+                adata.n_obs, adata.n_vars, f"filter_{what}({name}={value})", _loosen([name])
+            )
         return
     n_detected, totals = axis_statistics(adata.X, axis=1 if what == "cells" else 0)
     keep = _threshold_mask(n_detected, min_detected, max_detected) & _threshold_mask(
@@ -342,7 +345,7 @@ def _filter(
     else:
         adata._inplace_subset_var(keep)
     described = ", ".join(f"{name}={value}" for name, value in given.items())
-    _require_cells(adata, f"filter_{what}({described})", _loosen(list(given)))
+    _require_cells(adata.n_obs, adata.n_vars, f"filter_{what}({described})", _loosen(list(given)))
 
 
 def _loosen(bounds: list[str]) -> str:
@@ -406,7 +409,8 @@ def _filter_qc(
         keep &= adata.obs["pct_counts_mt"].to_numpy() < max_pct_mito
     adata._inplace_subset_obs(keep)
     _require_cells(
-        adata,
+        adata.n_obs,
+        adata.n_vars,
         f"filter_qc(max_genes={max_genes}, max_pct_mito={max_pct_mito})",
         "raise `max_genes` or `max_pct_mito`",
     )
