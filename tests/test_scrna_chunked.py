@@ -350,3 +350,23 @@ def test_cell_ranger_h5_is_read_by_blocks_as_scanpy_reads_it(tmp_path, caplog):
     memory, chunked_out = in_memory_and_chunked(tmp_path, source)
     assert "temporary Zarr" not in caplog.text
     assert_same_output(memory, chunked_out)
+
+
+def test_given_medians_missing_a_tokened_gene_fail_before_any_pass(
+    tmp_path, counts_h5ad, monkeypatch
+):
+    import json
+
+    from gpu_genomics.expression.singlecell import chunked as module
+
+    medians = tmp_path / "m.json"
+    medians.write_text(json.dumps({"G20": 1.0}))  # every other gene has a token and no median
+    calls = []
+    monkeypatch.setattr(module, "_scan_task", lambda *args: calls.append(args))
+    for chunk in (None, 50):
+        with pytest.raises(InputError, match="genes of the data have a token but no gene median"):
+            preprocess_file(
+                counts_h5ad, tmp_path / "o.h5ad", chunk_cells=chunk,
+                rank_output=tmp_path / "t.parquet", gene_medians=medians,
+            )  # fmt: skip
+    assert calls == []  # out of core: refused before the first pass

@@ -414,6 +414,8 @@ def preprocess_blocks(
 
     skeleton = anndata.AnnData(obs=obs, var=var, uns=dict(uns))
     annotate_genes(skeleton)
+    if rank is not None and rank.medians is not None:  # the given medians: checked now
+        rank = rank.resolved(var_gene_ids(skeleton, rank.gene_key), compute_medians=None)
     steps = _Steps()
     shared = _Shared(blocks, recipe, gene_names=np.asarray(skeleton.var_names, dtype=object))
     names = np.asarray(skeleton.obs_names, dtype=object)
@@ -483,7 +485,7 @@ def preprocess_blocks(
         "preprocess_steps": steps.record(),
         "preprocess_recipe": recipe.record(backend_name),
     }
-    if rank is not None:
+    if rank is not None and rank.gene_ids is None:  # medians from the output cells
         rank = rank.resolved(
             var_gene_ids(skeleton, rank.gene_key),
             lambda gene_ids: gene_medians_of_blocks(
@@ -741,10 +743,12 @@ N_MEDIAN_BUCKETS = (40 << _BUCKET_BITS) + 1
 
 @dataclasses.dataclass(frozen=True)
 class RankOptions:
-    """The Geneformer encoding that the rows pass writes beside the recipe's output.
+    """The Geneformer encoding the ``scrna`` job writes beside the recipe's output.
 
     The parameters of :func:`~.rank.rank_encode` (``gene_medians`` and ``token_dictionary`` as
-    dicts; None: from the data, as in memory).
+    dicts; None: from the data). In memory the job calls :meth:`encode_anndata`; out of core
+    :meth:`resolved` fixes the medians and tokens on the client and each rows task calls
+    :meth:`encode`.
     """
 
     n_tokens: int = 2048
@@ -754,18 +758,26 @@ class RankOptions:
     target_sum: float = 10_000
     gene_key: str | None = None  #: the ``var`` column of gene ids (``var_gene_ids``'s rule)
     gene_ids: np.ndarray | None = None  #: every input gene's id (set by :meth:`resolved`)
-    #: medians computed from the data: genes never detected have none (dropped, not an error)
-    medians_from_data: bool = False
 
     def resolved(self, gene_ids: np.ndarray, compute_medians: Any) -> RankOptions:
-        """The options with the gene ids, the medians (computed when None) and the tokens."""
+        """The options with the gene ids, the medians and the tokens fixed.
+
+        ``compute_medians(gene_ids)`` gives the medians when none were given (it is not called
+        otherwise). Given medians are checked as :func:`~.rank.rank_encode` checks them.
+
+        Raises:
+            InputError: a gene with a token but no given median.
+        """
         from .mappings import default_token_dictionary
+        from .rank import _refuse_tokens_without_median
 
         from_data = self.medians is None
         medians = compute_medians(gene_ids) if from_data else self.medians
         tokens = self.tokens
         if tokens is None:
             tokens = default_token_dictionary(gene_ids, special_tokens=self.special_tokens)
+        if not from_data:  # as rank_encode does, once here rather than in every rows task
+            _refuse_tokens_without_median(gene_ids, tokens, medians)
         usable = sum(1 for g in gene_ids if g in medians and g in tokens)
         if usable < len(gene_ids):
             log.info(
@@ -773,16 +785,34 @@ class RankOptions:
                 len(gene_ids) - usable,
                 len(gene_ids),
             )
-        return dataclasses.replace(
-            self, medians=medians, tokens=tokens, gene_ids=gene_ids, medians_from_data=from_data
+        return dataclasses.replace(self, medians=medians, tokens=tokens, gene_ids=gene_ids)
+
+    def encode_anndata(
+        self, adata: Any, *, gene_key: str | None, device: str | None, check: bool = True
+    ) -> Any:
+        """:func:`~.rank.rank_encode` of ``adata`` with these options.
+
+        ``check=False``: a gene with a token but no given median is left out (the check was
+        made once, by :meth:`resolved`).
+        """
+        from .rank import rank_encode
+
+        return rank_encode(
+            adata,
+            n_tokens=self.n_tokens,
+            gene_medians=self.medians,
+            token_dictionary=self.tokens,
+            special_tokens=self.special_tokens,
+            gene_key=gene_key,
+            target_sum=self.target_sum,
+            missing_medians="raise" if check else "drop",
+            device=device,
         )
 
     def encode(self, counts: Any, cell_names: np.ndarray) -> Any:
-        """:func:`~.rank.rank_encode` of the CSR ``counts`` (cells x all genes), on the host."""
+        """The encoding of the CSR ``counts`` (cells x all genes), on the host (a rows task)."""
         import anndata
         import pandas as pd
-
-        from .rank import rank_encode
 
         cells = anndata.AnnData(
             X=counts,
@@ -794,16 +824,7 @@ class RankOptions:
         )
         quiet, log.disabled = log.disabled, True  # the client said once what is left out
         try:
-            return rank_encode(
-                cells,
-                n_tokens=self.n_tokens,
-                gene_medians=self.medians,
-                token_dictionary=self.tokens,
-                special_tokens=self.special_tokens,
-                target_sum=self.target_sum,
-                missing_medians="drop" if self.medians_from_data else "raise",
-                device="cpu",
-            ).to_host()
+            return self.encode_anndata(cells, gene_key=None, device="cpu", check=False).to_host()
         finally:
             log.disabled = quiet
 

@@ -29,7 +29,7 @@ from ...io.spec import MAPPING, STRING, ArraySpec, OutputSpec
 from ...io.store import check_output_folder, removed_on_failure
 from .blocks import CountBlocks, is_lazy_10x, open_count_blocks
 from .chunked import DEFAULT_CHUNK_CELLS, RankOptions, preprocess_blocks, write_blocks
-from .rank import RankWriter, rank_encode, rank_format_of, write_rank_encoding
+from .rank import RankWriter, rank_format_of, write_rank_encoding
 from .recipe import MITO_PREFIX, HvgFlavor, Recipe, _backend_name, recorded_recipe
 
 log = logging.getLogger("gpu_genomics")
@@ -223,7 +223,8 @@ def preprocess_file(
         raise InputError(f"{output_path}: the output must end in .h5ad or .zarr")
     check_output_folder(output_path)
     backend = resolve_backend(device)
-    rank: dict[str, Any] | None = None
+    rank: RankOptions | None = None
+    encodings: list[Any] = []  # the in-memory encoding, once the recipe has made it
     if rank_output is not None:
         if rank_format_of(rank_output) is None:
             raise invalid(
@@ -234,15 +235,13 @@ def preprocess_file(
         check_output_folder(rank_output)
         if Path(rank_output).resolve() == output_path.resolve():
             raise invalid("rank_output", str(rank_output), "must differ from the output")
-        rank = {
-            "n_tokens": n_tokens,
-            "medians": load_gene_medians(gene_medians) if gene_medians else None,
-            "tokens": load_token_dictionary(token_dictionary) if token_dictionary else None,
-            "special_tokens": special_tokens,
-            "gene_key": gene_key,
-            "device": device,
-            "encodings": [],
-        }
+        rank = RankOptions(
+            n_tokens=n_tokens,
+            medians=load_gene_medians(gene_medians) if gene_medians else None,
+            tokens=load_token_dictionary(token_dictionary) if token_dictionary else None,
+            special_tokens=special_tokens,
+            gene_key=gene_key,
+        )
 
     source = out_of_core_source(
         input_path, output_path, recipe, chunk_cells=chunk_cells, client=client,
@@ -250,7 +249,10 @@ def preprocess_file(
     )  # fmt: skip
     try:
         if source is None:
-            adata = _preprocess_in_memory(input_path, transpose, recipe, rank, backend)
+            adata = _preprocess_in_memory(
+                input_path, transpose, recipe, backend, rank=rank, rank_device=device,
+                encodings=encodings,
+            )  # fmt: skip
         else:
             backend = "cpu"
             try:
@@ -263,7 +265,7 @@ def preprocess_file(
                     chunk_cells=source.chunk_cells,
                     client=client,
                     backend_name=_backend_name("cpu"),
-                    rank=None if rank is None else _rank_options(rank),
+                    rank=rank,
                 )
             except InputError as exc:
                 raise InputError(f"{input_path}: {exc}") from None
@@ -304,7 +306,7 @@ def preprocess_file(
             adata,
             output_path,
             result if source is not None else None,
-            rank=rank,
+            encoding=encodings[0] if encodings else None,
             rank_output=rank_output,
             provenance=record,
             client=client,
@@ -335,10 +337,17 @@ def _preprocess_in_memory(
     input_path: str | os.PathLike,
     transpose: bool,  # noqa: FBT001 (private; positional like its neighbours)
     recipe: Recipe,
-    rank: dict[str, Any] | None,
     backend: str,
+    *,
+    rank: RankOptions | None,
+    rank_device: str | None,
+    encodings: list[Any],
 ) -> Any:
-    """Read the whole matrix and run :func:`~.recipe.preprocess` (rank-encoding on the way)."""
+    """Read the whole matrix and run :func:`~.recipe.preprocess`.
+
+    With ``rank``, the kept cells' encoding (over all genes) is appended to ``encodings`` on
+    the way, on ``rank_device`` (it needs CuPy only, not rapids).
+    """
     from . import preprocess, read
 
     started = time.perf_counter()
@@ -353,17 +362,15 @@ def _preprocess_in_memory(
 
     def encode_ranks(counts: Any) -> None:
         assert rank is not None
-        rank["encodings"].append(
-            _rank_encode(
-                counts,
-                rank["n_tokens"],
-                rank["medians"],
-                rank["tokens"],
-                special_tokens=rank["special_tokens"],
-                gene_key=rank["gene_key"],
-                device=rank["device"],
-            )
+        started = time.perf_counter()
+        encoding = rank.encode_anndata(counts, gene_key=rank.gene_key, device=rank_device)
+        log.info(
+            "rank_encode            %9d cells %7d tokens  %8.2f s",
+            counts.n_obs,
+            int(encoding.offsets[-1]),
+            time.perf_counter() - started,
         )
+        encodings.append(encoding)
 
     try:
         preprocess(
@@ -382,24 +389,25 @@ def _write_outputs(
     output_path: Path,
     result: Any,
     *,
-    rank: dict[str, Any] | None,
+    encoding: Any,
     rank_output: str | os.PathLike | None,
     provenance: dict[str, Any],
     client: Any,
 ) -> None:
     """Write the AnnData (in memory) or stream it (``result``, out of core), and the tokens.
 
-    The main output is written last, or removed when the tokens fail: never one without the
-    other.
+    The tokens: ``encoding`` in memory, or streamed by the rows tasks out of core when
+    ``rank_output`` is given. The main output is written last, or removed when the tokens
+    fail: never one without the other.
     """
     from .readers import write
 
     if result is None:
-        if rank is not None:
-            write_rank_encoding(rank["encodings"][0], rank_output, provenance=provenance)
+        if encoding is not None:
+            write_rank_encoding(encoding, rank_output, provenance=provenance)
         with removed_on_failure(rank_output):
             write(adata, output_path)
-    elif rank is None:
+    elif rank_output is None:
         write_blocks(result, output_path, client=client)
     else:
         with (
@@ -407,16 +415,6 @@ def _write_outputs(
             RankWriter(rank_output, n_cells=adata.n_obs, provenance=provenance) as ranks,
         ):
             write_blocks(result, output_path, client=client, ranks=ranks)
-
-
-def _rank_options(rank: dict[str, Any]) -> RankOptions:
-    return RankOptions(
-        n_tokens=rank["n_tokens"],
-        medians=rank["medians"],
-        tokens=rank["tokens"],
-        special_tokens=rank["special_tokens"],
-        gene_key=rank["gene_key"],
-    )
 
 
 @dataclasses.dataclass
@@ -538,33 +536,3 @@ def _converted_source(
     return OutOfCoreSource(
         blocks, obs, var, uns, chunk_cells or DEFAULT_CHUNK_CELLS, temporary=temporary
     )
-
-
-def _rank_encode(
-    adata: Any,
-    n_tokens: int,
-    medians: dict[str, float] | None,
-    tokens: dict[str, int] | None,
-    *,
-    special_tokens: bool,
-    gene_key: str | None,
-    device: str | None,
-) -> Any:
-    """Rank-encode the kept cells' counts on ``device`` (it needs CuPy only, not rapids)."""
-    started = time.perf_counter()
-    encoding = rank_encode(
-        adata,
-        n_tokens=n_tokens,
-        gene_medians=medians,
-        token_dictionary=tokens,
-        special_tokens=special_tokens,
-        gene_key=gene_key,
-        device=device,
-    )
-    log.info(
-        "rank_encode            %9d cells %7d tokens  %8.2f s",
-        adata.n_obs,
-        int(encoding.offsets[-1]),
-        time.perf_counter() - started,
-    )
-    return encoding
