@@ -489,15 +489,14 @@ def kmer_tokenize(
     batch = as_batch(seqs)
     k, stride = _check_kmer_args(k, stride, scheme)
     device_name = resolve_device(device)
+    if scheme == "nucleotide-transformer":
+        batch = _nt_batch(batch, strict=strict)  # once, for the counts and the tokens
     if max_len is None:
-        counts = kmer_token_counts(
-            batch, k, stride=stride, scheme=scheme, strict=strict, device=device_name
-        )
+        counts = kmer_token_counts(batch, k, stride=stride, scheme=scheme, device=device_name)
         max_len = max(int(counts.max()) if len(counts) else 0, 1)
     max_len = positive_int("max_len", max_len)
     if scheme == "nucleotide-transformer":
-        nt_batch = _nt_batch(batch, strict=strict)
-        _, ids, mask = _nt_run(nt_batch, max_len, count_only=False, device=device_name)
+        _, ids, mask = _nt_run(batch, max_len, count_only=False, device=device_name)
         return ids, mask
     scheme_ids = kmer_ids(k, scheme)
     digits = base_digits(scheme_ids.order, lower=scheme != "dnabert" or bool(uppercase))

@@ -34,12 +34,11 @@ TIE_BREAKS = ("random", "left")
 _GOLDEN = 0x9E3779B97F4A7C15
 
 
-def _mix64(z: int) -> int:
-    """SplitMix64's finaliser of one 64-bit integer (a bijection that scatters the bits)."""
-    mask = (1 << 64) - 1
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
-    return z ^ (z >> 31)
+def _mix64(z: Any) -> Any:
+    """SplitMix64's finaliser of ``uint64`` values (a bijection that scatters the bits)."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
 
 
 def _splitmix_uniform(xp: Any, seed: int, n: int) -> Any:
@@ -51,12 +50,9 @@ def _splitmix_uniform(xp: Any, seed: int, n: int) -> Any:
     ``n / 2**63``), where a state of ``seed * step`` would make seed ``s + 1`` the stream of
     ``s`` shifted by one.
     """
-    mask = (1 << 64) - 1
-    state = _mix64((int(seed) * _GOLDEN + 0x632BE59BD9B4E019) & mask)
-    z = xp.arange(n, dtype=np.uint64) * np.uint64(_GOLDEN) + np.uint64(state)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    z = z ^ (z >> np.uint64(31))
+    seeded = np.array([(int(seed) * _GOLDEN + 0x632BE59BD9B4E019) % 2**64], dtype=np.uint64)
+    state = _mix64(seeded)[0]
+    z = _mix64(xp.arange(n, dtype=np.uint64) * np.uint64(_GOLDEN) + state)
     return (z >> np.uint64(11)).astype(np.float64) * (1.0 / 2**53)
 
 
