@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..device import resolve_device, to_numpy
-from ..execution import ordered_results, task_window, whole_chunks, windowed
+from ..execution import map_in_order, ordered_results, task_window, whole_chunks, windowed
 from ..io.store import ArrayWriter, write_zarr_rows
 from .batch import SequenceBatch
 from .encode import _encode_batch, _Encoder, _row_bytes
@@ -50,16 +50,10 @@ def records_on_cluster(
     if points is None:
         return None
     cuts = points[::batch_size].tolist()
-    token = uuid.uuid4().hex[:8]
-
-    def submit(i: int) -> Any:
-        stop = cuts[i + 1] if i + 1 < len(cuts) else -1
-        return client.submit(
-            locate_records, str(path), cuts[i], stop, key=f"encode-locate-{i}-{token}"
-        )
-
-    futures = windowed(submit, range(len(cuts)), window=task_window(client))
-    starts = np.concatenate(list(ordered_results(futures)))
+    ranges = [(str(path), start, stop) for start, stop in zip(cuts, [*cuts[1:], -1], strict=True)]
+    starts = np.concatenate(
+        list(map_in_order(client, locate_records, ranges, name="encode-locate"))
+    )
     return IndexedRecords(str(path), "bgzf", np.append(starts, -1))
 
 

@@ -16,7 +16,9 @@ Memory: one block, ``stop - start`` rows of the stored matrix (as CSR), per read
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +60,7 @@ class CountBlocks:
         """
         import scipy.sparse as sp
 
-        with _open(self) as root:
+        with _open(self.path, self.store) as root:
             x = root["matrix" if self.store == "10x-h5" else "X"]
             if self.encoding == "array":
                 return sp.csr_matrix(np.asarray(x[start:stop]))
@@ -77,27 +79,18 @@ class CountBlocks:
         return self.nnz * (np.dtype(self.dtype).itemsize + 4) + 8 * (self.n_cells + 1)
 
 
-class _open:  # a context manager used like a function
-    """``with _open(blocks) as root``: the file's root group (h5py or zarr), read-only."""
+@contextlib.contextmanager
+def _open(path: str, store: str) -> Iterator[Any]:
+    """The root group of an AnnData (or 10x) file, read-only: zarr for ``"zarr"``, else h5py."""
+    if store == "zarr":
+        import zarr
 
-    def __init__(self, blocks: CountBlocks | str, store: str | None = None) -> None:
-        self.path = blocks if isinstance(blocks, str) else blocks.path
-        self.store = store or (blocks.store if isinstance(blocks, CountBlocks) else "h5ad")
-        self.file: Any = None
+        yield zarr.open_group(path, mode="r")
+        return
+    import h5py
 
-    def __enter__(self) -> Any:
-        if self.store == "zarr":
-            import zarr
-
-            return zarr.open_group(self.path, mode="r")
-        import h5py
-
-        self.file = h5py.File(self.path, "r")
-        return self.file
-
-    def __exit__(self, *exc: object) -> None:
-        if self.file is not None:
-            self.file.close()
+    with h5py.File(path, "r") as root:
+        yield root
 
 
 def _encoding(x: Any) -> str:
