@@ -146,21 +146,23 @@ class ArrayWriter:
 
     # --- context management --------------------------------------------------------------
     def __enter__(self) -> ArrayWriter:
-        check_output_folder(self.path)
-        self._lock = output_lock(self.path)
-        self._lock.__enter__()
-        _remove(self.tmp_path)
-        _UNFINISHED.add(self.tmp_path)
-        if self.format == "hdf5":
-            import h5py
+        # the temporary path, the lock, the commit and the interrupt check: atomic_output's
+        self._output = atomic_output(self.path, directory=self.format == "zarr")
+        self.tmp_path = self._output.__enter__()
+        try:
+            if self.format == "hdf5":
+                import h5py
 
-            self._root = h5py.File(self.tmp_path, "w")
-        else:
-            import zarr
+                self._root = h5py.File(self.tmp_path, "w")
+            else:
+                import zarr
 
-            self._root = zarr.open_group(str(self.tmp_path), mode="w")
-        # a store left by a killed run says what it is (removed when the writing completes)
-        self._root.attrs[INCOMPLETE_ATTR] = f"being written by PID {os.getpid()}; incomplete"
+                self._root = zarr.open_group(str(self.tmp_path), mode="w")
+            # a store left by a killed run says what it is (removed when the writing completes)
+            self._root.attrs[INCOMPLETE_ATTR] = f"being written by PID {os.getpid()}; incomplete"
+        except BaseException as error:
+            self._output.__exit__(type(error), error, error.__traceback__)
+            raise
         return self
 
     def __exit__(
@@ -170,27 +172,21 @@ class ArrayWriter:
         tb: TracebackType | None,
     ) -> None:
         try:
-            self._finish(exc_type)
-        finally:
-            _UNFINISHED.discard(self.tmp_path)
-            self._lock.__exit__(None, None, None)
-
-    def _finish(self, exc_type: type[BaseException] | None) -> None:
-        if exc_type is None and self._root is not None:
-            del self._root.attrs[INCOMPLETE_ATTR]
-        if self.format == "hdf5" and self._root is not None:
-            self._root.close()
-        self._root = None
-        if exc_type is None:
-            try:
-                interrupts.raise_if_received()
-            except BaseException:
-                _remove(self.tmp_path)
+            self._close(complete=exc_type is None)
+        except BaseException as error:  # not completed: nothing is committed
+            if not self._output.__exit__(type(error), error, error.__traceback__):
                 raise
-        if exc_type is not None:
-            _remove(self.tmp_path)
             return
-        if self.format == "zarr":  # one metadata read for xarray/sgkit (xr.open_zarr)
+        self._output.__exit__(exc_type, exc, tb)
+
+    def _close(self, *, complete: bool) -> None:
+        """Close the store; when ``complete``, mark it so and consolidate a Zarr's metadata."""
+        root, self._root = self._root, None
+        if complete:
+            del root.attrs[INCOMPLETE_ATTR]
+        if self.format == "hdf5":
+            root.close()
+        elif complete:  # one metadata read for xarray/sgkit (xr.open_zarr)
             import warnings
 
             import zarr
@@ -198,7 +194,6 @@ class ArrayWriter:
             with warnings.catch_warnings():  # "not part of the Zarr format 3 specification"
                 warnings.simplefilter("ignore")
                 zarr.consolidate_metadata(str(self.tmp_path))
-        _commit(self.tmp_path, self.path)
 
     # --- writing ---------------------------------------------------------------------------
     def _dataset_options(self) -> dict[str, Any]:
