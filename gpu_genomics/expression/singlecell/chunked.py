@@ -136,14 +136,25 @@ def _read(blocks: CountBlocks, start: int, stop: int) -> Any:
     return x
 
 
-def _block_anndata(x: Any) -> AnnData:
+def _block_anndata(
+    x: Any,
+    cell_names: Any = None,
+    gene_names: Any = None,
+    var: dict[str, Any] | None = None,
+) -> AnnData:
+    """A block as AnnData: its cells and genes named (by position when not given)."""
     import anndata
     import pandas as pd
 
+    def index(names: Any, n: int) -> Any:
+        return pd.Index(
+            np.asarray(names, dtype=str) if names is not None else np.arange(n).astype(str)
+        )
+
     return anndata.AnnData(
         X=x,
-        obs=pd.DataFrame(index=pd.Index(np.arange(x.shape[0]).astype(str))),
-        var=pd.DataFrame(index=pd.Index(np.arange(x.shape[1]).astype(str))),
+        obs=pd.DataFrame(index=index(cell_names, x.shape[0])),
+        var=pd.DataFrame(var, index=index(gene_names, x.shape[1])),
     )
 
 
@@ -218,15 +229,8 @@ def _kept(shared: _Shared, block: _Block) -> Any:
 
 def _scan_task(shared: _Shared, block: _Block) -> tuple[np.ndarray, np.ndarray]:
     """Pass 1: ``(detected genes per cell int32, detecting kept cells per gene int64)``."""
-    import anndata
-    import pandas as pd
-
     x = _read(shared.blocks, block.start, block.stop)
-    checked = anndata.AnnData(
-        X=x,
-        obs=pd.DataFrame(index=pd.Index(block.cell_names)),
-        var=pd.DataFrame(index=pd.Index(shared.gene_names)),
-    )
+    checked = _block_anndata(x, block.cell_names, shared.gene_names)
     check_counts(checked, what="the single-cell recipe", rows=range(block.start, block.stop))
     x.eliminate_zeros()  # the values are >= 0: what is stored now is what is detected
     n_detected = np.diff(x.indptr).astype(np.int32)
@@ -272,14 +276,7 @@ def _qc_task(shared: _Shared, block: _Block) -> dict[str, Any]:
 
 def _check_whole(shared: _Shared, block: _Block, counts: Any, cells: np.ndarray) -> None:
     """:func:`~._matrix.check_counts` (whole numbers) of ``counts``, the block's ``cells``."""
-    import anndata
-    import pandas as pd
-
-    checked = anndata.AnnData(
-        X=counts,
-        obs=pd.DataFrame(index=pd.Index(block.cell_names[cells])),
-        var=pd.DataFrame(index=pd.Index(shared.gene_names[shared.genes])),
-    )
+    checked = _block_anndata(counts, block.cell_names[cells], shared.gene_names[shared.genes])
     check_counts(checked, integer=True, what="flavor 'seurat_v3'", rows=block.start + cells)
 
 
@@ -811,17 +808,7 @@ class RankOptions:
 
     def encode(self, counts: Any, cell_names: np.ndarray) -> Any:
         """The encoding of the CSR ``counts`` (cells x all genes), on the host (a rows task)."""
-        import anndata
-        import pandas as pd
-
-        cells = anndata.AnnData(
-            X=counts,
-            obs=pd.DataFrame(index=pd.Index(np.asarray(cell_names, dtype=str))),
-            var=pd.DataFrame(
-                {"gene_ids": self.gene_ids},
-                index=pd.Index(np.arange(counts.shape[1]).astype(str)),
-            ),
-        )
+        cells = _block_anndata(counts, cell_names, var={"gene_ids": self.gene_ids})
         quiet, log.disabled = log.disabled, True  # the client said once what is left out
         try:
             return self.encode_anndata(cells, gene_key=None, device="cpu", check=False).to_host()
