@@ -219,7 +219,7 @@ def test_quiet_prints_nothing_and_the_command_line_is_recorded(
     assert captured.out == ""  # vcf prints its QC summary only without --quiet
 
 
-PROGRESS_BARS = {"encode": "encode: 100%", "intervals": "sequences: 100%", "vcf": "vcf: 10variant"}
+PROGRESS_BARS = {"encode": "encode: 100%", "intervals": "sequences: 100%", "vcf": "vcf: 100%"}
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -264,15 +264,15 @@ def _interrupt(monkeypatch, command: str, tmp_path: Path) -> list:
         monkeypatch.setattr(job, "_write_sequences", write_sequences)
         return []
     if command == "vcf":
-        from gpu_genomics.variants import convert
+        from gpu_genomics.variants import partitions
 
-        real = convert._write_per_chunk
+        real = partitions.write_rows
 
-        def write_per_chunk(*args):
+        def write_rows(*args):  # a task has written its chunks
             real(*args)
             raise KeyboardInterrupt
 
-        monkeypatch.setattr(convert, "_write_per_chunk", write_per_chunk)
+        monkeypatch.setattr(partitions, "write_rows", write_rows)
         return []
     if command == "bulk":
         from gpu_genomics.expression import bulk_job

@@ -14,8 +14,7 @@ from test_cli import error_of, job_module, record_job, run, same_arrays, without
 from test_vcf_job import BAD_HEADER, GOOD_RECORD, TRICKY, load
 
 import gpu_genomics as gg
-from gpu_genomics.variants.convert import format_summary
-from gpu_genomics.variants.reader import DEFAULT_CHUNK_VARIANTS
+from gpu_genomics.variants.convert import CHUNK_SAMPLES, CHUNK_VARIANTS, format_summary
 
 DEFAULTS = {
     "output_format": None,
@@ -26,8 +25,11 @@ DEFAULTS = {
     "multiallelic": "nonref",
     "standardize": False,
     "compression": None,
-    "chunk_variants": DEFAULT_CHUNK_VARIANTS,
+    "chunk_variants": CHUNK_VARIANTS,
+    "chunk_samples": CHUNK_SAMPLES,
+    "partitions": None,
     "device": "cpu",
+    "client": None,
     "progress": False,
 }
 
@@ -41,7 +43,8 @@ def test_options_map_to_the_job(monkeypatch, tmp_path, capsys):
     calls = record_job(monkeypatch, job_module("vcf"), "convert_vcf")
     flags = ["--format", "zarr", "--region", "chr1", "--min-maf", "0.1", "--max-missing", "0.5",
              "--biallelic-only", "--multiallelic", "split", "--standardize", "--compression",
-             "gzip", "--chunk-variants", "2"]  # fmt: skip
+             "gzip", "--chunk-variants", "2", "--samples-chunk-size", "3",
+             "--partitions", "2"]  # fmt: skip
     args = ["vcf", indexed, "-o", tmp_path / "cli.store", *flags, "--device", "cpu", "--quiet"]
     run(*args)
     parameters = {
@@ -54,6 +57,8 @@ def test_options_map_to_the_job(monkeypatch, tmp_path, capsys):
         "standardize": True,
         "compression": "gzip",
         "chunk_variants": 2,
+        "chunk_samples": 3,
+        "partitions": 2,
     }
     assert calls == [
         {
@@ -98,6 +103,8 @@ def test_prints_the_qc_summary(tmp_path, capsys):
         (BAD_HEADER + GOOD_RECORD, ["--min-maf", "0.7"], "--min-maf 0.7 must lie between 0 and"),
         (BAD_HEADER + GOOD_RECORD, ["--max-missing", "2"], "--max-missing 2.0 must lie between"),
         (BAD_HEADER + GOOD_RECORD, ["--chunk-variants", "0"], "--chunk-variants 0 must be a"),
+        (BAD_HEADER + GOOD_RECORD, ["--chunk-samples", "0"], "--chunk-samples 0 must be a"),
+        (BAD_HEADER + GOOD_RECORD, ["--partitions", "0"], "--partitions 0 must be a"),
     ],
 )
 def test_errors_are_one_line_naming_the_flags(tmp_path, capsys, text, extra, pattern):
@@ -106,7 +113,7 @@ def test_errors_are_one_line_naming_the_flags(tmp_path, capsys, text, extra, pat
     out = tmp_path / "out.h5"
     line = error_of(capsys, "vcf", path, "-o", out, *extra, "--device", "cpu")
     assert pattern in line
-    for python_name in ("region=", "min_maf", "max_missing", "chunk_variants"):
+    for python_name in ("region=", "min_maf", "max_missing", "chunk_variants", "chunk_samples"):
         assert python_name not in line
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir()] == ["bad.vcf"]

@@ -43,7 +43,7 @@ def naive_read(path: Path) -> dict:
         row = []
         for value in rec[9:]:
             alleles, text = naive_gt(value, gt_index)
-            phased = "|" in text and "/" not in text
+            phased = "/" not in text  # a call of one allele is phased (htslib, bio2zarr)
             row.append((alleles, phased))
         calls.append(row)
     ploidy = max((len(a) for row in calls for a, _ in row), default=1)

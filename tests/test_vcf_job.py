@@ -17,8 +17,8 @@ from test_vcf import naive_gt
 import gpu_genomics as gg
 from gpu_genomics.errors import InputError
 from gpu_genomics.io.provenance import PROVENANCE_KEYS
-from gpu_genomics.variants import convert as convert_module
-from gpu_genomics.variants.convert import VcfOptions, format_summary
+from gpu_genomics.variants import partitions
+from gpu_genomics.variants.convert import CHUNK_SAMPLES, CHUNK_VARIANTS, VcfOptions, format_summary
 from gpu_genomics.variants.reader import DEFAULT_CHUNK_VARIANTS
 
 DATA = Path(__file__).parent / "data" / "vcf"
@@ -289,21 +289,21 @@ def test_unknown_keyword_is_a_type_error_naming_it(tmp_path):
 
 
 def test_interrupted_run_leaves_nothing(tmp_path, monkeypatch):
-    """Stopped while writing (after the spool folder and the temporary output exist)."""
-    real = convert_module._write_per_chunk
+    """Stopped while writing (after the spool folder and the temporary output exist, and a
+    task has written its chunks)."""
+    real = partitions.write_rows
     calls = []
 
-    def explode(out, name, *rest):
-        calls.append(name)
-        real(out, name, *rest)
+    def explode(*args):
+        calls.append(real(*args).first)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(convert_module, "_write_per_chunk", explode)
+    monkeypatch.setattr(partitions, "write_rows", explode)
     for name in ("o.h5", "o.zarr"):
         with pytest.raises(KeyboardInterrupt):
             convert(TRICKY, tmp_path / name, chunk_variants=3)
         assert listing(tmp_path) == []
-    assert calls == ["call_genotype", "call_genotype"]
+    assert calls == [0, 0]
 
 
 def test_provenance(tmp_path):
@@ -325,7 +325,9 @@ def test_provenance(tmp_path):
             "standardize": False,
             "output_format": "zarr",  # resolved from the suffix
             "compression": "zstd",  # resolved: Zarr's default
-            "chunk_variants": DEFAULT_CHUNK_VARIANTS,
+            "chunk_variants": CHUNK_VARIANTS,
+            "chunk_samples": CHUNK_SAMPLES,
+            "partitions": None,
         },
     )
     convert(EXAMPLE, tmp_path / "e.h5", standardize=True)

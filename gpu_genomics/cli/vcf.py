@@ -6,12 +6,18 @@ from typing import Any
 
 import click
 
-from ..variants.convert import VCF_ARRAYS, convert_vcf, format_summary
+from ..variants.convert import (
+    CHUNK_SAMPLES,
+    CHUNK_VARIANTS,
+    VCF_ARRAYS,
+    convert_vcf,
+    format_summary,
+)
 from ..variants.genotypes import MULTIALLELIC_MODES
-from ..variants.reader import DEFAULT_CHUNK_VARIANTS
 from .common import (
     array_output_options,
     arrays_epilog,
+    cluster_options,
     compression_option,
     device_option,
     logging_options,
@@ -47,11 +53,41 @@ from .common import (
     help="Also write dosage_standardized (mean-imputed, scaled; monomorphic dropped).",
 )
 @compression_option
-@click.option("--chunk-variants", type=int, default=DEFAULT_CHUNK_VARIANTS, show_default=True)
+@click.option(
+    "--chunk-variants",
+    "--variants-chunk-size",
+    "chunk_variants",
+    type=int,
+    default=CHUNK_VARIANTS,
+    show_default=True,
+    help="Chunk length along variants (and dosage columns).",
+)
+@click.option(
+    "--chunk-samples",
+    "--samples-chunk-size",
+    "chunk_samples",
+    type=int,
+    default=CHUNK_SAMPLES,
+    show_default=True,
+    help="Chunk length along samples.",
+)
+@click.option(
+    "--partitions",
+    type=int,
+    default=None,
+    help="Parts the file is scanned in (default: one per 64 MiB, at least two per worker); "
+    "the output does not depend on it.",
+)
+@cluster_options
 @device_option
 @logging_options
 def vcf(input_path: str, output: str, **options: Any) -> None:
-    """VCF/BCF -> call_genotype, dosage (samples x variants) and QC figures in HDF5/Zarr."""
+    """VCF/BCF -> call_genotype, dosage (samples x variants) and QC figures in HDF5/Zarr.
+
+    A bgzip or plain VCF is read in parts, in parallel with --workers or --scheduler (a bgzip
+    VCF's .tbi/.csi, when present, says where its blocks start). BCF, --region and gzip (not
+    bgzip) input are first copied once as plain text beside the output.
+    """
     quiet = options["quiet"]
     summary = run_job(convert_vcf, input_path, output, **options)
     if not quiet:  # --quiet: warnings only

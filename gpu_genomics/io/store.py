@@ -210,6 +210,7 @@ class ArrayWriter:
         dims: tuple[str, ...] | None = None,
         *,
         resizable: bool = False,
+        chunks: tuple[int, ...] | None = None,
     ) -> Any:
         """Create an empty array chunked by ``chunk_rows`` rows; fill it with slice assignment.
 
@@ -219,9 +220,13 @@ class ArrayWriter:
         variable-length strings, filled with a list or object array of str. ``resizable``: the
         first axis can grow (``target.resize((rows, ...))``; an appended array whose length is
         known only at the end); its chunks have ``chunk_rows`` rows whatever ``shape`` is.
+        ``chunks``: the chunk shape along every axis instead (each capped by the shape, at
+        least 1), for arrays chunked along more than their first axis.
         """
+        if chunks is not None:
+            chunks = tuple(max(1, min(c, s)) for c, s in zip(chunks, shape, strict=True))
         if dtype is str:
-            return self._create_strings(name, shape, chunk_rows)
+            return self._create_strings(name, shape, chunk_rows, chunks)
         dtype = np.dtype(dtype)
         if self.spec is not None:
             declared = self.spec.lookup(name)
@@ -229,7 +234,8 @@ class ArrayWriter:
             dims = dims or declared.dims
         row_bytes = dtype.itemsize * int(np.prod(shape[1:], dtype=np.int64)) if shape else 0
         rows = _capped_rows(chunk_rows or self.chunk_rows, row_bytes)
-        chunks = (max(1, rows if resizable else min(rows, shape[0])), *shape[1:]) if shape else None
+        if chunks is None and shape:
+            chunks = (max(1, rows if resizable else min(rows, shape[0])), *shape[1:])
         _check_dims(name, shape, dims)
         if self.format == "hdf5":
             if resizable:
@@ -267,14 +273,20 @@ class ArrayWriter:
         """
         return _capped_rows(self.chunk_rows, max(row_bytes))
 
-    def _create_strings(self, name: str, shape: tuple[int, ...], chunk_rows: int | None) -> Any:
+    def _create_strings(
+        self,
+        name: str,
+        shape: tuple[int, ...],
+        chunk_rows: int | None,
+        chunks: tuple[int, ...] | None = None,
+    ) -> Any:
         """:meth:`create` of a variable-length string array (``dtype`` ``str``)."""
         dims = self.spec.lookup(name).dims if self.spec is not None else None
         if self.spec is not None and self.spec.lookup(name).dtype != STRING:
             raise TypeError(f"{name}: declared as {self.spec.lookup(name).dtype}, not strings")
         _check_dims(name, shape, dims)
         rows = max(1, min(chunk_rows or self.chunk_rows, shape[0])) if shape else 1
-        chunks = (rows, *shape[1:])
+        chunks = chunks or (rows, *shape[1:])
         if self.format == "hdf5":
             import h5py
 

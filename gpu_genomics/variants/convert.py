@@ -1,19 +1,21 @@
 """The ``vcf`` job: VCF/BCF -> genotypes, dosage matrix and QC figures in HDF5/Zarr.
 
-The input is read one chunk of variants at a time
-(:class:`~gpu_genomics.variants.reader.VcfReader`); each chunk's QC figures, filters and
-dosages are computed on the chosen device (:mod:`gpu_genomics.variants.genotypes`) and its kept
-rows are spooled to ``.npy`` files in a
-temporary folder beside the output. When the whole input has been read (and so the number of
-kept variants is known), the arrays are written through :class:`~gpu_genomics.io.store.ArrayWriter`
-(atomic: nothing is left behind on error). Memory is bounded by a chunk of variants plus one
-block of output rows (about 256 MiB).
+The input is read in two passes over its blocks (:mod:`.partitions`): pass 1 scans partitions
+of the file in parallel (parse, filter, count what each block owns); pass 2 gives each task
+whole chunks of output rows, which it reads from the blocks that own them and writes itself
+(Zarr) or hands to this process, the one HDF5 writer. Tasks run in this process, or on a Dask
+cluster with ``client`` (:mod:`gpu_genomics.execution`); the output is the same array for
+array whatever the partitions, workers or order. A bgzip or plain VCF is read in place; BCF,
+region queries and gzip (not bgzip) text are first copied once as plain VCF text beside the
+output. Output is written through :class:`~gpu_genomics.io.store.ArrayWriter` (atomic: nothing
+is left behind on error).
 
 Only the variants that pass the filters are written; ``variant_index`` maps them back to the
 input's records. The arrays are declared in :data:`VCF_ARRAYS` (``docs/outputs.md``; their
 semantics in ``docs/variants.md``). Every array names its axes (Zarr ``dimension_names``, HDF5
-``_ARRAY_DIMENSIONS``) and Zarr metadata is consolidated, so ``xarray.open_zarr`` (how sgkit
-loads VCF Zarr) opens the output.
+``_ARRAY_DIMENSIONS``) and Zarr metadata is consolidated, so ``sgkit.load_dataset`` and
+``xarray.open_zarr`` open the output. Arrays are chunked ``chunk_variants`` x ``chunk_samples``
+(bio2zarr's defaults: 1,000 x 10,000).
 """
 
 from __future__ import annotations
@@ -29,8 +31,10 @@ from typing import Any
 
 import numpy as np
 
-from ..device import array_module, resolve_device, to_numpy
+from ..device import resolve_device
 from ..errors import InputError, check_choice, positive_int, with_options
+from ..execution import map_in_order, worker_count
+from ..io.files import is_bgzf, is_gzip
 from ..io.provenance import provenance
 from ..io.spec import STRING, ArraySpec, OutputSpec
 from ..io.store import (
@@ -41,12 +45,19 @@ from ..io.store import (
     spool_prefix,
 )
 from . import genotypes as G
-from .reader import DEFAULT_CHUNK_VARIANTS, VcfReader, allele_table, pad_ploidy
+from . import partitions as P
+from .blocks import TextFile, index_block_starts, text_file
+from .reader import RecordParser, VcfReader
 
 log = logging.getLogger("gpu_genomics")
 
-#: Largest block of output rows assembled in memory when writing ``(samples, columns)`` arrays.
-BLOCK_BYTES = 256 * 2**20
+#: Compressed bytes per pass-1 partition (more partitions with a cluster: two per worker).
+PARTITION_BYTES = 64 << 20
+#: Output bytes (all samples) per pass-2 task, rounded to whole chunks of variants.
+TASK_BYTES = 256 << 20
+#: Variants and samples per chunk (bio2zarr's defaults).
+CHUNK_VARIANTS = 1_000
+CHUNK_SAMPLES = 10_000
 #: Written only with ``standardize=True``.
 STANDARDIZED = "standardize=True"
 _V, _S, _C, _Z = ("variants",), ("samples",), ("dosage_columns",), ("standardized_columns",)
@@ -66,7 +77,7 @@ VCF_ARRAYS = OutputSpec(
         ArraySpec("variant_position", "int32", _V, "POS, 1-based"),
         ArraySpec("variant_id", STRING, _V, "ID ('.' kept)"),
         ArraySpec("variant_allele", STRING, (*_V, "alleles"), "REF, then every ALT; '' padding"),
-        ArraySpec("variant_quality", "float32", _V, "QUAL; NaN for '.'"),
+        ArraySpec("variant_quality", "float32", _V, "QUAL; '.' is the VCF Zarr missing NaN (0x7F800001)"),
         ArraySpec("variant_filter_pass", "bool", _V, "FILTER is PASS"),
         ArraySpec(
             "variant_index",
@@ -119,10 +130,6 @@ VCF_ARRAYS = OutputSpec(
         ),
     ),
 )
-#: Arrays written ``(samples, columns)`` from ``(columns, samples)`` blocks.
-_TRANSPOSED = ("dosage", "dosage_standardized")
-#: Arrays written a chunk of variants at a time from the spooled ``.npy`` parts.
-_PER_VARIANT_CHUNK = ("call_genotype", "call_genotype_phased")
 
 
 @dataclass
@@ -139,7 +146,10 @@ class VcfOptions:
         standardize: also write ``dosage_standardized``.
         output_format: ``"hdf5"`` or ``"zarr"``; default from the suffix.
         compression: ``none``, ``gzip``, ``lzf`` or ``zstd``.
-        chunk_variants: variants read, filtered and written per chunk.
+        chunk_variants: rows per chunk along the variants (and dosage columns) axis.
+        chunk_samples: samples per chunk.
+        partitions: pass-1 partitions (default: one per 64 MiB of the file, at least two per
+            worker); the output does not depend on it.
     """
 
     region: str | None = None
@@ -150,40 +160,18 @@ class VcfOptions:
     standardize: bool = False
     output_format: str | None = None
     compression: str | None = None
-    chunk_variants: int = DEFAULT_CHUNK_VARIANTS
+    chunk_variants: int = CHUNK_VARIANTS
+    chunk_samples: int = CHUNK_SAMPLES
+    partitions: int | None = None
 
     def check(self) -> None:
         """Raise :class:`~gpu_genomics.errors.InputError` on the first invalid parameter."""
         positive_int("chunk_variants", self.chunk_variants)
+        positive_int("chunk_samples", self.chunk_samples)
+        if self.partitions is not None:
+            positive_int("partitions", self.partitions)
         check_choice("multiallelic", self.multiallelic, G.MULTIALLELIC_MODES)
         G.check_filter_thresholds(min_maf=self.min_maf, max_missing=self.max_missing)
-
-
-class _Spool:
-    """Per-chunk kept rows: big arrays as ``.npy`` files, small ones in memory."""
-
-    def __init__(self, folder: str) -> None:
-        self.folder = Path(folder)
-        self.files: dict[str, list[Path]] = {}
-        self.small: dict[str, list[Any]] = {}
-
-    def save(self, name: str, array: np.ndarray) -> None:
-        paths = self.files.setdefault(name, [])
-        path = self.folder / f"{name}-{len(paths)}.npy"
-        np.save(path, array)
-        paths.append(path)
-
-    def add(self, name: str, values: Any) -> None:
-        self.small.setdefault(name, []).append(values)
-
-    def cat(self, name: str, dtype: Any) -> np.ndarray:
-        parts = self.small.get(name, [])
-        if not parts:
-            return np.empty(0, dtype=dtype)
-        return np.concatenate(parts).astype(dtype, copy=False)
-
-    def load(self, name: str) -> list[np.ndarray]:
-        return [np.load(path, mmap_mode="r") for path in self.files.get(name, [])]
 
 
 def convert_vcf(
@@ -194,6 +182,7 @@ def convert_vcf(
     device: str | None = None,
     progress: bool = False,
     command: str | None = None,
+    client: Any = None,
     **parameters: Any,
 ) -> dict[str, Any]:
     """Convert a VCF/BCF file into genotype, dosage and QC arrays (:data:`VCF_ARRAYS`).
@@ -203,8 +192,10 @@ def convert_vcf(
         output_path: ``.h5``/``.hdf5`` or ``.zarr`` (or any name with ``output_format``).
         options: a :class:`VcfOptions`; ``parameters`` override its fields.
         device: ``"auto" | "gpu" | "cpu"`` for the genotype math.
-        progress: show a progress bar of the variants read.
+        progress: show a progress bar of the variants written.
         command: the command line stored in the provenance (default: this process's).
+        client: a :class:`distributed.Client` to run the partitions and chunk writers on
+            (:mod:`gpu_genomics.execution`); None: in this process. The output is the same.
         **parameters: any field of :class:`VcfOptions` (``min_maf=0.01``, ``region="chr20"``).
 
     Returns:
@@ -214,16 +205,17 @@ def convert_vcf(
     Raises:
         InputError: bad input or parameters; nothing is written then.
 
-    Memory: one chunk of ``chunk_variants`` variants (their text, genotypes and dosages) plus
-    one block of at most 256 MiB of ``(samples, columns)`` output rows.
+    Memory per process (this one, or each worker): a batch of 32 MiB of VCF text and its
+    genotypes, plus one chunk row: ``chunk_variants`` rows of every array for all samples,
+    about ``chunk_variants * samples * (ploidy + 2)`` bytes (``docs/variants.md#scale``). The
+    client holds per-block counts (40 bytes per BGZF block) and per-sample sums.
     """
     options = with_options(options, VcfOptions, parameters, caller="convert_vcf")
     options.check()
     output_format = format_from_path(output_path, options.output_format)  # fail early
     device_name = resolve_device(device)
-    xp = array_module(device_name)
     started = time.perf_counter()
-    reader = VcfReader(input_path, region=options.region, chunk_variants=options.chunk_variants)
+    reader = VcfReader(input_path, region=options.region)
     n_samples = len(reader.samples)
     if n_samples == 0:
         raise InputError(
@@ -231,47 +223,36 @@ def convert_vcf(
         )
     check_output_folder(output_path)
     parent = Path(output_path).resolve().parent
-    n_read = 0
-    n_kept = 0
-    n_columns = 0
-    missing_counts = np.zeros(n_samples, dtype=np.int64)
-    from tqdm import tqdm
-
-    with (
-        tempfile.TemporaryDirectory(prefix=spool_prefix(output_path), dir=parent) as tmp,
-        tqdm(unit="variant", desc="vcf", disable=not progress or None) as bar,
-    ):
-        spool = _Spool(tmp)
-        for chunk in reader:
-            bar.update(len(chunk))
-            n_read += len(chunk)
-            n_kept_chunk, n_col_chunk = _process_chunk(
-                chunk,
-                options,
-                xp=xp,
-                device_name=device_name,
-                spool=spool,
-                kept_before=n_kept,
-                columns_before=n_columns,
-                missing_counts=missing_counts,
-            )
-            n_kept += n_kept_chunk
-            n_columns += n_col_chunk
-            log.debug("read %d variants, kept %d", n_read, n_kept)
+    filters = P.Filters(
+        min_maf=options.min_maf,
+        max_missing=options.max_missing,
+        biallelic_only=options.biallelic_only,
+        multiallelic=options.multiallelic,
+        standardize=options.standardize,
+    )
+    with tempfile.TemporaryDirectory(prefix=spool_prefix(output_path), dir=parent) as tmp:
+        reading = _reading(reader, input_path, Path(tmp))
+        scans = _scan(reading, filters, options, device_name, client)
+        offsets = np.concatenate([scan.block_offsets for scan in scans])
+        counts = np.concatenate([scan.counts for scan in scans])
+        n_read = int(counts[:, P.RECORDS].sum())
         if n_read == 0:
             where = f" in region {options.region}" if options.region else ""
             raise InputError(f"{input_path}: no variant records{where}; nothing to convert")
-        if n_kept == 0:
+        totals = {space: int(counts[:, space].sum()) for space in P.SPACE_NAMES}
+        if totals[P.VARIANTS] == 0:
             log.warning("no variant passed the filters; the output holds empty arrays")
-        summary = _summary(
-            spool,
-            reader,
-            n_read=n_read,
-            n_kept=n_kept,
-            missing_counts=missing_counts,
-            options=options,
+        reading = dataclasses.replace(
+            reading, contigs=P.merged_contigs(reader.header.contigs, scans)
         )
-        summary["seconds"] = round(time.perf_counter() - started, 3)
+        shape = _Shape(
+            variants=totals[P.VARIANTS],
+            samples=n_samples,
+            ploidy=max([scan.max_ploidy for scan in scans] + [1]),
+            alleles=max(scan.max_alleles for scan in scans),
+            columns=totals[P.COLUMNS],
+            standardized=totals[P.STANDARDIZED],
+        )
         resolved = {
             "output_format": output_format,
             "compression": resolve_compression(output_format, options.compression),
@@ -283,225 +264,216 @@ def convert_vcf(
             device=device_name,
             command=command,
         )
-        attrs = {
-            **record,
-            "summary": summary,
-            "dosage_layout": "samples x columns; -1 = missing call",
-            "vcf_zarr_names": True,
-        }
-        _write(
+        with ArrayWriter(
             output_path,
-            spool,
-            reader,
-            options=options,
-            n_kept=n_kept,
-            missing_counts=missing_counts,
-            attrs=attrs,
-        )
+            format=options.output_format,
+            compression=options.compression,
+            chunk_rows=options.chunk_variants,
+            spec=VCF_ARRAYS,
+        ) as out:
+            targets = _create_arrays(out, shape, options)
+            targets["sample_id"][:] = np.array(reader.samples, dtype=object)
+            out.write("contig_id", reading.contigs)
+            layout = P.Layout(
+                ploidy=shape.ploidy,
+                allele_width=shape.alleles,
+                chunk_variants=options.chunk_variants,
+                store=str(out.tmp_path.resolve()) if out.format == "zarr" else None,
+            )
+            missing_counts, spectrum = _write_rows(
+                reading, offsets, counts, filters, layout, shape=shape, targets=targets,
+                device_name=device_name, client=client, progress=progress,
+            )  # fmt: skip
+            n_kept = shape.variants
+            targets["sample_missing_rate"][:] = (
+                missing_counts / n_kept if n_kept else np.full(n_samples, np.nan)
+            )
+            calls = n_kept * n_samples
+            summary = {
+                "variants_read": n_read,
+                "variants_kept": n_kept,
+                "dosage_columns": shape.columns,
+                "samples": n_samples,
+                "ploidy": shape.ploidy,
+                "missing_rate": float(missing_counts.sum() / calls) if calls else float("nan"),
+                "maf_spectrum": spectrum,
+            }
+            if options.standardize:
+                summary["standardized_columns"] = shape.standardized
+            summary["seconds"] = round(time.perf_counter() - started, 3)
+            out.attrs(
+                {
+                    **record,
+                    "summary": summary,
+                    "dosage_layout": "samples x columns; -1 = missing call",
+                    "vcf_zarr_names": True,
+                }
+            )
     log.info("wrote %s in %.2f s", output_path, summary["seconds"])
     return summary
 
 
-def _process_chunk(
-    chunk: Any,
-    options: VcfOptions,
-    *,
-    xp: Any,
-    device_name: str,
-    spool: _Spool,
-    kept_before: int,
-    columns_before: int,
-    missing_counts: np.ndarray,
-) -> tuple[int, int]:
-    """QC, filters and dosages of one chunk; spools the kept rows. Returns (variants, columns)."""
-    gt = xp.asarray(chunk.call_genotype)
-    n_alleles = chunk.n_alleles
-    call_rate = G.variant_call_rate(gt, device=device_name)
-    if options.multiallelic == "nonref":
-        dos = G.dosage(gt, device=device_name)
-        af = G.allele_frequency(gt, device=device_name)
-        column_variant = np.arange(len(chunk), dtype=np.int64)
-        column_allele = np.full(len(chunk), -1, dtype=np.int8)
-        column_index = xp.asarray(column_variant)
+@dataclass(frozen=True)
+class _Shape:
+    variants: int
+    samples: int
+    ploidy: int
+    alleles: int
+    columns: int
+    standardized: int
+
+
+def _reading(reader: VcfReader, input_path: str | os.PathLike, tmp: Path) -> P.Reading:
+    """How the tasks read the input: its own blocks, or a plain copy of its text.
+
+    A bgzip or plain VCF is read in place. BCF, a region query (both through htslib) and a
+    gzip (not bgzip) VCF cannot be cut into blocks: one reader writes their VCF text into
+    ``tmp`` once (as much disk as the text), and the tasks read that.
+    """
+    header = reader.header
+    if not reader.through_htslib and not (is_gzip(input_path) and not is_bgzf(input_path)):
+        file = text_file(input_path, header.n_bytes)
     else:
-        dos, column_variant, column_allele = G.split_dosage(gt, n_alleles, device=device_name)
-        column_index = xp.asarray(column_variant)
-        af = G.allele_frequency(
-            gt[column_index], allele=xp.asarray(column_allele), device=device_name
-        )
-    maf = G.minor_allele_frequency(af)
-    keep_column = G.variant_filter(
-        maf,
-        call_rate[column_index],
-        xp.asarray(n_alleles[column_variant]),
-        min_maf=options.min_maf,
-        max_missing=options.max_missing,
-        biallelic_only=options.biallelic_only,
+        staged = tmp / "records.vcf"
+        header_bytes = 0
+        with open(staged, "wb") as handle:
+            for k, text in enumerate(reader.text()):
+                handle.write(text)
+                header_bytes = header_bytes or (len(text) if k == 0 else 0)
+        file = text_file(staged, header_bytes)
+    return P.Reading(
+        file=file,
+        name=str(input_path),
+        samples=list(reader.samples),
+        contigs=list(header.contigs),
+        line_numbers=not reader.through_htslib,
+        header_lines=header.n_lines,
     )
-    keep_column_host = to_numpy(keep_column).astype(bool)
-    keep_variant = np.zeros(len(chunk), dtype=bool)
-    keep_variant[column_variant[keep_column_host]] = True
-    # split mode gives an ALT-less site (ALT '.') no column: filter it as nonref mode would
-    no_columns = np.flatnonzero(np.bincount(column_variant, minlength=len(chunk)) == 0)
-    if len(no_columns):
-        rows = xp.asarray(no_columns)
-        passes = G.variant_filter(
-            G.minor_allele_frequency(G.allele_frequency(gt[rows], device=device_name)),
-            call_rate[rows],
-            xp.asarray(n_alleles[no_columns]),
-            min_maf=options.min_maf,
-            max_missing=options.max_missing,
-            biallelic_only=options.biallelic_only,
-        )
-        keep_variant[no_columns[to_numpy(passes).astype(bool)]] = True
-    n_kept = int(keep_variant.sum())
-    new_row = np.cumsum(keep_variant) - 1 + kept_before
-    gt_kept = chunk.call_genotype[keep_variant]
-    missing_counts += to_numpy(G.sample_missing_counts(gt[xp.asarray(keep_variant)]))
-    spool.save("call_genotype", gt_kept)
-    spool.save("call_genotype_phased", chunk.call_genotype_phased[keep_variant])
-    dos_kept = dos[keep_column]
-    spool.save("dosage", to_numpy(dos_kept))
-    af_kept = af[keep_column]
-    if options.standardize:
-        call_ploidy = (gt != -2).sum(axis=2)[column_index][keep_column]
-        std, std_kept = G.standardize(dos_kept, af_kept, ploidy=call_ploidy)
-        spool.save("dosage_standardized", to_numpy(std))
-        std_columns = np.flatnonzero(to_numpy(std_kept)) + columns_before
-        spool.add("dosage_standardized_column", std_columns)
-    for name in (
-        "variant_contig",
-        "variant_position",
-        "variant_quality",
-        "variant_filter_pass",
-        "variant_index",
-    ):
-        spool.add(name, getattr(chunk, name)[keep_variant])
-    spool.add("variant_id", [v for v, k in zip(chunk.variant_id, keep_variant, strict=True) if k])
-    spool.add(
-        "variant_allele", [a for a, k in zip(chunk.variant_allele, keep_variant, strict=True) if k]
+
+
+def _partition_starts(file: TextFile, n: int) -> list[int]:
+    """Block starts cutting the records of ``file`` into about ``n`` equal byte ranges."""
+    data = file.size - file.data_block
+    index = index_block_starts(file.path) if file.kind == "bgzf" else None
+    starts = [file.data_block]
+    for k in range(1, n):
+        target = file.data_block + data * k // n
+        if index is not None:
+            at = int(np.searchsorted(index, target))
+            start = int(index[at]) if at < len(index) else None
+        else:
+            start = file.block_start_at_or_after(target)
+        if start is not None and start > starts[-1]:
+            starts.append(start)
+    return starts
+
+
+def _scan(
+    reading: P.Reading, filters: P.Filters, options: VcfOptions, device: str, client: Any
+) -> list[P.Scan]:
+    """Pass 1 over the partitions, in order; a bad record raises its one-line error."""
+    n = options.partitions or max(
+        2 * worker_count(client) if client is not None else 1,
+        -(-(reading.file.size - reading.file.data_block) // PARTITION_BYTES),
     )
-    spool.add("variant_call_rate", to_numpy(call_rate)[keep_variant])
-    spool.add("dosage_variant", new_row[column_variant[keep_column_host]])
-    spool.add("dosage_allele", column_allele[keep_column_host])
-    spool.add("dosage_allele_frequency", to_numpy(af_kept))
-    spool.add("dosage_maf", to_numpy(maf[keep_column]))
-    return n_kept, int(keep_column_host.sum())
+    starts = _partition_starts(reading.file, n)
+    stops = [*starts[1:], reading.file.size]
+    arguments = [(reading, a, b, filters, device) for a, b in zip(starts, stops, strict=True)]
+    scans: list[P.Scan] = []
+    for scan in map_in_order(client, P.scan_partition, arguments, name="vcf-scan"):
+        if scan.failed is not None:
+            text, lines_before, records_before = scan.failed
+            parser = RecordParser(
+                reading.name, reading.samples, P.merged_contigs(reading.contigs, scans)
+            )
+            parser.parse(
+                text,
+                reading.first_line(_before(scans, P.LINES) + lines_before),
+                _before(scans, P.RECORDS) + records_before,
+            )
+            raise InputError(f"{reading.name}: a record could not be read")  # not reached
+        scans.append(scan)
+    return scans
 
 
-def _summary(
-    spool: _Spool,
-    reader: VcfReader,
-    *,
-    n_read: int,
-    n_kept: int,
-    missing_counts: np.ndarray,
-    options: VcfOptions,
-) -> dict[str, Any]:
-    maf = spool.cat("dosage_maf", np.float64)
-    n_samples = len(reader.samples)
-    calls = n_kept * n_samples
-    summary = {
-        "variants_read": n_read,
-        "variants_kept": n_kept,
-        "dosage_columns": len(maf),
-        "samples": n_samples,
-        "ploidy": max(reader.max_ploidy, 1),
-        "missing_rate": float(missing_counts.sum() / calls) if calls else float("nan"),
-        "maf_spectrum": [[label, count] for label, count in G.maf_spectrum(maf)],
-    }
-    if options.standardize:
-        parts = spool.small.get("dosage_standardized_column", [])
-        summary["standardized_columns"] = sum(len(part) for part in parts)
-    return summary
+def _before(scans: list[P.Scan], column: int) -> int:
+    return int(sum(scan.counts[:, column].sum() for scan in scans))
 
 
-def _write_transposed(
-    out: ArrayWriter, name: str, blocks: list[np.ndarray], n_rows: int, dtype: Any
-) -> None:
-    """Write the concatenated ``(columns, n_rows)`` blocks, transposed, as array ``name``.
+def _create_arrays(out: ArrayWriter, shape: _Shape, options: VcfOptions) -> dict[str, Any]:
+    """Create the arrays along variants, columns and samples (all but ``contig_id``).
 
-    The array is ``(n_rows, sum of block rows)``, written a block of output rows at a time
-    (chunks aligned to those row blocks).
+    Chunked ``chunk_variants`` along variants and columns, ``chunk_samples`` along samples.
     """
-    n_columns = sum(len(b) for b in blocks)
-    itemsize = np.dtype(dtype).itemsize
-    rows_per_block = max(1, min(n_rows, BLOCK_BYTES // max(1, n_columns * itemsize)))
-    target = out.create(name, (n_rows, n_columns), dtype, chunk_rows=rows_per_block)
-    if n_columns == 0 or n_rows == 0:
-        return
-    for r0 in range(0, n_rows, rows_per_block):
-        r1 = min(n_rows, r0 + rows_per_block)
-        block = np.empty((r1 - r0, n_columns), dtype=dtype)
-        c0 = 0
-        for part in blocks:
-            block[:, c0 : c0 + len(part)] = part[:, r0:r1].T
-            c0 += len(part)
-        target[r0:r1] = block
+    rows_of = {"variants": shape.variants, "dosage_columns": shape.columns,
+               "standardized_columns": shape.standardized}  # fmt: skip
+    sizes = {**rows_of, "samples": shape.samples, "ploidy": shape.ploidy,
+             "alleles": shape.alleles}  # fmt: skip
+    chunk_of = {**dict.fromkeys(rows_of, options.chunk_variants), "samples": options.chunk_samples}
+    targets = {}
+    for array in VCF_ARRAYS:
+        if array.when == STANDARDIZED and not options.standardize:
+            continue
+        if array.name == "contig_id":
+            continue
+        dims = array.dims
+        dtype = str if array.dtype == STRING else array.dtype
+        targets[array.name] = out.create(
+            array.name,
+            tuple(sizes[d] for d in dims),
+            dtype,
+            chunks=tuple(chunk_of.get(d, sizes[d]) for d in dims),
+        )
+    return targets
 
 
-def _write_per_chunk(
-    out: ArrayWriter, name: str, parts: list[np.ndarray], shape: tuple, dtype: Any
-) -> None:
-    """Write the spooled chunks of ``call_genotype`` or ``call_genotype_phased`` in order.
-
-    The chunks of ``call_genotype`` are widened to the final ploidy.
-    """
-    target = out.create(name, shape, dtype)
-    start = 0
-    for part in parts:
-        if len(part):
-            values = np.asarray(part)
-            if name == "call_genotype":
-                values = pad_ploidy(values, shape[2])
-            target[start : start + len(part)] = values
-        start += len(part)
-
-
-def _write(
-    output_path: str | os.PathLike,
-    spool: _Spool,
-    reader: VcfReader,
+def _write_rows(
+    reading: P.Reading,
+    offsets: np.ndarray,
+    counts: np.ndarray,
+    filters: P.Filters,
+    layout: P.Layout,
     *,
-    options: VcfOptions,
-    n_kept: int,
-    missing_counts: np.ndarray,
-    attrs: dict[str, Any],
-) -> None:
-    """Write every array of :data:`VCF_ARRAYS` (the standardized ones with ``standardize``)."""
-    n_samples = len(reader.samples)
-    ploidy = max(reader.max_ploidy, 1)
-    computed = {
-        "variant_id": lambda: [i for part in spool.small.get("variant_id", []) for i in part],
-        "variant_allele": lambda: allele_table(
-            [a for part in spool.small.get("variant_allele", []) for a in part]
-        ),
-        "sample_id": lambda: list(reader.samples),
-        "contig_id": lambda: list(reader.contigs),
-        "sample_missing_rate": lambda: (
-            missing_counts / n_kept if n_kept else np.full(n_samples, np.nan)
-        ),
-    }
-    with ArrayWriter(
-        output_path,
-        format=options.output_format,
-        compression=options.compression,
-        chunk_rows=options.chunk_variants,
-        spec=VCF_ARRAYS,
-    ) as out:
-        for array in VCF_ARRAYS:
-            if array.when == STANDARDIZED and not options.standardize:
-                continue
-            if array.name in _PER_VARIANT_CHUNK:
-                shape = (n_kept, n_samples, ploidy)[: len(array.dims)]
-                _write_per_chunk(out, array.name, spool.load(array.name), shape, array.dtype)
-            elif array.name in _TRANSPOSED:
-                _write_transposed(out, array.name, spool.load(array.name), n_samples, array.dtype)
-            elif array.name in computed:
-                out.write(array.name, computed[array.name]())
-            else:
-                out.write(array.name, spool.cat(array.name, array.dtype))
-        out.attrs(attrs)
+    shape: _Shape,
+    targets: dict[str, Any],
+    device_name: str,
+    client: Any,
+    progress: bool,
+) -> tuple[np.ndarray, list[list[Any]]]:
+    """Pass 2: run the row tasks; write what comes back (HDF5). Returns the summed figures."""
+    from tqdm import tqdm
+
+    row_bytes = shape.samples * (shape.ploidy + 3)
+    rows_per_task = max(1, TASK_BYTES // max(1, row_bytes))
+    tasks = []
+    for spaces in P.task_spaces(counts, filters):
+        total = int(counts[:, spaces[0]].sum())
+        per_task = rows_per_task
+        if client is not None:  # at least two tasks per worker
+            per_task = min(per_task, -(-total // (2 * worker_count(client))))
+        tasks += P.plan_row_tasks(
+            offsets, counts, file_size=reading.file.size, spaces=spaces,
+            chunk_rows=layout.chunk_variants, rows_per_task=per_task,
+        )  # fmt: skip
+    arguments = [(reading, task, filters, layout, device_name) for task in tasks]
+    missing_counts = np.zeros(shape.samples, dtype=np.int64)
+    spectrum: dict[str, int] = dict(G.maf_spectrum(np.zeros(0)))
+    with tqdm(
+        total=shape.variants, unit="variant", desc="vcf", disable=not progress or None
+    ) as bar:
+        for result in map_in_order(client, P.write_rows, arguments, name="vcf-rows"):
+            if result.missing_counts is not None:
+                missing_counts += result.missing_counts
+                bar.update(result.stop - result.first)
+            for label, count in result.maf_spectrum or []:
+                spectrum[label] = spectrum.get(label, 0) + count
+            for name, rows in (result.rows or {}).items():
+                value = rows.astype(object) if rows.dtype.kind in "UO" else rows
+                if name in P.TRANSPOSED:
+                    targets[name][:, result.first : result.first + len(value)] = value.T
+                else:
+                    targets[name][result.first : result.first + len(value)] = value
+    return missing_counts, [[label, count] for label, count in spectrum.items()]
 
 
 def format_summary(summary: dict[str, Any]) -> str:

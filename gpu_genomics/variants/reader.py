@@ -11,12 +11,12 @@ Arrays follow VCF Zarr 0.4 names (sgkit/bio2zarr):
 
 * ``call_genotype`` ``(variants, samples, ploidy) int8``: allele indices, ``-1`` for a missing
   allele (``.``), ``-2`` for fill (a haploid call beside diploid ones, ploidy above the call's);
-* ``call_genotype_phased`` ``(variants, samples) bool``: every separator of the call is ``|``
-  (a haploid call is unphased);
+* ``call_genotype_phased`` ``(variants, samples) bool``: no separator of the call is ``/``
+  (a call of one allele, haploid or ``.``, is phased, as htslib, cyvcf2 and bio2zarr say);
 * ``variant_contig`` ``(variants,) int32`` (index into ``contig_id``), ``variant_position``
   ``(variants,) int32`` (1-based, as in the VCF), ``variant_id`` (``.`` kept as ``.``),
-  ``variant_allele`` (REF first, every ALT kept), ``variant_quality`` ``float32`` (NaN for
-  ``.``), ``variant_filter_pass`` ``bool`` (FILTER is ``PASS``); ``sample_id``.
+  ``variant_allele`` (REF first, every ALT kept), ``variant_quality`` ``float32`` (for ``.``
+  the VCF Zarr "missing" NaN, bits ``0x7F800001``), ``variant_filter_pass`` ``bool`` (FILTER is ``PASS``); ``sample_id``.
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ log = logging.getLogger("gpu_genomics")
 BLOCK_BYTES = 16 * 2**20
 DEFAULT_CHUNK_VARIANTS = 10_000
 FIXED_COLUMNS = ("#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO")
+#: QUAL ``.``: the VCF Zarr float32 "missing" NaN (0x7F800001; 0x7F800002 is fill), as bio2zarr.
+QUALITY_MISSING = np.array(0x7F800001, dtype=np.uint32).view(np.float32)
 
 # Error codes of the record kernel (0: the record parsed).
 _TOO_FEW_COLUMNS = 1
@@ -161,9 +163,7 @@ def _parse_records(  # noqa: PLR0912, PLR0915, PLR0917 (one numba kernel per rec
                 if ploidy > 0:
                     gt[i, j, 0] = -1
                 nal = 1
-                all_pipes = False
             else:
-                n_sep = 0
                 while True:
                     if p < e and buf[p] == 46:
                         value = -1
@@ -189,7 +189,6 @@ def _parse_records(  # noqa: PLR0912, PLR0915, PLR0917 (one numba kernel per rec
                     if p < e and (buf[p] == 47 or buf[p] == 124):
                         if buf[p] == 47:
                             all_pipes = False
-                        n_sep += 1
                         p += 1
                         continue
                     if p >= e or buf[p] == 58 or buf[p] == 9:
@@ -199,8 +198,6 @@ def _parse_records(  # noqa: PLR0912, PLR0915, PLR0917 (one numba kernel per rec
                     break
                 if errors[i] != 0:
                     break
-                if n_sep == 0:
-                    all_pipes = False
             for a in range(nal, ploidy):
                 gt[i, j, a] = -2
             phased[i, j] = all_pipes
@@ -224,12 +221,14 @@ class VcfHeader:
         contigs: the ##contig IDs, in order.
         has_gt: a ##FORMAT=<ID=GT line is present.
         n_lines: the number of header lines, so the first record is line ``n_lines + 1``.
+        n_bytes: the header's length in the (uncompressed) text; 0 when read through htslib.
     """
 
     samples: list[str]
     contigs: list[str]
     has_gt: bool
     n_lines: int
+    n_bytes: int = 0
 
 
 def parse_header(lines: list[str], path: str | os.PathLike) -> VcfHeader:
@@ -308,192 +307,36 @@ class VcfChunk:
         return np.array([len(a) for a in self.variant_allele], dtype=np.int32)
 
 
-class VcfReader:
-    """Stream a VCF/BCF file as :class:`VcfChunk` objects of up to ``chunk_variants`` records.
+class RecordParser:
+    """Parses blocks of VCF record lines (as read from a file with this header) into chunks.
 
     Args:
-        path: ``.vcf``, ``.vcf.gz`` (gzip or bgzip) or ``.bcf``.
-        region: ``chrom``, ``chrom:start-end`` (1-based, inclusive); needs an index
-            (``.tbi``/``.csi``) beside a bgzipped VCF or a BCF.
-        chunk_variants: records per chunk (memory is about ``chunk_variants`` times the text of
-            one record plus ``samples * ploidy`` bytes per record).
+        path: the file named in error messages.
+        samples: the header's sample names.
+        contigs: the contigs known so far (header ``##contig`` IDs, then those already seen);
+            a record naming another contig appends it to ``contigs``.
 
-    Attributes after construction: ``samples``, ``contigs`` (grows when records name contigs
-    missing from the header), ``max_ploidy`` (largest call seen so far; final after
-    iteration).
+    ``max_ploidy``: the most alleles of any call parsed so far.
     """
 
-    def __init__(
-        self,
-        path: str | os.PathLike,
-        *,
-        region: str | None = None,
-        chunk_variants: int = DEFAULT_CHUNK_VARIANTS,
-    ) -> None:
+    def __init__(self, path: str | os.PathLike, samples: list[str], contigs: list[str]) -> None:
         self.path = Path(path)
-        self.region = region or None
-        self.chunk_variants = positive_int("chunk_variants", chunk_variants)
-        if not self.path.exists():
-            raise InputError(f"{self.path}: no such file; check the path")
-        if self.path.is_dir():
-            raise InputError(f"{self.path}: is a folder, not a VCF/BCF file")
-        self._gzip = is_gzip(self.path)
-        self._bcf = self._is_bcf()
-        if self._bcf or self.region:
-            self.header = self._pysam_header()
-        else:
-            self.header = self._text_header()
-        self.samples = self.header.samples
-        self.contigs = list(self.header.contigs)
+        self.samples = samples
+        self.contigs = list(contigs)
         self._contig_index = {name: i for i, name in enumerate(self.contigs)}
         self.max_ploidy = 0
         self._alloc_ploidy = 2
 
-    def _is_bcf(self) -> bool:
-        if self.path.suffix.lower() == ".bcf":
-            return True
-        if self._gzip:
-            try:
-                with gzip.open(self.path, "rb") as handle:
-                    return handle.read(3) == b"BCF"
-            except (OSError, EOFError, zlib.error):
-                return False
-        return False
+    def parse(self, text: bytes, first_line: int, first_record: int) -> VcfChunk:
+        """Parse whole record lines (each ending in a newline; blank ones skipped).
 
-    # --- headers -------------------------------------------------------------------------
-    def _open_text(self) -> Any:
-        if self._gzip:
-            return gzip.open(self.path, "rb")
-        return open(self.path, "rb")
+        ``first_line``: the file line of ``text``'s first line (0: lines are not known, errors
+        name records); ``first_record``: the index of its first record among the file's.
 
-    def _text_header(self) -> VcfHeader:
-        lines: list[str] = []
-        try:
-            with self._open_text() as handle:
-                while True:
-                    raw = handle.readline()
-                    if not raw:
-                        break
-                    if not raw.startswith(b"#"):
-                        lines.append(raw.decode("utf-8", "replace"))
-                        break
-                    lines.append(raw.decode("utf-8", "replace"))
-                    if raw.startswith(b"#CHROM"):
-                        break
-        except (OSError, EOFError, zlib.error) as exc:
-            raise InputError(f"{self.path}: cannot read ({exc}); check the file") from None
-        if lines and not lines[-1].startswith("#"):
-            if lines[0].startswith("##fileformat=VCF"):
-                raise InputError(
-                    f"{self.path}: line {len(lines)}: record before the #CHROM header line; "
-                    "a VCF needs its #CHROM POS ID REF ALT QUAL FILTER INFO ... line"
-                )
-            lines = lines[:1]
-        return parse_header(lines, self.path)
-
-    def _pysam_header(self) -> VcfHeader:
-        import pysam
-
-        try:
-            with pysam.VariantFile(str(self.path)) as vf:
-                text = str(vf.header)
-        except (OSError, ValueError) as exc:
-            raise InputError(f"{self.path}: htslib cannot open it as VCF/BCF ({exc})") from None
-        return parse_header(text.splitlines(keepends=True), self.path)
-
-    # --- iteration -------------------------------------------------------------------------
-    def __iter__(self) -> Iterator[VcfChunk]:
-        if self._bcf or self.region:
-            batches = self._pysam_batches()
-        else:
-            batches = self._text_batches()
-        n_done = 0
-        for text, first_line in batches:
-            chunk = self._parse(text, first_line, n_done)
-            n_done += len(chunk)
-            if len(chunk):
-                yield chunk
-
-    def _text_batches(self) -> Iterator[tuple[bytes, int]]:
-        """Whole lines, ``chunk_variants`` at a time, with the line number of the first."""
-        line_no = self.header.n_lines + 1
-        pieces: list[bytes] = []  # read but not yet yielded
-        carry_lines = 0  # newlines in pieces
-        with self._open_text() as handle:
-            for _ in range(self.header.n_lines):
-                handle.readline()
-            while True:
-                try:
-                    block = handle.read(BLOCK_BYTES)
-                except (OSError, EOFError, zlib.error) as exc:
-                    raise InputError(
-                        f"{self.path}: compressed data is corrupt or truncated ({exc}); "
-                        "re-download or recompress the file"
-                    ) from None
-                if not block:
-                    break
-                # blocks are kept apart until they hold a chunk of records, so that a chunk
-                # larger than a block is joined and scanned once (linear, not quadratic)
-                n_block_lines = block.count(b"\n")
-                if carry_lines + n_block_lines < self.chunk_variants:
-                    pieces.append(block)
-                    carry_lines += n_block_lines
-                    continue
-                data = b"".join([*pieces, block])
-                newlines = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
-                start = 0
-                used = 0
-                while len(newlines) - used >= self.chunk_variants:
-                    stop = int(newlines[used + self.chunk_variants - 1]) + 1
-                    yield data[start:stop], line_no
-                    line_no += self.chunk_variants
-                    used += self.chunk_variants
-                    start = stop
-                pieces = [data[start:]]
-                carry_lines = len(newlines) - used
-        carry = b"".join(pieces)
-        if carry.strip():
-            yield carry if carry.endswith(b"\n") else carry + b"\n", line_no
-
-    def _pysam_batches(self) -> Iterator[tuple[bytes, int]]:
-        import pysam
-
-        if self.region:
-            index_found = any(Path(str(self.path) + suffix).exists() for suffix in (".tbi", ".csi"))
-            if not index_found:
-                quoted = shlex.quote(str(self.path))
-                tool = (
-                    f"bcftools index {quoted}"
-                    if self._bcf
-                    else f"tabix -p vcf {quoted} (or bcftools index {quoted})"
-                )
-                raise InputError(
-                    f"{self.path}: region={self.region!r} needs an index (.tbi/.csi) beside the "
-                    f"file; bgzip it and run {tool}"
-                )
-        try:
-            vf = pysam.VariantFile(str(self.path))
-        except (OSError, ValueError) as exc:
-            raise InputError(f"{self.path}: htslib cannot open it ({exc})") from None
-        with vf:
-            try:
-                records = vf.fetch(region=self.region) if self.region else vf.fetch()
-            except (OSError, ValueError) as exc:
-                raise InputError(
-                    f"{self.path}: cannot query region {self.region!r} ({exc}); use chrom or "
-                    "chrom:start-end with a contig named in the file"
-                ) from None
-            lines: list[str] = []
-            try:
-                for rec in records:
-                    lines.append(str(rec))
-                    if len(lines) == self.chunk_variants:
-                        yield "".join(lines).encode(), 0
-                        lines = []
-            except (OSError, ValueError) as exc:
-                raise InputError(f"{self.path}: htslib cannot read a record ({exc})") from None
-            if lines:
-                yield "".join(lines).encode(), 0
+        Raises:
+            InputError: a record that is not valid VCF, named by line (or record) and sample.
+        """
+        return self._parse(text, first_line, first_record)
 
     def _where(self, line: int, record: int, chrom: bytes | None = None, pos: str = "") -> str:
         place = f"line {line}" if line else f"record {record + 1}"
@@ -620,7 +463,7 @@ class VcfReader:
             alleles.append([ref] if alt == "." else [ref, *alt.split(",")])
             qual = text[row[5] : row[6] - 1]
             if qual == b".":
-                quality[i] = np.nan
+                quality[i] = QUALITY_MISSING
             else:
                 try:
                     quality[i] = float(qual)
@@ -687,6 +530,218 @@ class VcfReader:
             f"{where}: sample {sample}: bad genotype {value!r}; GT must be allele indices or "
             "'.' separated by '/' or '|'"
         )
+
+
+class VcfReader(RecordParser):
+    """Stream a VCF/BCF file as :class:`VcfChunk` objects of up to ``chunk_variants`` records.
+
+    Args:
+        path: ``.vcf``, ``.vcf.gz`` (gzip or bgzip) or ``.bcf``.
+        region: ``chrom``, ``chrom:start-end`` (1-based, inclusive); needs an index
+            (``.tbi``/``.csi``) beside a bgzipped VCF or a BCF.
+        chunk_variants: records per chunk (memory is about ``chunk_variants`` times the text of
+            one record plus ``samples * ploidy`` bytes per record).
+
+    Attributes after construction: ``samples``, ``contigs`` (grows when records name contigs
+    missing from the header), ``max_ploidy`` (largest call seen so far; final after
+    iteration).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        region: str | None = None,
+        chunk_variants: int = DEFAULT_CHUNK_VARIANTS,
+    ) -> None:
+        self.path = Path(path)
+        self.region = region or None
+        self.chunk_variants = positive_int("chunk_variants", chunk_variants)
+        if not self.path.exists():
+            raise InputError(f"{self.path}: no such file; check the path")
+        if self.path.is_dir():
+            raise InputError(f"{self.path}: is a folder, not a VCF/BCF file")
+        self._gzip = is_gzip(self.path)
+        self._bcf = self._is_bcf()
+        if self._bcf or self.region:
+            self.header = self._pysam_header()
+        else:
+            self.header = self._text_header()
+        RecordParser.__init__(self, self.path, self.header.samples, self.header.contigs)
+
+    def _is_bcf(self) -> bool:
+        if self.path.suffix.lower() == ".bcf":
+            return True
+        if self._gzip:
+            try:
+                with gzip.open(self.path, "rb") as handle:
+                    return handle.read(3) == b"BCF"
+            except (OSError, EOFError, zlib.error):
+                return False
+        return False
+
+    # --- headers -------------------------------------------------------------------------
+    def _open_text(self) -> Any:
+        if self._gzip:
+            return gzip.open(self.path, "rb")
+        return open(self.path, "rb")
+
+    def _text_header(self) -> VcfHeader:
+        lines: list[str] = []
+        n_bytes = 0
+        try:
+            with self._open_text() as handle:
+                while True:
+                    raw = handle.readline()
+                    if not raw:
+                        break
+                    if not raw.startswith(b"#"):
+                        lines.append(raw.decode("utf-8", "replace"))
+                        break
+                    lines.append(raw.decode("utf-8", "replace"))
+                    n_bytes += len(raw)
+                    if raw.startswith(b"#CHROM"):
+                        break
+        except (OSError, EOFError, zlib.error) as exc:
+            raise InputError(f"{self.path}: cannot read ({exc}); check the file") from None
+        if lines and not lines[-1].startswith("#"):
+            if lines[0].startswith("##fileformat=VCF"):
+                raise InputError(
+                    f"{self.path}: line {len(lines)}: record before the #CHROM header line; "
+                    "a VCF needs its #CHROM POS ID REF ALT QUAL FILTER INFO ... line"
+                )
+            lines = lines[:1]
+        header = parse_header(lines, self.path)
+        header.n_bytes = n_bytes
+        return header
+
+    def _pysam_header(self) -> VcfHeader:
+        import pysam
+
+        try:
+            with pysam.VariantFile(str(self.path)) as vf:
+                text = str(vf.header)
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{self.path}: htslib cannot open it as VCF/BCF ({exc})") from None
+        return parse_header(text.splitlines(keepends=True), self.path)
+
+    @property
+    def through_htslib(self) -> bool:
+        """BCF, or a region query: read through htslib (records then have no line numbers)."""
+        return self._bcf or bool(self.region)
+
+    def text(self) -> Iterator[bytes]:
+        """The input as VCF text: its header, then blocks of whole record lines.
+
+        A text VCF's own bytes (blank lines kept, so line numbers stay); htslib's VCF text
+        of a BCF file or of the records of a region.
+        """
+        if self.through_htslib:
+            import pysam
+
+            with pysam.VariantFile(str(self.path)) as vf:
+                yield str(vf.header).encode()
+            batches = self._pysam_batches()
+        else:
+            with self._open_text() as handle:
+                yield b"".join(handle.readline() for _ in range(self.header.n_lines))
+            batches = self._text_batches()
+        for text, _ in batches:
+            yield text
+
+    # --- iteration -------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[VcfChunk]:
+        if self._bcf or self.region:
+            batches = self._pysam_batches()
+        else:
+            batches = self._text_batches()
+        n_done = 0
+        for text, first_line in batches:
+            chunk = self._parse(text, first_line, n_done)
+            n_done += len(chunk)
+            if len(chunk):
+                yield chunk
+
+    def _text_batches(self) -> Iterator[tuple[bytes, int]]:
+        """Whole lines, ``chunk_variants`` at a time, with the line number of the first."""
+        line_no = self.header.n_lines + 1
+        pieces: list[bytes] = []  # read but not yet yielded
+        carry_lines = 0  # newlines in pieces
+        with self._open_text() as handle:
+            for _ in range(self.header.n_lines):
+                handle.readline()
+            while True:
+                try:
+                    block = handle.read(BLOCK_BYTES)
+                except (OSError, EOFError, zlib.error) as exc:
+                    raise InputError(
+                        f"{self.path}: compressed data is corrupt or truncated ({exc}); "
+                        "re-download or recompress the file"
+                    ) from None
+                if not block:
+                    break
+                # blocks are kept apart until they hold a chunk of records, so that a chunk
+                # larger than a block is joined and scanned once (linear, not quadratic)
+                n_block_lines = block.count(b"\n")
+                if carry_lines + n_block_lines < self.chunk_variants:
+                    pieces.append(block)
+                    carry_lines += n_block_lines
+                    continue
+                data = b"".join([*pieces, block])
+                newlines = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+                start = 0
+                used = 0
+                while len(newlines) - used >= self.chunk_variants:
+                    stop = int(newlines[used + self.chunk_variants - 1]) + 1
+                    yield data[start:stop], line_no
+                    line_no += self.chunk_variants
+                    used += self.chunk_variants
+                    start = stop
+                pieces = [data[start:]]
+                carry_lines = len(newlines) - used
+        carry = b"".join(pieces)
+        if carry.strip():
+            yield carry if carry.endswith(b"\n") else carry + b"\n", line_no
+
+    def _pysam_batches(self) -> Iterator[tuple[bytes, int]]:
+        import pysam
+
+        if self.region:
+            index_found = any(Path(str(self.path) + suffix).exists() for suffix in (".tbi", ".csi"))
+            if not index_found:
+                quoted = shlex.quote(str(self.path))
+                tool = (
+                    f"bcftools index {quoted}"
+                    if self._bcf
+                    else f"tabix -p vcf {quoted} (or bcftools index {quoted})"
+                )
+                raise InputError(
+                    f"{self.path}: region={self.region!r} needs an index (.tbi/.csi) beside the "
+                    f"file; bgzip it and run {tool}"
+                )
+        try:
+            vf = pysam.VariantFile(str(self.path))
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{self.path}: htslib cannot open it ({exc})") from None
+        with vf:
+            try:
+                records = vf.fetch(region=self.region) if self.region else vf.fetch()
+            except (OSError, ValueError) as exc:
+                raise InputError(
+                    f"{self.path}: cannot query region {self.region!r} ({exc}); use chrom or "
+                    "chrom:start-end with a contig named in the file"
+                ) from None
+            lines: list[str] = []
+            try:
+                for rec in records:
+                    lines.append(str(rec))
+                    if len(lines) == self.chunk_variants:
+                        yield "".join(lines).encode(), 0
+                        lines = []
+            except (OSError, ValueError) as exc:
+                raise InputError(f"{self.path}: htslib cannot read a record ({exc})") from None
+            if lines:
+                yield "".join(lines).encode(), 0
 
 
 def read_vcf(
@@ -763,6 +818,7 @@ def concat_chunks(chunks: list[VcfChunk], reader: VcfReader) -> dict[str, Any]:
 
 
 __all__ = [
+    "RecordParser",
     "VcfChunk",
     "VcfHeader",
     "VcfReader",

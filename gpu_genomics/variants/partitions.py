@@ -1,0 +1,535 @@
+"""The ``vcf`` job in two passes over a VCF's blocks: a scan of partitions, then chunk writers.
+
+**Pass 1** cuts the file into partitions of about equal compressed size (at block starts:
+:mod:`.blocks`) and scans each one, in parallel: it parses every record, applies the filters
+(they need per-variant figures only) and counts, for each block, the lines, records, kept
+variants, kept dosage columns and standardized columns that the block owns; it also finds the
+largest ploidy, the widest kept allele list and the contigs not in the header.
+
+From those counts the client knows where every output row comes from. **Pass 2** gives each
+task a range of output rows that starts on a chunk boundary (whole chunks of
+``chunk_variants`` rows of every array it writes): the task reads only the blocks that own
+those rows, parses them again, and writes its chunks to the Zarr store itself (or hands them to
+the client, the one HDF5 writer). The rows are counted in one of three *spaces*: kept variants
+(``call_genotype`` and the ``variant_*`` arrays), kept dosage columns (``dosage`` and
+``dosage_*``; the same as the variants with ``multiallelic="nonref"``) and standardized columns
+(``dosage_standardized``). A space whose counts equal another's is written by the same tasks.
+
+Because rows are counted per block, the output does not depend on how the file was
+partitioned, how many workers ran the tasks, or in what order.
+
+Memory per task: one batch of :data:`BATCH_BYTES` of text and its parsed genotypes (read one
+batch ahead by a thread, so decompression overlaps parsing), plus the task's rows: the job
+plans tasks of about 256 MiB of output and never less than one chunk row (``chunk_variants``
+rows of every array it writes, all samples: about ``chunk_variants * samples * (ploidy + 2)``
+bytes, 2 GB at a million diploid samples with the default 1,000 variants per chunk).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..device import array_module, to_numpy
+from . import genotypes as G
+from .blocks import OwnedLines, TextFile, prefetched
+from .reader import RecordParser, VcfChunk, allele_table, pad_ploidy
+
+#: Text parsed at once by a task.
+BATCH_BYTES = 32 << 20
+#: Counted per block: the columns of :attr:`Scan.counts`.
+LINES, RECORDS, VARIANTS, COLUMNS, STANDARDIZED = range(5)
+SPACE_NAMES = {VARIANTS: "variants", COLUMNS: "dosage_columns", STANDARDIZED: "standardized"}
+#: The arrays each space writes (rows along its first axis; the dosages along their second).
+SPACE_ARRAYS = {
+    VARIANTS: (
+        "call_genotype",
+        "call_genotype_phased",
+        "variant_contig",
+        "variant_position",
+        "variant_id",
+        "variant_allele",
+        "variant_quality",
+        "variant_filter_pass",
+        "variant_index",
+        "variant_call_rate",
+    ),
+    COLUMNS: (
+        "dosage",
+        "dosage_variant",
+        "dosage_allele",
+        "dosage_allele_frequency",
+        "dosage_maf",
+    ),
+    STANDARDIZED: ("dosage_standardized", "dosage_standardized_column"),
+}
+#: Arrays laid out ``(samples, rows)``.
+TRANSPOSED = ("dosage", "dosage_standardized")
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What every task needs to read and parse records (small and picklable).
+
+    Attributes:
+        file: the text's blocks.
+        name: the input as the user named it (error messages).
+        samples, contigs: the header's samples; the contigs known (header, then, in pass 2,
+            every contig the records name, in the order pass 1 found them).
+        line_numbers: records have lines (False: BCF or region text from htslib; errors
+            name records).
+        header_lines: lines before the first record.
+    """
+
+    file: TextFile
+    name: str
+    samples: list[str]
+    contigs: list[str]
+    line_numbers: bool
+    header_lines: int
+
+    def parser(self) -> RecordParser:
+        """A parser of this file's records."""
+        return RecordParser(self.name, self.samples, self.contigs)
+
+    def first_line(self, lines_before: int) -> int:
+        """The file line after ``lines_before`` record lines (0: lines are not known)."""
+        return self.header_lines + 1 + lines_before if self.line_numbers else 0
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The job's filter and dosage options (see :class:`~.convert.VcfOptions`)."""
+
+    min_maf: float
+    max_missing: float
+    biallelic_only: bool
+    multiallelic: str
+    standardize: bool
+
+    @property
+    def need_figures(self) -> bool:
+        """Keeping a row depends on allele frequencies or call rates."""
+        return self.min_maf > 0 or self.max_missing < 1 or self.standardize
+
+
+@dataclass
+class _Filtered:
+    """One parsed batch after the filters (host arrays)."""
+
+    keep_variant: np.ndarray  # (n,) bool
+    column_variant: np.ndarray  # (m,) int64, the batch row of each column
+    column_allele: np.ndarray  # (m,) int8
+    keep_column: np.ndarray  # (m,) bool
+    keep_standardized: np.ndarray  # (kept columns,) bool: 0 < AF < 1
+    call_rate: Any  # (n,) on the device
+    af: Any  # (m,) on the device
+    maf: Any  # (m,) on the device
+
+
+def _filter(
+    chunk: VcfChunk, gt: Any, filters: Filters, device: str, *, figures: bool = True
+) -> _Filtered:
+    """Call rates, allele frequencies and the filters of one batch (docs/variants.md#qc).
+
+    ``figures=False`` (pass 1, when no filter needs them): rates and frequencies are left
+    at 1 and 0, and the masks are the same.
+    """
+    xp = array_module(device)
+    figures = figures or filters.need_figures
+    n_alleles = chunk.n_alleles
+    if filters.multiallelic == "nonref":
+        column_variant = np.arange(len(chunk), dtype=np.int64)
+        column_allele = np.full(len(chunk), -1, dtype=np.int8)
+    else:
+        column_variant, column_allele = G.split_columns(n_alleles)
+    if not figures:
+        call_rate, af = xp.ones(len(chunk)), xp.zeros(len(column_variant))
+    elif filters.multiallelic == "nonref":
+        call_rate = G.variant_call_rate(gt, device=device)
+        af = G.allele_frequency(gt, device=device)
+    else:
+        call_rate = G.variant_call_rate(gt, device=device)
+        af = G.allele_frequency(
+            gt[xp.asarray(column_variant)], allele=xp.asarray(column_allele), device=device
+        )
+    maf = G.minor_allele_frequency(af)
+    options = {
+        "min_maf": filters.min_maf,
+        "max_missing": filters.max_missing,
+        "biallelic_only": filters.biallelic_only,
+    }
+    keep_column = to_numpy(
+        G.variant_filter(
+            maf,
+            call_rate[xp.asarray(column_variant)],
+            xp.asarray(n_alleles[column_variant]),
+            **options,
+        )
+    ).astype(bool)
+    keep_variant = np.zeros(len(chunk), dtype=bool)
+    keep_variant[column_variant[keep_column]] = True
+    # split mode gives an ALT-less site (ALT '.') no column: filter it as nonref mode would
+    no_columns = np.flatnonzero(np.bincount(column_variant, minlength=len(chunk)) == 0)
+    if len(no_columns):
+        rows = xp.asarray(no_columns)
+        site_af = G.allele_frequency(gt[rows], device=device) if figures else af[:0]
+        passes = G.variant_filter(
+            G.minor_allele_frequency(site_af) if figures else xp.zeros(len(no_columns)),
+            call_rate[rows],
+            xp.asarray(n_alleles[no_columns]),
+            **options,
+        )
+        keep_variant[no_columns[to_numpy(passes).astype(bool)]] = True
+    af_kept = to_numpy(af)[keep_column]
+    return _Filtered(
+        keep_variant=keep_variant,
+        column_variant=column_variant,
+        column_allele=column_allele,
+        keep_column=keep_column,
+        keep_standardized=(af_kept > 0) & (af_kept < 1),
+        call_rate=call_rate,
+        af=af,
+        maf=maf,
+    )
+
+
+def _counts_per_record(f: _Filtered, n: int) -> np.ndarray:
+    """``(n, 3)``: kept variants, kept columns, standardized columns of each record."""
+    kept_columns = f.column_variant[f.keep_column]
+    return np.stack(
+        [
+            f.keep_variant.astype(np.int64),
+            np.bincount(kept_columns, minlength=n),
+            np.bincount(kept_columns[f.keep_standardized], minlength=n),
+        ],
+        axis=1,
+    )
+
+
+# --- pass 1 ------------------------------------------------------------------------------
+@dataclass
+class Scan:
+    """What pass 1 found in one partition.
+
+    Attributes:
+        block_offsets: ``(b,) int64`` start of each block of the partition.
+        counts: ``(b, 5) int64``: lines, records, kept variants, kept dosage columns and
+            standardized columns owned by each block.
+        max_ploidy: most alleles in one call.
+        max_alleles: most alleles (REF + ALT) of a kept variant.
+        new_contigs: contigs named by records but not by the header, in order of appearance.
+        failed: ``(text, lines before, records before)`` of the batch with a bad record
+            (the client parses it again with the file's line numbers, for the message).
+    """
+
+    block_offsets: np.ndarray
+    counts: np.ndarray
+    max_ploidy: int = 0
+    max_alleles: int = 1
+    new_contigs: list[str] = field(default_factory=list)
+    failed: tuple[bytes, int, int] | None = None
+
+
+def scan_partition(reading: Reading, start: int, stop: int, filters: Filters, device: str) -> Scan:
+    """Pass 1 over the blocks from ``start`` to ``stop`` (see the module docstring).
+
+    Memory: one batch of :data:`BATCH_BYTES` of text and its genotypes.
+    """
+    xp = array_module(device)
+    parser = reading.parser()
+    lines = OwnedLines(reading.file, start, stop, BATCH_BYTES)
+    counts = np.zeros((0, 5), dtype=np.int64)
+    lines_before = records_before = 0
+    max_alleles = 1
+    for text, position in prefetched(lines):
+        owner, blank = lines.owners(text, position)
+        if len(lines.block_offsets) > len(counts):
+            counts = np.concatenate(
+                [counts, np.zeros((len(lines.block_offsets) - len(counts), 5), np.int64)]
+            )
+        try:
+            chunk = parser.parse(text, 1 + lines_before, records_before)
+        except Exception:
+            return Scan(np.asarray(lines.block_offsets, np.int64), counts,
+                        failed=(text, lines_before, records_before))  # fmt: skip
+        counts[:, LINES] += np.bincount(owner, minlength=len(counts))
+        record_owner = owner[~blank]
+        counts[:, RECORDS] += np.bincount(record_owner, minlength=len(counts))
+        if len(chunk):
+            f = _filter(chunk, xp.asarray(chunk.call_genotype), filters, device, figures=False)
+            per_record = _counts_per_record(f, len(chunk))
+            for column, space in enumerate((VARIANTS, COLUMNS, STANDARDIZED)):
+                counts[:, space] += np.bincount(
+                    record_owner, weights=per_record[:, column], minlength=len(counts)
+                ).astype(np.int64)
+            if f.keep_variant.any():
+                max_alleles = max(max_alleles, int(chunk.n_alleles[f.keep_variant].max()))
+        lines_before += len(owner)
+        records_before += len(chunk)
+    return Scan(
+        block_offsets=np.asarray(lines.block_offsets, np.int64),
+        counts=counts[: len(lines.block_offsets)],
+        max_ploidy=parser.max_ploidy,
+        max_alleles=max_alleles,
+        new_contigs=parser.contigs[len(reading.contigs) :],
+    )
+
+
+# --- pass 2 ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Layout:
+    """The output's shape: what every pass-2 task writes into."""
+
+    ploidy: int
+    allele_width: int
+    chunk_variants: int
+    store: str | None  # the Zarr store the tasks write; None: the rows go back to the client
+
+
+@dataclass(frozen=True)
+class RowTask:
+    """Rows ``first .. stop - 1`` of ``spaces`` (equal counts), and the blocks that own them.
+
+    ``before``: the lines, records, variants, columns and standardized columns owned by the
+    blocks before ``start`` (so the task knows the global index of every row it reads).
+    """
+
+    spaces: tuple[int, ...]
+    first: int
+    stop: int
+    start: int
+    end: int
+    before: tuple[int, int, int, int, int]
+
+
+@dataclass
+class RowResult:
+    """What a pass-2 task sends back: figures to sum, and its rows when there is no store."""
+
+    spaces: tuple[int, ...]
+    first: int
+    stop: int
+    missing_counts: np.ndarray | None = None  # (samples,) over the kept variants written
+    maf_spectrum: list[tuple[str, int]] | None = None
+    rows: dict[str, Any] | None = None
+
+
+def plan_row_tasks(
+    block_offsets: np.ndarray,
+    counts: np.ndarray,
+    *,
+    file_size: int,
+    spaces: tuple[int, ...],
+    chunk_rows: int,
+    rows_per_task: int,
+) -> list[RowTask]:
+    """The pass-2 tasks of ``spaces``: ranges of ``rows_per_task`` rows (whole chunks).
+
+    ``spaces``: spaces whose rows are the same for every record (their first is counted).
+    """
+    before_all = np.cumsum(counts, axis=0) - counts
+    owned = np.cumsum(counts[:, spaces[0]])
+    total = int(owned[-1]) if len(owned) else 0
+    tasks = []
+    step = max(chunk_rows, rows_per_task - rows_per_task % chunk_rows)
+    for first in range(0, total, step):
+        stop = min(total, first + step)
+        b0 = int(np.searchsorted(owned, first, side="right"))
+        b1 = int(np.searchsorted(owned, stop - 1, side="right"))
+        end = int(block_offsets[b1 + 1]) if b1 + 1 < len(block_offsets) else file_size
+        before = tuple(int(v) for v in before_all[b0])
+        tasks.append(RowTask(spaces, first, stop, int(block_offsets[b0]), end, before))  # type: ignore[arg-type]
+    return tasks
+
+
+class _TaskRows:
+    """The task's rows, gathered into arrays of its length, then written (or returned) once."""
+
+    def __init__(self, task: RowTask, layout: Layout) -> None:
+        self.task = task
+        self.layout = layout
+        self.n = 0
+        self.arrays: dict[str, np.ndarray] = {}
+
+    def add(self, values: dict[str, Any], n: int) -> None:
+        for name, value in values.items():
+            if name not in self.arrays:
+                dtype = object if value.dtype.kind in "UO" else value.dtype
+                rows = self.task.stop - self.task.first
+                self.arrays[name] = np.empty((rows, *value.shape[1:]), dtype=dtype)
+            self.arrays[name][self.n : self.n + n] = value
+        self.n += n
+
+    def close(self) -> dict[str, Any] | None:
+        """Write the rows to the store; or return them (no store)."""
+        if self.n != self.task.stop - self.task.first:
+            raise RuntimeError(f"rows {self.task.first}:{self.task.stop}: read {self.n} rows")
+        if self.layout.store is None:
+            return self.arrays
+        import zarr
+
+        group = zarr.open_group(self.layout.store, mode="r+", use_consolidated=False)
+        first, stop = self.task.first, self.task.stop
+        for name, rows in self.arrays.items():
+            value = rows.astype(str) if rows.dtype == object else rows
+            if name in TRANSPOSED:
+                group[name][:, first:stop] = value.T
+            else:
+                group[name][first:stop] = value
+        return None
+
+
+def write_rows(
+    reading: Reading, task: RowTask, filters: Filters, layout: Layout, device: str
+) -> RowResult:
+    """Pass 2: parse the blocks that own the task's rows; write (or return) those rows.
+
+    Memory: one batch of :data:`BATCH_BYTES` of text and its genotypes, plus the task's rows.
+    """
+    xp = array_module(device)
+    parser = reading.parser()
+    lines_before, records_before, *rows_before = task.before
+    seen = dict(zip((VARIANTS, COLUMNS, STANDARDIZED), rows_before, strict=True))
+    primary = task.spaces[0]
+    pending = _TaskRows(task, layout)
+    result = RowResult(task.spaces, task.first, task.stop)
+    if VARIANTS in task.spaces:
+        result.missing_counts = np.zeros(len(reading.samples), dtype=np.int64)
+    spectrum: dict[str, int] = {}
+    for text, _ in prefetched(OwnedLines(reading.file, task.start, task.end, BATCH_BYTES)):
+        chunk = parser.parse(text, reading.first_line(lines_before), records_before)
+        lines_before += text.count(b"\n")
+        records_before += len(chunk)
+        if not len(chunk):
+            continue
+        gt = xp.asarray(chunk.call_genotype)
+        f = _filter(chunk, gt, filters, device)
+        kept = {
+            VARIANTS: np.flatnonzero(f.keep_variant),
+            COLUMNS: np.flatnonzero(f.keep_column),
+            STANDARDIZED: np.flatnonzero(f.keep_standardized),  # among the kept columns
+        }
+        # the batch's rows of the primary space that fall in the task's range
+        lo = max(0, task.first - seen[primary])
+        hi = min(len(kept[primary]), task.stop - seen[primary])
+        if hi > lo:
+            values: dict[str, Any] = {}
+            if VARIANTS in task.spaces:
+                rows = kept[VARIANTS][lo:hi]
+                values.update(_variant_values(chunk, rows, f, layout))
+                missing = G.sample_missing_counts(gt[xp.asarray(rows)], device=device)
+                result.missing_counts += to_numpy(missing)
+            if COLUMNS in task.spaces:
+                new_row = np.cumsum(f.keep_variant) - 1 + seen[VARIANTS]
+                columns = kept[COLUMNS][lo:hi]
+                values.update(_column_values(gt, columns, f, new_row=new_row, device=device))
+                for label, count in G.maf_spectrum(values["dosage_maf"]):
+                    spectrum[label] = spectrum.get(label, 0) + count
+            if STANDARDIZED in task.spaces:
+                std = _standardized_values(
+                    gt, kept[COLUMNS], kept[STANDARDIZED][lo:hi], f,
+                    columns_before=seen[COLUMNS], device=device,
+                )  # fmt: skip
+                values.update(std)
+            pending.add(values, hi - lo)
+        for space in seen:
+            seen[space] += len(kept[space])
+        if seen[primary] >= task.stop:
+            break
+    if COLUMNS in task.spaces:
+        result.maf_spectrum = list(spectrum.items())
+    result.rows = pending.close()
+    return result
+
+
+def _variant_values(
+    chunk: VcfChunk, rows: np.ndarray, f: _Filtered, layout: Layout
+) -> dict[str, Any]:
+    return {
+        "call_genotype": pad_ploidy(chunk.call_genotype[rows], layout.ploidy),
+        "call_genotype_phased": chunk.call_genotype_phased[rows],
+        "variant_contig": chunk.variant_contig[rows],
+        "variant_position": chunk.variant_position[rows],
+        "variant_id": np.array([chunk.variant_id[i] for i in rows], dtype=object),
+        "variant_allele": allele_table(
+            [chunk.variant_allele[i] for i in rows], layout.allele_width
+        ),
+        "variant_quality": chunk.variant_quality[rows],
+        "variant_filter_pass": chunk.variant_filter_pass[rows],
+        "variant_index": chunk.variant_index[rows],
+        "variant_call_rate": to_numpy(f.call_rate)[rows],
+    }
+
+
+def _column_dosage(gt: Any, columns: np.ndarray, f: _Filtered, device: str) -> Any:
+    """``(columns, samples) int8`` dosages of the batch's ``columns`` (on the device)."""
+    xp = array_module(device)
+    rows = xp.asarray(f.column_variant[columns])
+    if (f.column_allele[columns] < 0).all():  # nonref
+        return G.dosage(gt[rows], device=device)
+    alleles = xp.asarray(f.column_allele[columns])[:, None]
+    return G.dosage(gt[rows], allele=alleles, device=device)
+
+
+def _column_values(
+    gt: Any, columns: np.ndarray, f: _Filtered, *, new_row: np.ndarray, device: str
+) -> dict[str, Any]:
+    return {
+        "dosage": to_numpy(_column_dosage(gt, columns, f, device)),
+        "dosage_variant": new_row[f.column_variant[columns]],
+        "dosage_allele": f.column_allele[columns],
+        "dosage_allele_frequency": to_numpy(f.af)[columns],
+        "dosage_maf": to_numpy(f.maf)[columns],
+    }
+
+
+def _standardized_values(
+    gt: Any,
+    kept_columns: np.ndarray,
+    std_columns: np.ndarray,
+    f: _Filtered,
+    *,
+    columns_before: int,
+    device: str,
+) -> dict[str, Any]:
+    """``dosage_standardized`` rows of ``std_columns`` (indices among the kept columns)."""
+    xp = array_module(device)
+    columns = kept_columns[std_columns]
+    dos = _column_dosage(gt, columns, f, device)
+    ploidy = (gt != -2).sum(axis=2)[xp.asarray(f.column_variant[columns])]
+    values, _ = G.standardize(dos, f.af[xp.asarray(columns)], ploidy=ploidy)
+    return {
+        "dosage_standardized": to_numpy(values),
+        "dosage_standardized_column": std_columns + columns_before,
+    }
+
+
+def task_spaces(counts: np.ndarray, filters: Filters) -> list[tuple[int, ...]]:
+    """The spaces written, grouped where every record has as many rows in each.
+
+    With ``multiallelic="nonref"`` a kept variant is one kept column; the standardized
+    columns are the kept columns when none is monomorphic (fewer per record otherwise, so
+    equal totals mean equal rows everywhere).
+    """
+    groups = [[VARIANTS, COLUMNS]] if filters.multiallelic == "nonref" else [[VARIANTS], [COLUMNS]]
+    if filters.standardize:
+        if counts[:, STANDARDIZED].sum() == counts[:, COLUMNS].sum():
+            groups[-1].append(STANDARDIZED)
+        else:
+            groups.append([STANDARDIZED])
+    return [tuple(group) for group in groups]
+
+
+def merged_contigs(header_contigs: list[str], scans: list[Scan]) -> list[str]:
+    """The header's contigs, then those the records name, in order of first appearance."""
+    contigs = list(header_contigs)
+    seen = set(contigs)
+    for scan in scans:
+        for name in scan.new_contigs:
+            if name not in seen:
+                seen.add(name)
+                contigs.append(name)
+    return contigs
