@@ -310,7 +310,13 @@ def test_provenance(tmp_path):
     out = tmp_path / "o.zarr"
     convert(TRICKY, out, min_maf=0.1, command="vcf here")
     attrs = load(out)["attrs"]
-    assert set(attrs) - set(PROVENANCE_KEYS) == {"summary", "dosage_layout", "vcf_zarr_names"}
+    assert set(attrs) - set(PROVENANCE_KEYS) == {
+        "summary",
+        "dosage_layout",
+        "vcf_zarr_names",
+        "vcf_zarr_version",
+        "vcf_meta_information",
+    }
     check_provenance(
         {k: attrs[k] for k in PROVENANCE_KEYS},
         tool="gpu-genomics vcf",

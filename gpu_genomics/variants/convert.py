@@ -55,6 +55,8 @@ log = logging.getLogger("gpu_genomics")
 PARTITION_BYTES = 64 << 20
 #: Output bytes (all samples) per pass-2 task, rounded to whole chunks of variants.
 TASK_BYTES = 256 << 20
+#: The VCF Zarr specification version whose names and attributes the output follows.
+VCF_ZARR_VERSION = "0.4"
 #: Variants and samples per chunk (bio2zarr's defaults).
 CHUNK_VARIANTS = 1_000
 CHUNK_SAMPLES = 10_000
@@ -77,7 +79,9 @@ VCF_ARRAYS = OutputSpec(
         ArraySpec("variant_position", "int32", _V, "POS, 1-based"),
         ArraySpec("variant_id", STRING, _V, "ID ('.' kept)"),
         ArraySpec("variant_allele", STRING, (*_V, "alleles"), "REF, then every ALT; '' padding"),
-        ArraySpec("variant_quality", "float32", _V, "QUAL; '.' is the VCF Zarr missing NaN (0x7F800001)"),
+        ArraySpec(
+            "variant_quality", "float32", _V, "QUAL; '.' is the VCF Zarr missing NaN (0x7F800001)"
+        ),
         ArraySpec("variant_filter_pass", "bool", _V, "FILTER is PASS"),
         ArraySpec(
             "variant_index",
@@ -307,6 +311,8 @@ def convert_vcf(
                     "summary": summary,
                     "dosage_layout": "samples x columns; -1 = missing call",
                     "vcf_zarr_names": True,
+                    "vcf_zarr_version": VCF_ZARR_VERSION,
+                    "vcf_meta_information": [list(kv) for kv in reader.header.meta_information],
                 }
             )
     log.info("wrote %s in %.2f s", output_path, summary["seconds"])

@@ -1,10 +1,12 @@
-"""Genotype math on ``call_genotype`` arrays, the same code on the CPU (NumPy) and GPU (CuPy).
+"""Genotype math on ``call_genotype`` arrays: CuPy array code on the GPU, numba on the CPU.
 
-Input everywhere: ``gt`` ``(variants, samples, ploidy) int8`` as read by
-:mod:`gpu_genomics.variants.reader` (allele indices; ``-1`` missing allele; ``-2`` fill for calls
-of lower ploidy). Results come back on the device that computed them (NumPy on ``"cpu"``, CuPy
-on ``"gpu"``); integer results are identical on both devices, float results agree to 1e-6
-relative.
+The CPU twins (``_*_cpu``) make one pass over the calls and give the same integers as the
+array code, which also serves the CPU for the inputs they do not take. Input everywhere:
+``gt`` ``(variants, samples, ploidy) int8`` as read by :mod:`gpu_genomics.variants.reader`
+(allele indices; ``-1`` missing allele; ``-2`` fill for calls of lower ploidy). Results come
+back on the device that computed them (NumPy on ``"cpu"``, CuPy on ``"gpu"``); integer results
+are identical on both devices, float results agree to 1e-6 relative (frequencies and rates
+are the same integer ratios in float64 on both).
 
 Definitions (``docs/variants.md#dosage``, ``docs/variants.md#qc`` and
 ``docs/variants.md#standardization``):
@@ -25,6 +27,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+import numba
 import numpy as np
 
 from ..device import Device, array_module, array_module_of, is_gpu_array, resolve_device
@@ -44,6 +47,103 @@ def _prepare(gt: Any, device: str | None) -> tuple[Any, Device]:
     if gt.dtype != np.int8:
         gt = gt.astype(np.int8)
     return gt, device_name
+
+
+# --- CPU twins: one pass over the calls (numba), the same integers as the array code below ---
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _dosage_cpu(gt, allele, out):  # pragma: no cover  (numba)
+    """``out[i, j]``: copies of ``allele[i]`` (-1: any non-REF) in call ``(i, j)``; -1 missing."""
+    n, n_samples, ploidy = gt.shape
+    for i in numba.prange(n):
+        target = allele[i]
+        for j in range(n_samples):
+            count = 0
+            missing = False
+            present = False
+            for a in range(ploidy):
+                value = gt[i, j, a]
+                if value == -1:
+                    missing = True
+                if value != -2:
+                    present = True
+                if (target < 0 and value > 0) or (target >= 0 and value == target):
+                    count += 1
+            out[i, j] = -1 if missing or not present else count
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _variant_figures_cpu(gt, allele, missing_calls, counted, called):  # pragma: no cover
+    """Per row: calls with a missing allele (or none), alleles counted, alleles called.
+
+    Counted as in :func:`_dosage_cpu`; called: alleles >= 0.
+    """
+    n, n_samples, ploidy = gt.shape
+    for i in numba.prange(n):
+        target = allele[i]
+        n_missing = 0
+        n_counted = 0
+        n_called = 0
+        for j in range(n_samples):
+            missing = False
+            present = False
+            for a in range(ploidy):
+                value = gt[i, j, a]
+                if value == -1:
+                    missing = True
+                if value != -2:
+                    present = True
+                if value >= 0:
+                    n_called += 1
+                    if (target < 0 and value > 0) or (target >= 0 and value == target):
+                        n_counted += 1
+            if missing or not present:
+                n_missing += 1
+        missing_calls[i] = n_missing
+        counted[i] = n_counted
+        called[i] = n_called
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _sample_missing_cpu(gt, out):  # pragma: no cover  (numba)
+    """``out[j]``: calls of sample ``j`` with a missing allele (or none)."""
+    n, n_samples, ploidy = gt.shape
+    for j in numba.prange(n_samples):
+        total = 0
+        for i in range(n):
+            missing = False
+            present = False
+            for a in range(ploidy):
+                value = gt[i, j, a]
+                if value == -1:
+                    missing = True
+                if value != -2:
+                    present = True
+            if missing or not present:
+                total += 1
+        out[j] = total
+
+
+def _row_alleles(allele: Any, n: int) -> np.ndarray | None:
+    """``allele`` as one counted allele per row (-1: non-REF), or None (another shape)."""
+    if allele is None:
+        return np.full(n, -1, dtype=np.int16)
+    values = np.asarray(allele)
+    if values.ndim == 0:
+        return np.full(n, int(values), dtype=np.int16)
+    if values.shape in ((n,), (n, 1)):
+        return values.reshape(n).astype(np.int16)
+    return None
+
+
+def _cpu_figures(gt: np.ndarray, allele: Any) -> tuple[np.ndarray, ...] | None:
+    """``(missing calls, counted, called)`` per row on the CPU, or None (not per row)."""
+    rows = _row_alleles(allele, gt.shape[0])
+    if rows is None:
+        return None
+    n = gt.shape[0]
+    missing, counted, called = (np.zeros(n, dtype=np.int64) for _ in range(3))
+    _variant_figures_cpu(np.ascontiguousarray(gt), rows, missing, counted, called)
+    return missing, counted, called
 
 
 def _count_and_missing(gt: Any, allele: Any = None) -> tuple[Any, Any]:
@@ -76,8 +176,13 @@ def dosage(
     """
     gt, device_name = _prepare(gt, device)
     xp = array_module(device_name)
-    counts, missing = _count_and_missing(gt, allele)
     dtype = np.dtype(dtype)
+    rows = _row_alleles(allele, gt.shape[0]) if device_name == "cpu" else None
+    if rows is not None and dtype == np.int8:
+        out = np.empty(gt.shape[:2], dtype=np.int8)
+        _dosage_cpu(np.ascontiguousarray(gt), rows, out)
+        return out
+    counts, missing = _count_and_missing(gt, allele)
     if dtype.kind == "f":
         return xp.where(missing, xp.nan, counts.astype(dtype)).astype(dtype)
     return xp.where(missing, -1, counts).astype(dtype)
@@ -127,10 +232,12 @@ def variant_call_rate(gt: Any, *, device: str | None = None) -> Any:
     """``(variants,) float64``: fully called calls / samples (NaN without samples)."""
     gt, device_name = _prepare(gt, device)
     xp = array_module(device_name)
-    missing = _count_and_missing(gt)[1]
     n_samples = gt.shape[1]
     if n_samples == 0:
         return xp.full(gt.shape[0], xp.nan)
+    if device_name == "cpu":
+        return 1.0 - _cpu_figures(gt, None)[0] / n_samples
+    missing = _count_and_missing(gt)[1]
     return 1.0 - missing.sum(axis=1) / n_samples
 
 
@@ -146,7 +253,11 @@ def sample_missing_rate(gt: Any, *, device: str | None = None) -> Any:
 
 def sample_missing_counts(gt: Any, *, device: str | None = None) -> Any:
     """``(samples,) int64``: calls with a missing allele, per sample (to add over chunks)."""
-    gt, _ = _prepare(gt, device)
+    gt, device_name = _prepare(gt, device)
+    if device_name == "cpu":
+        out = np.zeros(gt.shape[1], dtype=np.int64)
+        _sample_missing_cpu(np.ascontiguousarray(gt), out)
+        return out
     return _count_and_missing(gt)[1].sum(axis=0, dtype=np.int64)
 
 
@@ -159,6 +270,10 @@ def allele_frequency(gt: Any, *, allele: Any = None, device: str | None = None) 
     """
     gt, device_name = _prepare(gt, device)
     xp = array_module(device_name)
+    figures = _cpu_figures(gt, allele) if device_name == "cpu" else None
+    if figures is not None:
+        _, counted, called = figures
+        return np.where(called > 0, counted / np.maximum(called, 1), np.nan)
     target = None if allele is None else xp.asarray(allele)
     if target is not None and target.ndim == 1:
         target = target[:, None]

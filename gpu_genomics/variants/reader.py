@@ -16,7 +16,8 @@ Arrays follow VCF Zarr 0.4 names (sgkit/bio2zarr):
 * ``variant_contig`` ``(variants,) int32`` (index into ``contig_id``), ``variant_position``
   ``(variants,) int32`` (1-based, as in the VCF), ``variant_id`` (``.`` kept as ``.``),
   ``variant_allele`` (REF first, every ALT kept), ``variant_quality`` ``float32`` (for ``.``
-  the VCF Zarr "missing" NaN, bits ``0x7F800001``), ``variant_filter_pass`` ``bool`` (FILTER is ``PASS``); ``sample_id``.
+  the VCF Zarr "missing" NaN, bits ``0x7F800001``), ``variant_filter_pass`` ``bool`` (FILTER
+  is ``PASS``); ``sample_id``.
 """
 
 from __future__ import annotations
@@ -222,6 +223,8 @@ class VcfHeader:
         has_gt: a ##FORMAT=<ID=GT line is present.
         n_lines: the number of header lines, so the first record is line ``n_lines + 1``.
         n_bytes: the header's length in the (uncompressed) text; 0 when read through htslib.
+        meta_information: ``(key, value)`` of every ``##key=value`` line but the contig,
+            FILTER, INFO and FORMAT ones (the VCF Zarr ``vcf_meta_information``, as bio2zarr).
     """
 
     samples: list[str]
@@ -229,6 +232,7 @@ class VcfHeader:
     has_gt: bool
     n_lines: int
     n_bytes: int = 0
+    meta_information: list[tuple[str, str]] = field(default_factory=list)
 
 
 def parse_header(lines: list[str], path: str | os.PathLike) -> VcfHeader:
@@ -240,9 +244,13 @@ def parse_header(lines: list[str], path: str | os.PathLike) -> VcfHeader:
             "give a VCF/BCF file with its header"
         )
     contigs: list[str] = []
+    meta: list[tuple[str, str]] = []
     has_gt = False
     for raw in lines[:-1]:
         line = raw.rstrip("\r\n")
+        key, equals, value = line[2:].partition("=")
+        if line.startswith("##") and equals and key not in ("contig", "FILTER", "INFO", "FORMAT"):
+            meta.append((key, value))
         if line.startswith("##contig=<"):
             for part in line[len("##contig=<") :].rstrip(">").split(","):
                 if part.startswith("ID="):
@@ -275,7 +283,13 @@ def parse_header(lines: list[str], path: str | os.PathLike) -> VcfHeader:
             f"{path}: the header declares no GT field (##FORMAT=<ID=GT...>), so the file holds "
             "no genotypes; give a VCF with genotype calls"
         )
-    return VcfHeader(samples=samples, contigs=contigs, has_gt=has_gt, n_lines=len(lines))
+    return VcfHeader(
+        samples=samples,
+        contigs=contigs,
+        has_gt=has_gt,
+        n_lines=len(lines),
+        meta_information=meta,
+    )
 
 
 @dataclass
