@@ -85,6 +85,8 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
     for name in ("tbi", "csi", "noindex"):
         paths[name] = folder / f"{name}.vcf.gz"
         write_bgzf(paths[name], text.encode(), 3000)
+    paths["tiny"] = folder / "tiny.vcf.gz"  # 64-byte blocks: most own no line
+    write_bgzf(paths["tiny"], text.encode(), 64)
     pysam.tabix_index(str(paths["tbi"]), preset="vcf", force=True)
     pysam.tabix_index(str(paths["csi"]), preset="vcf", force=True, csi=True)
     import gzip
@@ -125,7 +127,7 @@ def test_every_partitioning_and_storage_gives_the_same_arrays(inputs, tmp_path, 
     expected = arrays(reference)
     assert summary["variants_read"] > 500 and 0 < summary["variants_kept"]
     runs = [("tbi", 2), ("tbi", 40), ("csi", 7), ("noindex", 13), ("noindex", 500),
-            ("plain", 9), ("gzip", 3), ("bcf", 4)]  # fmt: skip
+            ("plain", 9), ("gzip", 3), ("bcf", 4), ("tiny", 2000)]  # fmt: skip
     for name, n in runs:
         out = tmp_path / f"{name}-{n}.zarr"
         gg.convert_vcf(inputs[name], out, device="cpu", partitions=n, **options)
@@ -304,3 +306,73 @@ def test_a_worker_killed_while_writing_still_gives_the_same_output(
     assert len(killed) == 1
     assert_same_arrays(arrays(local), arrays(remote))
     client.wait_for_workers(2, timeout=60)
+
+
+# --- the first pass's scan ---------------------------------------------------------------
+def _records_text(path: Path) -> bytes:
+    header = gg.VcfReader(path).header
+    return path.read_bytes()[header.n_bytes :]
+
+
+def test_the_scan_finds_what_the_parse_finds(inputs):
+    """Alleles, ploidy and contigs of every record, without parsing them."""
+    from gpu_genomics.variants.reader import RecordParser
+
+    header = gg.VcfReader(inputs["plain"]).header
+    text = _records_text(inputs["plain"])
+    scanner = RecordParser("x", header.samples, header.contigs)
+    parser = RecordParser("x", header.samples, header.contigs)
+    n_alleles = scanner.scan(text)
+    chunk = parser.parse(text, 1, 0)
+    np.testing.assert_array_equal(n_alleles, chunk.n_alleles)
+    assert (n_alleles > 2).any()
+    assert scanner.max_ploidy == parser.max_ploidy == 2
+    assert scanner.contigs == parser.contigs == ["1", "chrZ"]
+
+
+def test_records_the_scan_does_not_judge_are_parsed(tmp_path):
+    """GT not first in FORMAT, a haploid '.', a triploid call: the scan gives up on such a batch
+    and the parse reads it; the arrays are those of a parse of every record."""
+    from gpu_genomics.variants.reader import RecordParser
+
+    tricky = Path(__file__).parent / "data" / "vcf" / "tricky.vcf"
+    header = gg.VcfReader(tricky).header
+    text = _records_text(tricky)
+    assert RecordParser("x", header.samples, header.contigs).scan(text) is None
+    first = text.split(b"\n", 1)[0] + b"\n"  # the first record alone: GT first, diploid
+    assert RecordParser("x", header.samples, header.contigs).scan(first).tolist() == [2]
+    out = tmp_path / "o.zarr"
+    gg.convert_vcf(tricky, out, device="cpu", partitions=1)
+    whole = gg.read_vcf(tricky)
+    got = arrays(out)
+    for name in ("call_genotype", "variant_position", "variant_allele"):
+        assert same(got[name], whole[name]), name
+
+
+@pytest.mark.parametrize("suffix", [".zarr", ".h5"])
+def test_rows_kept_on_disk_by_chunk_of_samples_give_the_same_arrays(
+    inputs, tmp_path, monkeypatch, suffix
+):
+    """Every task's rows along samples spooled to disk (as at biobank sizes), seven samples
+    a chunk: the arrays are those kept in memory, and the spool files are gone."""
+    from gpu_genomics.variants import partitions
+
+    expected = tmp_path / f"memory{suffix}"
+    gg.convert_vcf(inputs["tbi"], expected, device="cpu", chunk_samples=7, **FILTERED)
+    written = []
+    real = partitions.SpooledRows.write
+
+    def write(self, fd, first_row, values):
+        written.append(self.path)
+        real(self, fd, first_row, values)
+
+    monkeypatch.setattr(partitions, "SPILL_BYTES", 0)
+    monkeypatch.setattr(partitions.SpooledRows, "write", write)
+    (tmp_path / "spilled").mkdir()
+    out = tmp_path / "spilled" / f"o{suffix}"
+    gg.convert_vcf(inputs["tbi"], out, device="cpu", chunk_samples=7, chunk_variants=64,
+                   **FILTERED)  # fmt: skip
+    names = {Path(p).name.split("-")[0] for p in written}
+    assert names == {"call_genotype", "call_genotype_phased", "dosage", "dosage_standardized"}
+    assert_same_arrays(arrays(expected), arrays(out))
+    assert sorted(p.name for p in (tmp_path / "spilled").iterdir()) == [f"o{suffix}"]

@@ -209,10 +209,11 @@ def convert_vcf(
     Raises:
         InputError: bad input or parameters; nothing is written then.
 
-    Memory per process (this one, or each worker): a batch of 32 MiB of VCF text and its
-    genotypes, plus one chunk row: ``chunk_variants`` rows of every array for all samples,
-    about ``chunk_variants * samples * (ploidy + 2)`` bytes (``docs/variants.md#scale``). The
-    client holds per-block counts (40 bytes per BGZF block) and per-sample sums.
+    Memory per process (this one, or each worker), flat in the number of samples: a batch
+    of 32 MiB of VCF text and its genotypes, a task's per-variant rows, and its rows along
+    samples up to 64 MiB an array (beyond, on disk beside the output, a chunk of samples apart;
+    ``docs/variants.md#scale``). The client holds per-block counts (40 bytes per BGZF block)
+    and per-sample sums.
     """
     options = with_options(options, VcfOptions, parameters, caller="convert_vcf")
     options.check()
@@ -283,6 +284,9 @@ def convert_vcf(
                 allele_width=shape.alleles,
                 chunk_variants=options.chunk_variants,
                 store=str(out.tmp_path.resolve()) if out.format == "zarr" else None,
+                chunk_samples=options.chunk_samples,
+                spool=str(Path(tmp).resolve()),
+                name=str(input_path),
             )
             missing_counts, spectrum = _write_rows(
                 reading, offsets, counts, filters, layout, shape=shape, targets=targets,
@@ -474,11 +478,7 @@ def _write_rows(
             for label, count in result.maf_spectrum or []:
                 spectrum[label] = spectrum.get(label, 0) + count
             for name, rows in (result.rows or {}).items():
-                value = rows.astype(object) if rows.dtype.kind in "UO" else rows
-                if name in P.TRANSPOSED:
-                    targets[name][:, result.first : result.first + len(value)] = value.T
-                else:
-                    targets[name][result.first : result.first + len(value)] = value
+                P.write_to(targets[name], name, result.first, rows)
     return missing_counts, [[label, count] for label, count in spectrum.items()]
 
 

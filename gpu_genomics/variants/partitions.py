@@ -18,21 +18,26 @@ the client, the one HDF5 writer). The rows are counted in one of three *spaces*:
 Because rows are counted per block, the output does not depend on how the file was
 partitioned, how many workers ran the tasks, or in what order.
 
-Memory per task: one batch of :data:`BATCH_BYTES` of text and its parsed genotypes (read one
-batch ahead by a thread, so decompression overlaps parsing), plus the task's rows: the job
-plans tasks of about 256 MiB of output and never less than one chunk row (``chunk_variants``
-rows of every array it writes, all samples: about ``chunk_variants * samples * (ploidy + 2)``
-bytes, 2 GB at a million diploid samples with the default 1,000 variants per chunk).
+Memory per task, whatever the number of samples: one batch of :data:`BATCH_BYTES` of text
+and its parsed genotypes (read one batch ahead by a thread, so decompression overlaps
+parsing), the task's per-variant rows (the job plans tasks of about 256 MiB of output, whole
+chunks), and its rows along samples up to :data:`SPILL_BYTES` an array; past that they go to a
+file a chunk of samples apart (:class:`SpooledRows`) and are written back one
+``chunk_variants x chunk_samples`` block at a time.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..device import array_module, to_numpy
+from ..errors import InputError
 from . import genotypes as G
 from .blocks import OwnedLines, TextFile, prefetched
 from .reader import RecordParser, VcfChunk, allele_table, pad_ploidy
@@ -67,6 +72,10 @@ SPACE_ARRAYS = {
 }
 #: Arrays laid out ``(samples, rows)``.
 TRANSPOSED = ("dosage", "dosage_standardized")
+#: Arrays with a samples axis: a task keeps them on disk, a chunk of samples apart, when they
+#: would hold more than :data:`SPILL_BYTES` of its rows.
+ALONG_SAMPLES = ("call_genotype", "call_genotype_phased", *TRANSPOSED)
+SPILL_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -211,6 +220,16 @@ def _counts_per_record(f: _Filtered, n: int) -> np.ndarray:
 
 # --- pass 1 ------------------------------------------------------------------------------
 @dataclass
+class _Alleles:
+    """The records of a batch as the filters see them without frequencies: their alleles."""
+
+    n_alleles: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.n_alleles)
+
+
+@dataclass
 class Scan:
     """What pass 1 found in one partition.
 
@@ -236,7 +255,9 @@ class Scan:
 def scan_partition(reading: Reading, start: int, stop: int, filters: Filters, device: str) -> Scan:
     """Pass 1 over the blocks from ``start`` to ``stop`` (see the module docstring).
 
-    Memory: one batch of :data:`BATCH_BYTES` of text and its genotypes.
+    When no filter needs allele frequencies or call rates, the records are scanned for their
+    alleles, ploidy and contig (:meth:`~.reader.RecordParser.scan`) rather than parsed; pass 2
+    parses them all. Memory: one batch of :data:`BATCH_BYTES` of text and its genotypes.
     """
     xp = array_module(device)
     parser = reading.parser()
@@ -246,20 +267,23 @@ def scan_partition(reading: Reading, start: int, stop: int, filters: Filters, de
     max_alleles = 1
     for text, position in prefetched(lines):
         owner, blank = lines.owners(text, position)
-        if len(lines.block_offsets) > len(counts):
-            counts = np.concatenate(
-                [counts, np.zeros((len(lines.block_offsets) - len(counts), 5), np.int64)]
-            )
-        try:
-            chunk = parser.parse(text, 1 + lines_before, records_before)
-        except Exception:
-            return Scan(np.asarray(lines.block_offsets, np.int64), counts,
-                        failed=(text, lines_before, records_before))  # fmt: skip
+        counts = _padded(counts, int(owner.max(initial=-1)) + 1)
+        # without filters on frequencies, the scan needs only each record's alleles
+        n_alleles = None if filters.need_figures else parser.scan(text)
+        chunk: VcfChunk | _Alleles = _Alleles(n_alleles) if n_alleles is not None else None
+        gt = None
+        if n_alleles is None:
+            try:
+                chunk = parser.parse(text, 1 + lines_before, records_before)
+            except Exception:
+                return Scan(np.asarray(lines.block_offsets, np.int64), counts,
+                            failed=(text, lines_before, records_before))  # fmt: skip
+            gt = xp.asarray(chunk.call_genotype)
         counts[:, LINES] += np.bincount(owner, minlength=len(counts))
         record_owner = owner[~blank]
         counts[:, RECORDS] += np.bincount(record_owner, minlength=len(counts))
         if len(chunk):
-            f = _filter(chunk, xp.asarray(chunk.call_genotype), filters, device, figures=False)
+            f = _filter(chunk, gt, filters, device, figures=False)
             per_record = _counts_per_record(f, len(chunk))
             for column, space in enumerate((VARIANTS, COLUMNS, STANDARDIZED)):
                 counts[:, space] += np.bincount(
@@ -271,11 +295,18 @@ def scan_partition(reading: Reading, start: int, stop: int, filters: Filters, de
         records_before += len(chunk)
     return Scan(
         block_offsets=np.asarray(lines.block_offsets, np.int64),
-        counts=counts[: len(lines.block_offsets)],
+        counts=_padded(counts, len(lines.block_offsets)),  # blocks that own no line: zeros
         max_ploidy=parser.max_ploidy,
         max_alleles=max_alleles,
         new_contigs=parser.contigs[len(reading.contigs) :],
     )
+
+
+def _padded(counts: np.ndarray, n_blocks: int) -> np.ndarray:
+    """``counts`` with zero rows added up to ``n_blocks`` rows."""
+    if len(counts) >= n_blocks:
+        return counts
+    return np.concatenate([counts, np.zeros((n_blocks - len(counts), counts.shape[1]), np.int64)])
 
 
 # --- pass 2 ------------------------------------------------------------------------------
@@ -287,6 +318,9 @@ class Layout:
     allele_width: int
     chunk_variants: int
     store: str | None  # the Zarr store the tasks write; None: the rows go back to the client
+    chunk_samples: int = 10_000
+    spool: str | None = None  # a folder for rows along samples larger than SPILL_BYTES
+    name: str = ""  # the input, for messages
 
 
 @dataclass(frozen=True)
@@ -345,40 +379,129 @@ def plan_row_tasks(
     return tasks
 
 
-class _TaskRows:
-    """The task's rows, gathered into arrays of its length, then written (or returned) once."""
+@dataclass(frozen=True)
+class SpooledRows:
+    """A task's rows of an array along samples, on disk one chunk of samples after another.
 
-    def __init__(self, task: RowTask, layout: Layout) -> None:
+    The file holds, for each chunk of ``chunk_samples`` samples in turn, that chunk's
+    ``(rows, samples in the chunk, *inner)`` values, so each chunk is one contiguous read.
+    Small and picklable: a task hands it to the client (HDF5), which reads and removes it.
+    """
+
+    path: str
+    rows: int
+    n_samples: int
+    inner: tuple[int, ...]
+    dtype: str
+    chunk_samples: int
+
+    def bounds(self) -> list[tuple[int, int]]:
+        """``(first, stop)`` sample of each chunk."""
+        step = self.chunk_samples
+        return [(s0, min(self.n_samples, s0 + step)) for s0 in range(0, self.n_samples, step)]
+
+    def _offset(self, s0: int) -> int:
+        return (
+            self.rows
+            * s0
+            * int(np.prod(self.inner, dtype=np.int64))
+            * np.dtype(self.dtype).itemsize
+        )
+
+    def write(self, fd: int, first_row: int, values: np.ndarray) -> None:
+        """Write rows ``first_row ..`` (``(n, n_samples, *inner)`` values)."""
+        for s0, s1 in self.bounds():
+            block = np.ascontiguousarray(values[:, s0:s1])
+            row_bytes = block[0].nbytes if len(block) else 0
+            os.pwrite(fd, block, self._offset(s0) + first_row * row_bytes)
+
+    def blocks(self) -> Iterator[tuple[int, int, np.ndarray]]:
+        """``(first, stop, (rows, stop - first, *inner) values)`` of each chunk of samples."""
+        with open(self.path, "rb") as handle:
+            for s0, s1 in self.bounds():
+                block = np.empty((self.rows, s1 - s0, *self.inner), dtype=self.dtype)
+                handle.seek(self._offset(s0))
+                handle.readinto(memoryview(block).cast("B"))
+                yield s0, s1, block
+
+    def remove(self) -> None:
+        """Delete the file."""
+        Path(self.path).unlink(missing_ok=True)
+
+
+def write_to(target: Any, name: str, first: int, rows: np.ndarray | SpooledRows) -> None:
+    """Write a task's rows of array ``name`` into ``target`` (a Zarr or HDF5 array)."""
+    if isinstance(rows, SpooledRows):
+        for s0, s1, block in rows.blocks():
+            if name in TRANSPOSED:
+                target[s0:s1, first : first + rows.rows] = block.T
+            else:
+                target[first : first + rows.rows, s0:s1] = block
+        rows.remove()
+        return
+    if name in TRANSPOSED:
+        target[:, first : first + len(rows)] = rows.T
+    else:
+        target[first : first + len(rows)] = rows
+
+
+class _TaskRows:
+    """The task's rows, gathered into arrays of its length, then written (or returned) once.
+
+    Rows along samples that would pass :data:`SPILL_BYTES` go to a file in the layout's spool
+    folder, one chunk of samples apart (:class:`SpooledRows`): memory stays one batch.
+    """
+
+    def __init__(self, task: RowTask, layout: Layout, n_samples: int) -> None:
         self.task = task
         self.layout = layout
+        self.n_samples = n_samples
         self.n = 0
-        self.arrays: dict[str, np.ndarray] = {}
+        self.arrays: dict[str, np.ndarray | SpooledRows] = {}
+        self._files: dict[str, int] = {}
 
     def add(self, values: dict[str, Any], n: int) -> None:
+        rows = self.task.stop - self.task.first
         for name, value in values.items():
             if name not in self.arrays:
-                dtype = object if value.dtype.kind in "UO" else value.dtype
-                rows = self.task.stop - self.task.first
-                self.arrays[name] = np.empty((rows, *value.shape[1:]), dtype=dtype)
-            self.arrays[name][self.n : self.n + n] = value
+                self.arrays[name] = self._new(name, value, rows)
+            target = self.arrays[name]
+            if isinstance(target, SpooledRows):
+                target.write(self._files[name], self.n, value)
+            else:
+                target[self.n : self.n + n] = value
         self.n += n
+
+    def _new(self, name: str, value: np.ndarray, rows: int) -> np.ndarray | SpooledRows:
+        if (
+            name in ALONG_SAMPLES
+            and self.layout.spool is not None
+            and rows * value[0:1].nbytes > SPILL_BYTES
+        ):
+            path = Path(self.layout.spool) / f"{name}-{self.task.spaces[0]}-{self.task.first}"
+            spooled = SpooledRows(str(path), rows, self.n_samples, value.shape[2:],
+                                  value.dtype.str, self.layout.chunk_samples)  # fmt: skip
+            self._files[name] = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+            return spooled
+        dtype = object if value.dtype.kind in "UO" else value.dtype
+        return np.empty((rows, *value.shape[1:]), dtype=dtype)
 
     def close(self) -> dict[str, Any] | None:
         """Write the rows to the store; or return them (no store)."""
+        for fd in self._files.values():
+            os.close(fd)
         if self.n != self.task.stop - self.task.first:
-            raise RuntimeError(f"rows {self.task.first}:{self.task.stop}: read {self.n} rows")
+            raise InputError(
+                f"{self.layout.name}: the file changed while it was read (rows "
+                f"{self.task.first}:{self.task.stop} are now {self.n}); rerun the job"
+            )
         if self.layout.store is None:
             return self.arrays
         import zarr
 
         group = zarr.open_group(self.layout.store, mode="r+", use_consolidated=False)
-        first, stop = self.task.first, self.task.stop
         for name, rows in self.arrays.items():
-            value = rows.astype(str) if rows.dtype == object else rows
-            if name in TRANSPOSED:
-                group[name][:, first:stop] = value.T
-            else:
-                group[name][first:stop] = value
+            write_to(group[name], name, self.task.first, rows)
         return None
 
 
@@ -394,7 +517,7 @@ def write_rows(
     lines_before, records_before, *rows_before = task.before
     seen = dict(zip((VARIANTS, COLUMNS, STANDARDIZED), rows_before, strict=True))
     primary = task.spaces[0]
-    pending = _TaskRows(task, layout)
+    pending = _TaskRows(task, layout, len(reading.samples))
     result = RowResult(task.spaces, task.first, task.stop)
     if VARIANTS in task.spaces:
         result.missing_counts = np.zeros(len(reading.samples), dtype=np.int64)

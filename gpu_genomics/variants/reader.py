@@ -213,6 +213,103 @@ def _parse_records(  # noqa: PLR0912, PLR0915, PLR0917 (one numba kernel per rec
         ploidy_seen[i] = most
 
 
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _scan_records(  # noqa: PLR0912, PLR0915, PLR0917 (one numba kernel per record)
+    buf, starts, ends, n_samples, n_alleles, ploidy_seen, chrom_end, unusual
+):
+    """What a first pass needs of the records ``buf[starts[i]:ends[i]]``, without parsing them.
+
+    Fills ``n_alleles`` (REF + ALTs), ``ploidy_seen`` (most alleles in one GT: separators + 1),
+    ``chrom_end`` (end of CHROM); ``unusual[i]`` is True for a record this scan does not
+    judge (too few columns, a POS that is not digits, FORMAT not starting with GT, a sample
+    count other than the header's): those batches are parsed in full instead.
+    """  # pragma: no cover  (numba)
+    for i in numba.prange(len(starts)):
+        s = starts[i]
+        e = ends[i]
+        unusual[i] = False
+        ploidy_seen[i] = 0
+        col = 0
+        pos_start = alt_start = alt_end = format_start = sample_start = -1
+        p = s
+        while p < e and col < 9:
+            if buf[p] == 9:
+                col += 1
+                if col == 1:
+                    chrom_end[i] = p
+                    pos_start = p + 1
+                elif col == 4:
+                    alt_start = p + 1
+                elif col == 5:
+                    alt_end = p
+                elif col == 8:
+                    format_start = p + 1
+                elif col == 9:
+                    sample_start = p + 1
+            p += 1
+        if col < 9 or n_samples == 0:
+            unusual[i] = True
+            continue
+        q = pos_start
+        while q < e and buf[q] != 9:
+            if buf[q] < 48 or buf[q] > 57:
+                unusual[i] = True
+            q += 1
+        if q == pos_start:
+            unusual[i] = True
+        if alt_end - alt_start == 1 and buf[alt_start] == 46:
+            n_alleles[i] = 1
+        else:
+            alleles = 2
+            for q in range(alt_start, alt_end):
+                if buf[q] == 44:
+                    alleles += 1
+            n_alleles[i] = alleles
+        f = format_start
+        if not (f + 2 <= e and buf[f] == 71 and buf[f + 1] == 84) or (
+            f + 2 < e and buf[f + 2] != 58 and buf[f + 2] != 9
+        ):
+            unusual[i] = True
+            continue
+        p = sample_start
+        j = 0
+        most = 0
+        while True:
+            alleles = 1
+            while p < e and buf[p] != 9 and buf[p] != 58:
+                if buf[p] == 47 or buf[p] == 124:
+                    alleles += 1
+                p += 1
+            most = max(most, alleles)
+            j += 1
+            while p < e and buf[p] != 9:
+                p += 1
+            if p >= e:
+                break
+            p += 1
+        if j != n_samples:
+            unusual[i] = True
+        ploidy_seen[i] = most
+
+
+def _record_lines(buf: np.ndarray, *, numbered: bool = False) -> tuple[np.ndarray, ...]:
+    """``(starts, ends)`` of the non-blank lines of ``buf`` (whole lines).
+
+    A carriage return before the newline is dropped; with ``numbered``, also the 0-based
+    index of each line among all lines.
+    """
+    newline = np.flatnonzero(buf == 10)
+    starts = np.concatenate(([0], newline[:-1] + 1)).astype(np.int64)
+    ends = newline.astype(np.int64)
+    crlf = (ends > starts) & (buf[np.maximum(ends - 1, 0)] == 13)
+    ends = ends - crlf
+    keep = ends > starts  # blank lines are skipped
+    index = np.arange(len(starts), dtype=np.int64)
+    if not keep.all():
+        starts, ends, index = starts[keep], ends[keep], index[keep]
+    return (starts, ends, index) if numbered else (starts, ends)
+
+
 @dataclass
 class VcfHeader:
     """What a VCF header says.
@@ -352,6 +449,40 @@ class RecordParser:
         """
         return self._parse(text, first_line, first_record)
 
+    def scan(self, text: bytes) -> np.ndarray | None:
+        """The alleles of each record of ``text`` (whole lines), without parsing the records.
+
+        Updates :attr:`max_ploidy` and :attr:`contigs` as :meth:`parse` would. Returns
+        ``(records,) int32`` REF + ALT counts, or None when a record is one this scan does not
+        judge (then :meth:`parse` the text, which names what is wrong, if anything).
+        """
+        buf = np.frombuffer(text, dtype=np.uint8)
+        starts, ends = _record_lines(buf)
+        n = len(starts)
+        n_alleles = np.zeros(n, dtype=np.int32)
+        ploidy_seen = np.zeros(n, dtype=np.int32)
+        chrom_end = np.zeros(n, dtype=np.int64)
+        unusual = np.zeros(n, dtype=np.bool_)
+        _scan_records(buf, starts, ends, len(self.samples), n_alleles, ploidy_seen, chrom_end,
+                      unusual)  # fmt: skip
+        if unusual.any():
+            return None
+        previous = None
+        for start, end in zip(starts.tolist(), chrom_end.tolist(), strict=True):
+            chrom = text[start:end]
+            if chrom != previous:
+                previous = chrom
+                try:
+                    name = chrom.decode()
+                except UnicodeDecodeError:
+                    return None
+                if name not in self._contig_index:
+                    self._contig_index[name] = len(self.contigs)
+                    self.contigs.append(name)
+        if n:
+            self.max_ploidy = max(self.max_ploidy, int(ploidy_seen.max()))
+        return n_alleles
+
     def _where(self, line: int, record: int, chrom: bytes | None = None, pos: str = "") -> str:
         place = f"line {line}" if line else f"record {record + 1}"
         if chrom is not None:
@@ -365,16 +496,8 @@ class RecordParser:
         BCF/region input) and record ``first_record``.
         """
         buf = np.frombuffer(text, dtype=np.uint8)
-        newline = np.flatnonzero(buf == 10)
-        starts = np.concatenate(([0], newline[:-1] + 1)).astype(np.int64)
-        ends = newline.astype(np.int64)
-        # drop a '\r' before '\n'
-        crlf = (ends > starts) & (buf[np.maximum(ends - 1, 0)] == 13)
-        ends = ends - crlf
-        line_numbers = np.arange(len(starts), dtype=np.int64) + first_line
-        keep = ends > starts  # blank lines are skipped
-        if not keep.all():
-            starts, ends, line_numbers = starts[keep], ends[keep], line_numbers[keep]
+        starts, ends, line_numbers = _record_lines(buf, numbered=True)
+        line_numbers += first_line
         if not first_line:
             line_numbers[:] = 0
         gt, phased, positions, fields = self._parse_genotypes(
