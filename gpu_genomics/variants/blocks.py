@@ -266,9 +266,8 @@ class OwnedLines:
     block_text_starts: list[int] = field(default_factory=list)
 
     def __iter__(self) -> Iterator[tuple[bytes, int]]:
-        pieces: list[bytes] = []
-        pending = 0  # bytes in pieces
-        position = 0  # text offset of pieces[0]
+        pending = bytearray()  # text read and not yet yielded
+        position = 0  # text offset of pending[0]
         read = 0  # text read so far
         skipping = self.start != self.file.data_block
         skip = 0 if skipping else self.file.header_skip
@@ -292,23 +291,23 @@ class OwnedLines:
                 text, skipping, position = text[newline + 1 :], False, position + newline + 1
             if not owned:  # past the range: up to the newline ending its last line
                 newline = text.find(b"\n")
+                pending += text if newline < 0 else text[: newline + 1]
                 if newline >= 0:
-                    pieces.append(text[: newline + 1])
                     break
-                pieces.append(text)
                 continue
-            pieces.append(text)
-            pending += len(text)
-            if pending >= self.batch_bytes:
-                data = b"".join(pieces)
-                last = data.rfind(b"\n") + 1
+            pending += text
+            if len(pending) >= self.batch_bytes:
+                last = pending.rfind(b"\n") + 1
                 if last:
-                    yield data[:last], position
+                    with memoryview(pending) as view, view[:last] as lines:
+                        batch = bytes(lines)
+                    del pending[:last]
+                    yield batch, position
                     position += last
-                    pieces, pending = [data[last:]], len(data) - last
-        data = b"".join(pieces)
-        if data:
-            yield (data if data.endswith(b"\n") else data + b"\n"), position
+        if pending:
+            if not pending.endswith(b"\n"):
+                pending += b"\n"
+            yield bytes(pending), position
 
     def owners(self, text: bytes, position: int) -> tuple[np.ndarray, np.ndarray]:
         """``(owner, blank)`` of each line of a batch.

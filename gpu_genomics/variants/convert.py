@@ -210,7 +210,7 @@ def convert_vcf(
         InputError: bad input or parameters; nothing is written then.
 
     Memory per process (this one, or each worker), flat in the number of samples: a batch
-    of 32 MiB of VCF text and its genotypes, a task's per-variant rows, and its rows along
+    of 16 MiB of VCF text and its genotypes, a task's per-variant rows, and its rows along
     samples up to 64 MiB an array (beyond, on disk beside the output, a chunk of samples apart;
     ``docs/variants.md#scale``). The client holds per-block counts (40 bytes per BGZF block)
     and per-sample sums.

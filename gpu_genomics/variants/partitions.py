@@ -43,7 +43,7 @@ from .blocks import OwnedLines, TextFile, prefetched
 from .reader import RecordParser, VcfChunk, allele_table, pad_ploidy
 
 #: Text parsed at once by a task.
-BATCH_BYTES = 32 << 20
+BATCH_BYTES = 16 << 20
 #: Counted per block: the columns of :attr:`Scan.counts`.
 LINES, RECORDS, VARIANTS, COLUMNS, STANDARDIZED = range(5)
 SPACE_NAMES = {VARIANTS: "variants", COLUMNS: "dosage_columns", STANDARDIZED: "standardized"}
