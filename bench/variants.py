@@ -30,9 +30,9 @@ on-disk compile caches and the page cache are warm; best of ``--repeats``, tools
   ``chunk_length, chunk_width`` (its default 65,536-variant chunk would hold 13 GB of GT at
   100,000 samples).
 
-Peak memory: the process tree is polled with psutil every 50 ms; "largest" is the largest RSS
-of any one process (the polled maximum, or the kernel's ``ru_maxrss`` of the process and its
-waited-for descendants from ``wait4`` when larger), "tree" the largest polled sum over the tree
+Peak memory: the process tree is polled with psutil every 20 ms; "largest" is the largest RSS
+of any one process (the polled maximum; not the kernel's ``ru_maxrss``, which counts the pages
+a child shares with this process between fork and exec), "tree" the largest polled sum over the tree
 (at least "largest"; pages shared between processes counted in each). Both are the maxima over
 the repeats; "procs" the most processes seen at once (bio2zarr's include multiprocessing's
 resource tracker).
@@ -68,7 +68,7 @@ from _common import cpu_model, fmt_rate, git_revision, gpu_text, print_table, ra
 
 TOOLS = ("ours", "ours-w1", "ours-w2", "vcf2zarr", "vcf2zarr-p2", "cyvcf2", "allel")
 OURS = ("ours", "ours-w1", "ours-w2")
-POLL_S = 0.05
+POLL_S = 0.02
 #: (samples, sites) of the untimed warm-up file
 WARMUP = (50, 300)
 #: msprime parameters: theta = 4 N mu per base
@@ -307,7 +307,10 @@ def run_tracked(command: list[str], log_path: Path) -> dict:
             done.wait(POLL_S)
         waiter.join()
         proc.returncode = result["rc"]
-    largest = max(largest, result.pop("ru_maxrss"))
+    # not the kernel's ru_maxrss: it counts the pages a child shares with this (large) process
+    # between fork and exec, so after a check had loaded arrays it said every tool peaked at
+    # this process's size
+    result.pop("ru_maxrss")
     # the tree's peak is at least its largest process's (a poll can miss the very peak)
     result.update(largest=largest, tree=max(tree, largest), procs=n_procs)
     return result

@@ -81,6 +81,26 @@ def test_rates_and_frequencies(device, host):
     assert af[0] == 0 and af[1] == 1 and maf[1] == 0
 
 
+@pytest.mark.parametrize("seed", [5, 6])
+def test_variant_figures_in_one_pass_equal_the_separate_ones(device, host, seed):
+    """Call rates and frequencies, per variant (non-REF) and per split column (alleles 1..4,
+    one never called), to the last bit; no samples gives NaN."""
+    gt = random_gt(seed, n_samples=2000 + seed)
+    call_rate, af = (host(x) for x in G.variant_figures(gt, device=device))
+    np.testing.assert_array_equal(call_rate, host(G.variant_call_rate(gt, device=device)))
+    np.testing.assert_array_equal(af, host(G.allele_frequency(gt, device=device)))
+    rows, alleles = G.split_columns(np.full(gt.shape[0], 5))
+    split_rate, split_af = G.variant_figures(
+        gt, column_variant=rows, column_allele=alleles, device=device
+    )
+    np.testing.assert_array_equal(host(split_rate), call_rate)
+    want = host(G.allele_frequency(gt[rows], allele=alleles, device=device))
+    np.testing.assert_array_equal(host(split_af), want)
+    assert (host(split_af)[alleles == 4] == 0).all()  # random_gt draws alleles 0..3
+    empty_rate, _ = G.variant_figures(gt[:, :0], device=device)
+    assert np.isnan(host(empty_rate)).all()
+
+
 def test_allele_frequency_per_row_allele(device, host):
     gt = random_gt(4)
     alleles = np.arange(gt.shape[0]) % 3 + 1

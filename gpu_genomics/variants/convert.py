@@ -54,7 +54,7 @@ log = logging.getLogger("gpu_genomics")
 #: Compressed bytes per pass-1 partition (more partitions with a cluster: two per worker).
 PARTITION_BYTES = 64 << 20
 #: Output bytes (all samples) per pass-2 task, rounded to whole chunks of variants.
-TASK_BYTES = 256 << 20
+TASK_BYTES = 128 << 20
 #: The VCF Zarr specification version whose names and attributes the output follows.
 VCF_ZARR_VERSION = "0.4"
 #: Variants and samples per chunk (bio2zarr's defaults).
@@ -211,7 +211,7 @@ def convert_vcf(
 
     Memory per process (this one, or each worker), flat in the number of samples: a batch
     of 16 MiB of VCF text and its genotypes, a task's per-variant rows, and its rows along
-    samples up to 64 MiB an array (beyond, on disk beside the output, a chunk of samples apart;
+    samples up to 32 MiB an array (beyond, on disk beside the output, a chunk of samples apart;
     ``docs/variants.md#scale``). The client holds per-block counts (40 bytes per BGZF block)
     and per-sample sums.
     """
@@ -478,7 +478,8 @@ def _write_rows(
             for label, count in result.maf_spectrum or []:
                 spectrum[label] = spectrum.get(label, 0) + count
             for name, rows in (result.rows or {}).items():
-                P.write_to(targets[name], name, result.first, rows)
+                P.write_to(targets[name], name, result.first, rows,
+                           chunk_rows=layout.chunk_variants)  # fmt: skip
     return missing_counts, [[label, count] for label, count in spectrum.items()]
 
 

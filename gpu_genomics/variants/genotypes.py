@@ -105,11 +105,37 @@ def _variant_figures_cpu(gt, allele, missing_calls, counted, called):  # pragma:
 
 @numba.njit(parallel=True, cache=True, nogil=True)
 def _sample_missing_cpu(gt, out):  # pragma: no cover  (numba)
-    """``out[j]``: calls of sample ``j`` with a missing allele (or none)."""
+    """``out[j]``: calls of sample ``j`` with a missing allele (or none).
+
+    Each thread takes a block of samples and walks the rows, reading each row's block at once.
+    """
     n, n_samples, ploidy = gt.shape
-    for j in numba.prange(n_samples):
-        total = 0
+    block = 1024
+    for b in numba.prange((n_samples + block - 1) // block):
+        j0 = b * block
+        j1 = min(n_samples, j0 + block)
         for i in range(n):
+            for j in range(j0, j1):
+                missing = False
+                present = False
+                for a in range(ploidy):
+                    value = gt[i, j, a]
+                    if value == -1:
+                        missing = True
+                    if value != -2:
+                        present = True
+                if missing or not present:
+                    out[j] += 1
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _allele_counts_cpu(gt, missing_calls, counts):  # pragma: no cover  (numba)
+    """Per row: calls with a missing allele (or none), and ``counts[i, k]``: calls of allele k."""
+    n, n_samples, ploidy = gt.shape
+    width = counts.shape[1]
+    for i in numba.prange(n):
+        n_missing = 0
+        for j in range(n_samples):
             missing = False
             present = False
             for a in range(ploidy):
@@ -118,9 +144,11 @@ def _sample_missing_cpu(gt, out):  # pragma: no cover  (numba)
                     missing = True
                 if value != -2:
                     present = True
+                if 0 <= value < width:
+                    counts[i, value] += 1
             if missing or not present:
-                total += 1
-        out[j] = total
+                n_missing += 1
+        missing_calls[i] = n_missing
 
 
 def _row_alleles(allele: Any, n: int) -> np.ndarray | None:
@@ -285,6 +313,45 @@ def allele_frequency(gt: Any, *, allele: Any = None, device: str | None = None) 
         counted += hit.sum(axis=1)
         called += (column >= 0).sum(axis=1)
     return xp.where(called > 0, counted / xp.maximum(called, 1), xp.nan)
+
+
+def variant_figures(
+    gt: Any,
+    *,
+    column_variant: np.ndarray | None = None,
+    column_allele: np.ndarray | None = None,
+    device: str | None = None,
+) -> tuple[Any, Any]:
+    """``(call rate per variant, allele frequency per column)`` in one pass over the calls.
+
+    Columns: one per variant counting the non-REF alleles (``column_variant`` None), or
+    column ``c`` counting allele ``column_allele[c]`` of variant ``column_variant[c]``. The
+    same values as :func:`variant_call_rate` and :func:`allele_frequency`.
+    """
+    gt, device_name = _prepare(gt, device)
+    if device_name != "cpu" or gt.shape[1] == 0:
+        call_rate = variant_call_rate(gt, device=device_name)
+        if column_variant is None:
+            return call_rate, allele_frequency(gt, device=device_name)
+        xp = array_module(device_name)
+        rows, alleles = xp.asarray(column_variant), xp.asarray(column_allele)
+        return call_rate, allele_frequency(gt[rows], allele=alleles, device=device_name)
+    n = gt.shape[0]
+    width = max(int(gt.max(initial=0)) + 1, 1)
+    missing = np.zeros(n, dtype=np.int64)
+    counts = np.zeros((n, width), dtype=np.int64)
+    _allele_counts_cpu(np.ascontiguousarray(gt), missing, counts)
+    called = counts.sum(axis=1)
+    if column_variant is None:
+        counted = called - counts[:, 0]
+    else:
+        alleles = np.asarray(column_allele, dtype=np.int64)
+        rows = np.asarray(column_variant, dtype=np.int64)
+        inside = alleles < width
+        counted = np.where(inside, counts[rows, np.minimum(alleles, width - 1)], 0)
+        called = called[rows]
+    af = np.where(called > 0, counted / np.maximum(called, 1), np.nan)
+    return 1.0 - missing / gt.shape[1], af
 
 
 def minor_allele_frequency(af: Any) -> Any:

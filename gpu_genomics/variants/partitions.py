@@ -20,7 +20,7 @@ partitioned, how many workers ran the tasks, or in what order.
 
 Memory per task, whatever the number of samples: one batch of :data:`BATCH_BYTES` of text
 and its parsed genotypes (read one batch ahead by a thread, so decompression overlaps
-parsing), the task's per-variant rows (the job plans tasks of about 256 MiB of output, whole
+parsing), the task's per-variant rows (the job plans tasks of about 128 MiB of output, whole
 chunks), and its rows along samples up to :data:`SPILL_BYTES` an array; past that they go to a
 file a chunk of samples apart (:class:`SpooledRows`) and are written back one
 ``chunk_variants x chunk_samples`` block at a time.
@@ -75,7 +75,7 @@ TRANSPOSED = ("dosage", "dosage_standardized")
 #: Arrays with a samples axis: a task keeps them on disk, a chunk of samples apart, when they
 #: would hold more than :data:`SPILL_BYTES` of its rows.
 ALONG_SAMPLES = ("call_genotype", "call_genotype_phased", *TRANSPOSED)
-SPILL_BYTES = 64 << 20
+SPILL_BYTES = 32 << 20
 
 
 @dataclass(frozen=True)
@@ -157,12 +157,10 @@ def _filter(
     if not figures:
         call_rate, af = xp.ones(len(chunk)), xp.zeros(len(column_variant))
     elif filters.multiallelic == "nonref":
-        call_rate = G.variant_call_rate(gt, device=device)
-        af = G.allele_frequency(gt, device=device)
+        call_rate, af = G.variant_figures(gt, device=device)
     else:
-        call_rate = G.variant_call_rate(gt, device=device)
-        af = G.allele_frequency(
-            gt[xp.asarray(column_variant)], allele=xp.asarray(column_allele), device=device
+        call_rate, af = G.variant_figures(
+            gt, column_variant=column_variant, column_allele=column_allele, device=device
         )
     maf = G.minor_allele_frequency(af)
     options = {
@@ -415,28 +413,40 @@ class SpooledRows:
             row_bytes = block[0].nbytes if len(block) else 0
             os.pwrite(fd, block, self._offset(s0) + first_row * row_bytes)
 
-    def blocks(self) -> Iterator[tuple[int, int, np.ndarray]]:
-        """``(first, stop, (rows, stop - first, *inner) values)`` of each chunk of samples."""
+    def blocks(self, chunk_rows: int) -> Iterator[tuple[int, int, int, np.ndarray]]:
+        """``(first row, first sample, stop sample, values)`` of each block of the rows.
+
+        A block is ``chunk_rows`` rows by one chunk of samples (``(rows, samples, *inner)``
+        values), read at once.
+        """
         with open(self.path, "rb") as handle:
             for s0, s1 in self.bounds():
-                block = np.empty((self.rows, s1 - s0, *self.inner), dtype=self.dtype)
-                handle.seek(self._offset(s0))
-                handle.readinto(memoryview(block).cast("B"))
-                yield s0, s1, block
+                for r0 in range(0, self.rows, chunk_rows):
+                    r1 = min(self.rows, r0 + chunk_rows)
+                    block = np.empty((r1 - r0, s1 - s0, *self.inner), dtype=self.dtype)
+                    handle.seek(self._offset(s0) + r0 * block[0:1].nbytes)
+                    handle.readinto(memoryview(block).cast("B"))
+                    yield r0, s0, s1, block
 
     def remove(self) -> None:
         """Delete the file."""
         Path(self.path).unlink(missing_ok=True)
 
 
-def write_to(target: Any, name: str, first: int, rows: np.ndarray | SpooledRows) -> None:
-    """Write a task's rows of array ``name`` into ``target`` (a Zarr or HDF5 array)."""
+def write_to(
+    target: Any, name: str, first: int, rows: np.ndarray | SpooledRows, *, chunk_rows: int
+) -> None:
+    """Write a task's rows of array ``name`` into ``target`` (a Zarr or HDF5 array).
+
+    Spooled rows are written a chunk (``chunk_rows`` rows by a chunk of samples) at a time.
+    """
     if isinstance(rows, SpooledRows):
-        for s0, s1, block in rows.blocks():
+        for r0, s0, s1, block in rows.blocks(chunk_rows):
+            at = first + r0
             if name in TRANSPOSED:
-                target[s0:s1, first : first + rows.rows] = block.T
+                target[s0:s1, at : at + len(block)] = block.T
             else:
-                target[first : first + rows.rows, s0:s1] = block
+                target[at : at + len(block), s0:s1] = block
         rows.remove()
         return
     if name in TRANSPOSED:
@@ -501,7 +511,8 @@ class _TaskRows:
 
         group = zarr.open_group(self.layout.store, mode="r+", use_consolidated=False)
         for name, rows in self.arrays.items():
-            write_to(group[name], name, self.task.first, rows)
+            write_to(group[name], name, self.task.first, rows,
+                     chunk_rows=self.layout.chunk_variants)  # fmt: skip
         return None
 
 
