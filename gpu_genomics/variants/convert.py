@@ -244,7 +244,7 @@ def convert_vcf(
         if n_read == 0:
             where = f" in region {options.region}" if options.region else ""
             raise InputError(f"{input_path}: no variant records{where}; nothing to convert")
-        totals = {space: int(counts[:, space].sum()) for space in P.SPACE_NAMES}
+        totals = {space: int(counts[:, space].sum()) for space in P.SPACES}
         if totals[P.VARIANTS] == 0:
             log.warning("no variant passed the filters; the output holds empty arrays")
         reading = dataclasses.replace(

@@ -50,6 +50,20 @@ def _prepare(gt: Any, device: str | None) -> tuple[Any, Device]:
 
 
 # --- CPU twins: one pass over the calls (numba), the same integers as the array code below ---
+@numba.njit(cache=True, nogil=True, inline="always")
+def _missing_call(gt, i, j):  # pragma: no cover  (numba)
+    """Call ``(i, j)`` has a missing allele, or no allele at all (only fill)."""
+    missing = False
+    present = False
+    for a in range(gt.shape[2]):
+        value = gt[i, j, a]
+        if value == -1:
+            missing = True
+        if value != -2:
+            present = True
+    return missing or not present
+
+
 @numba.njit(parallel=True, cache=True, nogil=True)
 def _dosage_cpu(gt, allele, out):  # pragma: no cover  (numba)
     """``out[i, j]``: copies of ``allele[i]`` (-1: any non-REF) in call ``(i, j)``; -1 missing."""
@@ -58,49 +72,11 @@ def _dosage_cpu(gt, allele, out):  # pragma: no cover  (numba)
         target = allele[i]
         for j in range(n_samples):
             count = 0
-            missing = False
-            present = False
             for a in range(ploidy):
                 value = gt[i, j, a]
-                if value == -1:
-                    missing = True
-                if value != -2:
-                    present = True
                 if (target < 0 and value > 0) or (target >= 0 and value == target):
                     count += 1
-            out[i, j] = -1 if missing or not present else count
-
-
-@numba.njit(parallel=True, cache=True, nogil=True)
-def _variant_figures_cpu(gt, allele, missing_calls, counted, called):  # pragma: no cover
-    """Per row: calls with a missing allele (or none), alleles counted, alleles called.
-
-    Counted as in :func:`_dosage_cpu`; called: alleles >= 0.
-    """
-    n, n_samples, ploidy = gt.shape
-    for i in numba.prange(n):
-        target = allele[i]
-        n_missing = 0
-        n_counted = 0
-        n_called = 0
-        for j in range(n_samples):
-            missing = False
-            present = False
-            for a in range(ploidy):
-                value = gt[i, j, a]
-                if value == -1:
-                    missing = True
-                if value != -2:
-                    present = True
-                if value >= 0:
-                    n_called += 1
-                    if (target < 0 and value > 0) or (target >= 0 and value == target):
-                        n_counted += 1
-            if missing or not present:
-                n_missing += 1
-        missing_calls[i] = n_missing
-        counted[i] = n_counted
-        called[i] = n_called
+            out[i, j] = -1 if _missing_call(gt, i, j) else count
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
@@ -109,22 +85,12 @@ def _sample_missing_cpu(gt, out):  # pragma: no cover  (numba)
 
     Each thread takes a block of samples and walks the rows, reading each row's block at once.
     """
-    n, n_samples, ploidy = gt.shape
+    n, n_samples, _ = gt.shape
     block = 1024
     for b in numba.prange((n_samples + block - 1) // block):
-        j0 = b * block
-        j1 = min(n_samples, j0 + block)
         for i in range(n):
-            for j in range(j0, j1):
-                missing = False
-                present = False
-                for a in range(ploidy):
-                    value = gt[i, j, a]
-                    if value == -1:
-                        missing = True
-                    if value != -2:
-                        present = True
-                if missing or not present:
+            for j in range(b * block, min(n_samples, (b + 1) * block)):
+                if _missing_call(gt, i, j):
                     out[j] += 1
 
 
@@ -136,17 +102,11 @@ def _allele_counts_cpu(gt, missing_calls, counts):  # pragma: no cover  (numba)
     for i in numba.prange(n):
         n_missing = 0
         for j in range(n_samples):
-            missing = False
-            present = False
             for a in range(ploidy):
                 value = gt[i, j, a]
-                if value == -1:
-                    missing = True
-                if value != -2:
-                    present = True
                 if 0 <= value < width:
                     counts[i, value] += 1
-            if missing or not present:
+            if _missing_call(gt, i, j):
                 n_missing += 1
         missing_calls[i] = n_missing
 
@@ -163,15 +123,26 @@ def _row_alleles(allele: Any, n: int) -> np.ndarray | None:
     return None
 
 
-def _cpu_figures(gt: np.ndarray, allele: Any) -> tuple[np.ndarray, ...] | None:
-    """``(missing calls, counted, called)`` per row on the CPU, or None (not per row)."""
-    rows = _row_alleles(allele, gt.shape[0])
-    if rows is None:
-        return None
-    n = gt.shape[0]
-    missing, counted, called = (np.zeros(n, dtype=np.int64) for _ in range(3))
-    _variant_figures_cpu(np.ascontiguousarray(gt), rows, missing, counted, called)
-    return missing, counted, called
+def _cpu_counts(gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(missing calls (n,), allele counts (n, alleles))`` per row, one pass (CPU)."""
+    width = max(int(gt.max(initial=0)) + 1, 1)
+    missing = np.zeros(gt.shape[0], dtype=np.int64)
+    counts = np.zeros((gt.shape[0], width), dtype=np.int64)
+    _allele_counts_cpu(np.ascontiguousarray(gt), missing, counts)
+    return missing, counts
+
+
+def _cpu_frequency(counts: np.ndarray, rows: np.ndarray, alleles: np.ndarray) -> np.ndarray:
+    """Frequency of allele ``alleles[c]`` (-1: non-REF) among the called alleles of ``rows[c]``.
+
+    From the counts of :func:`_cpu_counts`; NaN where no allele is called.
+    """
+    called = counts.sum(axis=1)[rows]
+    width = counts.shape[1]
+    alleles = np.asarray(alleles, dtype=np.int64)
+    hits = counts[rows, np.clip(alleles, 0, width - 1)]
+    counted = np.where(alleles < 0, called - counts[rows, 0], np.where(alleles < width, hits, 0))
+    return np.where(called > 0, counted / np.maximum(called, 1), np.nan)
 
 
 def _count_and_missing(gt: Any, allele: Any = None) -> tuple[Any, Any]:
@@ -264,7 +235,7 @@ def variant_call_rate(gt: Any, *, device: str | None = None) -> Any:
     if n_samples == 0:
         return xp.full(gt.shape[0], xp.nan)
     if device_name == "cpu":
-        return 1.0 - _cpu_figures(gt, None)[0] / n_samples
+        return 1.0 - _cpu_counts(gt)[0] / n_samples
     missing = _count_and_missing(gt)[1]
     return 1.0 - missing.sum(axis=1) / n_samples
 
@@ -298,10 +269,9 @@ def allele_frequency(gt: Any, *, allele: Any = None, device: str | None = None) 
     """
     gt, device_name = _prepare(gt, device)
     xp = array_module(device_name)
-    figures = _cpu_figures(gt, allele) if device_name == "cpu" else None
-    if figures is not None:
-        _, counted, called = figures
-        return np.where(called > 0, counted / np.maximum(called, 1), np.nan)
+    rows = _row_alleles(allele, gt.shape[0]) if device_name == "cpu" else None
+    if rows is not None:
+        return _cpu_frequency(_cpu_counts(gt)[1], np.arange(gt.shape[0]), rows)
     target = None if allele is None else xp.asarray(allele)
     if target is not None and target.ndim == 1:
         target = target[:, None]
@@ -336,21 +306,11 @@ def variant_figures(
         xp = array_module(device_name)
         rows, alleles = xp.asarray(column_variant), xp.asarray(column_allele)
         return call_rate, allele_frequency(gt[rows], allele=alleles, device=device_name)
-    n = gt.shape[0]
-    width = max(int(gt.max(initial=0)) + 1, 1)
-    missing = np.zeros(n, dtype=np.int64)
-    counts = np.zeros((n, width), dtype=np.int64)
-    _allele_counts_cpu(np.ascontiguousarray(gt), missing, counts)
-    called = counts.sum(axis=1)
+    missing, counts = _cpu_counts(gt)
     if column_variant is None:
-        counted = called - counts[:, 0]
+        af = _cpu_frequency(counts, np.arange(gt.shape[0]), np.full(gt.shape[0], -1))
     else:
-        alleles = np.asarray(column_allele, dtype=np.int64)
-        rows = np.asarray(column_variant, dtype=np.int64)
-        inside = alleles < width
-        counted = np.where(inside, counts[rows, np.minimum(alleles, width - 1)], 0)
-        called = called[rows]
-    af = np.where(called > 0, counted / np.maximum(called, 1), np.nan)
+        af = _cpu_frequency(counts, np.asarray(column_variant, np.int64), column_allele)
     return 1.0 - missing / gt.shape[1], af
 
 

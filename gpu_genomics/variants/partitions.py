@@ -1,10 +1,11 @@
 """The ``vcf`` job in two passes over a VCF's blocks: a scan of partitions, then chunk writers.
 
 **Pass 1** cuts the file into partitions of about equal compressed size (at block starts:
-:mod:`.blocks`) and scans each one, in parallel: it parses every record, applies the filters
-(they need per-variant figures only) and counts, for each block, the lines, records, kept
-variants, kept dosage columns and standardized columns that the block owns; it also finds the
-largest ploidy, the widest kept allele list and the contigs not in the header.
+:mod:`.blocks`) and scans each one, in parallel: it parses every record (or, when no filter
+needs allele frequencies or call rates, scans it for its alleles, ploidy and contig), applies
+the filters (they need per-variant figures only) and counts, for each block, the lines,
+records, kept variants, kept dosage columns and standardized columns that the block owns; it
+also finds the largest ploidy, the widest kept allele list and the contigs not in the header.
 
 From those counts the client knows where every output row comes from. **Pass 2** gives each
 task a range of output rows that starts on a chunk boundary (whole chunks of
@@ -46,30 +47,8 @@ from .reader import RecordParser, VcfChunk, allele_table, pad_ploidy
 BATCH_BYTES = 16 << 20
 #: Counted per block: the columns of :attr:`Scan.counts`.
 LINES, RECORDS, VARIANTS, COLUMNS, STANDARDIZED = range(5)
-SPACE_NAMES = {VARIANTS: "variants", COLUMNS: "dosage_columns", STANDARDIZED: "standardized"}
-#: The arrays each space writes (rows along its first axis; the dosages along their second).
-SPACE_ARRAYS = {
-    VARIANTS: (
-        "call_genotype",
-        "call_genotype_phased",
-        "variant_contig",
-        "variant_position",
-        "variant_id",
-        "variant_allele",
-        "variant_quality",
-        "variant_filter_pass",
-        "variant_index",
-        "variant_call_rate",
-    ),
-    COLUMNS: (
-        "dosage",
-        "dosage_variant",
-        "dosage_allele",
-        "dosage_allele_frequency",
-        "dosage_maf",
-    ),
-    STANDARDIZED: ("dosage_standardized", "dosage_standardized_column"),
-}
+#: The spaces rows are counted in (module docstring).
+SPACES = (VARIANTS, COLUMNS, STANDARDIZED)
 #: Arrays laid out ``(samples, rows)``.
 TRANSPOSED = ("dosage", "dosage_standardized")
 #: Arrays with a samples axis: a task keeps them on disk, a chunk of samples apart, when they
@@ -283,7 +262,7 @@ def scan_partition(reading: Reading, start: int, stop: int, filters: Filters, de
         if len(chunk):
             f = _filter(chunk, gt, filters, device, figures=False)
             per_record = _counts_per_record(f, len(chunk))
-            for column, space in enumerate((VARIANTS, COLUMNS, STANDARDIZED)):
+            for column, space in enumerate(SPACES):
                 counts[:, space] += np.bincount(
                     record_owner, weights=per_record[:, column], minlength=len(counts)
                 ).astype(np.int64)
@@ -526,7 +505,7 @@ def write_rows(
     xp = array_module(device)
     parser = reading.parser()
     lines_before, records_before, *rows_before = task.before
-    seen = dict(zip((VARIANTS, COLUMNS, STANDARDIZED), rows_before, strict=True))
+    seen = dict(zip(SPACES, rows_before, strict=True))
     primary = task.spaces[0]
     pending = _TaskRows(task, layout, len(reading.samples))
     result = RowResult(task.spaces, task.first, task.stop)

@@ -57,6 +57,18 @@ _ALLELE_RANGE = 6
 _NO_FORMAT = 7
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _n_alleles(buf, alt_start, alt_end):  # pragma: no cover  (numba)
+    """REF plus the ALT alleles of the ALT column ``buf[alt_start:alt_end]`` (``.``: none)."""
+    if alt_end - alt_start == 1 and buf[alt_start] == 46:
+        return 1
+    alleles = 2
+    for q in range(alt_start, alt_end):
+        if buf[q] == 44:
+            alleles += 1
+    return alleles
+
+
 @numba.njit(parallel=True, cache=True, nogil=True)
 def _parse_records(  # noqa: PLR0912, PLR0915, PLR0917 (one numba kernel per record)
     buf, starts, ends, n_samples, ploidy, gt, phased, positions, n_alleles, ploidy_seen, fields,
@@ -109,16 +121,7 @@ def _parse_records(  # noqa: PLR0912, PLR0915, PLR0917 (one numba kernel per rec
             errors[i] = _BAD_POS
             continue
         positions[i] = pos
-        # number of alleles: REF + ALTs (ALT "." -> none)
-        a0 = fields[i, 4]
-        a1 = fields[i, 5] - 1
-        if a1 - a0 == 1 and buf[a0] == 46:
-            alleles = 1
-        else:
-            alleles = 2
-            for q in range(a0, a1):
-                if buf[q] == 44:
-                    alleles += 1
+        alleles = _n_alleles(buf, fields[i, 4], fields[i, 5] - 1)
         n_alleles[i] = alleles
         if n_samples == 0:
             continue
@@ -257,14 +260,7 @@ def _scan_records(  # noqa: PLR0912, PLR0915, PLR0917 (one numba kernel per reco
             q += 1
         if q == pos_start:
             unusual[i] = True
-        if alt_end - alt_start == 1 and buf[alt_start] == 46:
-            n_alleles[i] = 1
-        else:
-            alleles = 2
-            for q in range(alt_start, alt_end):
-                if buf[q] == 44:
-                    alleles += 1
-            n_alleles[i] = alleles
+        n_alleles[i] = _n_alleles(buf, alt_start, alt_end)
         f = format_start
         if not (f + 2 <= e and buf[f] == 71 and buf[f + 1] == 84) or (
             f + 2 < e and buf[f + 2] != 58 and buf[f + 2] != 9
