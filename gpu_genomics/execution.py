@@ -199,19 +199,31 @@ def map_in_order(
 
     In this process (``client=None``) one call after another; on a cluster each call is a task,
     submitted at most :func:`task_window` ahead of the result taken, so that results wait on
-    the workers only a window at a time. Task keys are ``{name}-{index}-{a token}``.
+    the workers only a window at a time. Task keys are ``{name}-{index}-{a token}``. When a
+    task fails (or the caller stops taking results) the tasks not yet taken are cancelled.
     """
     if client is None:
         for args in arguments:
             yield function(*args)
         return
     import uuid
+    from collections import deque
 
     token = uuid.uuid4().hex[:12]
     indexed = list(enumerate(arguments))
+    outstanding: deque = deque()  # submitted, result not yet taken
 
     def submit(item: tuple[int, tuple]) -> Any:
         index, args = item
-        return client.submit(function, *args, key=f"{name}-{index}-{token}", pure=False)
+        future = client.submit(function, *args, key=f"{name}-{index}-{token}", pure=False)
+        outstanding.append(future)
+        return future
 
-    yield from ordered_results(windowed(submit, indexed, window=task_window(client)))
+    try:
+        for result in ordered_results(windowed(submit, indexed, window=task_window(client))):
+            outstanding.popleft()
+            yield result
+    except BaseException:  # a task failed, or the caller stopped: the rest need not run
+        with contextlib.suppress(Exception):
+            client.cancel(list(outstanding))
+        raise

@@ -376,3 +376,75 @@ def test_rows_kept_on_disk_by_chunk_of_samples_give_the_same_arrays(
     assert names == {"call_genotype", "call_genotype_phased", "dosage", "dosage_standardized"}
     assert_same_arrays(arrays(expected), arrays(out))
     assert sorted(p.name for p in (tmp_path / "spilled").iterdir()) == [f"o{suffix}"]
+
+
+# --- found in review: a reader thread left behind, records never checked, spool files kept ---
+def test_leaving_a_prefetched_loop_early_stops_its_thread():
+    import threading
+    import time
+
+    def consume() -> None:
+        for _ in B.prefetched(iter([1, 2])):
+            time.sleep(0.3)  # the producer has queued the last item and its end mark
+            break
+
+    worker = threading.Thread(target=consume, daemon=True)
+    worker.start()
+    worker.join(timeout=10)
+    assert not worker.is_alive()
+
+
+def _vcf(records: list[str]) -> str:
+    header = (
+        "##fileformat=VCFv4.2\n##contig=<ID=1>\n"
+        '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">\n'
+        "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tA\tB\n"
+    )
+    return header + "".join(records)
+
+
+@pytest.mark.parametrize("options", [{}, {"biallelic_only": True}, {"min_maf": 0.2}])
+def test_a_bad_record_in_any_batch_fails_in_time_whatever_the_filters(
+    tmp_path, monkeypatch, options
+):
+    """Small batches, the bad record in the middle (so a batch is still queued when it
+    fails), in a record the filters would drop: a one-line error, quickly."""
+    import threading
+
+    from gpu_genomics.variants import partitions
+
+    monkeypatch.setattr(partitions, "BATCH_BYTES", 200)
+    records = [f"1\t{i}\t.\tA\tC,G\t.\t.\t.\tGT\t0/1\t1/2\n" for i in range(1, 200)]
+    records[100] = "1\t101\t.\tA\tC,G\t.\t.\t.\tGT\t0/x\t2/9\n"
+    path = tmp_path / "bad.vcf"
+    path.write_text(_vcf(records))
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            gg.convert_vcf(path, tmp_path / "o.zarr", device="cpu", partitions=3, **options)
+        except BaseException as error:
+            errors.append(error)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(timeout=60)
+    assert not worker.is_alive(), "the job hung"
+    assert len(errors) == 1 and isinstance(errors[0], InputError)
+    assert f"{path}: line 105 " in str(errors[0]) and "bad genotype '0/x'" in str(errors[0])
+
+
+def test_a_failed_task_closes_and_removes_its_spool_files(tmp_path, monkeypatch):
+    from gpu_genomics.variants import partitions
+
+    monkeypatch.setattr(partitions, "SPILL_BYTES", 0)
+    records = [f"1\t{i}\t.\tA\tC\t.\t.\t.\tGT\t0/1\t1/1\n" for i in range(1, 50)]
+    records[40] = "1\t41\t.\tA\tC\tbad\t.\t.\tGT\t0/1\t1/1\n"  # QUAL: found by pass 2
+    path = tmp_path / "bad.vcf"
+    path.write_text(_vcf(records))
+    before = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+    with pytest.raises(InputError, match=r"line 45: QUAL 'bad' is not a number"):
+        gg.convert_vcf(path, tmp_path / "o.zarr", device="cpu", chunk_variants=8)
+    if before is not None:
+        assert len(os.listdir("/proc/self/fd")) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.vcf"]

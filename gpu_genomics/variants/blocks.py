@@ -310,20 +310,21 @@ class OwnedLines:
             yield bytes(pending), position
 
     def owners(self, text: bytes, position: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(owner, blank)`` of each line of a batch.
+        """``(owner, records)`` of a batch.
 
-        ``owner``: the index (among the blocks read) of the block that owns the line;
-        ``blank``: the line holds no record.
+        ``owner``: for each line, the index (among the blocks read) of the block that owns it;
+        ``records``: the index among the lines of each line that holds a record (the parser's
+        rule: not blank).
         """
+        from .reader import record_lines
+
         buf = np.frombuffer(text, dtype=np.uint8)
         ends = np.flatnonzero(buf == 10)
         starts = np.concatenate(([0], ends[:-1] + 1)).astype(np.int64)
-        length = ends - starts
-        blank = (length == 0) | ((length == 1) & (buf[starts] == 13))
         block_starts = np.asarray(self.block_text_starts[:])  # a copy: a thread may append
         owner = np.searchsorted(block_starts, starts + position - 1, side="right") - 1
         # a plain file's first record: the header's newline is before the first block
-        return np.maximum(owner, 0).astype(np.int64), blank
+        return np.maximum(owner, 0).astype(np.int64), record_lines(buf, numbered=True)[2]
 
 
 def prefetched(items: Iterable[Any], depth: int = 1) -> Iterator[Any]:
@@ -336,20 +337,24 @@ def prefetched(items: Iterable[Any], depth: int = 1) -> Iterator[Any]:
     stop = threading.Event()
     end = object()
 
+    def put(slot: tuple) -> bool:
+        """Hand ``slot`` over unless the consumer has left (then False)."""
+        while not stop.is_set():
+            try:
+                slots.put(slot, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
             for item in items:
-                while not stop.is_set():
-                    try:
-                        slots.put((item, None), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not put((item, None)):
                     return
-            slots.put((end, None))
+            put((end, None))
         except BaseException as error:
-            slots.put((end, error))
+            put((end, error))
 
     thread = threading.Thread(target=produce, daemon=True, name="gpu-genomics-read")
     thread.start()
@@ -362,5 +367,5 @@ def prefetched(items: Iterable[Any], depth: int = 1) -> Iterator[Any]:
                 return
             yield item
     finally:
-        stop.set()
+        stop.set()  # the producer stops at its next put (at most 0.1 s)
         thread.join()

@@ -1,8 +1,8 @@
 """The ``vcf`` job in two passes over a VCF's blocks: a scan of partitions, then chunk writers.
 
 **Pass 1** cuts the file into partitions of about equal compressed size (at block starts:
-:mod:`.blocks`) and scans each one, in parallel: it parses every record (or, when no filter
-needs allele frequencies or call rates, scans it for its alleles, ploidy and contig), applies
+:mod:`.blocks`) and scans each one, in parallel: it parses every record (or, without filters,
+when pass 2 parses them all, scans it for its alleles, ploidy and contig), applies
 the filters (they need per-variant figures only) and counts, for each block, the lines,
 records, kept variants, kept dosage columns and standardized columns that the block owns; it
 also finds the largest ploidy, the widest kept allele list and the contigs not in the header.
@@ -39,6 +39,7 @@ import numpy as np
 
 from ..device import array_module, to_numpy
 from ..errors import InputError
+from ..execution import whole_chunks
 from . import genotypes as G
 from .blocks import OwnedLines, TextFile, prefetched
 from .reader import RecordParser, VcfChunk, allele_table, pad_ploidy
@@ -101,6 +102,11 @@ class Filters:
     def need_figures(self) -> bool:
         """Keeping a row depends on allele frequencies or call rates."""
         return self.min_maf > 0 or self.max_missing < 1 or self.standardize
+
+    @property
+    def any(self) -> bool:
+        """Some records may be left out (or standardized columns counted)."""
+        return self.need_figures or self.biallelic_only
 
 
 @dataclass
@@ -232,9 +238,11 @@ class Scan:
 def scan_partition(reading: Reading, start: int, stop: int, filters: Filters, device: str) -> Scan:
     """Pass 1 over the blocks from ``start`` to ``stop`` (see the module docstring).
 
-    When no filter needs allele frequencies or call rates, the records are scanned for their
-    alleles, ploidy and contig (:meth:`~.reader.RecordParser.scan`) rather than parsed; pass 2
-    parses them all. Memory: one batch of :data:`BATCH_BYTES` of text and its genotypes.
+    Without filters the records are scanned for their alleles, ploidy and contig
+    (:meth:`~.reader.RecordParser.scan`) rather than parsed: every record is kept, so pass 2
+    parses (and checks) them all. With filters they are parsed and checked here, since pass 2
+    reads only the blocks that own kept rows. Memory: one batch of :data:`BATCH_BYTES` of text
+    and its genotypes.
     """
     xp = array_module(device)
     parser = reading.parser()
@@ -243,21 +251,22 @@ def scan_partition(reading: Reading, start: int, stop: int, filters: Filters, de
     lines_before = records_before = 0
     max_alleles = 1
     for text, position in prefetched(lines):
-        owner, blank = lines.owners(text, position)
+        owner, records = lines.owners(text, position)
         counts = _padded(counts, int(owner.max(initial=-1)) + 1)
-        # without filters on frequencies, the scan needs only each record's alleles
-        n_alleles = None if filters.need_figures else parser.scan(text)
+        # without filters pass 2 parses every record (all are kept): the scan needs only
+        # each record's alleles, ploidy and contig; with filters every record is parsed here
+        n_alleles = None if filters.any else parser.scan(text)
         chunk: VcfChunk | _Alleles = _Alleles(n_alleles) if n_alleles is not None else None
         gt = None
         if n_alleles is None:
             try:
                 chunk = parser.parse(text, 1 + lines_before, records_before)
-            except Exception:
+            except InputError:
                 return Scan(np.asarray(lines.block_offsets, np.int64), counts,
                             failed=(text, lines_before, records_before))  # fmt: skip
             gt = xp.asarray(chunk.call_genotype)
         counts[:, LINES] += np.bincount(owner, minlength=len(counts))
-        record_owner = owner[~blank]
+        record_owner = owner[records]
         counts[:, RECORDS] += np.bincount(record_owner, minlength=len(counts))
         if len(chunk):
             f = _filter(chunk, gt, filters, device, figures=False)
@@ -345,7 +354,7 @@ def plan_row_tasks(
     owned = np.cumsum(counts[:, spaces[0]])
     total = int(owned[-1]) if len(owned) else 0
     tasks = []
-    step = max(chunk_rows, rows_per_task - rows_per_task % chunk_rows)
+    step = whole_chunks(rows_per_task, chunk_rows)
     for first in range(0, total, step):
         stop = min(total, first + step)
         b0 = int(np.searchsorted(owned, first, side="right"))
@@ -390,7 +399,10 @@ class SpooledRows:
         for s0, s1 in self.bounds():
             block = np.ascontiguousarray(values[:, s0:s1])
             row_bytes = block[0].nbytes if len(block) else 0
-            os.pwrite(fd, block, self._offset(s0) + first_row * row_bytes)
+            data, at = memoryview(block).cast("B"), self._offset(s0) + first_row * row_bytes
+            while len(data):  # a short write (a full disk) goes on or raises
+                written = os.pwrite(fd, data, at)
+                data, at = data[written:], at + written
 
     def blocks(self, chunk_rows: int) -> Iterator[tuple[int, int, int, np.ndarray]]:
         """``(first row, first sample, stop sample, values)`` of each block of the rows.
@@ -404,7 +416,8 @@ class SpooledRows:
                     r1 = min(self.rows, r0 + chunk_rows)
                     block = np.empty((r1 - r0, s1 - s0, *self.inner), dtype=self.dtype)
                     handle.seek(self._offset(s0) + r0 * block[0:1].nbytes)
-                    handle.readinto(memoryview(block).cast("B"))
+                    if handle.readinto(memoryview(block).cast("B")) != block.nbytes:
+                        raise InputError(f"{self.path}: the spooled rows are cut short")
                     yield r0, s0, s1, block
 
     def remove(self) -> None:
@@ -475,10 +488,25 @@ class _TaskRows:
         dtype = object if value.dtype.kind in "UO" else value.dtype
         return np.empty((rows, *value.shape[1:]), dtype=dtype)
 
+    def __enter__(self) -> _TaskRows:
+        return self
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        """On an error: close and remove the spool files (their disk is freed now)."""
+        if exc_type is not None:
+            self._close_files()
+            for rows in self.arrays.values():
+                if isinstance(rows, SpooledRows):
+                    rows.remove()
+
+    def _close_files(self) -> None:
+        files, self._files = self._files, {}
+        for fd in files.values():
+            os.close(fd)
+
     def close(self) -> dict[str, Any] | None:
         """Write the rows to the store; or return them (no store)."""
-        for fd in self._files.values():
-            os.close(fd)
+        self._close_files()
         if self.n != self.task.stop - self.task.first:
             raise InputError(
                 f"{self.layout.name}: the file changed while it was read (rows "
@@ -507,54 +535,54 @@ def write_rows(
     lines_before, records_before, *rows_before = task.before
     seen = dict(zip(SPACES, rows_before, strict=True))
     primary = task.spaces[0]
-    pending = _TaskRows(task, layout, len(reading.samples))
-    result = RowResult(task.spaces, task.first, task.stop)
-    if VARIANTS in task.spaces:
-        result.missing_counts = np.zeros(len(reading.samples), dtype=np.int64)
-    spectrum: dict[str, int] = {}
-    for text, _ in prefetched(OwnedLines(reading.file, task.start, task.end, BATCH_BYTES)):
-        chunk = parser.parse(text, reading.first_line(lines_before), records_before)
-        lines_before += text.count(b"\n")
-        records_before += len(chunk)
-        if not len(chunk):
-            continue
-        gt = xp.asarray(chunk.call_genotype)
-        f = _filter(chunk, gt, filters, device)
-        kept = {
-            VARIANTS: np.flatnonzero(f.keep_variant),
-            COLUMNS: np.flatnonzero(f.keep_column),
-            STANDARDIZED: np.flatnonzero(f.keep_standardized),  # among the kept columns
-        }
-        # the batch's rows of the primary space that fall in the task's range
-        lo = max(0, task.first - seen[primary])
-        hi = min(len(kept[primary]), task.stop - seen[primary])
-        if hi > lo:
-            values: dict[str, Any] = {}
-            if VARIANTS in task.spaces:
-                rows = kept[VARIANTS][lo:hi]
-                values.update(_variant_values(chunk, rows, f, layout))
-                missing = G.sample_missing_counts(gt[xp.asarray(rows)], device=device)
-                result.missing_counts += to_numpy(missing)
-            if COLUMNS in task.spaces:
-                new_row = np.cumsum(f.keep_variant) - 1 + seen[VARIANTS]
-                columns = kept[COLUMNS][lo:hi]
-                values.update(_column_values(gt, columns, f, new_row=new_row, device=device))
-                for label, count in G.maf_spectrum(values["dosage_maf"]):
-                    spectrum[label] = spectrum.get(label, 0) + count
-            if STANDARDIZED in task.spaces:
-                std = _standardized_values(
-                    gt, kept[COLUMNS], kept[STANDARDIZED][lo:hi], f,
-                    columns_before=seen[COLUMNS], device=device,
-                )  # fmt: skip
-                values.update(std)
-            pending.add(values, hi - lo)
-        for space in seen:
-            seen[space] += len(kept[space])
-        if seen[primary] >= task.stop:
-            break
-    if COLUMNS in task.spaces:
-        result.maf_spectrum = list(spectrum.items())
-    result.rows = pending.close()
+    with _TaskRows(task, layout, len(reading.samples)) as pending:
+        result = RowResult(task.spaces, task.first, task.stop)
+        if VARIANTS in task.spaces:
+            result.missing_counts = np.zeros(len(reading.samples), dtype=np.int64)
+        spectrum: dict[str, int] = {}
+        for text, _ in prefetched(OwnedLines(reading.file, task.start, task.end, BATCH_BYTES)):
+            chunk = parser.parse(text, reading.first_line(lines_before), records_before)
+            lines_before += text.count(b"\n")
+            records_before += len(chunk)
+            if not len(chunk):
+                continue
+            gt = xp.asarray(chunk.call_genotype)
+            f = _filter(chunk, gt, filters, device)
+            kept = {
+                VARIANTS: np.flatnonzero(f.keep_variant),
+                COLUMNS: np.flatnonzero(f.keep_column),
+                STANDARDIZED: np.flatnonzero(f.keep_standardized),  # among the kept columns
+            }
+            # the batch's rows of the primary space that fall in the task's range
+            lo = max(0, task.first - seen[primary])
+            hi = min(len(kept[primary]), task.stop - seen[primary])
+            if hi > lo:
+                values: dict[str, Any] = {}
+                if VARIANTS in task.spaces:
+                    rows = kept[VARIANTS][lo:hi]
+                    values.update(_variant_values(chunk, rows, f, layout))
+                    missing = G.sample_missing_counts(gt[xp.asarray(rows)], device=device)
+                    result.missing_counts += to_numpy(missing)
+                if COLUMNS in task.spaces:
+                    new_row = np.cumsum(f.keep_variant) - 1 + seen[VARIANTS]
+                    columns = kept[COLUMNS][lo:hi]
+                    values.update(_column_values(gt, columns, f, new_row=new_row, device=device))
+                    for label, count in G.maf_spectrum(values["dosage_maf"]):
+                        spectrum[label] = spectrum.get(label, 0) + count
+                if STANDARDIZED in task.spaces:
+                    std = _standardized_values(
+                        gt, kept[COLUMNS], kept[STANDARDIZED][lo:hi], f,
+                        columns_before=seen[COLUMNS], device=device,
+                    )  # fmt: skip
+                    values.update(std)
+                pending.add(values, hi - lo)
+            for space in seen:
+                seen[space] += len(kept[space])
+            if seen[primary] >= task.stop:
+                break
+        if COLUMNS in task.spaces:
+            result.maf_spectrum = list(spectrum.items())
+        result.rows = pending.close()
     return result
 
 

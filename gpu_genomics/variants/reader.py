@@ -288,7 +288,7 @@ def _scan_records(  # noqa: PLR0912, PLR0915, PLR0917 (one numba kernel per reco
         ploidy_seen[i] = most
 
 
-def _record_lines(buf: np.ndarray, *, numbered: bool = False) -> tuple[np.ndarray, ...]:
+def record_lines(buf: np.ndarray, *, numbered: bool = False) -> tuple[np.ndarray, ...]:
     """``(starts, ends)`` of the non-blank lines of ``buf`` (whole lines).
 
     A carriage return before the newline is dropped; with ``numbered``, also the 0-based
@@ -453,7 +453,7 @@ class RecordParser:
         judge (then :meth:`parse` the text, which names what is wrong, if anything).
         """
         buf = np.frombuffer(text, dtype=np.uint8)
-        starts, ends = _record_lines(buf)
+        starts, ends = record_lines(buf)
         n = len(starts)
         n_alleles = np.zeros(n, dtype=np.int32)
         ploidy_seen = np.zeros(n, dtype=np.int32)
@@ -492,7 +492,7 @@ class RecordParser:
         BCF/region input) and record ``first_record``.
         """
         buf = np.frombuffer(text, dtype=np.uint8)
-        starts, ends, line_numbers = _record_lines(buf, numbered=True)
+        starts, ends, line_numbers = record_lines(buf, numbered=True)
         line_numbers += first_line
         if not first_line:
             line_numbers[:] = 0
