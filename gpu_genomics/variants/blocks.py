@@ -324,7 +324,8 @@ class OwnedLines:
         block_starts = np.asarray(self.block_text_starts[:])  # a copy: a thread may append
         owner = np.searchsorted(block_starts, starts + position - 1, side="right") - 1
         # a plain file's first record: the header's newline is before the first block
-        return np.maximum(owner, 0).astype(np.int64), record_lines(buf, numbered=True)[2]
+        records = record_lines(buf, numbered=True, newline=ends)[2]
+        return np.maximum(owner, 0).astype(np.int64), records
 
 
 def prefetched(items: Iterable[Any], depth: int = 1) -> Iterator[Any]:

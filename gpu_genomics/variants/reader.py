@@ -288,13 +288,16 @@ def _scan_records(  # noqa: PLR0912, PLR0915, PLR0917 (one numba kernel per reco
         ploidy_seen[i] = most
 
 
-def record_lines(buf: np.ndarray, *, numbered: bool = False) -> tuple[np.ndarray, ...]:
+def record_lines(
+    buf: np.ndarray, *, numbered: bool = False, newline: np.ndarray | None = None
+) -> tuple[np.ndarray, ...]:
     """``(starts, ends)`` of the non-blank lines of ``buf`` (whole lines).
 
     A carriage return before the newline is dropped; with ``numbered``, also the 0-based
     index of each line among all lines.
     """
-    newline = np.flatnonzero(buf == 10)
+    if newline is None:  # the offsets of the newlines, when the caller has not found them
+        newline = np.flatnonzero(buf == 10)
     starts = np.concatenate(([0], newline[:-1] + 1)).astype(np.int64)
     ends = newline.astype(np.int64)
     crlf = (ends > starts) & (buf[np.maximum(ends - 1, 0)] == 13)
