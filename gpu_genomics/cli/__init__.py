@@ -82,6 +82,7 @@ def _end_interrupted(exc: interrupts.Interrupted) -> None:
     click.echo(f"gpu-genomics: interrupted ({exc}); no output was written", err=True)
     sys.stdout.flush()
     sys.stderr.flush()
+    remove_unfinished()  # again: a Zarr thread may have written a chunk in the meantime
     os._exit(exc.exit_status)
 
 

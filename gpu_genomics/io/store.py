@@ -367,6 +367,9 @@ def _check_dims(name: str, shape: tuple[int, ...], dims: tuple[str, ...] | None)
 
 #: Temporary outputs of this process not yet committed or removed.
 _UNFINISHED: set[Path] = set()
+#: Every temporary output path this process made (a Zarr thread still writing after its
+#: removal can make the folder again; an interrupted run removes them all).
+_TEMPORARIES: set[Path] = set()
 
 
 def _temporary_path(path: Path) -> Path:
@@ -374,8 +377,12 @@ def _temporary_path(path: Path) -> Path:
 
 
 def remove_unfinished() -> None:
-    """Remove every temporary output of this process (the end of an interrupted run)."""
-    for tmp_path in list(_UNFINISHED):
+    """Remove every temporary output of this process (the end of an interrupted run).
+
+    Also those already removed once: a thread still writing a Zarr chunk may have made the
+    folder again. Temporary names hold this process's PID, so none is a finished output.
+    """
+    for tmp_path in list(_UNFINISHED | _TEMPORARIES):
         _remove(tmp_path)
         _UNFINISHED.discard(tmp_path)
 
@@ -412,6 +419,7 @@ def atomic_output(path: str | os.PathLike, *, directory: bool = False) -> Iterat
     with output_lock(path):
         _remove(tmp_path)
         _UNFINISHED.add(tmp_path)
+        _TEMPORARIES.add(tmp_path)
         try:
             yield tmp_path
             interrupts.raise_if_received()
