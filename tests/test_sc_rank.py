@@ -5,6 +5,7 @@ Each against a plain per-cell Python/NumPy statement of Geneformer's or scGPT's 
 
 from __future__ import annotations
 
+import collections
 import itertools
 import json
 import pickle
@@ -17,11 +18,13 @@ from gpu_genomics import InputError
 from gpu_genomics.expression.singlecell.binning import bin_values
 from gpu_genomics.expression.singlecell.mappings import (
     default_token_dictionary,
+    load_gene_mapping,
     load_gene_medians,
     load_token_dictionary,
 )
 from gpu_genomics.expression.singlecell.rank import (
     compute_gene_medians,
+    gene_columns,
     rank_encode,
     write_rank_encoding,
 )
@@ -66,21 +69,71 @@ def reference_medians(counts: np.ndarray, gene_ids) -> dict[str, float]:
     return out
 
 
-def reference_encoding(counts, gene_ids, medians, tokens, *, n_tokens, special):
-    """Plain per-cell statement of Geneformer's tokenize_cell with ties by gene index."""
+def tokenize_as_geneformer(
+    adata,
+    medians,
+    tokens,
+    *,
+    model_input_size=4096,
+    special_token=True,
+    gene_key="gene_ids",
+    mapping=None,
+    target_sum=10_000,
+    ties="geneformer",
+):
+    """Geneformer's TranscriptomeTokenizer (tokenize_anndata, then create_dataset), restated.
+
+    On a dense copy of the matrix, in the stored dtypes, with NumPy's own promotion: ids
+    upper-cased and mapped (identity over the token dictionary by default, the mapping kept to
+    ids with a token), columns of one id summed (single columns first, then the repeated ids in
+    first-occurrence order), ``filter_pass`` applied, ``X / n_counts * target_sum / medians``
+    with the medians as ``np.array`` of the stored values, each row's non-zeros ranked with
+    ``np.argsort(-values)`` (``ties="stable"``: by gene), truncated, special tokens added.
+    Cells without a gene are dropped. Without ``obs["n_counts"]`` (Geneformer requires it),
+    the totals over all columns in the matrix's float type (float64 for integers).
+    """
+    x = adata.X.toarray() if sp.issparse(adata.X) else np.asarray(adata.X)
+    ids = [str(g).upper() for g in adata.var[gene_key]]
+    mapping = {k: k for k in tokens} if mapping is None else mapping
+    mapping = {k: v for k, v in mapping.items() if v in tokens}
+    mapped = [mapping.get(g) for g in ids]
+    seen = collections.Counter(g for g in mapped if g is not None)
+    single = [j for j, g in enumerate(mapped) if g is not None and seen[g] == 1]
+    repeated = [g for g in dict.fromkeys(mapped) if g is not None and seen[g] > 1]
+    columns = [x[:, j] for j in single]
+    columns += [x[:, [j for j, g in enumerate(mapped) if g == r]].sum(axis=1) for r in repeated]
+    names = [mapped[j] for j in single] + repeated
+    collapsed = np.stack(columns, axis=1) if columns else np.zeros((x.shape[0], 0), x.dtype)
+    if "n_counts" in adata.obs.columns:
+        n_counts = adata.obs["n_counts"].to_numpy()
+    else:
+        float_type = x.dtype if x.dtype in (np.float32, np.float64) else np.float64
+        n_counts = x.astype(np.float64).sum(axis=1).astype(float_type)
+    rows = np.arange(x.shape[0])
+    if "filter_pass" in adata.obs.columns:
+        rows = np.where([v == 1 for v in adata.obs["filter_pass"]])[0]
+    coding = [j for j, g in enumerate(names) if g in tokens]
+    norm_factor_vector = np.array([medians[names[j]] for j in coding])  # KeyError upstream
+    coding_tokens = np.array([tokens[names[j]] for j in coding], dtype=np.int64)
+    x_view = collapsed[rows][:, coding]
+    with np.errstate(invalid="ignore", divide="ignore"):  # a cell without counts: 0 / 0
+        x_norm = x_view / n_counts[rows][:, None] * target_sum / norm_factor_vector
     cells = []
-    for i in range(counts.shape[0]):
-        total = counts[i].sum()
-        ranked = []
-        for j, gene in enumerate(gene_ids):
-            if counts[i, j] > 0 and gene in medians and gene in tokens:
-                ranked.append((counts[i, j] / total * 10_000 / medians[gene], j))
-        ranked = sorted(ranked, key=lambda item: (-item[0], item[1]))
-        limit = n_tokens - 2 if special else n_tokens
-        ids = [tokens[gene_ids[j]] for _, j in ranked[:limit]]
-        if special:
-            ids = [tokens["<cls>"], *ids, tokens["<eos>"]]
-        cells.append(ids)
+    for i in range(len(rows)):
+        nonzero = np.nonzero(x_view[i])[0]  # as csr_matrix(x_norm) where n_counts > 0
+        values = x_norm[i][nonzero]
+        if ties == "geneformer":
+            order = np.argsort(-values)
+        else:
+            order = sorted(range(len(values)), key=lambda k: (-values[k], k))
+        ranked = coding_tokens[nonzero][order].tolist()
+        if not ranked:
+            continue
+        if special_token:
+            ranked = [tokens["<cls>"], *ranked[: model_input_size - 2], tokens["<eos>"]]
+        else:
+            ranked = ranked[:model_input_size]
+        cells.append(ranked)
     return cells
 
 
@@ -110,8 +163,11 @@ def user_tokens(gene_ids, seed=2) -> dict[str, int]:
     return tokens
 
 
-@pytest.mark.parametrize(("n_tokens", "special"), [(2048, False), (6, False), (6, True), (3, True)])
-def test_rank_encode_matches_reference(device, host, n_tokens, special):
+@pytest.mark.parametrize(
+    ("n_tokens", "special"), [(None, None), (2048, False), (6, False), (6, True), (3, True)]
+)
+@pytest.mark.parametrize("ties", ["geneformer", "stable"])
+def test_rank_encode_matches_geneformer(device, host, n_tokens, special, ties):
     adata = make_adata()
     gene_ids = list(adata.var["gene_ids"])
     medians = user_medians(gene_ids)
@@ -122,25 +178,60 @@ def test_rank_encode_matches_reference(device, host, n_tokens, special):
         gene_medians=medians,
         token_dictionary=tokens,
         special_tokens=special,
+        ties=ties,
         device=device,
     )
-    expected = reference_encoding(
-        dense_counts(adata), gene_ids, medians, tokens, n_tokens=n_tokens, special=special
+    expected = tokenize_as_geneformer(
+        adata,
+        medians,
+        tokens,
+        model_input_size=4096 if n_tokens is None else n_tokens,
+        special_token=special is not False,
+        ties=ties,
     )
     assert as_lists(encoding, host) == expected
-    assert list(encoding.cell_ids) == list(adata.obs_names)
-    assert encoding.n_tokens == n_tokens and encoding.special_tokens is special
-    # the all-zero cell: empty, or just <cls> <eos>
-    assert expected[5] == ([2, 3] if special else [])
+    # the all-zero cell 5 is left out, as Geneformer leaves out cells without genes
+    kept = [i for i in range(N_CELLS) if i != 5]
+    assert list(encoding.cell_ids) == [f"cell{i}" for i in kept]
+    assert encoding.cell_rows.tolist() == kept
+    assert encoding.n_tokens == (4096 if n_tokens is None else n_tokens)
+    assert encoding.special_tokens is (special is not False)
 
 
-def test_rank_encode_ties_broken_by_gene_index(device, host):
+def test_ties_geneformer_and_stable_differ_on_this_data():
+    """The data above hold ties that NumPy's argsort orders otherwise than by gene."""
+    adata = make_adata()
+    gene_ids = list(adata.var["gene_ids"])
+    medians, tokens = user_medians(gene_ids), user_tokens(gene_ids)
+    by_argsort = tokenize_as_geneformer(adata, medians, tokens, ties="geneformer")
+    by_gene = tokenize_as_geneformer(adata, medians, tokens, ties="stable")
+    assert by_argsort != by_gene
+
+
+def test_rank_encode_ties(device, host):
     counts = np.array([[3, 0, 3, 3, 1, 3]], dtype=np.int64)
     adata = anndata.AnnData(X=sp.csr_matrix(counts))
     medians = {g: 1.0 for g in adata.var_names}
-    encoding = rank_encode(adata, gene_medians=medians, device=device)
+    encoding = rank_encode(
+        adata, gene_medians=medians, model_version=1, ties="stable", device=device
+    )
     # default dictionary: <pad>, <mask>, then genes 0..5 -> 2..7
     assert as_lists(encoding, host) == [[2, 4, 5, 7, 6]]
+    # 40 genes of two values: NumPy's argsort does not keep the gene order among equal ones
+    counts = np.tile([2, 3], 20)[None, :]
+    adata = anndata.AnnData(X=sp.csr_matrix(counts.astype(np.float32)))
+    medians = {g: 1.0 for g in adata.var_names}
+    values = counts[0] / counts.sum() * 10_000
+    want = (np.argsort(-values) + 2).tolist()
+    assert want != sorted(want, key=lambda t: (-values[t - 2], t))  # the case is a real one
+    for ties, expected in (
+        ("geneformer", want),
+        ("stable", sorted(want, key=lambda t: (-values[t - 2], t))),
+    ):
+        encoding = rank_encode(
+            adata, gene_medians=medians, model_version=1, ties=ties, device=device
+        )
+        assert as_lists(encoding, host) == [expected], ties
 
 
 def test_rank_encode_default_dictionary_and_medians_from_data(device, host):
@@ -152,29 +243,27 @@ def test_rank_encode_default_dictionary_and_medians_from_data(device, host):
     assert medians.keys() == expected_medians.keys()
     for gene, value in expected_medians.items():
         assert medians[gene] == value, gene  # exact: same float64 operations
-    encoding = rank_encode(adata, n_tokens=20, special_tokens=True, device=device)
+    encoding = rank_encode(adata, n_tokens=20, device=device)
     tokens = encoding.token_dictionary
     assert list(tokens)[:4] == ["<pad>", "<mask>", "<cls>", "<eos>"]
     assert [tokens[g] for g in gene_ids] == list(range(4, 4 + N_GENES))
-    expected = reference_encoding(
-        counts, gene_ids, expected_medians, tokens, n_tokens=20, special=True
-    )
+    # a gene never detected has no median from the data, and no value to rank either
+    with_all = {g: 1.0 for g in gene_ids} | expected_medians
+    expected = tokenize_as_geneformer(adata, with_all, tokens, model_input_size=20)
     assert as_lists(encoding, host) == expected
 
 
 @pytest.mark.parametrize("fmt", ["csc", "dense"])
-def test_rank_encode_other_formats_and_int_dtype(device, host, fmt):
-    adata = make_adata(seed=4, dtype=np.int32, fmt=fmt)
-    reference = make_adata(seed=4)
+@pytest.mark.parametrize("dtype", [np.int32, np.float64])
+def test_rank_encode_other_formats_and_dtypes(device, host, fmt, dtype):
+    adata = make_adata(seed=4, dtype=dtype, fmt=fmt)
     gene_ids = list(adata.var["gene_ids"])
     medians, tokens = user_medians(gene_ids), user_tokens(gene_ids)
     got = rank_encode(
         adata, n_tokens=8, gene_medians=medians, token_dictionary=tokens, device=device
     )
-    want = rank_encode(
-        reference, n_tokens=8, gene_medians=medians, token_dictionary=tokens, device="cpu"
-    )
-    assert as_lists(got, host) == as_lists(want, np.asarray)
+    want = tokenize_as_geneformer(adata, medians, tokens, model_input_size=8)
+    assert as_lists(got, host) == want
 
 
 def test_rank_encode_gene_key_and_layer(device, host):
@@ -185,22 +274,21 @@ def test_rank_encode_gene_key_and_layer(device, host):
     tokens = {"<pad>": 0, "<mask>": 1, **{f"SYM{j}": j + 2 for j in range(0, N_GENES, 2)}}
     encoding = rank_encode(
         adata, n_tokens=50, gene_medians=medians, token_dictionary=tokens, layer="counts",
-        gene_key=None, device=device,
+        gene_key=None, model_version=1, device=device,
     )  # fmt: skip
-    assert host(encoding.token_ids).size == 0  # var["gene_ids"] is used: no SYM names match
+    assert len(encoding) == 0  # var["gene_ids"] is used: no SYM names match, no cell left
     adata.var["symbol"] = adata.var_names
     encoding = rank_encode(
         adata, n_tokens=50, gene_medians=medians, token_dictionary=tokens, layer="counts",
-        gene_key="symbol", device=device,
+        gene_key="symbol", model_version=1, device=device,
     )  # fmt: skip
-    tokens = encoding.token_dictionary
-    expected = reference_encoding(
-        dense_counts(anndata.AnnData(adata.layers["counts"])),
-        list(adata.var_names),
+    expected = tokenize_as_geneformer(
+        anndata.AnnData(X=adata.layers["counts"], var=adata.var),
         medians,
         tokens,
-        n_tokens=50,
-        special=False,
+        model_input_size=50,
+        special_token=False,
+        gene_key="symbol",
     )
     assert as_lists(encoding, host) == expected
 
@@ -227,17 +315,13 @@ def test_user_files(tmp_path, device, host, suffix):
     assert loaded.keys() == medians.keys()
     assert all(np.isclose(loaded[g], medians[g]) for g in medians)
     assert load_token_dictionary(paths[1]) == tokens
+    assert loaded.dtype == (np.float32 if suffix == ".pkl" else np.float64)
     encoding = rank_encode(
-        adata,
-        n_tokens=10,
-        gene_medians=paths[0],
-        token_dictionary=paths[1],
-        special_tokens=True,
-        device=device,
+        adata, n_tokens=10, gene_medians=paths[0], token_dictionary=paths[1], device=device
     )
-    expected = reference_encoding(
-        dense_counts(adata), gene_ids, loaded, tokens, n_tokens=10, special=True
-    )
+    # as Geneformer loads them: float32 scalars from its pickles, float64 from text
+    stored = pickle.loads(paths[0].read_bytes()) if suffix == ".pkl" else loaded
+    expected = tokenize_as_geneformer(adata, stored, tokens, model_input_size=10)
     assert as_lists(encoding, host) == expected
 
 
@@ -343,7 +427,7 @@ def test_write_rank_encoding(tmp_path, device, suffix):
         table = pq.read_table(path)
         assert str(table.schema.field("input_ids").type) == "list<element: int32>"
         rows = table.column("input_ids").to_pylist()
-        assert table.column("cell_id").to_pylist() == list(adata.obs_names)
+        assert table.column("cell_id").to_pylist() == list(encoding.cell_ids)
         assert table.column("length").to_pylist() == np.diff(offsets).tolist()
         meta = json.loads(table.schema.metadata[b"gpu_genomics"])
         assert meta["n_tokens"] == 12 and meta["token_dictionary"] == encoding.token_dictionary
@@ -358,7 +442,7 @@ def test_write_rank_encoding(tmp_path, device, suffix):
 
             store = zarr.open_group(str(path), mode="r")
             cell_ids = list(store["cell_id"][:])
-        assert cell_ids == list(adata.obs_names)
+        assert cell_ids == list(encoding.cell_ids)
         np.testing.assert_array_equal(store["offsets"][:], offsets)
         got_tokens = store["token_ids"][:]
         assert got_tokens.dtype == np.int32
@@ -482,6 +566,12 @@ class _RunsCode:
         return (os.system, (f"touch {self.marker}",))
 
 
+def _raised(function, adata, medians, device):
+    with pytest.raises(InputError) as info:
+        function(adata, gene_medians=medians, device=device)
+    return info.value
+
+
 def test_a_gene_with_a_token_but_no_median_is_an_error_as_in_geneformer(device):
     adata = make_adata(seed=3)
     gene_ids = list(adata.var["gene_ids"])
@@ -489,7 +579,14 @@ def test_a_gene_with_a_token_but_no_median_is_an_error_as_in_geneformer(device):
     with pytest.raises(InputError, match=r"2 genes of the data have a token but no gene median"):
         rank_encode(adata, gene_medians=medians, device=device)  # the default dictionary
     tokens = {"<pad>": 0, "<mask>": 1, **{g: i + 2 for i, g in enumerate(gene_ids[2:])}}
-    rank_encode(adata, gene_medians=medians, token_dictionary=tokens, device=device)  # no token
+    rank_encode(  # the two have no token
+        adata, gene_medians=medians, token_dictionary=tokens, model_version=1, device=device
+    )
+    assert "missing_medians='drop'" in str(_raised(rank_encode, adata, medians, device))
+    dropped = rank_encode(
+        adata, gene_medians=medians, missing_medians="drop", model_version=1, device=device
+    )
+    assert all(t not in (2, 3) for t in dropped.token_ids.tolist())  # gene 0, 1: tokens 2, 3
 
 
 def test_ensembl_id_is_the_default_gene_key_as_in_geneformer(device, host):
@@ -527,3 +624,164 @@ def test_geneformer_style_pickles_load_at_every_protocol(tmp_path, protocol):
     (tmp_path / "t.pkl").write_bytes(pickle.dumps(tokens, protocol=protocol))
     assert load_gene_medians(tmp_path / "m.pkl") == {"ENSG1": 0.5, "ENSG2": 2.25, "ENSG3": 3.0}
     assert load_token_dictionary(tmp_path / "t.pkl") == {"<pad>": 0, "<mask>": 1, "ENSG1": 2}
+
+
+# --- Geneformer's input handling: versions, ids, cells, types ----------------------------------
+
+
+def _near_ties(dtype=np.float32, n_cells=200):
+    """Per cell one count of gene 0 and three of gene 1 whose medians are 1 and 3 (1 + 3e-8),
+    with totals that vary: the order of the two depends on the precision of the division."""
+    counts = np.zeros((n_cells, 3), dtype=dtype)
+    counts[:, 0], counts[:, 1] = 1, 3
+    counts[:, 2] = np.arange(1, n_cells + 1) * 7
+    adata = anndata.AnnData(X=sp.csr_matrix(counts))
+    adata.obs_names = [f"c{i}" for i in range(n_cells)]
+    adata.var["gene_ids"] = ["ENSG0", "ENSG1", "ENSG2"]
+    medians = {"ENSG0": 1.0, "ENSG1": 3 * (1 + 3e-8), "ENSG2": 1e6}
+    tokens = {"<pad>": 0, "<mask>": 1, "<cls>": 2, "<eos>": 3, "ENSG0": 4, "ENSG1": 5, "ENSG2": 6}
+    return adata, medians, tokens
+
+
+def test_float32_counts_are_divided_in_float32_as_geneformer_does(device, host):
+    adata32, medians, tokens = _near_ties(np.float32)
+    adata64, _, _ = _near_ties(np.float64)
+    want32 = tokenize_as_geneformer(adata32, medians, tokens)
+    want64 = tokenize_as_geneformer(adata64, medians, tokens)
+    assert want32 != want64  # the precision decides the order of some cells
+    for adata, want in ((adata32, want32), (adata64, want64)):
+        got = rank_encode(adata, gene_medians=medians, token_dictionary=tokens, device=device)
+        assert as_lists(got, host) == want
+    # float32 n_counts in obs with float32 counts: float32 too; float64 n_counts: float64
+    for totals_type, want in ((np.float32, want32), (np.float64, want64)):
+        adata = adata32.copy()
+        adata.obs["n_counts"] = np.asarray(adata.X.sum(axis=1)).ravel().astype(totals_type)
+        assert tokenize_as_geneformer(adata, medians, tokens) == want
+        got = rank_encode(adata, gene_medians=medians, token_dictionary=tokens, device=device)
+        assert as_lists(got, host) == want
+
+
+def test_float32_medians_as_geneformer_pickles_them(tmp_path, device, host):
+    adata, medians, tokens = _near_ties(np.float32)
+    medians32 = {gene: np.float32(value) for gene, value in medians.items()}
+    medians32["ENSG1"] = np.float32(3.0000002)
+    path = tmp_path / "medians.pkl"
+    path.write_bytes(pickle.dumps(medians32))
+    want = tokenize_as_geneformer(adata, medians32, tokens)
+    assert want != tokenize_as_geneformer(
+        adata, {k: float(v) for k, v in medians32.items()}, tokens
+    )
+    got = rank_encode(adata, gene_medians=path, token_dictionary=tokens, device=device)
+    assert as_lists(got, host) == want
+
+
+def test_obs_n_counts_is_the_total_when_present(device, host):
+    adata = make_adata(seed=11)
+    gene_ids = list(adata.var["gene_ids"])
+    medians, tokens = user_medians(gene_ids), user_tokens(gene_ids)
+    totals = np.asarray(adata.X.sum(axis=1)).ravel()
+    adata.obs["n_counts"] = np.where(totals > 0, totals * 2 + 1, 0).astype(np.float32)
+    want = tokenize_as_geneformer(adata, medians, tokens, model_input_size=12)
+    got = rank_encode(
+        adata, n_tokens=12, gene_medians=medians, token_dictionary=tokens, device=device
+    )
+    assert as_lists(got, host) == want
+    ignored = rank_encode(
+        adata, n_tokens=12, gene_medians=medians, token_dictionary=tokens, counts_key=None,
+        device=device,
+    )  # fmt: skip
+    del adata.obs["n_counts"]
+    assert as_lists(ignored, host) == tokenize_as_geneformer(
+        adata, medians, tokens, model_input_size=12
+    )
+    adata.obs["n_counts"] = totals
+    adata.obs.loc["cell3", "n_counts"] = 0
+    with pytest.raises(InputError, match=r"cell 'cell3' \(row 3\) has obs\['n_counts'\] = 0\.0;"):
+        rank_encode(adata, gene_medians=medians, token_dictionary=tokens, device=device)
+
+
+def test_filter_pass_cells_are_left_out(device, host, caplog):
+    adata = make_adata(seed=12)
+    gene_ids = list(adata.var["gene_ids"])
+    medians, tokens = user_medians(gene_ids), user_tokens(gene_ids)
+    passes = np.ones(N_CELLS, dtype=object)
+    passes[[0, 3, 8]] = [0, 2, "1"]  # Geneformer keeps the cells whose value == 1
+    passes[[4, 9]] = [True, 1.0]
+    adata.obs["filter_pass"] = passes
+    with caplog.at_level("INFO", logger="gpu_genomics"):
+        got = rank_encode(
+            adata, n_tokens=9, gene_medians=medians, token_dictionary=tokens, device=device
+        )
+    assert "3 of 40 cells have filter_pass != 1" in caplog.text
+    assert "1 of 37 cells have no gene" in caplog.text  # cell 5
+    kept = [i for i in range(N_CELLS) if i not in (0, 3, 5, 8)]
+    assert got.cell_rows.tolist() == kept
+    assert list(got.cell_ids) == [f"cell{i}" for i in kept]
+    assert as_lists(got, host) == tokenize_as_geneformer(adata, medians, tokens, model_input_size=9)
+    everyone = rank_encode(
+        adata, n_tokens=9, gene_medians=medians, token_dictionary=tokens, filter_key=None,
+        device=device,
+    )  # fmt: skip
+    assert len(everyone) == N_CELLS - 1
+    # medians from the data: over the cells that pass
+    passing = adata[[i for i in range(N_CELLS) if i not in (0, 3, 8)]]
+    assert compute_gene_medians(adata, device=device) == compute_gene_medians(
+        passing, filter_key=None, device=device
+    )
+
+
+def test_ids_are_upper_cased_mapped_and_collapsed_as_geneformer_does(device, host):
+    rng = np.random.default_rng(13)
+    counts = rng.negative_binomial(1, 0.5, size=(30, 8)).astype(np.float32)
+    adata = anndata.AnnData(X=sp.csr_matrix(counts))
+    adata.obs_names = [f"c{i}" for i in range(30)]
+    # lower case; two columns of one gene (different case); a retired id mapped to a current
+    # one that is also a column; an id the mapping lacks
+    adata.var["ensembl_id"] = [
+        "ensg1", "ENSG2", "Ensg2", "ENSG3", "ENSG_OLD", "ENSG4", "ENSG9", "ensg5",
+    ]  # fmt: skip
+    tokens = {"<pad>": 0, "<mask>": 1, "<cls>": 2, "<eos>": 3}
+    tokens |= {f"ENSG{i}": 10 + i for i in range(1, 6)}
+    medians = {f"ENSG{i}": float(m) for i, m in zip(range(1, 6), [1, 2, 2, 1, 4], strict=True)}
+    mapping = {f"ENSG{i}": f"ENSG{i}" for i in range(1, 6)} | {"ENSG_OLD": "ENSG3"}
+    for gene_mapping in (None, mapping):
+        want = tokenize_as_geneformer(
+            adata, medians, tokens, gene_key="ensembl_id", mapping=gene_mapping
+        )
+        got = rank_encode(
+            adata, gene_medians=medians, token_dictionary=tokens, gene_mapping=gene_mapping,
+            device=device,
+        )  # fmt: skip
+        assert as_lists(got, host) == want
+        assert all(len(set(cell)) == len(cell) for cell in want)  # one token per gene
+    # the mapping's genes: ENSG3 sums two columns and comes after the single ones
+    columns = gene_columns(np.asarray(adata.var["ensembl_id"]), gene_mapping=mapping, tokens=tokens)
+    assert list(columns.ids) == ["ENSG1", "ENSG4", "ENSG5", "ENSG2", "ENSG3"]
+    assert columns.gene_of_column.tolist() == [0, 3, 3, 4, 4, 1, -1, 2]
+    medians_by_data = compute_gene_medians(adata, gene_mapping=mapping, device=device)
+    assert set(medians_by_data) == {"ENSG1", "ENSG2", "ENSG3", "ENSG4", "ENSG5"}
+
+
+def test_model_versions():
+    adata = make_adata(seed=14)
+    v2 = rank_encode(adata, device="cpu")
+    assert (v2.n_tokens, v2.special_tokens) == (4096, True)
+    assert v2.token_dictionary["<cls>"] == v2.token_ids[0]
+    v1 = rank_encode(adata, model_version=1, device="cpu")
+    assert (v1.n_tokens, v1.special_tokens) == (2048, False)
+    assert rank_encode(adata, model_version="V1", device="cpu").n_tokens == 2048
+    both = rank_encode(adata, model_version=1, special_tokens=True, n_tokens=10, device="cpu")
+    assert (both.n_tokens, both.special_tokens) == (10, True)
+    with pytest.raises(InputError, match=r"model_version=3 must be 1 or 2"):
+        rank_encode(adata, model_version=3, device="cpu")
+    with pytest.raises(InputError, match=r"ties='random' is not one of geneformer, stable"):
+        rank_encode(adata, ties="random", device="cpu")
+
+
+def test_gene_mapping_files(tmp_path):
+    path = tmp_path / "map.tsv"
+    path.write_text("# retired ids\nENSG_OLD\tENSG3\nENSG3\tENSG3\n")
+    assert load_gene_mapping(path) == {"ENSG_OLD": "ENSG3", "ENSG3": "ENSG3"}
+    (tmp_path / "bad.json").write_text('{"ENSG1": 5}')
+    with pytest.raises(InputError, match=r"bad.json: gene 'ENSG1' maps to 5"):
+        load_gene_mapping(tmp_path / "bad.json")

@@ -9,6 +9,7 @@ dtypes), ``uns`` entries and layers; values to a relative 1e-5.
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from sc_data import assert_same_output, read_output, synthetic_counts
 pytest.importorskip("scanpy")
 
 from gpu_genomics.errors import InputError
+from gpu_genomics.execution import cluster
 from gpu_genomics.expression.singlecell import chunked, job
 from gpu_genomics.expression.singlecell.blocks import open_count_blocks
 from gpu_genomics.expression.singlecell.job import preprocess_file
@@ -292,9 +294,46 @@ def test_rank_encoding_out_of_core_equals_in_memory(tmp_path, counts_h5ad, suffi
     }
 
 
+@pytest.mark.parametrize("workers", [None, 2])
+def test_rank_encoding_filter_pass_and_collapsed_ids_out_of_core(tmp_path, workers):
+    """Geneformer's input handling out of core as in memory: cells whose filter_pass is not 1
+    left out (of the tokens and of the medians from the data), lower-case and repeated ids one
+    gene, cells without a gene left out; the same with two workers."""
+    from gpu_genomics.expression.singlecell import rank_encode
+
+    adata = synthetic_counts(300, 2000, seed=21)
+    ids = [f"ENSG{j:05d}" for j in range(adata.n_vars)]
+    ids[5], ids[9], ids[11] = "ensg00004", "ENSG00004", "Ensg00011"  # one gene in 3 columns
+    adata.var["ensembl_id"] = ids
+    adata.obs["filter_pass"] = np.where(np.arange(adata.n_obs) % 7 == 3, 0, 1)
+    source = write_input(adata, tmp_path / "in.h5ad")
+    outputs = []
+    for chunk in (None, 41):
+        folder = tmp_path / f"run{chunk}"
+        folder.mkdir()
+        with cluster(workers=workers if chunk else None, device="cpu") as client:
+            preprocess_file(
+                source, folder / "o.h5ad", rank_output=folder / "t.parquet", chunk_cells=chunk,
+                n_top_genes=300, n_tokens=64, client=client, device="cpu",
+            )  # fmt: skip
+        outputs.append(rank_tables(folder / "t.parquet"))
+    (cells_a, lists_a, meta_a), (cells_b, lists_b, _) = outputs
+    assert cells_a == cells_b and lists_a == lists_b
+    recipe_cells = list(read_output(tmp_path / "runNone" / "o.h5ad").obs_names)
+    passing = [c for c in recipe_cells if adata.obs.loc[c, "filter_pass"] == 1]
+    assert cells_a == passing and len(passing) < len(recipe_cells)
+    kept = adata[passing].copy()
+    want = rank_encode(kept, n_tokens=64, counts_key=None, device="cpu")
+    assert lists_a == [want.cell_tokens(i).tolist() for i in range(len(want))]
+    vocabulary = json.loads(meta_a[b"gpu_genomics"])["token_dictionary"]
+    assert "ENSG00004" in vocabulary and "ensg00004" not in vocabulary
+    assert "ENSG00009" not in vocabulary and "ENSG00011" in vocabulary
+
+
 def test_gene_medians_of_blocks_are_compute_gene_medians(tmp_path):
     from gpu_genomics.expression.singlecell import compute_gene_medians
     from gpu_genomics.expression.singlecell.chunked import _Block, gene_medians_of_blocks
+    from gpu_genomics.expression.singlecell.rank import gene_columns
 
     adata = synthetic_counts(300, 900, seed=9)
     x = adata.X.tolil()
@@ -306,8 +345,13 @@ def test_gene_medians_of_blocks_are_compute_gene_medians(tmp_path):
     source = write_input(adata, tmp_path / "c.h5ad")
     blocks, _, var, _ = open_count_blocks(source, "h5ad")
     cells = [_Block(a, min(a + 23, 300), np.arange(min(23, 300 - a))) for a in range(0, 300, 23)]
-    got = gene_medians_of_blocks(None, blocks, cells, np.asarray(var.index, dtype=object))
+    ids = np.asarray(var.index, dtype=object)
+    gone = ids[7]
+    ids[[3, 7]] = ids[3].lower(), ids[3]  # one gene in two columns, one of them lower case
+    adata.var_names = ids
+    got = gene_medians_of_blocks(None, blocks, cells, gene_columns(ids))
     want = compute_gene_medians(adata)
+    assert ids[7] in want and ids[3] not in want and gone not in want
     assert got.keys() == want.keys() and got == want  # bit for bit
 
 

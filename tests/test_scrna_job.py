@@ -149,13 +149,13 @@ def test_rank_encode_writes_tokens_of_the_kept_cells(tmp_path, counts_file, suff
     from gpu_genomics.expression.singlecell import rank_encode
 
     out, tokens = tmp_path / "out.h5ad", tmp_path / f"tokens{suffix}"
-    summary = preprocess(counts_file, out, rank_output=tokens, n_tokens=4096)  # every gene
+    summary = preprocess(counts_file, out, rank_output=tokens, model_version=1, n_tokens=4096)
     table = pq.read_table(tokens).to_pandas()
     ours = ad.read_h5ad(out)
     assert table["cell_id"].tolist() == list(ours.obs_names)
     assert table["length"].min() > 0
     kept = ad.read_h5ad(counts_file)[ours.obs_names].copy()  # every gene
-    expected = rank_encode(kept, n_tokens=4096, device="cpu")
+    expected = rank_encode(kept, model_version=1, n_tokens=4096, counts_key=None, device="cpu")
     got = [list(ids) for ids in table["input_ids"]]
     assert got == [expected.cell_tokens(i).tolist() for i in range(len(expected))]
     # genes the recipe's filter_genes(min_cells=3) removed still count, as in Geneformer
@@ -196,12 +196,15 @@ def test_rank_encode_with_gene_medians_and_token_dictionary_files(tmp_path, coun
     (tmp_path / "tokens.json").write_text(json.dumps(dictionary))
     out = tmp_path / "t.parquet"
     preprocess(counts_file, tmp_path / "o.h5ad", rank_output=out, n_top_genes=100,
-               gene_medians=tmp_path / "medians.json",
+               gene_medians=tmp_path / "medians.json", model_version=1,
                token_dictionary=tmp_path / "tokens.json")  # fmt: skip
     from gpu_genomics.expression.singlecell import rank_encode
 
     kept = adata[ad.read_h5ad(tmp_path / "o.h5ad").obs_names].copy()
-    expected = rank_encode(kept, gene_medians=medians, token_dictionary=dictionary, device="cpu")
+    expected = rank_encode(
+        kept, gene_medians=medians, token_dictionary=dictionary, model_version=1, counts_key=None,
+        device="cpu",
+    )  # fmt: skip
     got = [list(ids) for ids in pq.read_table(out).to_pandas()["input_ids"]]
     assert got == [expected.cell_tokens(i).tolist() for i in range(len(expected))]
     record = json.loads(pq.read_schema(out).metadata[b"gpu_genomics_provenance"])
@@ -226,11 +229,14 @@ def test_every_output_carries_provenance(tmp_path, counts_file):
         **RECIPE_DEFAULTS,
         "n_top_genes": 100,
         "rank_output": str(tmp_path / "t.parquet"),
-        "n_tokens": 2048,
+        "model_version": 2,
+        "n_tokens": 4096,
         "gene_medians": None,
         "token_dictionary": None,
-        "special_tokens": False,
+        "gene_mapping": None,
+        "special_tokens": True,
         "gene_key": None,
+        "ties": "geneformer",
         "dataset_id": None,
         "dataset_name": None,
         "chunk_cells": None,  # in memory

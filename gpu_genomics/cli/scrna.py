@@ -117,7 +117,17 @@ FLOAT_OR_NONE = _NumberOrNone(float)
     help="Also write Geneformer rank-value tokens of the kept cells (.parquet, .dataset, .h5 "
     "or .zarr).",
 )
-@click.option("--n-tokens", type=int, default=2048, show_default=True, help="rank-encode length.")
+@click.option(
+    "--model-version",
+    type=click.Choice(["1", "2"]),
+    default="2",
+    show_default=True,
+    callback=lambda _ctx, _param, value: int(value),
+    help="rank-encode: Geneformer V1 (2048 tokens) or V2 (4096 with <cls>/<eos>).",
+)
+@click.option(
+    "--n-tokens", type=int, default=None, help="rank-encode length (default: the version's)."
+)
 @click.option(
     "--gene-medians",
     type=click.Path(),
@@ -130,7 +140,24 @@ FLOAT_OR_NONE = _NumberOrNone(float)
     default=None,
     help="rank-encode: gene-id -> token file (pickle, JSON, TSV); default: built from the data.",
 )
-@click.option("--special-tokens", is_flag=True, help="rank-encode: add <cls> and <eos> (V2).")
+@click.option(
+    "--gene-mapping",
+    type=click.Path(),
+    default=None,
+    help="rank-encode: gene-id -> gene-id file (Geneformer's ensembl_mapping_dict).",
+)
+@click.option(
+    "--special-tokens/--no-special-tokens",
+    default=None,
+    help="rank-encode: add <cls> and <eos> (default: the version's).",
+)
+@click.option(
+    "--ties",
+    type=click.Choice(["geneformer", "stable"]),
+    default="geneformer",
+    show_default=True,
+    help="rank-encode: equal values as NumPy's argsort orders them (Geneformer) or by gene.",
+)
 @click.option(
     "--gene-key",
     default=None,

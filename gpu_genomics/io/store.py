@@ -226,7 +226,7 @@ class ArrayWriter:
         if chunks is not None:
             chunks = tuple(max(1, min(c, s)) for c, s in zip(chunks, shape, strict=True))
         if dtype is str:
-            return self._create_strings(name, shape, chunk_rows, chunks)
+            return self._create_strings(name, shape, chunk_rows, chunks, resizable=resizable)
         dtype = np.dtype(dtype)
         if self.spec is not None:
             declared = self.spec.lookup(name)
@@ -279,18 +279,29 @@ class ArrayWriter:
         shape: tuple[int, ...],
         chunk_rows: int | None,
         chunks: tuple[int, ...] | None = None,
+        *,
+        resizable: bool = False,
     ) -> Any:
         """:meth:`create` of a variable-length string array (``dtype`` ``str``)."""
         dims = self.spec.lookup(name).dims if self.spec is not None else None
         if self.spec is not None and self.spec.lookup(name).dtype != STRING:
             raise TypeError(f"{name}: declared as {self.spec.lookup(name).dtype}, not strings")
         _check_dims(name, shape, dims)
-        rows = max(1, min(chunk_rows or self.chunk_rows, shape[0])) if shape else 1
+        rows = chunk_rows or self.chunk_rows
+        rows = max(1, rows if resizable else min(rows, shape[0])) if shape else 1
         chunks = chunks or (rows, *shape[1:])
         if self.format == "hdf5":
             import h5py
 
-            if 0 in shape:
+            if resizable:
+                target = self._root.create_dataset(
+                    name,
+                    shape=shape,
+                    dtype=h5py.string_dtype(),
+                    chunks=chunks,
+                    maxshape=(None, *shape[1:]),
+                )
+            elif 0 in shape:
                 target = self._root.create_dataset(name, shape=shape, dtype=h5py.string_dtype())
             else:
                 target = self._root.create_dataset(

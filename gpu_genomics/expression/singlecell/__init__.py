@@ -29,7 +29,12 @@ from ._matrix import check_counts
 from .augment import downsample_counts, simulate_doublets
 from .binning import bin_values
 from .job import SCRNA_OUTPUT, preprocess_file
-from .mappings import default_token_dictionary, load_gene_medians, load_token_dictionary
+from .mappings import (
+    default_token_dictionary,
+    load_gene_mapping,
+    load_gene_medians,
+    load_token_dictionary,
+)
 from .rank import RankEncoding, compute_gene_medians, rank_encode, write_rank_encoding
 from .readers import read, write
 from .recipe import (
@@ -62,6 +67,7 @@ __all__ = [
     "filter_genes",
     "filter_qc",
     "highly_variable_genes",
+    "load_gene_mapping",
     "load_gene_medians",
     "load_token_dictionary",
     "log1p",

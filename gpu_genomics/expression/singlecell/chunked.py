@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ...errors import check_choice
 from ...execution import map_in_order, whole_chunks
 from ._matrix import check_counts, var_gene_ids
 from .blocks import CountBlocks, block_starts
@@ -301,9 +302,15 @@ class _RowsPlan:
 
 
 def _rows_task(
-    plan: _RowsPlan, rows: np.ndarray, first_output_row: int, cell_names: np.ndarray
+    plan: _RowsPlan,
+    rows: np.ndarray,
+    first_output_row: int,
+    cell_names: np.ndarray,
+    passes: np.ndarray | None,
 ) -> tuple[Any, Any, Any]:
     """Pass 4: output rows of the input ``rows`` (sorted), named ``cell_names``.
+
+    ``passes``: the rows' ``filter_pass`` values, for the rank encoding (None: no such column).
 
     Returns ``(raw counts CSR, X rows or None, RankEncoding or None)``. ``X`` rows come back
     only when the client writes them (``plan.zarr_x`` is None); otherwise the task writes them
@@ -311,7 +318,7 @@ def _rows_task(
     """
     start = int(rows[0])
     all_genes = _read(plan.blocks, start, int(rows[-1]) + 1)[rows - start]
-    encoding = None if plan.rank is None else plan.rank.encode(all_genes, cell_names)
+    encoding = None if plan.rank is None else plan.rank.encode(all_genes, cell_names, passes)
     x = all_genes[:, plan.genes]
     x.eliminate_zeros()
     counts = x[:, plan.output_genes]
@@ -482,11 +489,12 @@ def preprocess_blocks(
         "preprocess_steps": steps.record(),
         "preprocess_recipe": recipe.record(backend_name),
     }
-    if rank is not None and rank.gene_ids is None:  # medians from the output cells
+    if rank is not None and rank.gene_ids is None:  # medians from the encoded output cells
+        encoded = _passing(final, filter_pass_values(skeleton.obs))
         rank = rank.resolved(
             var_gene_ids(skeleton, rank.gene_key),
-            lambda gene_ids: gene_medians_of_blocks(
-                client, blocks, final, gene_ids, target_sum=rank.target_sum
+            lambda columns: gene_medians_of_blocks(
+                client, blocks, encoded, columns, target_sum=rank.target_sum
             ),
         )
     plan = _RowsPlan(
@@ -742,44 +750,69 @@ N_MEDIAN_BUCKETS = (40 << _BUCKET_BITS) + 1
 class RankOptions:
     """The Geneformer encoding the ``scrna`` job writes beside the recipe's output.
 
-    The parameters of :func:`~.rank.rank_encode` (``gene_medians`` and ``token_dictionary`` as
-    dicts; None: from the data). In memory the job calls :meth:`encode_anndata`; out of core
-    :meth:`resolved` fixes the medians and tokens on the client and each rows task calls
-    :meth:`encode`.
+    The parameters of :func:`~.rank.rank_encode` (``medians``, ``tokens`` and ``gene_mapping``
+    as dicts; None: from the data), with ``n_tokens``/``special_tokens`` already resolved from
+    the model version (:meth:`of`). In memory the job calls :meth:`encode_anndata`; out of
+    core :meth:`resolved` fixes the genes, medians and tokens on the client and each rows task
+    calls :meth:`encode`. The cells' totals are always their totals over all genes of the
+    input (the recipe's ``obs["n_counts"]`` is over the kept genes); ``obs["filter_pass"]``
+    of the input applies.
     """
 
-    n_tokens: int = 2048
+    n_tokens: int = 4096
+    special_tokens: bool = True
     medians: dict[str, float] | None = None
     tokens: dict[str, int] | None = None
-    special_tokens: bool = False
+    gene_mapping: dict[str, str] | None = None
+    ties: str = "geneformer"
     target_sum: float = 10_000
     gene_key: str | None = None  #: the ``var`` column of gene ids (``var_gene_ids``'s rule)
-    gene_ids: np.ndarray | None = None  #: every input gene's id (set by :meth:`resolved`)
+    gene_ids: np.ndarray | None = None  #: every input column's id (set by :meth:`resolved`)
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        model_version: int | str,
+        n_tokens: int | None,
+        special_tokens: bool | None,
+        **options: Any,
+    ) -> RankOptions:
+        """The options of a model version (:func:`~.rank.model_settings`), checked."""
+        from .rank import TIES, model_settings
+
+        n_tokens, special_tokens = model_settings(
+            model_version, n_tokens=n_tokens, special_tokens=special_tokens
+        )
+        check_choice("ties", options.get("ties", "geneformer"), TIES)
+        return cls(n_tokens=n_tokens, special_tokens=special_tokens, **options)
 
     def resolved(self, gene_ids: np.ndarray, compute_medians: Any) -> RankOptions:
         """The options with the gene ids, the medians and the tokens fixed.
 
-        ``compute_medians(gene_ids)`` gives the medians when none were given (it is not called
-        otherwise). Given medians are checked as :func:`~.rank.rank_encode` checks them.
+        ``compute_medians(columns)`` (a :class:`~.rank.GeneColumns`) gives the medians when
+        none were given (it is not called otherwise). Given medians are checked as
+        :func:`~.rank.rank_encode` checks them.
 
         Raises:
-            InputError: a gene with a token but no given median.
+            InputError: a gene with a token but no given median, or no ``<cls>``/``<eos>`` in
+                the dictionary under special tokens.
         """
-        from .mappings import default_token_dictionary
-        from .rank import _refuse_tokens_without_median
+        from .rank import _token_ids, gene_columns, refuse_tokens_without_median
 
+        columns = gene_columns(gene_ids, gene_mapping=self.gene_mapping, tokens=self.tokens)
+        tokens, _, _ = _token_ids(columns.ids, self.tokens, special_tokens=self.special_tokens)
         from_data = self.medians is None
-        medians = compute_medians(gene_ids) if from_data else self.medians
-        tokens = self.tokens
-        if tokens is None:
-            tokens = default_token_dictionary(gene_ids, special_tokens=self.special_tokens)
+        medians = compute_medians(columns) if from_data else self.medians
         if not from_data:  # as rank_encode does, once here rather than in every rows task
-            _refuse_tokens_without_median(gene_ids, tokens, medians)
-        usable = sum(1 for g in gene_ids if g in medians and g in tokens)
-        if usable < len(gene_ids):
+            refuse_tokens_without_median(columns.ids, tokens, medians)
+        usable = [g in medians and g in tokens for g in columns.ids]
+        left_out = int((~np.append(usable, False)[columns.gene_of_column]).sum())
+        if left_out:
             log.info(
-                "rank_encode: %d of %d genes have no median or no token and are left out",
-                len(gene_ids) - usable,
+                "rank_encode: %d of %d columns have no gene with a median and a token and are "
+                "left out",
+                left_out,
                 len(gene_ids),
             )
         return dataclasses.replace(self, medians=medians, tokens=tokens, gene_ids=gene_ids)
@@ -792,28 +825,56 @@ class RankOptions:
         ``check=False``: a gene with a token but no given median is left out (the check was
         made once, by :meth:`resolved`).
         """
-        from .rank import rank_encode
+        from .rank import FILTER_KEY, rank_encode
 
         return rank_encode(
             adata,
             n_tokens=self.n_tokens,
+            special_tokens=self.special_tokens,
             gene_medians=self.medians,
             token_dictionary=self.tokens,
-            special_tokens=self.special_tokens,
+            gene_mapping=self.gene_mapping,
             gene_key=gene_key,
+            counts_key=None,
+            filter_key=FILTER_KEY,
+            ties=self.ties,
             target_sum=self.target_sum,
             missing_medians="raise" if check else "drop",
             device=device,
         )
 
-    def encode(self, counts: Any, cell_names: np.ndarray) -> Any:
-        """The encoding of the CSR ``counts`` (cells x all genes), on the host (a rows task)."""
+    def encode(self, counts: Any, cell_names: np.ndarray, passes: np.ndarray | None) -> Any:
+        """The encoding of the CSR ``counts`` (cells x all genes), on the host (a rows task).
+
+        ``passes``: each cell's ``filter_pass`` value (None: no such column).
+        """
+        from .rank import FILTER_KEY
+
         cells = _block_anndata(counts, cell_names, var={"gene_ids": self.gene_ids})
+        if passes is not None:
+            cells.obs[FILTER_KEY] = passes
         quiet, log.disabled = log.disabled, True  # the client said once what is left out
         try:
             return self.encode_anndata(cells, gene_key=None, device="cpu", check=False).to_host()
         finally:
             log.disabled = quiet
+
+
+def filter_pass_values(obs: Any) -> np.ndarray | None:
+    """``obs["filter_pass"]`` as an object array, or None without that column."""
+    from .rank import FILTER_KEY
+
+    if FILTER_KEY not in obs.columns:
+        return None
+    return np.asarray(obs[FILTER_KEY].to_numpy(), dtype=object)
+
+
+def _passing(blocks: list[_Block], passes: np.ndarray | None) -> list[_Block]:
+    """The blocks with only the cells whose ``filter_pass`` (by input row) is 1."""
+    if passes is None:
+        return blocks
+    ones = np.array([value == 1 for value in passes], dtype=bool)
+    return [dataclasses.replace(b, cells=b.cells[ones[b.start + b.cells]]) for b in blocks]
 
 
 def _median_bucket(values: np.ndarray, target_sum: float) -> np.ndarray:
@@ -824,29 +885,36 @@ def _median_bucket(values: np.ndarray, target_sum: float) -> np.ndarray:
     return np.clip(keys - (top - (N_MEDIAN_BUCKETS - 1)), 0, N_MEDIAN_BUCKETS - 1)
 
 
-def _normalised(blocks: CountBlocks, block: _Block, target_sum: float) -> tuple[Any, Any]:
-    """``(gene, count / cell total * target_sum)`` of the block's cells' positive entries."""
-    from .rank import _normalised_entries
+def _normalised(
+    blocks: CountBlocks, block: _Block, target_sum: float, columns: Any
+) -> tuple[Any, Any]:
+    """``(gene, count / cell total * target_sum)`` of the block's cells' positive entries.
+
+    Genes as :class:`~.rank.GeneColumns` number them; float64, as
+    :func:`~.rank.compute_gene_medians` computes.
+    """
+    from .rank import _count_entries
 
     cells = _block_anndata(_read(blocks, block.start, block.stop)[block.cells])
-    _, gene, values, _, _ = _normalised_entries("cpu", cells, None, target_sum, "rank_encode")
-    return gene, values
+    entries = _count_entries("cpu", cells, None, columns, "rank_encode")
+    values = entries.counts.astype(np.float64) / entries.totals[entries.row] * target_sum
+    return entries.gene, values
 
 
 def _median_histogram_task(
-    blocks: CountBlocks, block: _Block, target_sum: float
+    blocks: CountBlocks, block: _Block, target_sum: float, columns: Any
 ) -> tuple[np.ndarray, np.ndarray]:
     """Median pass 1: ``(gene * N_MEDIAN_BUCKETS + bucket, entries)`` of the block, sparse."""
-    gene, values = _normalised(blocks, block, target_sum)
+    gene, values = _normalised(blocks, block, target_sum, columns)
     keys = gene * N_MEDIAN_BUCKETS + _median_bucket(values, target_sum)
     return np.unique(keys, return_counts=True)
 
 
 def _median_values_task(
-    blocks: CountBlocks, block: _Block, target_sum: float, buckets: np.ndarray
+    blocks: CountBlocks, block: _Block, target_sum: float, columns: Any, buckets: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Median pass 2: ``(gene int32, value)`` of the entries in their gene's median buckets."""
-    gene, values = _normalised(blocks, block, target_sum)
+    gene, values = _normalised(blocks, block, target_sum, columns)
     bucket = _median_bucket(values, target_sum)
     wanted = (bucket == buckets[gene, 0]) | (bucket == buckets[gene, 1])
     return gene[wanted].astype(np.int32), values[wanted]
@@ -856,28 +924,29 @@ def gene_medians_of_blocks(
     client: Any,
     blocks: CountBlocks,
     final: list[_Block],
-    gene_ids: np.ndarray,
+    columns: Any,
     *,
     target_sum: float = 10_000,
 ) -> dict[str, float]:
     """Geneformer's gene medians over the cells of ``final``, exact, in two passes.
 
     The same numbers as :func:`~.rank.compute_gene_medians` of those cells in memory (each
-    gene's median of ``count / cell total * target_sum`` over its positive entries; the mean of
-    the two middle values for an even count). Pass 1 counts each gene's values per bucket (32
-    per power of two); the buckets that hold the middle ranks follow; pass 2 gathers the values
-    in those buckets only and the client picks the middle ones.
+    gene's median of ``count / cell total * target_sum`` over its positive entries, genes as
+    ``columns`` (:class:`~.rank.GeneColumns`) number them; the mean of the two middle values
+    for an even count). Pass 1 counts each gene's values per bucket (32 per power of two); the
+    buckets that hold the middle ranks follow; pass 2 gathers the values in those buckets only
+    and the client picks the middle ones.
 
     Memory: on the client, ``n_genes x N_MEDIAN_BUCKETS`` int64 counts (twice, 20 MB per
     1,000 genes) and the gathered values (12 bytes each; about 1-3% of the stored entries);
     per task one block.
     """
-    n_genes = blocks.n_genes
+    n_genes = columns.n_genes
     histogram = np.zeros(n_genes * N_MEDIAN_BUCKETS, dtype=np.int64)
     for keys, counts in map_in_order(
         client,
         _median_histogram_task,
-        [(blocks, block, target_sum) for block in final],
+        [(blocks, block, target_sum, columns) for block in final],
         name="scrna-median-histogram",
     ):
         histogram[keys] += counts
@@ -893,7 +962,7 @@ def gene_medians_of_blocks(
         map_in_order(
             client,
             _median_values_task,
-            [(blocks, block, target_sum, buckets) for block in final],
+            [(blocks, block, target_sum, columns, buckets) for block in final],
             name="scrna-median-values",
         )
     )
@@ -908,9 +977,9 @@ def gene_medians_of_blocks(
     lower = starts[has] + ranks[has, 0] - below[has]
     upper = starts[has] + ranks[has, 1] - below[has]
     medians[has] = (values[lower] + values[upper]) / 2.0
-    from .rank import medians_by_gene_id
+    from .rank import medians_by_gene
 
-    return medians_by_gene_id(gene_ids, medians)
+    return medians_by_gene(columns.ids, medians)
 
 
 # --- writing ----------------------------------------------------------------------------------
@@ -958,12 +1027,19 @@ def write_blocks(
                 if is_zarr:
                     plan = dataclasses.replace(plan, zarr_x=str(Path(tmp) / "X"))
             names = np.asarray(skeleton.obs_names, dtype=object)
+            passes = filter_pass_values(skeleton.obs) if plan.rank is not None else None
             tasks = [
-                (plan, result.rows[first : first + task_rows], first, names[first:][:task_rows])
+                (
+                    plan,
+                    result.rows[first : first + task_rows],
+                    first,
+                    names[first:][:task_rows],
+                    None if passes is None else passes[first:][:task_rows],
+                )
                 for first in range(0, n_out, task_rows)
             ]
             appended: set[str] = set()
-            for (_, _, first, _), (counts, values, encoding) in zip(
+            for (_, _, first, _, _), (counts, values, encoding) in zip(
                 tasks, map_in_order(client, _rows_task, tasks, name="scrna-rows"), strict=True
             ):
                 if encoding is not None:

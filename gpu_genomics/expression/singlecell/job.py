@@ -137,11 +137,14 @@ def preprocess_file(
     scale_max_value: float | None = 10.0,
     scale_data: bool = True,
     rank_output: str | os.PathLike | None = None,
-    n_tokens: int = 2048,
+    model_version: int = 2,
+    n_tokens: int | None = None,
     gene_medians: str | os.PathLike | None = None,
     token_dictionary: str | os.PathLike | None = None,
-    special_tokens: bool = False,
+    gene_mapping: str | os.PathLike | None = None,
+    special_tokens: bool | None = None,
     gene_key: str | None = None,
+    ties: str = "geneformer",
     dataset_id: str | None = None,
     dataset_name: str | None = None,
     chunk_cells: int | None = None,
@@ -175,13 +178,21 @@ def preprocess_file(
         scale_max_value: ``scale`` clips at this.
         scale_data: run the final ``scale`` step.
         rank_output: also write Geneformer rank-value tokens of the kept cells here
-            (``.parquet``, ``.h5`` or ``.zarr``).
-        n_tokens: rank encoding length (Geneformer's ``model_input_size``).
+            (``.parquet``, ``.dataset``, ``.h5`` or ``.zarr``; :func:`~.rank.rank_encode` of
+            their raw counts over all genes, cells whose input ``obs["filter_pass"]`` is not 1
+            and cells without a gene left out).
+        model_version: Geneformer's version: 1 (2,048 tokens) or 2 (4,096 with
+            ``<cls>``/``<eos>``).
+        n_tokens: rank encoding length (Geneformer's ``model_input_size``); default the
+            version's.
         gene_medians: gene medians file (pickle, JSON, TSV); default: from the data.
         token_dictionary: token dictionary file; default: built from the data.
-        special_tokens: add ``<cls>`` and ``<eos>`` (Geneformer V2).
+        gene_mapping: gene id mapping file (Geneformer's ``ensembl_mapping_dict``).
+        special_tokens: add ``<cls>`` and ``<eos>``; default the version's.
         gene_key: rank encoding: the ``var`` column of gene ids (default ``ensembl_id`` when
             present, as Geneformer reads, else ``gene_ids``, else the gene names).
+        ties: rank encoding: ``geneformer`` (NumPy's ``argsort``, as the tokenizer) or
+            ``stable`` (by gene).
         dataset_id: the dataset card's id (default: the input's name).
         dataset_name: the dataset card's name.
         chunk_cells: run out of core (:mod:`.chunked`), reading this many cells per task;
@@ -207,6 +218,7 @@ def preprocess_file(
     """
     from . import (
         dataset_card,
+        load_gene_mapping,
         load_gene_medians,
         load_token_dictionary,
         require_scanpy,
@@ -235,11 +247,14 @@ def preprocess_file(
         check_output_folder(rank_output)
         if Path(rank_output).resolve() == output_path.resolve():
             raise invalid("rank_output", str(rank_output), "must differ from the output")
-        rank = RankOptions(
+        rank = RankOptions.of(
+            model_version=model_version,
             n_tokens=n_tokens,
+            special_tokens=special_tokens,
             medians=load_gene_medians(gene_medians) if gene_medians else None,
             tokens=load_token_dictionary(token_dictionary) if token_dictionary else None,
-            special_tokens=special_tokens,
+            gene_mapping=load_gene_mapping(gene_mapping) if gene_mapping else None,
+            ties=ties,
             gene_key=gene_key,
         )
 
@@ -274,11 +289,14 @@ def preprocess_file(
             "transpose": transpose,
             **{key: value for key, value in recorded_recipe(adata).items() if key != "backend"},
             "rank_output": rank_output,
-            "n_tokens": n_tokens,
+            "model_version": model_version,
+            "n_tokens": None if rank is None else rank.n_tokens,
             "gene_medians": gene_medians,
             "token_dictionary": token_dictionary,
-            "special_tokens": special_tokens,
+            "gene_mapping": gene_mapping,
+            "special_tokens": None if rank is None else rank.special_tokens,
             "gene_key": gene_key,
+            "ties": ties,
             "dataset_id": dataset_id,
             "dataset_name": dataset_name,
             "chunk_cells": None if source is None else source.chunk_cells,
@@ -291,6 +309,7 @@ def preprocess_file(
                 "counts": input_path,
                 "gene medians": gene_medians,
                 "token dictionary": token_dictionary,
+                "gene mapping": gene_mapping,
             },
             device=backend,
             command=command,
@@ -412,7 +431,7 @@ def _write_outputs(
     else:
         with (
             removed_on_failure(output_path),
-            RankWriter(rank_output, n_cells=adata.n_obs, provenance=provenance) as ranks,
+            RankWriter(rank_output, provenance=provenance) as ranks,
         ):
             write_blocks(result, output_path, client=client, ranks=ranks)
 

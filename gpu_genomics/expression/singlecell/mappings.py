@@ -1,6 +1,6 @@
-"""The user's gene mapping files for Geneformer: gene medians and token dictionaries.
+"""The user's gene mapping files for Geneformer: gene medians, token dictionaries, id mappings.
 
-Both are two-column mappings keyed by gene id (Ensembl ids in Geneformer's own files), read by
+All are two-column mappings keyed by gene id (Ensembl ids in Geneformer's own files), read by
 suffix from pickle (``.pkl``/``.pickle``: a dict, as Geneformer ships them; read by a restricted
 unpickler that builds plain containers, strings and numbers (NumPy scalars included) and refuses
 anything else, so a crafted file cannot run code), JSON (``.json``: an object) or TSV
@@ -9,7 +9,12 @@ value is checked, with one-line errors naming the file and the gene:
 
 * gene medians (``gene id -> non-zero median``): finite numbers > 0;
 * token dictionaries (``token -> id``): integers in 0 .. 2**31 - 1; besides gene ids they hold
-  the special tokens ``<pad>``, ``<mask>`` and, for Geneformer V2, ``<cls>`` and ``<eos>``.
+  the special tokens ``<pad>``, ``<mask>`` and, for Geneformer V2, ``<cls>`` and ``<eos>``;
+* gene id mappings (``gene id -> gene id``, Geneformer's ``ensembl_mapping_dict``, which maps
+  retired and alternative Ensembl ids to the ids of the token dictionary): non-empty strings.
+
+Gene medians keep the NumPy type they were stored in (:class:`GeneMedians`): Geneformer's own
+pickles hold float32 scalars, and its tokenizer divides by a float32 array of them.
 
 :func:`default_token_dictionary` builds a dictionary from the data's gene ids when the user
 gives none. See ``docs/singlecell.md#geneformer``.
@@ -29,7 +34,13 @@ import numpy as np
 
 from ...errors import InputError
 
-__all__ = ["default_token_dictionary", "load_gene_medians", "load_token_dictionary"]
+__all__ = [
+    "GeneMedians",
+    "default_token_dictionary",
+    "load_gene_mapping",
+    "load_gene_medians",
+    "load_token_dictionary",
+]
 
 PAD_TOKEN = "<pad>"
 MASK_TOKEN = "<mask>"
@@ -76,8 +87,14 @@ class _MappingUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def _read_mapping(path: str | os.PathLike, what: str, value_kind: str) -> dict[str, Any]:
-    """Read a two-column mapping (gene id -> value) from pickle, JSON or TSV."""
+def _read_mapping(
+    path: str | os.PathLike, what: str, value_kind: str, *, numeric: bool = True
+) -> dict[str, Any]:
+    """Read a two-column mapping (gene id -> value) from pickle, JSON or TSV.
+
+    ``numeric``: the values are numbers, so a first TSV line whose value is none is a header;
+    otherwise a TSV has no header line (``#`` comments only).
+    """
     path = Path(path)
     suffix = path.suffix.lower()
     if not path.is_file():
@@ -109,15 +126,15 @@ def _read_mapping(path: str | os.PathLike, what: str, value_kind: str) -> dict[s
             )
         return loaded
     if suffix in (".tsv", ".txt", ".tab"):
-        return _read_tsv(path, value_kind)
+        return _read_tsv(path, value_kind, header=numeric)
     raise InputError(
         f"{path}: cannot tell the {what} format from the suffix {suffix or '(none)'!r}; "
         "name it .pkl/.pickle, .json or .tsv"
     )
 
 
-def _read_tsv(path: Path, value_kind: str) -> dict[str, str]:
-    """Gene id -> value text; the first content line is a header when its value is no number."""
+def _read_tsv(path: Path, value_kind: str, *, header: bool) -> dict[str, str]:
+    """Gene id -> value text; with ``header``, a first line whose value is no number is a header."""
     mapping: dict[str, str] = {}
     try:
         lines = path.read_text().splitlines()
@@ -134,7 +151,7 @@ def _read_tsv(path: Path, value_kind: str) -> dict[str, str]:
                 f"(gene id, {value_kind})"
             )
         key, value = fields[0].strip(), fields[1].strip()
-        is_header = first_content_line and not _is_number(value)
+        is_header = header and first_content_line and not _is_number(value)
         first_content_line = False
         if is_header:
             continue
@@ -155,9 +172,27 @@ def _is_number(text: str) -> bool:
 # --- checking -----------------------------------------------------------------------------
 
 
-def _checked_medians(raw: Mapping, source: str) -> dict[str, float]:
+class GeneMedians(dict):
+    """Gene id -> median (float), and the NumPy type the medians were stored in.
+
+    ``dtype`` is float32 when every median was a NumPy float32 (as in Geneformer's pickles),
+    else float64: Geneformer's tokenizer builds its array of medians with ``np.array`` of the
+    stored values, so their type decides the precision of its last division.
+    """
+
+    dtype: np.dtype = np.dtype(np.float64)
+
+    def __init__(self, values: Any = (), *, dtype: Any = np.float64) -> None:
+        super().__init__(values)
+        self.dtype = np.dtype(dtype)
+
+
+def _checked_medians(raw: Mapping, source: str) -> GeneMedians:
     """``raw`` (gene id -> median) with str keys and float values, each finite and > 0."""
-    medians: dict[str, float] = {}
+    stored_float32 = bool(raw) and all(isinstance(v, np.float32) for v in raw.values())
+    if isinstance(raw, GeneMedians):
+        stored_float32 = raw.dtype == np.float32
+    medians = GeneMedians(dtype=np.float32 if stored_float32 else np.float64)
     for gene, value in raw.items():
         try:
             median = float(value)
@@ -169,6 +204,19 @@ def _checked_medians(raw: Mapping, source: str) -> dict[str, float]:
             )
         medians[str(gene)] = median
     return medians
+
+
+def _checked_gene_mapping(raw: Mapping, source: str) -> dict[str, str]:
+    """``raw`` (gene id -> gene id) with str keys and non-empty str values."""
+    mapping: dict[str, str] = {}
+    for gene, value in raw.items():
+        if not isinstance(value, str) or not value.strip():
+            raise InputError(
+                f"{source}: gene {gene!r} maps to {value!r}; a gene id mapping maps ids to "
+                "non-empty gene id strings"
+            )
+        mapping[str(gene)] = value.strip()
+    return mapping
 
 
 def _checked_tokens(raw: Mapping, source: str) -> dict[str, int]:
@@ -219,7 +267,7 @@ def _path_or_mapping(
 # --- the public readers -------------------------------------------------------------------
 
 
-def load_gene_medians(path: str | os.PathLike) -> dict[str, float]:
+def load_gene_medians(path: str | os.PathLike) -> GeneMedians:
     """Read gene id -> non-zero median, as Geneformer's ``gene_median_dictionary.pkl``.
 
     Args:
@@ -228,7 +276,8 @@ def load_gene_medians(path: str | os.PathLike) -> dict[str, float]:
             header line optional), told apart by the suffix.
 
     Returns:
-        Gene id (str) -> median (float), in the file's order.
+        Gene id (str) -> median (float), in the file's order, as :class:`GeneMedians`
+        (``dtype`` float32 when the pickle holds NumPy float32 scalars, as Geneformer's do).
 
     Raises:
         InputError: the file is missing or malformed, or a median is not a finite number > 0
@@ -256,7 +305,7 @@ def load_token_dictionary(path: str | os.PathLike) -> dict[str, int]:
     return _checked_tokens(_read_mapping(path, "token dictionary", "token id"), str(path))
 
 
-def as_gene_medians(gene_medians: Any) -> dict[str, float]:
+def as_gene_medians(gene_medians: Any) -> GeneMedians:
     """Return ``gene_medians`` (a path or a dict gene id -> median) as checked medians.
 
     Raises:
@@ -264,6 +313,17 @@ def as_gene_medians(gene_medians: Any) -> dict[str, float]:
     """
     return _path_or_mapping(
         gene_medians, "gene_medians", "gene id -> median", load_gene_medians, _checked_medians
+    )
+
+
+def as_gene_mapping(gene_mapping: Any) -> dict[str, str]:
+    """Return ``gene_mapping`` (a path or a dict gene id -> gene id) as a checked mapping.
+
+    Raises:
+        InputError: not a path or a dict, or a bad value (see :func:`load_gene_mapping`).
+    """
+    return _path_or_mapping(
+        gene_mapping, "gene_mapping", "gene id -> gene id", load_gene_mapping, _checked_gene_mapping
     )
 
 
@@ -296,3 +356,21 @@ def default_token_dictionary(
     for gene in gene_ids:
         tokens.setdefault(str(gene), len(tokens))
     return tokens
+
+
+def load_gene_mapping(path: str | os.PathLike) -> dict[str, str]:
+    """Read gene id -> gene id, as Geneformer's ``ensembl_mapping_dict.pkl``.
+
+    Args:
+        path: pickle, JSON or TSV, as for :func:`load_gene_medians` (a TSV without a header
+            line).
+
+    Returns:
+        Gene id (str) -> gene id (str), in the file's order.
+
+    Raises:
+        InputError: the file is missing or malformed, or a value is not a non-empty string
+            (the message names the file and the gene).
+    """
+    mapping = _read_mapping(path, "gene id mapping", "gene id", numeric=False)
+    return _checked_gene_mapping(mapping, str(path))

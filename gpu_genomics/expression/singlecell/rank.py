@@ -1,29 +1,33 @@
 """Geneformer rank-value encoding of single-cell counts, and writing the encodings.
 
-Matches Geneformer's tokenizer (V1 and V2; see ``docs/singlecell.md#geneformer``):
+Matches Geneformer's ``TranscriptomeTokenizer`` (V1 and V2; see ``docs/singlecell.md#geneformer``
+for the table of what equals what):
 
-* per cell, ``count / n_counts * 10_000 / gene_median`` where ``n_counts`` is the cell's total
-  over *all* genes of the matrix and ``gene_median`` the gene's non-zero median over the corpus
-  (a user file, :mod:`.mappings`, or :func:`compute_gene_medians` of the data at hand);
-* genes absent from the median dictionary (or from the token dictionary) are dropped; genes
-  with a zero count are dropped;
-* the remaining genes are sorted by that value, descending, and truncated to
-  ``model_input_size`` tokens (2048 for V1), or to ``model_input_size - 2`` with ``<cls>``
-  prepended and ``<eos>`` appended when ``special_tokens=True`` (V2: 4096 = 4094 + 2).
-
-Differences, stated: Geneformer's sort leaves the order of equal values unspecified; here ties
-are broken by gene index (column of the matrix), ascending, so that the CPU and GPU give the
-same tokens. A cell without any kept gene (all zeros) gives an empty encoding (``[<cls>,
-<eos>]`` with special tokens) where Geneformer would divide by zero.
+* gene ids from ``var["ensembl_id"]`` (else ``gene_ids``, else ``var_names``, or ``gene_key``),
+  upper-cased, optionally mapped through a gene id mapping (Geneformer's
+  ``ensembl_mapping_dict``); columns that end up with the same id are summed into one gene
+  (:class:`GeneColumns`); genes without a token are dropped;
+* cells whose ``obs["filter_pass"]`` is not 1 are left out when that column exists;
+* per cell, ``count / n_counts * 10_000 / gene_median`` in the arithmetic of NumPy on the
+  stored types: ``n_counts`` is ``obs["n_counts"]`` when present, else the cell's total over
+  all columns of the matrix; float32 counts and totals give a float32 quotient, and float32
+  medians (Geneformer's pickles) a float32 result;
+* the detected genes sorted by that value, descending: ``ties="geneformer"`` orders equal values
+  as ``np.argsort(-values)`` on the values in gene order (what the tokenizer calls), and
+  ``ties="stable"`` by gene, ascending;
+* truncated to ``model_input_size`` tokens (V1: 2048), or to ``model_input_size - 2`` with
+  ``<cls>`` prepended and ``<eos>`` appended (V2: 4096 = 4094 + 2);
+* cells left without any gene are dropped (counted in one log line).
 
 The work is on the CSR components of the matrix (``data``, ``indices``, ``indptr``) as plain
-arrays of the chosen device (NumPy or CuPy, one xp-generic code path): every cell is processed
-at once with one sort over all non-zeros keyed by (cell, value, gene) and segmented arithmetic
-(``searchsorted``, ``cumsum``, ``bincount``); nothing loops over cells in Python. Dense and CSC
-input are converted to CSR first.
+arrays of the chosen device (NumPy or CuPy, one xp-generic code path): every cell at once with
+one sort over all non-zeros keyed by (cell, value, gene) and segmented arithmetic
+(``searchsorted``, ``cumsum``, ``bincount``). Only the cells that hold equal values, under
+``ties="geneformer"``, are sorted again one by one on the host with NumPy's ``argsort``. Dense
+and CSC input are converted to CSR first.
 
-:func:`write_rank_encoding` writes a :class:`RankEncoding` as Parquet (a Geneformer dataset) or
-as the HDF5/Zarr arrays of :data:`RANK_ARRAYS`.
+:func:`write_rank_encoding` writes a :class:`RankEncoding` as Parquet, as a Hugging Face
+``datasets`` folder (Geneformer's output) or as the HDF5/Zarr arrays of :data:`RANK_ARRAYS`.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -58,6 +62,8 @@ from .mappings import (
     CLS_TOKEN,
     EOS_TOKEN,
     INT32_MAX,
+    GeneMedians,
+    as_gene_mapping,
     as_gene_medians,
     as_token_dictionary,
     default_token_dictionary,
@@ -66,10 +72,13 @@ from .mappings import (
 log = logging.getLogger("gpu_genomics")
 
 __all__ = [
+    "MODEL_VERSIONS",
     "RANK_ARRAYS",
+    "GeneColumns",
     "RankEncoding",
     "RankWriter",
     "compute_gene_medians",
+    "gene_columns",
     "rank_encode",
     "write_rank_encoding",
 ]
@@ -77,6 +86,13 @@ __all__ = [
 PARQUET_SUFFIXES = (".parquet", ".pq")
 DATASET_SUFFIX = ".dataset"
 OUTPUT_FORMATS = ("parquet", "dataset", "hdf5", "zarr")
+
+#: Geneformer's model versions: ``model_input_size`` and whether ``<cls>``/``<eos>`` are added
+#: (V1: the 30M-cell models; V2: the 95M/104M-cell models, the tokenizer's default).
+MODEL_VERSIONS: dict[int, tuple[int, bool]] = {1: (2048, False), 2: (4096, True)}
+TIES = ("geneformer", "stable")
+FILTER_KEY = "filter_pass"
+COUNTS_KEY = "n_counts"
 
 RANK_ARRAYS = OutputSpec(
     "scrna --rank-encode: Geneformer rank-value tokens (HDF5/Zarr; Parquet: cell_id, "
@@ -96,6 +112,107 @@ RANK_ARRAYS = OutputSpec(
 )
 
 
+def model_settings(
+    model_version: int | str, *, n_tokens: int | None, special_tokens: bool | None
+) -> tuple[int, bool]:
+    """``(n_tokens, special_tokens)``: a Geneformer version's, unless given.
+
+    Args:
+        model_version: 1 or 2 (also ``"V1"``/``"V2"``, as Geneformer spells them).
+        n_tokens: overrides the version's ``model_input_size``.
+        special_tokens: overrides whether ``<cls>``/``<eos>`` are added.
+
+    Raises:
+        InputError: an unknown version, or ``n_tokens`` too small.
+    """
+    version = str(model_version).upper().removeprefix("V")
+    if version not in ("1", "2"):
+        raise invalid("model_version", model_version, "must be 1 or 2 (Geneformer V1 or V2)")
+    default_tokens, default_special = MODEL_VERSIONS[int(version)]
+    n_tokens = positive_int("n_tokens", default_tokens if n_tokens is None else n_tokens)
+    special = default_special if special_tokens is None else bool(special_tokens)
+    if special and n_tokens < 3:
+        raise invalid("n_tokens", n_tokens, "leaves no room for genes besides <cls>/<eos>")
+    return n_tokens, special
+
+
+# --- genes -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GeneColumns:
+    """How the matrix's columns become Geneformer's genes.
+
+    Each column's id is upper-cased (Geneformer looks ids up upper-cased) and, with a gene id
+    mapping, replaced by its mapped id (a column whose id the mapping lacks is dropped).
+    Columns that end up with the same id are one gene, their counts summed. The genes are
+    numbered as Geneformer's tokenizer lays out its collapsed matrix: the genes held by one
+    column in column order, then the genes held by several columns in the order of their
+    first column; that order is the gene order ``ties="geneformer"`` sorts from.
+
+    Attributes:
+        ids: ``(n_genes,) object`` of str: each gene's id.
+        gene_of_column: ``(n_columns,) int64``: the gene of each column, -1 for a dropped one.
+        collapsed: whether some gene is held by several columns.
+    """
+
+    ids: np.ndarray
+    gene_of_column: np.ndarray
+    collapsed: bool
+
+    @property
+    def n_genes(self) -> int:
+        """The number of genes."""
+        return len(self.ids)
+
+
+def gene_columns(
+    column_ids: np.ndarray,
+    *,
+    gene_mapping: dict[str, str] | None = None,
+    tokens: dict[str, int] | None = None,
+) -> GeneColumns:
+    """The genes of columns with the given ids (see :class:`GeneColumns`).
+
+    Args:
+        column_ids: ``(n_columns,)`` gene id of each column (:func:`~._matrix.var_gene_ids`).
+        gene_mapping: upper-cased id -> gene id; ``None``: the upper-cased ids themselves. As
+            in Geneformer, only mapped ids present in ``tokens`` (when given) are kept.
+        tokens: the token dictionary the mapping is restricted to.
+
+    Returns:
+        :class:`GeneColumns`.
+    """
+    upper = [str(g).upper() for g in column_ids]
+    if gene_mapping is None:
+        mapped: list[str | None] = list(upper)
+    else:
+        mapped = [gene_mapping.get(g) for g in upper]
+        if tokens is not None:
+            mapped = [g if g in tokens else None for g in mapped]
+    occurrences: dict[str, int] = {}
+    for g in mapped:
+        if g is not None:
+            occurrences[g] = occurrences.get(g, 0) + 1
+    single = [g for g in mapped if g is not None and occurrences[g] == 1]
+    repeated = [g for g, n in occurrences.items() if n > 1]  # first-occurrence order
+    ids = single + repeated
+    number = {g: i for i, g in enumerate(ids)}
+    gene_of_column = np.array([-1 if g is None else number[g] for g in mapped], dtype=np.int64)
+    return GeneColumns(np.asarray(ids, dtype=object), gene_of_column, bool(repeated))
+
+
+class _Entries(NamedTuple):
+    """The positive counts of a matrix by gene (:class:`GeneColumns`), in CSR order."""
+
+    xp: Any
+    row: Any  #: ``(n,) int64`` cell of each entry, non-decreasing
+    gene: Any  #: ``(n,) int64`` gene, ascending within a cell
+    counts: Any  #: ``(n,)`` the count, in the matrix's dtype
+    totals: Any  #: ``(n_cells,) float64``: each cell's total over all columns
+    n_cells: int
+
+
 def _cell_totals(xp: Any, data: Any, row: Any, n_cells: int) -> Any:
     """``(n_cells,) float64``: each cell's total over all genes.
 
@@ -110,29 +227,54 @@ def _cell_totals(xp: Any, data: Any, row: Any, n_cells: int) -> Any:
     return xp.asarray(totals)
 
 
-# --- medians from the data --------------------------------------------------------------
+def _count_entries(
+    device_name: str, adata: Any, layer: str | None, columns: GeneColumns, what: str
+) -> _Entries:
+    """The matrix's positive counts by gene, on the device; columns of one gene summed.
 
-
-def _normalised_entries(
-    device_name: str, adata: Any, layer: str | None, target_sum: float, what: str
-) -> tuple[Any, Any, Any, int, int]:
-    """The positive entries of the matrix, normalised, on the device, in CSR order.
-
-    Returns ``(row, gene, count / cell total * target_sum, n_cells, n_genes)``: int64, int64
-    and float64 arrays of the positive entries, and the shape.
+    Memory: on the device, about six 8-byte arrays the length of the stored entries (twice
+    that while columns are summed).
     """
-    if not (isinstance(target_sum, int | float) and math.isfinite(target_sum) and target_sum > 0):
-        raise invalid("target_sum", target_sum, "must be a positive number")
     xp, _, _, csr, data, indices, indptr = device_counts(
         adata, layer, device_name, integer=False, what=what
     )
-    n_cells, n_genes = csr.shape
+    n_cells = csr.shape[0]
     row = row_of_entries(xp, indptr)
     totals = _cell_totals(xp, data, row, n_cells)
-    positive = data > 0
-    row, gene, values = row[positive], indices[positive], data[positive].astype(np.float64)
-    values = values / totals[row] * float(target_sum)
-    return row, gene, values, n_cells, n_genes
+    gene = xp.asarray(columns.gene_of_column)[indices]
+    keep = (data > 0) & (gene >= 0)
+    row, gene, counts = row[keep], gene[keep], data[keep]
+    if columns.collapsed and row.size:  # sum the columns of one gene, in (cell, gene) order
+        keys, where = xp.unique(row * columns.n_genes + gene, return_inverse=True)
+        sums = xp.bincount(where.ravel(), weights=counts.astype(np.float64))
+        row, gene = keys // columns.n_genes, keys % columns.n_genes
+        counts = sums.astype(data.dtype)
+    return _Entries(xp, row, gene, counts, totals, n_cells)
+
+
+def _checked_target_sum(target_sum: Any) -> float:
+    if not (isinstance(target_sum, int | float) and math.isfinite(target_sum) and target_sum > 0):
+        raise invalid("target_sum", target_sum, "must be a positive number")
+    return float(target_sum)
+
+
+def _passing_cells(adata: Any, filter_key: str | None) -> np.ndarray | None:
+    """``int64`` rows whose ``obs[filter_key]`` is 1 (Geneformer's ``i == 1``); None: every row.
+
+    Logs how many cells are left out.
+    """
+    if filter_key is None or filter_key not in adata.obs.columns:
+        return None
+    passes = np.array([value == 1 for value in adata.obs[filter_key]], dtype=bool)
+    if passes.all():
+        return None
+    log.info(
+        "rank_encode: %d of %d cells have %s != 1 and are left out",
+        int((~passes).sum()),
+        len(passes),
+        filter_key,
+    )
+    return np.flatnonzero(passes)
 
 
 def _gene_median_array(xp: Any, gene: Any, values: Any, n_genes: int) -> Any:
@@ -151,34 +293,53 @@ def _gene_median_array(xp: Any, gene: Any, values: Any, n_genes: int) -> Any:
     return out
 
 
+def entry_medians(entries: _Entries, n_genes: int, target_sum: float) -> Any:
+    """``(n_genes,) float64`` medians of ``count / cell total * target_sum``, in float64."""
+    values = entries.counts.astype(np.float64) / entries.totals[entries.row] * target_sum
+    return _gene_median_array(entries.xp, entries.gene, values, n_genes)
+
+
+def medians_by_gene(ids: np.ndarray, medians: np.ndarray) -> GeneMedians:
+    """Gene id -> median from one median per gene (NaN: none; left out), float64."""
+    return GeneMedians(
+        {str(g): float(m) for g, m in zip(ids, medians, strict=True) if np.isfinite(m)}
+    )
+
+
 def compute_gene_medians(
     adata: Any,
     *,
     layer: str | None = None,
     gene_key: str | None = None,
+    gene_mapping: Any = None,
+    filter_key: str | None = FILTER_KEY,
     target_sum: float = 10_000,
     device: str | None = None,
-) -> dict[str, float]:
+) -> GeneMedians:
     """Compute each gene's non-zero median of ``count / cell total * target_sum``.
 
     These are Geneformer's normalisation factors, computed from the cells of ``adata`` instead
     of read from a file (:func:`~.mappings.load_gene_medians`); see
-    ``docs/singlecell.md#geneformer-medians``.
+    ``docs/singlecell.md#geneformer-medians``. Genes are those :func:`rank_encode` uses: ids
+    upper-cased (and mapped), columns of one id summed (:class:`GeneColumns`).
 
     Args:
         adata: ``(n_cells, n_genes)`` raw counts in ``X`` (or ``layers[layer]``): SciPy
             CSR/CSC or dense, any numeric dtype; non-negative and finite.
         layer: read ``adata.layers[layer]`` instead of ``X``.
         gene_key: the ``var`` column of gene ids; default ``var["ensembl_id"]``, else
-            ``var["gene_ids"]`` when present,
-            else ``var_names``.
+            ``var["gene_ids"]`` when present, else ``var_names``.
+        gene_mapping: gene id -> gene id (dict or file), applied to the upper-cased ids.
+        filter_key: only the cells whose ``obs[filter_key]`` is 1, when that column exists
+            (the cells :func:`rank_encode` encodes); ``None``: every cell.
         target_sum: the per-cell total after normalisation (Geneformer: 10,000).
         device: ``"auto" | "gpu" | "cpu"`` (``None``: ``$GPU_GENOMICS_DEVICE``, else auto).
 
     Returns:
-        Gene id -> median (float64; NumPy's median: the mean of the two middle values for an
-        even number). Genes never detected are left out; a gene id present in several columns
-        keeps the first column's median. Equal on CPU and GPU.
+        Upper-cased (mapped) gene id -> median, float64 (:class:`~.mappings.GeneMedians`;
+        NumPy's median: the mean of the two middle values for an even number), computed in
+        float64 whatever the matrix dtype. Genes never detected are left out. Equal on CPU
+        and GPU.
 
     Raises:
         InputError: a negative or non-finite count (naming its cell and gene), or a bad
@@ -186,27 +347,20 @@ def compute_gene_medians(
 
     Memory: on the device, about ten 8-byte arrays the length of the stored entries.
     """
+    target_sum = _checked_target_sum(target_sum)
     device_name = resolve_device(device)
-    xp = array_module(device_name)
-    _, gene, values, _, n_genes = _normalised_entries(
-        device_name, adata, layer, target_sum, "compute_gene_medians"
-    )
-    medians = to_numpy(_gene_median_array(xp, gene, values, n_genes))
-    return medians_by_gene_id(var_gene_ids(adata, gene_key), medians)
-
-
-def medians_by_gene_id(gene_ids: np.ndarray, medians: np.ndarray) -> dict[str, float]:
-    """Gene id -> median from one median per column (NaN: none); a repeated id keeps its first."""
-    first = _first_column_of(gene_ids) == np.arange(len(gene_ids))
-    return {
-        gene_id: float(median)
-        for gene_id, median, is_first in zip(gene_ids, medians, first, strict=True)
-        if is_first and np.isfinite(median)
-    }
+    rows = _passing_cells(adata, filter_key)
+    if rows is not None:
+        adata = adata[rows]
+    mapping = None if gene_mapping is None else as_gene_mapping(gene_mapping)
+    columns = gene_columns(var_gene_ids(adata, gene_key), gene_mapping=mapping)
+    entries = _count_entries(device_name, adata, layer, columns, "compute_gene_medians")
+    medians = to_numpy(entry_medians(entries, columns.n_genes, target_sum))
+    return medians_by_gene(columns.ids, medians)
 
 
 def _token_ids(
-    gene_ids: np.ndarray, token_dictionary: Any, *, special_tokens: bool
+    ids: np.ndarray, token_dictionary: Any, *, special_tokens: bool
 ) -> tuple[dict[str, int], int, int]:
     """``(token dictionary, <cls> id, <eos> id)`` (-1 without special tokens).
 
@@ -215,7 +369,7 @@ def _token_ids(
             ``special_tokens``.
     """
     if token_dictionary is None:
-        tokens = default_token_dictionary(gene_ids, special_tokens=special_tokens)
+        tokens = default_token_dictionary(ids, special_tokens=special_tokens)
     else:
         tokens = as_token_dictionary(token_dictionary)
     if not special_tokens:
@@ -224,16 +378,16 @@ def _token_ids(
     if missing:
         raise InputError(
             f"special_tokens=True but the token dictionary has no {' or '.join(missing)}; "
-            "use a Geneformer V2 dictionary or special_tokens=False"
+            "use a Geneformer V2 dictionary, or model_version=1 / special_tokens=False"
         )
     return tokens, tokens[CLS_TOKEN], tokens[EOS_TOKEN]
 
 
-def _refuse_tokens_without_median(
-    gene_ids: np.ndarray, tokens: dict[str, int], medians: dict[str, float]
+def refuse_tokens_without_median(
+    ids: np.ndarray, tokens: dict[str, int], medians: dict[str, float]
 ) -> None:
     """Geneformer's tokenizer raises for a gene of the data with a token but no median."""
-    missing = sorted({str(g) for g in gene_ids if g in tokens and g not in medians})
+    missing = sorted({str(g) for g in ids if g in tokens and g not in medians})
     if missing:
         listed = ", ".join(missing[:5]) + (
             f" and {len(missing) - 5} more" if len(missing) > 5 else ""
@@ -241,14 +395,8 @@ def _refuse_tokens_without_median(
         raise InputError(
             f"{len(missing)} genes of the data have a token but no gene median ({listed}); "
             "Geneformer's tokenizer refuses them too: give a median file that covers the token "
-            "dictionary's genes (Geneformer ships the two together)"
+            "dictionary's genes (Geneformer ships the two together), or missing_medians='drop'"
         )
-
-
-def _first_column_of(gene_ids: np.ndarray) -> np.ndarray:
-    """``(n_genes,) int64``: the first column holding each column's gene id."""
-    _, first, inverse = np.unique(gene_ids.astype(str), return_index=True, return_inverse=True)
-    return first[inverse].astype(np.int64)
 
 
 # --- rank encoding ----------------------------------------------------------------------
@@ -259,15 +407,17 @@ class RankEncoding:
     """Ragged rank-value encodings: cell ``i``'s tokens are ``token_ids[offsets[i]:offsets[i+1]]``.
 
     ``offsets`` and ``token_ids`` are on the device that computed them (NumPy or CuPy);
-    :meth:`to_host` gives a copy with NumPy arrays. ``len(encoding)`` is the number of cells.
+    :meth:`to_host` gives a copy with NumPy arrays. ``len(encoding)`` is the number of encoded
+    cells (cells left out by ``filter_pass`` or for having no gene are not among them).
 
     Attributes:
         offsets: ``(n_cells + 1,) int64``, starting at 0.
         token_ids: ``(total tokens,) int32``.
-        cell_ids: ``(n_cells,) object`` of str: ``adata.obs_names``.
+        cell_ids: ``(n_cells,) object`` of str: the encoded cells' ``obs_names``.
         n_tokens: the maximum length of one encoding (special tokens included).
         special_tokens: whether each encoding starts with ``<cls>`` and ends with ``<eos>``.
         token_dictionary: token -> id, as used (special tokens included).
+        cell_rows: ``(n_cells,) int64``: each encoded cell's row in the input.
     """
 
     offsets: Any
@@ -276,6 +426,7 @@ class RankEncoding:
     n_tokens: int
     special_tokens: bool
     token_dictionary: dict[str, int] = field(repr=False)
+    cell_rows: np.ndarray | None = None
 
     def __len__(self) -> int:
         """Return the number of cells."""
@@ -300,48 +451,178 @@ class RankEncoding:
             n_tokens=self.n_tokens,
             special_tokens=self.special_tokens,
             token_dictionary=self.token_dictionary,
+            cell_rows=self.cell_rows,
         )
+
+
+def _cell_totals_for_encoding(adata: Any, entries: _Entries, counts_key: str | None) -> Any:
+    """Each cell's ``n_counts`` on the device, in the type Geneformer's division would see.
+
+    ``obs[counts_key]`` as stored when present (checked: finite and > 0 where a cell has
+    counts); else the total over all columns, float64, in the matrix's float type when it has
+    one (a float32 matrix gives float32 totals, as ``X.sum(axis=1)`` does).
+    """
+    xp = entries.xp
+    if counts_key is not None and counts_key in adata.obs.columns:
+        stored = np.asarray(adata.obs[counts_key].to_numpy())
+        if stored.dtype.kind not in "biuf":
+            raise InputError(f"obs[{counts_key!r}] must hold numbers, not {stored.dtype}")
+        has_counts = to_numpy(xp.bincount(entries.row, minlength=entries.n_cells)) > 0
+        bad = has_counts & ~(np.isfinite(stored.astype(np.float64)) & (stored > 0))
+        if bad.any():
+            cell = int(np.flatnonzero(bad)[0])
+            raise InputError(
+                f"cell {adata.obs_names[cell]!r} (row {cell}) has obs[{counts_key!r}] = "
+                f"{stored[cell].item()!r}; the total counts must be a positive number (drop "
+                "the column to use the matrix's totals)"
+            )
+        return xp.asarray(stored)
+    dtype = entries.counts.dtype
+    return entries.totals.astype(dtype if dtype.kind == "f" and dtype.itemsize >= 4 else np.float64)
+
+
+def _normalised_values(
+    entries: _Entries, totals: Any, medians: Any, median_dtype: Any, target_sum: float
+) -> Any:
+    """``count / n_counts * target_sum / median`` per entry, in NumPy's types of Geneformer's.
+
+    The quotient is in the type ``np.true_divide`` gives the count and total types (float32 for
+    float32 counts and totals, else float64), the product by ``target_sum`` in the same type,
+    and the division by the median in the promotion of that type and ``median_dtype``.
+    Elementwise IEEE arithmetic: the same on both devices.
+    """
+    quotient_type = np.true_divide(
+        np.ones(1, dtype=entries.counts.dtype), np.ones(1, dtype=totals.dtype)
+    ).dtype
+    values = entries.counts.astype(quotient_type) / totals.astype(quotient_type)[entries.row]
+    values *= quotient_type.type(target_sum)
+    result_type = np.result_type(quotient_type, np.dtype(median_dtype))
+    return values.astype(result_type) / medians.astype(result_type)[entries.gene]
+
+
+def _rank_order(xp: Any, row: Any, gene: Any, values: Any, n_cells: int, *, ties: str) -> Any:
+    """The permutation of the entries: cell ascending, value descending, ties by ``ties``.
+
+    ``stable``: equal values by gene, ascending (one sort, on the device). ``geneformer``: the
+    cells that hold equal values are sorted again on the host with ``np.argsort(-values)`` on
+    their values in gene order, as Geneformer's ``rank_genes`` does.
+    """
+    order = order_within_rows(xp, -positive_bits(xp, values), row, gene, n_cells)
+    if ties == "stable" or values.size < 2:
+        return order
+    ranked = values[order]
+    tied = (ranked[1:] == ranked[:-1]) & (row[1:] == row[:-1])  # row[order] is row
+    tie_cells = to_numpy(xp.unique(row[1:][tied]))
+    if tie_cells.size == 0:
+        return order
+    counts = xp.bincount(row, minlength=n_cells)
+    starts = to_numpy(xp.cumsum(counts) - counts)
+    counts = to_numpy(counts)
+    picked = np.concatenate([np.arange(starts[c], starts[c] + counts[c]) for c in tie_cells])
+    host_values = to_numpy(values[xp.asarray(picked)])
+    host_order = np.empty(picked.size, dtype=np.int64)
+    at = 0
+    for cell in tie_cells:
+        n = int(counts[cell])
+        host_order[at : at + n] = starts[cell] + np.argsort(-host_values[at : at + n])
+        at += n
+    order[xp.asarray(picked)] = xp.asarray(host_order)
+    return order
+
+
+def _laid_out_tokens(
+    xp: Any,
+    row: Any,
+    token: Any,
+    n_cells: int,
+    *,
+    limit: int,
+    special_ids: tuple[int, int] | None,
+) -> tuple[Any, Any, np.ndarray]:
+    """``(offsets, token_ids, encoded)``: the ranked tokens of each cell, truncated, laid out.
+
+    ``row``/``token`` are the ranked entries (cell ascending, rank within it). Each cell keeps
+    its first ``limit`` tokens, between ``<cls>`` and ``<eos>`` with ``special_ids``. Cells
+    without any token are left out; ``encoded`` (host bool, ``(n_cells,)``) says which stay.
+    """
+    genes_per_cell = xp.bincount(row, minlength=n_cells)
+    starts = xp.cumsum(genes_per_cell) - genes_per_cell
+    rank = xp.arange(row.size, dtype=np.int64) - starts[row]
+    encoded = to_numpy(genes_per_cell > 0)
+    if not encoded.all():
+        log.info(
+            "rank_encode: %d of %d cells have no gene with a token and a median and are left out",
+            int((~encoded).sum()),
+            n_cells,
+        )
+    position = xp.asarray(np.cumsum(encoded) - 1)  # each encoded cell's place in the output
+    extra = 0 if special_ids is None else 2
+    lengths = (xp.minimum(genes_per_cell, limit) + extra)[xp.asarray(encoded)]
+    offsets = xp.zeros(int(encoded.sum()) + 1, dtype=np.int64)
+    offsets[1:] = xp.cumsum(lengths)
+    token_ids = xp.zeros(int(offsets[-1]), dtype=np.int32)
+    kept = rank < limit
+    destination = offsets[position[row[kept]]] + rank[kept] + extra // 2
+    token_ids[destination] = token[kept].astype(np.int32)
+    if special_ids is not None and offsets.size > 1:
+        token_ids[offsets[:-1]] = special_ids[0]
+        token_ids[offsets[1:] - 1] = special_ids[1]
+    return offsets, token_ids, encoded
 
 
 def rank_encode(
     adata: Any,
     *,
-    n_tokens: int = 2048,
+    model_version: int | str = 2,
+    n_tokens: int | None = None,
+    special_tokens: bool | None = None,
     gene_medians: Any = None,
     token_dictionary: Any = None,
-    special_tokens: bool = False,
+    gene_mapping: Any = None,
     layer: str | None = None,
     gene_key: str | None = None,
+    counts_key: str | None = COUNTS_KEY,
+    filter_key: str | None = FILTER_KEY,
+    ties: str = "geneformer",
     target_sum: float = 10_000,
     missing_medians: str = "raise",
     device: str | None = None,
 ) -> RankEncoding:
-    """Encode every cell as Geneformer does: its genes ranked by normalised expression.
+    """Encode every cell as Geneformer's tokenizer does: its genes ranked by normalised value.
 
-    Per cell, each detected gene's ``count / cell total * target_sum / gene median`` (the cell
-    total over *all* genes of the matrix); genes sorted by it, descending, ties by gene column
-    ascending; truncated to ``n_tokens`` (see the module docstring and
-    ``docs/singlecell.md#geneformer``).
+    See the module docstring and ``docs/singlecell.md#geneformer``.
 
     Args:
         adata: ``(n_cells, n_genes)`` raw counts in ``X`` (or ``layers[layer]``): SciPy
             CSR/CSC or dense, any numeric dtype; values must be non-negative and finite.
-        n_tokens: the maximum encoding length, Geneformer's ``model_input_size``: 2048 for V1;
-            with ``special_tokens`` the genes are truncated to ``n_tokens - 2`` and
-            ``<cls>``/``<eos>`` added (V2: ``n_tokens=4096``).
+        model_version: Geneformer's version, 1 (2,048 tokens, no special tokens) or 2 (4,096
+            tokens with ``<cls>``/``<eos>``; the tokenizer's default, and ours).
+        n_tokens: the maximum encoding length (``model_input_size``); default the version's.
+            With special tokens the genes are truncated to ``n_tokens - 2``.
+        special_tokens: start each encoding with ``<cls>`` and end it with ``<eos>``; default
+            the version's.
         gene_medians: gene id -> non-zero median, as a dict or a file (pickle/JSON/TSV, see
-            :func:`~.mappings.load_gene_medians`); ``None`` computes them from ``adata``
-            (:func:`compute_gene_medians`).
+            :func:`~.mappings.load_gene_medians`); ``None`` computes them from the encoded
+            cells (:func:`compute_gene_medians`).
         token_dictionary: token -> id, a dict or a file
             (:func:`~.mappings.load_token_dictionary`); ``None`` builds one
-            (:func:`~.mappings.default_token_dictionary`). With ``special_tokens`` it must hold
+            (:func:`~.mappings.default_token_dictionary`). With special tokens it must hold
             ``<cls>`` and ``<eos>``.
-        special_tokens: start each encoding with ``<cls>`` and end it with ``<eos>``
-            (Geneformer V2).
+        gene_mapping: gene id -> gene id, a dict or a file (Geneformer's
+            ``ensembl_mapping_dict``, :func:`~.mappings.load_gene_mapping`), applied to the
+            upper-cased ids; ``None``: the upper-cased ids.
         layer: read the counts from ``adata.layers[layer]`` instead of ``X``.
         gene_key: the ``var`` column of gene ids; default ``var["ensembl_id"]``, else
-            ``var["gene_ids"]`` when present,
-            else ``var_names``.
+            ``var["gene_ids"]`` when present, else ``var_names``.
+        counts_key: the ``obs`` column of each cell's total counts (Geneformer's
+            ``n_counts``), used as stored when present; otherwise (or ``None``) each cell's
+            total over all columns of the matrix.
+        filter_key: the ``obs`` column Geneformer filters on: when present, only cells where
+            it equals 1 are encoded; ``None``: every cell.
+        ties: ``"geneformer"``: equal values ordered as ``np.argsort(-values)`` orders them
+            (Geneformer's own call, on the host; NumPy's unstable sort, so the order can
+            differ between NumPy builds); ``"stable"``: by gene, ascending (independent of
+            the NumPy build).
         target_sum: the per-cell total after normalisation (Geneformer: 10,000).
         missing_medians: ``"raise"`` (Geneformer's behaviour): a gene of the data with a token
             but no median in ``gene_medians`` is an error; ``"drop"``: such genes are left out
@@ -349,81 +630,85 @@ def rank_encode(
         device: ``"auto" | "gpu" | "cpu"`` (``None``: ``$GPU_GENOMICS_DEVICE``, else auto).
 
     Returns:
-        :class:`RankEncoding`, on ``device``. Genes without a median or a token are dropped
-        (logged once). All arithmetic is float64 in the same order on both devices, so CPU and
-        GPU give identical tokens.
+        :class:`RankEncoding`, on ``device``, of the cells that pass ``filter_key`` and have
+        at least one gene (the others are counted in a log line). CPU and GPU give identical
+        tokens: the arithmetic is elementwise IEEE in the same types on both, and the tie
+        order is computed on the host under ``"geneformer"``.
 
     Raises:
         InputError: a bad parameter, a bad mapping, a dictionary without ``<cls>``/``<eos>``
-            under ``special_tokens=True``, or a negative or non-finite count (naming its cell
-            and gene).
+            under special tokens, a negative or non-finite count (naming its cell and gene), or
+            a bad ``obs[counts_key]`` (naming the cell).
 
     Memory: on the device, about ten 8-byte arrays the length of the stored entries, plus the
-    ``int32`` tokens (at most ``n_cells * n_tokens``).
+    ``int32`` tokens (at most ``n_cells * n_tokens``); on the host, the values of the cells
+    with ties under ``"geneformer"``.
     """
-    n_tokens = positive_int("n_tokens", n_tokens)
-    if special_tokens and n_tokens < 3:
-        raise invalid("n_tokens", n_tokens, "leaves no room for genes besides <cls>/<eos>")
+    n_tokens, special_tokens = model_settings(
+        model_version, n_tokens=n_tokens, special_tokens=special_tokens
+    )
+    ties = check_choice("ties", ties, TIES)
+    check_choice("missing_medians", missing_medians, ("raise", "drop"))
+    target_sum = _checked_target_sum(target_sum)
     device_name = resolve_device(device)
     xp = array_module(device_name)
-    gene_ids = var_gene_ids(adata, gene_key)
+    rows = _passing_cells(adata, filter_key)
+    cell_rows = np.arange(adata.n_obs, dtype=np.int64) if rows is None else rows
+    if rows is not None:
+        adata = adata[rows]
 
-    tokens, cls_id, eos_id = _token_ids(gene_ids, token_dictionary, special_tokens=special_tokens)
-
-    row, gene, values, n_cells, n_genes = _normalised_entries(
-        device_name, adata, layer, target_sum, "rank_encode"
-    )
+    mapping = None if gene_mapping is None else as_gene_mapping(gene_mapping)
+    column_ids = var_gene_ids(adata, gene_key)
+    given_tokens = None if token_dictionary is None else as_token_dictionary(token_dictionary)
+    columns = gene_columns(column_ids, gene_mapping=mapping, tokens=given_tokens)
+    tokens, cls_id, eos_id = _token_ids(columns.ids, given_tokens, special_tokens=special_tokens)
+    entries = _count_entries(device_name, adata, layer, columns, "rank_encode")
     if gene_medians is None:
-        # a duplicated gene id takes its first column's median, as in compute_gene_medians
-        median_of_column = _gene_median_array(xp, gene, values, n_genes)
-        median_of_column = median_of_column[xp.asarray(_first_column_of(gene_ids))]
+        median_of_gene = entry_medians(entries, columns.n_genes, target_sum)
+        median_dtype = np.dtype(np.float64)
     else:
         medians = as_gene_medians(gene_medians)
-        median_of_column = xp.asarray(
-            np.array([medians.get(g, np.nan) for g in gene_ids], dtype=np.float64)
+        if missing_medians == "raise":
+            refuse_tokens_without_median(columns.ids, tokens, medians)
+        median_of_gene = xp.asarray(
+            np.array([medians.get(g, np.nan) for g in columns.ids], dtype=np.float64)
         )
-        if check_choice("missing_medians", missing_medians, ("raise", "drop")) == "raise":
-            _refuse_tokens_without_median(gene_ids, tokens, medians)
-    token_of_column = np.array([tokens.get(g, -1) for g in gene_ids], dtype=np.int64)
-    usable = to_numpy(xp.isfinite(median_of_column)) & (token_of_column >= 0)
-    dropped = int(n_genes - usable.sum())
+        median_dtype = medians.dtype
+    token_of_gene = np.array([tokens.get(g, -1) for g in columns.ids], dtype=np.int64)
+    usable = to_numpy(xp.isfinite(median_of_gene)) & (token_of_gene >= 0)
+    dropped = int((~np.append(usable, False)[columns.gene_of_column]).sum())  # -1: the False
     if dropped:
         log.info(
-            "rank_encode: %d of %d genes have no median or no token and are left out",
+            "rank_encode: %d of %d columns have no gene with a median and a token and are left out",
             dropped,
-            n_genes,
+            len(column_ids),
         )
 
-    keep = xp.asarray(usable)[gene]
-    row, gene, values = row[keep], gene[keep], values[keep]
-    values = values / median_of_column[gene]
-
-    # one sort of all cells: cell ascending, value descending, gene ascending
-    order = order_within_rows(xp, -positive_bits(xp, values), row, gene, n_cells)
-    row, gene = row[order], gene[order]
-    genes_per_cell = xp.bincount(row, minlength=n_cells)
-    starts = xp.cumsum(genes_per_cell) - genes_per_cell
-    rank = xp.arange(row.size, dtype=np.int64) - starts[row]
-    limit = n_tokens - 2 if special_tokens else n_tokens
-    kept = rank < limit
-    extra = 2 if special_tokens else 0
-    lengths = xp.minimum(genes_per_cell, limit) + extra
-    offsets = xp.zeros(n_cells + 1, dtype=np.int64)
-    offsets[1:] = xp.cumsum(lengths)
-    total = int(offsets[-1])
-    token_ids = xp.zeros(total, dtype=np.int32)
-    destination = offsets[row[kept]] + rank[kept] + (1 if special_tokens else 0)
-    token_ids[destination] = xp.asarray(token_of_column.astype(np.int32))[gene[kept]]
-    if special_tokens and n_cells:
-        token_ids[offsets[:-1]] = cls_id
-        token_ids[offsets[1:] - 1] = eos_id
+    totals = _cell_totals_for_encoding(adata, entries, counts_key)
+    keep = xp.asarray(usable)[entries.gene]
+    entries = entries._replace(
+        row=entries.row[keep], gene=entries.gene[keep], counts=entries.counts[keep]
+    )
+    values = _normalised_values(entries, totals, median_of_gene, median_dtype, target_sum)
+    n_cells = entries.n_cells
+    order = _rank_order(xp, entries.row, entries.gene, values, n_cells, ties=ties)
+    offsets, token_ids, encoded = _laid_out_tokens(
+        xp,
+        entries.row[order],
+        xp.asarray(token_of_gene)[entries.gene[order]],
+        n_cells,
+        limit=n_tokens - 2 if special_tokens else n_tokens,
+        special_ids=(cls_id, eos_id) if special_tokens else None,
+    )
+    names = np.asarray([str(c) for c in adata.obs_names], dtype=object)
     return RankEncoding(
         offsets=offsets,
         token_ids=token_ids,
-        cell_ids=np.asarray([str(c) for c in adata.obs_names], dtype=object),
+        cell_ids=names[encoded],
         n_tokens=n_tokens,
         special_tokens=bool(special_tokens),
         token_dictionary=tokens,
+        cell_rows=cell_rows[encoded],
     )
 
 
@@ -489,8 +774,10 @@ class RankWriter:
     from encodings of consecutive cells (each a :class:`RankEncoding` of the same ``n_tokens``,
     ``special_tokens`` and token dictionary): Parquet gets one row group per block (its
     ``input_ids`` type, ``list<int32>`` or ``large_list<int32>``, is decided by the first
-    block); HDF5/Zarr get ``offsets`` and ``token_ids`` grown block by block, ``cell_id`` filled
-    in place, the vocabulary and attributes at the end. A failure leaves nothing at ``path``.
+    block); HDF5/Zarr get ``offsets``, ``token_ids`` and ``cell_id`` grown block by block, the
+    vocabulary and attributes at the end. ``n_cells``, when given, is checked at the end (the
+    number of encoded cells is not known before when cells without genes are left out). A
+    failure leaves nothing at ``path``.
 
     Usage::
 
@@ -505,7 +792,7 @@ class RankWriter:
         self,
         path: str | os.PathLike,
         *,
-        n_cells: int,
+        n_cells: int | None = None,
         format: str | None = None,
         compression: str | None = None,
         provenance: dict[str, Any] | None = None,
@@ -584,7 +871,7 @@ class RankWriter:
             self._offsets = out.create("offsets", (1,), "int64", resizable=True)
             self._offsets[0] = 0
             self._token_ids = out.create("token_ids", (0,), "int32", resizable=True)
-            self._cell_ids = out.create("cell_id", (self.n_cells,), str)
+            self._cell_ids = out.create("cell_id", (0,), str, resizable=True)
         n_cells, n_tokens = len(encoding), len(token_ids)
         self._offsets.resize((self.cells + n_cells + 1,))
         self._offsets[self.cells + 1 :] = offsets[1:] + self.tokens
@@ -593,6 +880,7 @@ class RankWriter:
             self._token_ids[self.tokens :] = token_ids
         if n_cells:
             names = np.array([str(c) for c in encoding.cell_ids], dtype=object)
+            self._cell_ids.resize((self.cells + n_cells,))
             self._cell_ids[self.cells : self.cells + n_cells] = (
                 names if self.format == "hdf5" else names.astype(str)
             )
@@ -638,7 +926,7 @@ class RankWriter:
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if exc_type is None:
             try:
-                if self.cells != self.n_cells:
+                if self.n_cells is not None and self.cells != self.n_cells:
                     raise RuntimeError(
                         f"{self.path}: {self.cells} cells appended, {self.n_cells} declared"
                     )

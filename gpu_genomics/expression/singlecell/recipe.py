@@ -806,10 +806,10 @@ _ALL_GENES_ROW = "_gpu_genomics_all_genes_row"
 def _counts_of_kept_cells(adata: AnnData, all_genes: dict[str, Any]) -> AnnData:
     """Host AnnData: the rows of ``all_genes["x"]`` (all genes) for the cells left in ``adata``.
 
-    Takes the rows from (and removes) the ``_ALL_GENES_ROW`` column of ``adata.obs``.
+    Takes the rows from (and removes) the ``_ALL_GENES_ROW`` column of ``adata.obs``; the
+    cells' other ``obs`` columns come along (the rank encoding reads ``filter_pass``).
     """
     import anndata
-    import pandas as pd
 
     rows = adata.obs.pop(_ALL_GENES_ROW).to_numpy()
     x = all_genes["x"]
@@ -819,7 +819,7 @@ def _counts_of_kept_cells(adata: AnnData, all_genes: dict[str, Any]) -> AnnData:
         x = x[cupy.asarray(rows)].get()
     else:
         x = x[rows]
-    return anndata.AnnData(X=x, obs=pd.DataFrame(index=adata.obs_names), var=all_genes["var"])
+    return anndata.AnnData(X=x, obs=adata.obs.copy(), var=all_genes["var"])
 
 
 def _check_recipe(
