@@ -30,6 +30,7 @@ DEFAULTS = {
     "special_tokens": None,
     "gene_key": None,
     "ties": "geneformer",
+    "rank_attributes": (),
     "dataset_id": None,
     "dataset_name": None,
     "chunk_cells": None,
@@ -136,6 +137,18 @@ def test_logs_cells_and_genes_after_each_step(tmp_path, counts_file, capsys):
         (["--min-genes", "100000"], "filter_cells(--min-genes 100000) removed every cell"),
         (["--hvg-flavor", "seurat_v3", "--device", "gpu"], "--device 'gpu' was requested"),
         (["--rank-encode", "x.txt"], "--rank-encode 'x.txt' must end in"),
+        (
+            ["--rank-encode", "t.h5", "--rank-attribute", "cell_type"],
+            "are written to .parquet and .dataset rank outputs only",
+        ),
+        (
+            ["--rank-encode", "t.parquet", "--rank-attribute", "nope"],
+            "--rank-attribute: 'nope' not in the input's obs",
+        ),
+        (
+            ["--rank-encode", "t.parquet", "--rank-attribute", "nope", "--chunk-cells", "50"],
+            "--rank-attribute: 'nope' not in the input's obs",
+        ),
         (["--target-sum", "0"], "--target-sum 0.0 must be a number > 0"),
         (["--n-top-genes", "0"], "--n-top-genes 0 must be an integer >= 1"),
         (["--max-value", "-1"], "--max-value -1.0 must be a number > 0"),
@@ -147,7 +160,8 @@ def test_errors_are_one_line_naming_the_flags(tmp_path, counts_file, capsys, arg
         args = [*args, "--device", "cpu"]
     err = error_of(capsys, "scrna", counts_file, "-o", out, "--quiet", *args)
     assert message in err, err
-    for python_name in ("min_genes", "rank_output", "target_sum", "n_top_genes", "max_value="):
+    names = ("min_genes", "rank_output", "target_sum", "n_top_genes", "max_value=", "rank_attr")
+    for python_name in names:
         assert python_name not in err
     assert not out.exists() and not list(tmp_path.iterdir())
 

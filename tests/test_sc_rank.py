@@ -785,3 +785,41 @@ def test_gene_mapping_files(tmp_path):
     (tmp_path / "bad.json").write_text('{"ENSG1": 5}')
     with pytest.raises(InputError, match=r"bad.json: gene 'ENSG1' maps to 5"):
         load_gene_mapping(tmp_path / "bad.json")
+
+
+def test_attributes_go_with_the_encoded_cells(tmp_path, device):
+    datasets = pytest.importorskip("datasets")
+    import pandas as pd
+
+    adata = make_adata(seed=15)
+    adata.obs["cell_type"] = pd.Categorical([f"t{i % 3}" for i in range(N_CELLS)])
+    adata.obs["donor"] = np.arange(N_CELLS) * 10
+    adata.obs["score"] = np.where(np.arange(N_CELLS) % 4 == 0, np.nan, 0.5)
+    adata.obs["filter_pass"] = [0 if i == 2 else 1 for i in range(N_CELLS)]
+    encoding = rank_encode(
+        adata, attributes=["cell_type:label", "donor", "score"], n_tokens=8, device=device
+    )
+    rows = encoding.cell_rows.tolist()
+    assert 2 not in rows and 5 not in rows  # filtered; no gene
+    assert encoding.attributes["label"].tolist() == [f"t{i % 3}" for i in rows]
+    assert encoding.attributes["donor"].dtype == np.int64
+    assert encoding.attributes["donor"].tolist() == [i * 10 for i in rows]
+    np.testing.assert_array_equal(
+        encoding.attributes["score"], np.where(np.array(rows) % 4 == 0, np.nan, 0.5)
+    )
+    write_rank_encoding(encoding, tmp_path / "t.dataset")
+    dataset = datasets.load_from_disk(str(tmp_path / "t.dataset"))
+    assert dataset.column_names == ["input_ids", "length", "cell_id", "label", "donor", "score"]
+    assert dataset["label"] == [f"t{i % 3}" for i in rows]
+    assert dataset["donor"] == [i * 10 for i in rows]
+    write_rank_encoding(encoding, tmp_path / "t.parquet")
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(tmp_path / "t.parquet")["label"].to_pylist() == dataset["label"]
+    with pytest.raises(InputError, match=r"attributes are written to \.parquet and \.dataset"):
+        write_rank_encoding(encoding, tmp_path / "t.h5")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.dataset", "t.parquet"]
+    with pytest.raises(InputError, match=r"attributes: 'nope' not in adata.obs"):
+        rank_encode(adata, attributes=["nope"], device=device)
+    with pytest.raises(InputError, match="the output column 'length' is taken"):
+        rank_encode(adata, attributes={"donor": "length"}, device=device)

@@ -306,6 +306,7 @@ def test_rank_encoding_filter_pass_and_collapsed_ids_out_of_core(tmp_path, worke
     ids[5], ids[9], ids[11] = "ensg00004", "ENSG00004", "Ensg00011"  # one gene in 3 columns
     adata.var["ensembl_id"] = ids
     adata.obs["filter_pass"] = np.where(np.arange(adata.n_obs) % 7 == 3, 0, 1)
+    adata.obs["cell_type"] = [f"type{i % 4}" for i in range(adata.n_obs)]
     source = write_input(adata, tmp_path / "in.h5ad")
     outputs = []
     for chunk in (None, 41):
@@ -315,6 +316,7 @@ def test_rank_encoding_filter_pass_and_collapsed_ids_out_of_core(tmp_path, worke
             preprocess_file(
                 source, folder / "o.h5ad", rank_output=folder / "t.parquet", chunk_cells=chunk,
                 n_top_genes=300, n_tokens=64, client=client, device="cpu",
+                rank_attributes=["cell_type:label"],
             )  # fmt: skip
         outputs.append(rank_tables(folder / "t.parquet"))
     (cells_a, lists_a, meta_a), (cells_b, lists_b, _) = outputs
@@ -328,6 +330,12 @@ def test_rank_encoding_filter_pass_and_collapsed_ids_out_of_core(tmp_path, worke
     vocabulary = json.loads(meta_a[b"gpu_genomics"])["token_dictionary"]
     assert "ENSG00004" in vocabulary and "ensg00004" not in vocabulary
     assert "ENSG00009" not in vocabulary and "ENSG00011" in vocabulary
+    import pyarrow.parquet as pq
+
+    labels = [
+        pq.read_table(tmp_path / f"run{c}" / "t.parquet")["label"].to_pylist() for c in (None, 41)
+    ]
+    assert labels[0] == labels[1] == [adata.obs.loc[c, "cell_type"] for c in passing]
 
 
 def test_gene_medians_of_blocks_are_compute_gene_medians(tmp_path):

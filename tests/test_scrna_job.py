@@ -237,6 +237,7 @@ def test_every_output_carries_provenance(tmp_path, counts_file):
         "special_tokens": True,
         "gene_key": None,
         "ties": "geneformer",
+        "rank_attributes": {},
         "dataset_id": None,
         "dataset_name": None,
         "chunk_cells": None,  # in memory

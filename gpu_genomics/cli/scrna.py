@@ -159,6 +159,13 @@ FLOAT_OR_NONE = _NumberOrNone(float)
     help="rank-encode: equal values as NumPy's argsort orders them (Geneformer) or by gene.",
 )
 @click.option(
+    "--rank-attribute",
+    "rank_attributes",
+    multiple=True,
+    metavar="COLUMN[:NAME]",
+    help="rank-encode: an obs column written beside the tokens (.parquet/.dataset; repeat).",
+)
+@click.option(
     "--gene-key",
     default=None,
     help="rank-encode: the var column of gene ids (default: ensembl_id when present, as "

@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ...errors import check_choice
+from ...errors import InputError, check_choice
 from ...execution import map_in_order, whole_chunks
 from ._matrix import check_counts, var_gene_ids
 from .blocks import CountBlocks, block_starts
@@ -306,11 +306,11 @@ def _rows_task(
     rows: np.ndarray,
     first_output_row: int,
     cell_names: np.ndarray,
-    passes: np.ndarray | None,
+    obs: Any,
 ) -> tuple[Any, Any, Any]:
     """Pass 4: output rows of the input ``rows`` (sorted), named ``cell_names``.
 
-    ``passes``: the rows' ``filter_pass`` values, for the rank encoding (None: no such column).
+    ``obs``: the rows' ``obs`` columns the rank encoding reads (:func:`rank_obs`), or None.
 
     Returns ``(raw counts CSR, X rows or None, RankEncoding or None)``. ``X`` rows come back
     only when the client writes them (``plan.zarr_x`` is None); otherwise the task writes them
@@ -318,7 +318,7 @@ def _rows_task(
     """
     start = int(rows[0])
     all_genes = _read(plan.blocks, start, int(rows[-1]) + 1)[rows - start]
-    encoding = None if plan.rank is None else plan.rank.encode(all_genes, cell_names, passes)
+    encoding = None if plan.rank is None else plan.rank.encode(all_genes, cell_names, obs)
     x = all_genes[:, plan.genes]
     x.eliminate_zeros()
     counts = x[:, plan.output_genes]
@@ -418,6 +418,8 @@ def preprocess_blocks(
 
     skeleton = anndata.AnnData(obs=obs, var=var, uns=dict(uns))
     annotate_genes(skeleton)
+    if rank is not None:
+        rank_obs(skeleton.obs, rank)  # the attribute columns: checked now
     if rank is not None and rank.medians is not None:  # the given medians: checked now
         rank = rank.resolved(var_gene_ids(skeleton, rank.gene_key), compute_medians=None)
     steps = _Steps()
@@ -767,6 +769,7 @@ class RankOptions:
     ties: str = "geneformer"
     target_sum: float = 10_000
     gene_key: str | None = None  #: the ``var`` column of gene ids (``var_gene_ids``'s rule)
+    attributes: dict[str, str] = dataclasses.field(default_factory=dict)  #: obs col -> name
     gene_ids: np.ndarray | None = None  #: every input column's id (set by :meth:`resolved`)
 
     @classmethod
@@ -779,13 +782,20 @@ class RankOptions:
         **options: Any,
     ) -> RankOptions:
         """The options of a model version (:func:`~.rank.model_settings`), checked."""
-        from .rank import TIES, model_settings
+        from .rank import TIES, attribute_names, model_settings
 
         n_tokens, special_tokens = model_settings(
             model_version, n_tokens=n_tokens, special_tokens=special_tokens
         )
         check_choice("ties", options.get("ties", "geneformer"), TIES)
+        options["attributes"] = attribute_names(options.get("attributes"))
         return cls(n_tokens=n_tokens, special_tokens=special_tokens, **options)
+
+    def obs_columns(self) -> list[str]:
+        """The ``obs`` columns the encoding reads: ``filter_pass`` and the attributes."""
+        from .rank import FILTER_KEY
+
+        return [FILTER_KEY, *(c for c in self.attributes if c != FILTER_KEY)]
 
     def resolved(self, gene_ids: np.ndarray, compute_medians: Any) -> RankOptions:
         """The options with the gene ids, the medians and the tokens fixed.
@@ -840,19 +850,19 @@ class RankOptions:
             ties=self.ties,
             target_sum=self.target_sum,
             missing_medians="raise" if check else "drop",
+            attributes=self.attributes,
             device=device,
         )
 
-    def encode(self, counts: Any, cell_names: np.ndarray, passes: np.ndarray | None) -> Any:
+    def encode(self, counts: Any, cell_names: np.ndarray, obs: Any) -> Any:
         """The encoding of the CSR ``counts`` (cells x all genes), on the host (a rows task).
 
-        ``passes``: each cell's ``filter_pass`` value (None: no such column).
+        ``obs``: the cells' :meth:`obs_columns` that the input has (a DataFrame), or None.
         """
-        from .rank import FILTER_KEY
-
         cells = _block_anndata(counts, cell_names, var={"gene_ids": self.gene_ids})
-        if passes is not None:
-            cells.obs[FILTER_KEY] = passes
+        if obs is not None:
+            for column in obs.columns:
+                cells.obs[column] = obs[column].to_numpy()
         quiet, log.disabled = log.disabled, True  # the client said once what is left out
         try:
             return self.encode_anndata(cells, gene_key=None, device="cpu", check=False).to_host()
@@ -867,6 +877,22 @@ def filter_pass_values(obs: Any) -> np.ndarray | None:
     if FILTER_KEY not in obs.columns:
         return None
     return np.asarray(obs[FILTER_KEY].to_numpy(), dtype=object)
+
+
+def rank_obs(obs: Any, rank: RankOptions) -> Any:
+    """The columns of ``obs`` the rows tasks' encodings read (a DataFrame), or None.
+
+    Raises:
+        InputError: an attribute column that ``obs`` lacks.
+    """
+    missing = [column for column in rank.attributes if column not in obs.columns]
+    if missing:
+        raise InputError(
+            f"`rank_attributes`: {', '.join(map(repr, missing))} not in the input's obs (it "
+            f"has: {', '.join(map(repr, obs.columns)) or 'no columns'})"
+        )
+    columns = [column for column in rank.obs_columns() if column in obs.columns]
+    return obs[columns].reset_index(drop=True) if columns else None
 
 
 def _passing(blocks: list[_Block], passes: np.ndarray | None) -> list[_Block]:
@@ -1027,14 +1053,14 @@ def write_blocks(
                 if is_zarr:
                     plan = dataclasses.replace(plan, zarr_x=str(Path(tmp) / "X"))
             names = np.asarray(skeleton.obs_names, dtype=object)
-            passes = filter_pass_values(skeleton.obs) if plan.rank is not None else None
+            columns = None if plan.rank is None else rank_obs(skeleton.obs, plan.rank)
             tasks = [
                 (
                     plan,
                     result.rows[first : first + task_rows],
                     first,
                     names[first:][:task_rows],
-                    None if passes is None else passes[first:][:task_rows],
+                    None if columns is None else columns.iloc[first : first + task_rows],
                 )
                 for first in range(0, n_out, task_rows)
             ]

@@ -28,7 +28,13 @@ from ...io.provenance import flat, provenance
 from ...io.spec import MAPPING, STRING, ArraySpec, OutputSpec
 from ...io.store import check_output_folder, removed_on_failure
 from .blocks import CountBlocks, is_lazy_10x, open_count_blocks
-from .chunked import DEFAULT_CHUNK_CELLS, RankOptions, preprocess_blocks, write_blocks
+from .chunked import (
+    DEFAULT_CHUNK_CELLS,
+    RankOptions,
+    preprocess_blocks,
+    rank_obs,
+    write_blocks,
+)
 from .rank import RankWriter, rank_format_of, write_rank_encoding
 from .recipe import MITO_PREFIX, HvgFlavor, Recipe, _backend_name, recorded_recipe
 
@@ -145,6 +151,7 @@ def preprocess_file(
     special_tokens: bool | None = None,
     gene_key: str | None = None,
     ties: str = "geneformer",
+    rank_attributes: Any = None,
     dataset_id: str | None = None,
     dataset_name: str | None = None,
     chunk_cells: int | None = None,
@@ -193,6 +200,8 @@ def preprocess_file(
             present, as Geneformer reads, else ``gene_ids``, else the gene names).
         ties: rank encoding: ``geneformer`` (NumPy's ``argsort``, as the tokenizer) or
             ``stable`` (by gene).
+        rank_attributes: ``obs`` columns written beside the tokens (``"column"`` or
+            ``"column:name"``; Geneformer's custom attributes; ``.parquet``/``.dataset``).
         dataset_id: the dataset card's id (default: the input's name).
         dataset_name: the dataset card's name.
         chunk_cells: run out of core (:mod:`.chunked`), reading this many cells per task;
@@ -247,6 +256,12 @@ def preprocess_file(
         check_output_folder(rank_output)
         if Path(rank_output).resolve() == output_path.resolve():
             raise invalid("rank_output", str(rank_output), "must differ from the output")
+        if rank_attributes and rank_format_of(rank_output) not in ("parquet", "dataset"):
+            raise invalid(
+                "rank_attributes",
+                list(rank_attributes),
+                "are written to .parquet and .dataset rank outputs only",
+            )
         rank = RankOptions.of(
             model_version=model_version,
             n_tokens=n_tokens,
@@ -256,6 +271,7 @@ def preprocess_file(
             gene_mapping=load_gene_mapping(gene_mapping) if gene_mapping else None,
             ties=ties,
             gene_key=gene_key,
+            attributes=list(rank_attributes or []),
         )
 
     source = out_of_core_source(
@@ -297,6 +313,7 @@ def preprocess_file(
             "special_tokens": None if rank is None else rank.special_tokens,
             "gene_key": gene_key,
             "ties": ties,
+            "rank_attributes": None if rank is None else rank.attributes,
             "dataset_id": dataset_id,
             "dataset_name": dataset_name,
             "chunk_cells": None if source is None else source.chunk_cells,
@@ -371,6 +388,8 @@ def _preprocess_in_memory(
 
     started = time.perf_counter()
     adata = read(input_path, transpose=transpose)
+    if rank is not None:
+        rank_obs(adata.obs, rank)  # the attribute columns, before the recipe runs
     log.info(
         "read %s: %d cells x %d genes (%.2f s)",
         input_path,

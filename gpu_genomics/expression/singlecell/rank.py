@@ -418,6 +418,8 @@ class RankEncoding:
         special_tokens: whether each encoding starts with ``<cls>`` and ends with ``<eos>``.
         token_dictionary: token -> id, as used (special tokens included).
         cell_rows: ``(n_cells,) int64``: each encoded cell's row in the input.
+        attributes: output name -> ``(n_cells,)`` values of an ``obs`` column of the encoded
+            cells (Geneformer's custom attributes; :func:`attribute_values` types them).
     """
 
     offsets: Any
@@ -427,6 +429,7 @@ class RankEncoding:
     special_tokens: bool
     token_dictionary: dict[str, int] = field(repr=False)
     cell_rows: np.ndarray | None = None
+    attributes: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
         """Return the number of cells."""
@@ -452,6 +455,7 @@ class RankEncoding:
             special_tokens=self.special_tokens,
             token_dictionary=self.token_dictionary,
             cell_rows=self.cell_rows,
+            attributes=self.attributes,
         )
 
 
@@ -530,6 +534,74 @@ def _rank_order(xp: Any, row: Any, gene: Any, values: Any, n_cells: int, *, ties
     return order
 
 
+#: Columns every rank output has; an attribute may not take their names.
+RESERVED_COLUMNS = ("input_ids", "length", "cell_id")
+
+
+def attribute_names(attributes: Any) -> dict[str, str]:
+    """``obs`` column -> output column of Geneformer's custom attributes, checked.
+
+    Args:
+        attributes: ``None``; a list of ``obs`` columns (each kept under its name, or written
+            ``"column:name"``); or a dict ``obs`` column -> output name (Geneformer's
+            ``custom_attr_name_dict``).
+
+    Raises:
+        InputError: a malformed entry, a repeated output name, or one of
+            :data:`RESERVED_COLUMNS`.
+    """
+    if attributes is None:
+        return {}
+    if isinstance(attributes, str):
+        attributes = [attributes]
+    if isinstance(attributes, dict):
+        pairs = [(str(k), str(v)) for k, v in attributes.items()]
+    else:
+        pairs = []
+        for entry in attributes:
+            column, _, name = str(entry).partition(":")
+            pairs.append((column, name or column))
+    names: dict[str, str] = {}
+    for column, name in pairs:
+        if not column or not name:
+            raise invalid("attributes", attributes, "entries are 'column' or 'column:name'")
+        if name in RESERVED_COLUMNS or name in names.values():
+            raise invalid("attributes", attributes, f"the output column {name!r} is taken")
+        names[column] = name
+    return names
+
+
+def attribute_values(values: Any) -> np.ndarray:
+    """An ``obs`` column as one of int64, float64, bool or object-of-str (None where missing).
+
+    The type depends only on the column's dtype, so every block of cells gets the same type.
+    """
+    import pandas as pd
+
+    series = pd.Series(values)
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        series = series.astype(object)
+    kind = series.dtype.kind
+    if kind in "iu":
+        return series.to_numpy(dtype=np.int64)
+    if kind == "f":
+        return series.to_numpy(dtype=np.float64)
+    if kind == "b":
+        return series.to_numpy(dtype=bool)
+    return np.array([None if pd.isna(v) else str(v) for v in series], dtype=object)
+
+
+def _attributes_of(adata: Any, names: dict[str, str], rows: np.ndarray) -> dict[str, np.ndarray]:
+    """The attribute columns of ``adata.obs`` at ``rows`` (positions), by output name."""
+    missing = [column for column in names if column not in adata.obs.columns]
+    if missing:
+        raise InputError(
+            f"attributes: {', '.join(map(repr, missing))} not in adata.obs (it has: "
+            f"{', '.join(map(repr, adata.obs.columns)) or 'no columns'})"
+        )
+    return {name: attribute_values(adata.obs[column].iloc[rows]) for column, name in names.items()}
+
+
 def _laid_out_tokens(
     xp: Any,
     row: Any,
@@ -586,6 +658,7 @@ def rank_encode(
     ties: str = "geneformer",
     target_sum: float = 10_000,
     missing_medians: str = "raise",
+    attributes: Any = None,
     device: str | None = None,
 ) -> RankEncoding:
     """Encode every cell as Geneformer's tokenizer does: its genes ranked by normalised value.
@@ -627,6 +700,9 @@ def rank_encode(
         missing_medians: ``"raise"`` (Geneformer's behaviour): a gene of the data with a token
             but no median in ``gene_medians`` is an error; ``"drop"``: such genes are left out
             (logged), as genes without a token are.
+        attributes: ``obs`` columns carried with the tokens (Geneformer's
+            ``custom_attr_name_dict``): a list of columns (``"column"`` or
+            ``"column:name"``) or a dict column -> name (:func:`attribute_names`).
         device: ``"auto" | "gpu" | "cpu"`` (``None``: ``$GPU_GENOMICS_DEVICE``, else auto).
 
     Returns:
@@ -650,6 +726,7 @@ def rank_encode(
     ties = check_choice("ties", ties, TIES)
     check_choice("missing_medians", missing_medians, ("raise", "drop"))
     target_sum = _checked_target_sum(target_sum)
+    names_of_attributes = attribute_names(attributes)
     device_name = resolve_device(device)
     xp = array_module(device_name)
     rows = _passing_cells(adata, filter_key)
@@ -709,6 +786,7 @@ def rank_encode(
         special_tokens=bool(special_tokens),
         token_dictionary=tokens,
         cell_rows=cell_rows[encoded],
+        attributes=_attributes_of(adata, names_of_attributes, np.flatnonzero(encoded)),
     )
 
 
@@ -738,8 +816,9 @@ def write_rank_encoding(
     """Write ``encoding`` to ``path`` atomically (a temporary file renamed on success).
 
     * ``.parquet`` / ``.pq`` (or ``format="parquet"``): one row per cell with ``cell_id``
-      (string), ``input_ids`` (``list<int32>``; ``large_list<int32>`` beyond 2**31 - 1 tokens)
-      and ``length`` (int32), as a Geneformer dataset; the schema metadata key
+      (string), ``input_ids`` (``list<int32>``; ``large_list<int32>`` beyond 2**31 - 1 tokens),
+      ``length`` (int32) and the encoding's attributes, as a Geneformer dataset; the schema
+      metadata key
       ``gpu_genomics`` holds JSON with ``n_tokens``, ``special_tokens`` and the token
       dictionary.
     * ``.h5``/``.hdf5``/``.zarr`` (or ``format="hdf5"|"zarr"``), through
@@ -853,7 +932,15 @@ class RankWriter:
         return self
 
     def append(self, encoding: RankEncoding) -> None:
-        """Write the next cells' encodings (after those appended before)."""
+        """Write the next cells' encodings (after those appended before).
+
+        Raises:
+            InputError: attributes for an HDF5/Zarr output (they go to Parquet and datasets).
+        """
+        if encoding.attributes and self.format not in ("parquet", "dataset"):
+            raise InputError(
+                f"{self.path}: attributes are written to .parquet and .dataset outputs only"
+            )
         offsets = np.asarray(to_numpy(encoding.offsets), dtype=np.int64)
         token_ids = np.asarray(to_numpy(encoding.token_ids), dtype=np.int32)
         if self.first is None:
@@ -901,6 +988,10 @@ class RankWriter:
                 "cell_id": pa.array([str(c) for c in encoding.cell_ids], type=pa.string()),
                 "input_ids": input_ids,
                 "length": pa.array(np.diff(offsets).astype(np.int32)),
+                **{
+                    name: pa.array(values, type=pa.string() if values.dtype == object else None)
+                    for name, values in encoding.attributes.items()
+                },
             }
         )
         if self.cells == 0:
@@ -946,7 +1037,8 @@ class RankWriter:
         """Write the Parquet rows as a ``datasets`` folder (``datasets.load_from_disk``).
 
         The columns Geneformer's tokenizer writes, ``input_ids`` (``list<int64>``) and
-        ``length`` (int64), plus ``cell_id``; the tokenizer's parameters, the token dictionary
+        ``length`` (int64), plus ``cell_id`` and the attributes (its custom attributes); the
+        tokenizer's parameters, the token dictionary
         and the provenance are the JSON of the dataset info's ``description``.
         """
         import datasets
@@ -955,11 +1047,13 @@ class RankWriter:
 
         self._out.close()
         table = pq.read_table(self._tmp, memory_map=True)
+        attributes = [name for name in table.column_names if name not in RESERVED_COLUMNS]
         table = pa.table(
             {
                 "input_ids": table["input_ids"].cast(pa.list_(pa.int64())),
                 "length": table["length"].cast(pa.int64()),
                 "cell_id": table["cell_id"],
+                **{name: table[name] for name in attributes},
             }
         )
         first = self.first
