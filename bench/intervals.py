@@ -229,7 +229,7 @@ def write_peaks(folder: Path, sizes: dict[str, int], rows: int, files: int, seed
     return total
 
 
-def make_data(args) -> dict:
+def make_data(args, *, genome_needed: bool = True) -> dict:
     """Generate (or reuse) the genome and the peak files; return the paths and facts."""
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
@@ -242,7 +242,7 @@ def make_data(args) -> dict:
     peaks_meta = peaks / "params.json"
     made = []
     clock = time.perf_counter()
-    if (
+    if genome_needed and (
         not (genome.exists() and genome_meta.exists())
         or json.loads(genome_meta.read_text()) != genome_key
     ):
@@ -907,6 +907,487 @@ def check_basset(ours_path: Path, basset: dict, genome: Path, n_sample: int, see
 # --- report ----------------------------------------------------------------------------------
 
 
+# --- stages: BED reading and the interval merge against their peers ----------------------------
+READ_TARGET = 2.0  # ours (read_bed) >= 2x faster than pandas read_csv on the gzip BED files
+MERGE_PEER = "polars-bio"  # ours (the job's hull merge) at least as fast as polars-bio
+READ_TOOLS = ("ours", "pandas read_csv")
+MERGE_TOOLS = ("ours regions", "ours hulls", "polars-bio", "pyranges1", "bioframe", "bedtools")
+
+
+def gzip_beds(beds: list[Path]) -> list[Path]:
+    """``peaks_NN.bed.gz`` beside each BED file (gzip level 6, made once, kept in the cache)."""
+    import gzip
+
+    out = []
+    for bed in beds:
+        packed = bed.with_name(bed.name + ".gz")
+        if not packed.exists():
+            tmp = packed.with_suffix(".tmp")
+            with open(bed, "rb") as src, gzip.GzipFile(tmp, "wb", compresslevel=6, mtime=0) as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+            tmp.rename(packed)
+        out.append(packed)
+    return out
+
+
+def _best(work, repeat: int) -> tuple[list[float], object]:
+    """Run ``work()`` ``repeat`` times; every wall time (seconds) and the last result."""
+    times, result = [], None
+    for _ in range(repeat):
+        clock = time.perf_counter()
+        result = work()
+        times.append(time.perf_counter() - clock)
+    return times, result
+
+
+def _rss_mib() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _stage_peaks(beds: list[Path], names: list[str]):
+    """The job's merge input: every row of every file, ``chrom`` as the reference index."""
+    import pandas as pd
+
+    from gpu_genomics.intervals.bed import read_bed
+
+    index = {name: i for i, name in enumerate(names)}
+    frames = []
+    for label, bed in enumerate(beds):
+        frame = read_bed(bed)
+        lookup = np.array([index[str(c)] for c in frame["chrom"].cat.categories], dtype=np.int32)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "chrom": lookup[frame["chrom"].cat.codes.to_numpy()],
+                    "start": frame["start"].to_numpy(),
+                    "end": frame["end"].to_numpy(),
+                    "minus": frame["minus"].to_numpy(),
+                    "label": np.full(len(frame), label, dtype=np.int32),
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def stage_child(  # noqa: PLR0917 (child entry: argv is positional)
+    stage: str, tool: str, folder: str, out: str, repeat: str, min_overlap: str, length: str
+) -> None:
+    """Time one tool on one stage in this process; write its times and output to ``out``.
+
+    Inputs are loaded (untimed) first; ``rss_inputs`` is the peak RSS (MiB) with them loaded.
+    """
+    import pandas as pd
+
+    from gpu_genomics.io.files import read_bytes
+
+    repeat, min_overlap, length = int(repeat), int(min_overlap), int(length)
+    beds = sorted(Path(folder).glob("peaks_*.bed.gz"))
+    names = list(HG19)
+    result: dict[str, np.ndarray] = {}
+    if stage == "read":
+        if tool == "ours":
+            from gpu_genomics.intervals.bed import read_bed
+
+            def work():
+                return [read_bed(bed) for bed in beds]
+
+        else:
+
+            def work():
+                frames = []
+                for bed in beds:
+                    frame = pd.read_csv(
+                        bed,
+                        sep="\t",
+                        header=None,
+                        usecols=[0, 1, 2, 5],
+                        dtype={0: "category", 5: "category"},
+                        engine="c",
+                        na_filter=False,
+                    )
+                    frames.append(
+                        pd.DataFrame(
+                            {
+                                "chrom": frame[0],
+                                "start": frame[1],
+                                "end": frame[2],
+                                "minus": (frame[5] == "-").to_numpy(),
+                            }
+                        )
+                    )
+                return frames
+
+        rss_inputs = _rss_mib()
+        times, frames = _best(work, repeat)
+        result = {
+            "chrom": np.concatenate([f["chrom"].astype(str).to_numpy(str) for f in frames]),
+            **{k: np.concatenate([f[k].to_numpy() for f in frames]) for k in ("start", "end")},
+            "minus": np.concatenate([f["minus"].to_numpy(bool) for f in frames]),
+            "bytes": np.array(sum(len(read_bytes(bed)) for bed in beds)),
+        }
+    else:
+        peaks = _stage_peaks(beds, names)
+        sizes = np.array(list(chrom_sizes_of_names(names, folder).values()), dtype=np.int64)
+        chrom_names = np.asarray(names)[peaks["chrom"].to_numpy()]
+        work, finish = merge_work(tool, peaks, chrom_names, sizes, min_overlap, length, len(beds))
+        rss_inputs = _rss_mib()
+        times, raw = _best(work, repeat)
+        result = finish(raw)
+    np.savez(out, times=np.array(times), rss_inputs=np.array(rss_inputs), **result)
+
+
+def chrom_sizes_of_names(names: list[str], folder: str) -> dict[str, int]:
+    """The chromosome sizes the peaks were made with (``params.json`` of their folder)."""
+    scale = json.loads((Path(folder) / "params.json").read_text())["scale"]
+    sizes = chrom_sizes(scale)
+    return {name: sizes[name] for name in names}
+
+
+def merge_work(  # noqa: PLR0917 (the inputs of one child)
+    tool: str, peaks, chrom_names: np.ndarray, sizes: np.ndarray, min_overlap: int, length, n_labels
+):
+    """The timed call of one merge tool, and the untimed step that turns its output into arrays
+    (hulls sorted by chromosome name and start, or ours' regions)."""
+    import pandas as pd
+
+    from gpu_genomics.intervals.regions import make_regions, merge_intervals
+
+    chrom = peaks["chrom"].to_numpy()
+    start, end = peaks["start"].to_numpy(), peaks["end"].to_numpy()
+    if tool == "ours regions":
+
+        def work():
+            return make_regions(
+                peaks,
+                "hull",
+                length=length,
+                min_overlap=min_overlap,
+                chrom_sizes=sizes,
+                n_labels=n_labels,
+                device="cpu",
+            )
+
+        def regions_arrays(regions):
+            return {"chrom": regions.chrom, "start": regions.start, "labels": regions.labels}
+
+        return work, regions_arrays
+    if tool == "ours hulls":
+
+        def work():
+            return merge_intervals(chrom, start, end, min_overlap=min_overlap)
+
+        def hull_arrays(out):
+            return _hulls(np.asarray(list(HG19))[out[1]], out[2], out[3])
+
+        return work, hull_arrays
+    frame = pd.DataFrame({"chrom": chrom_names.astype(object), "start": start, "end": end})
+    if tool == "polars-bio":
+        import polars as pl
+        import polars_bio as pb
+
+        pb.set_option("datafusion.bio.coordinate_system_check", "false")
+        table = pl.from_pandas(frame)
+
+        def work():
+            return pb.merge(table, min_dist=-min_overlap, output_type="polars.DataFrame")
+
+        return work, lambda out: _hulls(*(out[c].to_numpy() for c in ("chrom", "start", "end")))
+    if tool == "pyranges1":
+        import pyranges as pr
+
+        columns = {"chrom": "Chromosome", "start": "Start", "end": "End"}
+        ranges = pr.PyRanges(frame.rename(columns=columns))
+
+        def work():
+            return ranges.merge_overlaps(use_strand=False, slack=-min_overlap)
+
+        return work, lambda out: _hulls(*(out[c].to_numpy() for c in columns.values()))
+    if tool == "bioframe":
+        from bioframe.core.arrops import merge_intervals as bioframe_merge
+
+        def work():
+            # bioframe.merge refuses min_dist < 0; its NumPy core per chromosome takes it
+            parts = []
+            for name, group in frame.groupby("chrom", sort=False):
+                _, hull_start, hull_end = bioframe_merge(
+                    group["start"].to_numpy(), group["end"].to_numpy(), min_dist=-min_overlap
+                )
+                parts.append((np.full(len(hull_start), name, dtype=object), hull_start, hull_end))
+            return parts
+
+        return work, lambda parts: _hulls(*(np.concatenate(c) for c in zip(*parts, strict=True)))
+    raise SystemExit(f"unknown merge tool {tool!r}")
+
+
+def _hulls(chrom, start, end) -> dict[str, np.ndarray]:
+    """Hulls as ``chrom`` (str), ``start``, ``end`` arrays sorted by (chrom, start)."""
+    chrom = np.asarray(chrom).astype(str)
+    start, end = np.asarray(start, dtype=np.int64), np.asarray(end, dtype=np.int64)
+    order = np.lexsort((end, start, chrom))
+    return {"chrom": chrom[order], "start": start[order], "end": end[order]}
+
+
+def peer_available(tool: str) -> str | None:
+    """None when the tool can run here, else why not."""
+    import importlib.metadata
+    import importlib.util
+
+    if tool == "bedtools":
+        return None if shutil.which("bedtools") else "bedtools not on PATH"
+    module, dist = {
+        "polars-bio": ("polars_bio", "polars-bio"),
+        "pyranges1": ("pyranges", "pyranges1"),
+        "bioframe": ("bioframe", "bioframe"),
+    }.get(tool, (None, None))
+    if module is None:
+        return None
+    try:
+        version_text = importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return f"{dist} not installed (pip install -e '.[bench]')"
+    if tool == "pyranges1" and sys.version_info < (3, 12):
+        return f"{dist} {version_text} needs Python >= 3.12 (this is {platform.python_version()})"
+    return None if importlib.util.find_spec(module) else f"{module} not importable"
+
+
+def run_stage_tool(args, stage: str, tool: str, folder: Path, work: Path) -> dict:
+    """One tool on one stage in a child process: best of ``--repeat``, RSS, and its output."""
+    slug = f"{stage}-{tool.replace(' ', '_')}"
+    if tool == "bedtools":
+        return run_bedtools_merge(args, work, slug)
+    out = work / f"{slug}.npz"
+    cmd = child_cmd(
+        "stage",
+        stage,
+        tool,
+        str(folder),
+        str(out),
+        str(args.repeat),
+        str(args.min_overlap),
+        str(args.length),
+    )
+    if tool.startswith("ours"):  # ours on one thread (numba's pool is not used by the merge)
+        cmd = ["env", "NUMBA_NUM_THREADS=1", *cmd]
+    result = run_stage(cmd, work / f"{slug}.log")
+    with np.load(out) as saved:
+        output = {k: saved[k] for k in saved.files}
+    times = output.pop("times").tolist()
+    return {
+        "seconds": min(times),
+        "times": times,
+        "maxrss": result["maxrss"],
+        "rss_inputs": float(output.pop("rss_inputs")) * 2**20,
+        "output": output,
+    }
+
+
+def merge_input_bed(folder: Path, work: Path) -> Path:
+    """All rows as ``chrom start end label`` (label: the file's index), for bedtools."""
+    path = work / "merge-input.bed"
+    if not path.exists():
+        with open(path, "w") as out:
+            for label, bed in enumerate(sorted(folder.glob("peaks_*.bed"))):
+                with open(bed) as handle:
+                    for line in handle:
+                        chrom, start, end = line.split("\t", 3)[:3]
+                        out.write(f"{chrom}\t{start}\t{end}\t{label}\n")
+    return path
+
+
+def run_bedtools_merge(args, work: Path, slug: str) -> dict:
+    """``sort | bedtools merge -d -MIN_OVERLAP -c 4 -o distinct``, best of ``--repeat`` runs."""
+    source = merge_input_bed(Path(args.peaks_folder), work)
+    merged = work / f"{slug}.bed"
+    cmd = (
+        f"set -o pipefail; LC_ALL=C sort -k1,1 -k2,2n -k3,3n {shlex.quote(str(source))} | "
+        f"bedtools merge -i stdin -d -{args.min_overlap} -c 4 -o distinct "
+        f"> {shlex.quote(str(merged))}"
+    )
+    runs = [run_stage(cmd, work / f"{slug}.log", shell=True) for _ in range(args.repeat)]
+    chrom, start, end, labels = [], [], [], []
+    with open(merged) as handle:
+        for line in handle:
+            fields = line.rstrip("\n").split("\t")
+            chrom.append(fields[0])
+            start.append(int(fields[1]))
+            end.append(int(fields[2]))
+            labels.append(fields[3])
+    output = _hulls(chrom, start, end)
+    order = np.lexsort((np.array(end), np.array(start), np.array(chrom)))
+    output["labels"] = np.array(labels, dtype=object)[order]
+    return {
+        "seconds": min(r["seconds"] for r in runs),
+        "times": [r["seconds"] for r in runs],
+        "maxrss": max(r["maxrss"] for r in runs),
+        "rss_inputs": None,
+        "output": output,
+    }
+
+
+def check_read(results: dict) -> list[str]:
+    """Every reader gives the same rows (chromosome, start, end, strand) in the same order."""
+    ours = results["ours"]["output"]
+    lines = []
+    for tool, result in results.items():
+        if tool == "ours":
+            continue
+        other = result["output"]
+        same = all(np.array_equal(ours[k], other[k]) for k in ("chrom", "start", "end", "minus"))
+        lines.append(
+            f"check read: ours vs {tool}: {verdict(ok=same)} ({len(ours['start']):,} rows)"
+        )
+    return lines
+
+
+def check_merge(results: dict, sizes: dict[str, int], length: int) -> list[str]:
+    """Every tool gives ours' hulls; ours' regions are bedtools' hulls' windows and labels."""
+    from gpu_genomics.intervals.regions import windows_at
+
+    ours = results["ours hulls"]["output"]
+    lines = []
+    for tool, result in results.items():
+        if tool in ("ours hulls", "ours regions"):
+            continue
+        other = result["output"]
+        same = all(np.array_equal(ours[k], other[k]) for k in ("chrom", "start", "end"))
+        text = f"({len(ours['start']):,} vs {len(other['start']):,} hulls)"
+        if not same and all(np.array_equal(ours[k], other[k]) for k in ("chrom", "start")):
+            # the same clusters (hulls are runs of the sorted rows: same starts, same clusters)
+            n_ends = int((ours["end"] != other["end"]).sum())
+            text += f"; same clusters, {n_ends:,} hull ends differ" + (
+                " (bioframe's core ends a hull at the running maximum of every earlier end, "
+                "which a negative min_dist lets pass the hull's own ends; bioframe.merge "
+                "refuses min_dist < 0)"
+                if tool == "bioframe"
+                else ""
+            )
+        lines.append(f"check merge: ours hulls vs {tool}: {verdict(ok=same)} {text}")
+    if "bedtools" in results and "ours regions" in results:
+        bed = results["bedtools"]["output"]
+        names = list(sizes)
+        lengths = np.array([sizes[c] for c in bed["chrom"]], dtype=np.int64)
+        window = windows_at((bed["start"] + bed["end"]) // 2, length, lengths)
+        expected: dict[tuple[str, int], set[int]] = {}
+        for chrom, start, labels in zip(bed["chrom"], window, bed["labels"], strict=True):
+            expected.setdefault((str(chrom), int(start)), set()).update(
+                int(x) for x in labels.split(",")
+            )
+        regions = results["ours regions"]["output"]
+        got = {
+            (names[c], int(s)): {int(x) for x in np.flatnonzero(row)}
+            for c, s, row in zip(regions["chrom"], regions["start"], regions["labels"], strict=True)
+        }
+        lines.append(
+            f"check merge: ours regions vs bedtools hulls' windows and labels: "
+            f"{verdict(ok=got == expected)} ({len(got):,} vs {len(expected):,} windows)"
+        )
+    return lines
+
+
+def run_stages(args, data: dict) -> dict:
+    """The read and merge stages, every tool in its own child process, on the same data."""
+    work = Path(args.workdir) / "runs"
+    work.mkdir(exist_ok=True)
+    folder = data["metadata"].parent
+    args.peaks_folder = str(folder)
+    gz = gzip_beds(data["beds"])
+    print(
+        f"stages: {len(gz)} gzip BED files, {sum(p.stat().st_size for p in gz) / 2**20:.1f} MiB "
+        f"compressed; best of {args.repeat} runs each",
+        flush=True,
+    )
+    stages: dict[str, dict] = {"read": {}, "merge": {}}
+    skipped: dict[str, str] = {}
+    for stage, tools in (("read", READ_TOOLS), ("merge", MERGE_TOOLS)):
+        for tool in tools:
+            why = peer_available(tool)
+            if why:
+                skipped[tool] = why
+                print(f"  {stage} {tool}: not run ({why})", flush=True)
+                continue
+            stages[stage][tool] = run_stage_tool(args, stage, tool, folder, work)
+            times = ", ".join(f"{t:.3f}" for t in stages[stage][tool]["times"])
+            print(f"  {stage} {tool}: {times} s", flush=True)
+    return {"stages": stages, "skipped": skipped, "sizes": data["sizes"], "gz": gz}
+
+
+def print_stages(args, result: dict, n_rows: int) -> None:
+    """The stage tables (seconds, throughput, memory, ratios), checks and targets."""
+    stages = result["stages"]
+    print()
+    for stage, ref in (("read", "ours"), ("merge", "ours regions")):
+        rows = stages[stage]
+        if ref not in rows:
+            continue
+        head = [
+            "tool",
+            "best s",
+            "runs s",
+            "rows/s",
+            "MB/s",
+            "max RSS MiB",
+            "RSS inputs MiB",
+            "time/ours",
+        ]
+        body = []
+        n_bytes = float(rows["ours"]["output"]["bytes"]) if stage == "read" else None
+        for tool, r in rows.items():
+            body.append(
+                [
+                    tool,
+                    f"{r['seconds']:.3f}",
+                    " ".join(f"{t:.3f}" for t in r["times"]),
+                    fmt_rate(n_rows / r["seconds"]),
+                    f"{n_bytes / r['seconds'] / 1e6:,.0f}" if n_bytes else "-",
+                    fmt_mib(r["maxrss"]),
+                    fmt_mib(r["rss_inputs"]),
+                    f"{r['seconds'] / rows[ref]['seconds']:.2f}x",
+                ]
+            )
+        print(f"stage {stage}:")
+        common.print_table(head, body, left={0, 2})
+        print()
+    print(
+        f"stage read: the {len(result['gz'])} gzip BED files into frames of (chrom, start, end, "
+        "strand); ours is "
+        "read_bed (inflate, numba parse, checks), pandas read_csv its C parser on the same "
+        "columns. stage merge: the job's hull merge input (every row, chromosome as the "
+        "reference index) already in memory; ours regions is make_regions(merge='hull') "
+        "(clusters, windows, multi-hot labels, identical windows kept once), ours hulls "
+        "merge_intervals (clusters and hulls only, the peers' work); polars-bio merge, "
+        "pyranges1 merge_overlaps and bioframe's merge core (per chromosome) get a pandas or "
+        f"polars frame with string chromosomes; bedtools is 'LC_ALL=C sort -k1,1 -k2,2n -k3,3n "
+        f"| bedtools merge -d -{args.min_overlap} -c 4 -o distinct' file to file (text parse "
+        "included). best s: the fastest of the runs in one process (the first run of ours "
+        "loads numba's cache). max RSS: the child process's peak (inputs included); RSS "
+        "inputs: its peak once the inputs were loaded, before the timed runs. rows/s: BED rows "
+        "in per second; MB/s: decompressed BED bytes per second. time/ours: this row's best / "
+        "ours' best (> 1: ours is faster). Ours run on one thread (NUMBA_NUM_THREADS=1); the "
+        "peers use their defaults."
+    )
+    print()
+    for line in check_read(stages["read"]) + check_merge(
+        stages["merge"], result["sizes"], args.length
+    ):
+        print(line)
+    read, merge = stages["read"], stages["merge"]
+    if "pandas read_csv" in read:
+        speed = read["pandas read_csv"]["seconds"] / read["ours"]["seconds"]
+        print(
+            f"target read_bed >= {READ_TARGET:g}x faster than pandas read_csv: {speed:.2f}x  "
+            f"{verdict(ok=speed >= READ_TARGET)}"
+        )
+    if MERGE_PEER in merge:
+        speed = merge[MERGE_PEER]["seconds"] / merge["ours regions"]["seconds"]
+        print(
+            f"target merge (make_regions hull, one thread) at least as fast as {MERGE_PEER}: "
+            f"{speed:.2f}x  {verdict(ok=speed >= 1)}"
+        )
+    print()
+
+
 def fmt_mib(nbytes: float | None) -> str:
     return "-" if nbytes is None else f"{nbytes / 2**20:,.0f}"
 
@@ -946,6 +1427,19 @@ def load_text() -> str:
     return " / ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
+def peer_versions() -> str:
+    """The installed versions of the merge and read peers."""
+    import importlib.metadata
+
+    texts = []
+    for dist in ("polars-bio", "polars", "pyranges1", "bioframe", "isal"):
+        try:
+            texts.append(f"{dist} {importlib.metadata.version(dist)}")
+        except importlib.metadata.PackageNotFoundError:
+            texts.append(f"{dist} not installed")
+    return ", ".join(texts)
+
+
 def tool_version(cmd: list[str]) -> str:
     try:
         text = subprocess.run(cmd, capture_output=True, text=True, check=False).stdout
@@ -958,6 +1452,7 @@ def print_header(args, data: dict, *, gpu_ok: bool, gpu_reason: str, n_rows: int
     import h5py
     import numba
     import pandas as pd
+    import pyarrow
     import pysam
 
     work = Path(args.workdir)
@@ -977,16 +1472,22 @@ def print_header(args, data: dict, *, gpu_ok: bool, gpu_reason: str, n_rows: int
     print(
         f"software:    python {platform.python_version()}, numpy {np.__version__}, "
         f"pandas {pd.__version__}, numba {numba.__version__}, h5py {h5py.__version__}, "
-        f"pysam {pysam.__version__}, gpu_genomics {gg.__version__} (git {git_revision()})"
+        f"pysam {pysam.__version__}, pyarrow {pyarrow.__version__}, gpu_genomics "
+        f"{gg.__version__} (git {git_revision()})"
     )
+    print(f"peers:       {peer_versions()}")
     print(
         f"tools:       {tool_version(['bedtools', '--version'])}, "
         f"{tool_version(['sort', '--version'])}"
     )
+    fasta = (
+        f"plain FASTA {data['genome'].stat().st_size / 2**30:.2f} GiB, 60-base lines"
+        if not args.only_stages
+        else "not written (--only-stages)"
+    )
     print(
         f"genome:      hg19-shaped, {len(data['sizes'])} chromosomes (chr1..chr22, chrX, chrY), "
-        f"{genome_bases / 1e9:.2f} Gbp = hg19 sizes x {args.scale:g}; plain FASTA "
-        f"{data['genome'].stat().st_size / 2**30:.2f} GiB, 60-base lines"
+        f"{genome_bases / 1e9:.2f} Gbp = hg19 sizes x {args.scale:g}; {fasta}"
     )
     print(
         f"peaks:       {len(data['beds'])} BED6 files, {n_rows:,} rows, seed {args.seed}, "
@@ -998,6 +1499,10 @@ def print_header(args, data: dict, *, gpu_ok: bool, gpu_reason: str, n_rows: int
         f"test {','.join(TEST_CHROMS)}, validation {','.join(VALID_CHROMS)}"
     )
     print("timing:      one run each, wall clock of the child processes; FASTA in page cache")
+    print(
+        f"stages:      best of {args.repeat} runs inside one child process per tool "
+        "(read and merge stages)"
+    )
     print()
 
 
@@ -1031,12 +1536,28 @@ def parse_args(argv=None):
     parser.add_argument(
         "--keep-outputs", action="store_true", help="keep the HDF5 outputs in WORKDIR/runs"
     )
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs per tool in the read and merge stages"
+    )
+    parser.add_argument(
+        "--no-stages",
+        dest="stages",
+        action="store_false",
+        help="skip the read and merge stages against their peers",
+    )
+    parser.add_argument(
+        "--only-stages",
+        action="store_true",
+        help="only the read and merge stages (no genome, no end-to-end pipelines)",
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.rows < args.files or args.files < 1:
         parser.error("--rows must be >= --files >= 1")
     if args.scale <= 0 or args.length < 1 or args.min_overlap < 0 or args.basset_subset < 1:
         parser.error("--scale, --length and --basset-subset must be positive")
+    if args.repeat < 1:
+        parser.error("--repeat must be positive")
     return args
 
 
@@ -1045,6 +1566,7 @@ CHILDREN = {
     "glue-encode": glue_encode,
     "basset-merge": basset_merge,
     "basset-encode": basset_encode,
+    "stage": stage_child,
 }
 
 
@@ -1271,12 +1793,17 @@ def main(argv=None) -> int:
     if args.device == "gpu" and not gpu_ok:
         print(f"no usable GPU ({gpu_reason})", file=sys.stderr)
         return 1
-    data = make_data(args)
+    data = make_data(args, genome_needed=not args.only_stages)
     os.sync()  # the generated data on disk before anything is timed
     n_rows = sum(1 for bed in data["beds"] for _ in open(bed, "rb"))
     print_header(args, data, gpu_ok=gpu_ok, gpu_reason=gpu_reason, n_rows=n_rows)
     runs_dir = Path(args.workdir) / "runs"
     runs_dir.mkdir(exist_ok=True)
+    if args.stages or args.only_stages:
+        print_stages(args, run_stages(args, data), n_rows)
+    if args.only_stages:
+        print(f"load at end: {load_text()} (1/5/15-min averages)")
+        return 0
     devices = (["cpu"] if args.device != "gpu" else []) + (["gpu"] if gpu_ok else [])
     runs = run_pipelines(args, data, devices)
 

@@ -24,15 +24,18 @@ Semantics (``docs/intervals.md#basset-merge``, ``#hull-merge``, ``#none-merge``)
 In every mode windows are shifted inward at chromosome ends, and identical windows (same
 chromosome, start and strand) are kept once with their labels unioned.
 
-Sorting, clustering and label aggregation are written once against the pandas API and run on
-cuDF on the GPU (``device="gpu"``) or pandas on the CPU; the greedy Basset pass runs in numba on
-the host in both cases (it is sequential within a group).
+Each mode is one sort of the rows (:func:`sort_order`: NumPy on the host, or cuDF with
+``device="gpu"``; rows with equal keys are interchangeable, so both give the same result) and
+then passes over the sorted NumPy arrays: the hull clusters (:func:`merge_intervals`) and
+Basset's groups and greedy merge run in numba, one pass per chromosome (and strand), and a
+second sort keeps identical windows once with their labels unioned.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal
@@ -93,29 +96,23 @@ def windows_at(midpoints: Any, length: int, chrom_lengths: Any) -> Any:
 
 
 @functools.cache
-def _dataframe_library(device: str) -> ModuleType:
-    """Return cuDF on the GPU when it is importable, else pandas.
+def _dataframe_library(device: str) -> ModuleType | None:
+    """Return cuDF on the GPU when it is importable, else None (rows are sorted with NumPy).
 
     The fallback is logged once: CuPy without cuDF still runs the sequence kernels on the GPU.
     """
-    import pandas as pd
-
     if device != "gpu":
-        return pd
+        return None
     try:
         import cudf
     except Exception as exc:
         log.info(
-            "cuDF is not importable (%s: %s); sorting and merging intervals with pandas",
+            "cuDF is not importable (%s: %s); sorting intervals on the CPU",
             type(exc).__name__,
             exc,
         )
-        return pd
+        return None
     return cudf
-
-
-def _to_host(frame: Any) -> pd.DataFrame:
-    return frame.to_pandas() if hasattr(frame, "to_pandas") else frame
 
 
 def make_regions(
@@ -130,103 +127,225 @@ def make_regions(
 ) -> Regions:
     """Fixed-length labelled regions from peaks (see the module docstring for each mode).
 
+    Memory: about ten int64 values per peak at the peak (its columns, the sort key and
+    permutation, the sorted copies), then the dense ``(n_regions, K) uint8`` labels.
+
     Args:
         peaks: DataFrame with ``chrom`` (int32), ``start``, ``end`` (int64), ``minus`` (bool)
             and ``label`` (int32, ``0 <= label < n_labels``); every chromosome at least
-            ``length`` long.
+            ``length`` long. Rows in any order; the frame is not modified.
         mode: ``"basset"``, ``"hull"`` or ``"none"``.
         length: window length in bases.
         min_overlap: overlap in bases that merges windows (basset) or peaks (hull).
         chrom_sizes: ``(n_chroms,) int64`` chromosome lengths, indexed by ``chrom``.
         n_labels: number of label columns K.
-        device: ``"auto" | "gpu" | "cpu"``: cuDF or pandas for sorting, clustering and labels.
+        device: ``"auto" | "gpu" | "cpu"``: the rows are sorted by cuDF on the GPU, else by
+            NumPy; the passes over the sorted rows run in numba on the host.
 
     Returns:
         :class:`Regions` sorted by chromosome, start and strand.
     """
-    import pandas as pd
-
     check_choice("merge", mode, MERGE_MODES)
-    lib = _dataframe_library(resolve_device(device))
-    frame = peaks[["chrom", "start", "end", "minus", "label"]].reset_index(drop=True)
-    frame["chrom_length"] = np.asarray(chrom_sizes, dtype=np.int64)[frame["chrom"].to_numpy()]
-    if lib is not pd:
-        frame = lib.DataFrame.from_pandas(frame)
+    frames = _dataframe_library(resolve_device(device))
+    chrom = peaks["chrom"].to_numpy(np.int64)
+    start = peaks["start"].to_numpy(np.int64)
+    end = peaks["end"].to_numpy(np.int64)
+    minus = peaks["minus"].to_numpy(np.bool_)
+    label = peaks["label"].to_numpy(np.int64)
+    chrom_lengths = np.asarray(chrom_sizes, dtype=np.int64)
     if mode == "none":
-        frame["start"] = windows_at(
-            (frame["start"] + frame["end"]) // 2, length, frame["chrom_length"]
+        windows = windows_at((start + end) // 2, length, chrom_lengths[chrom])
+        return _union_identical(
+            chrom, windows, minus, np.arange(len(chrom)), label, n_labels=n_labels, frames=frames
         )
-        windows = frame
-    elif mode == "hull":
-        windows = _hull_windows(frame, length, min_overlap)
-    else:
-        windows = _basset_windows(lib, frame, length, min_overlap, n_labels)
-    return _union_identical(windows, n_labels)
-
-
-def _hull_windows(frame: Any, length: int, min_overlap: int) -> Any:
-    """Bedtools merge -d -min_overlap, then one window per hull (strand +)."""
-    peaks = frame.sort_values(["chrom", "start", "end"]).reset_index(drop=True)
-    furthest_end = peaks.groupby("chrom")["end"].cummax()
-    new_chrom = (peaks["chrom"] != peaks["chrom"].shift(1)).fillna(value=True)
-    beyond = (peaks["start"] > furthest_end.shift(1) - min_overlap).fillna(value=False)
-    peaks["cluster"] = (new_chrom | beyond).astype("int64").cumsum()
-    hulls = peaks.groupby("cluster").agg(
-        {"chrom": "min", "start": "min", "end": "max", "chrom_length": "min"}
+    if mode == "hull":
+        cluster, hull_chrom, hull_start, hull_end = merge_intervals(
+            chrom, start, end, min_overlap=min_overlap, frames=frames
+        )
+        windows = windows_at((hull_start + hull_end) // 2, length, chrom_lengths[hull_chrom])
+        return _union_identical(
+            hull_chrom,
+            windows,
+            np.zeros(len(windows), dtype=np.bool_),
+            cluster,
+            label,
+            n_labels=n_labels,
+            frames=frames,
+        )
+    return _basset_regions(
+        chrom,
+        (start + end) // 2,
+        minus,
+        label,
+        chrom_lengths,
+        length=length,
+        min_overlap=min_overlap,
+        n_labels=n_labels,
+        frames=frames,
     )
-    hulls["window"] = windows_at(
-        (hulls["start"] + hulls["end"]) // 2, length, hulls["chrom_length"]
+
+
+def sort_order(keys: Sequence[np.ndarray], *, frames: ModuleType | None = None) -> np.ndarray:
+    """Return the permutation that sorts rows by ``keys[0]``, then ``keys[1]``, and so on.
+
+    On the host, keys that are all non-negative and whose ranges multiply to less than
+    ``2**63`` are packed into one int64 (mixed radix: ``(k0 * (max1 + 1) + k1) * ...``) and
+    sorted with one stable argsort (NumPy's timsort, quick on the nearly sorted rows that
+    concatenated sorted BED files give); other keys go to :func:`numpy.lexsort`. With
+    ``frames`` (cuDF, or any library with the pandas API) the sort runs there. Rows with equal
+    keys may come in any order: every caller here treats them alike.
+
+    Args:
+        keys: ``(n,)`` integer (or bool) arrays, most significant first.
+        frames: cuDF (GPU) or None (NumPy).
+
+    Returns:
+        ``(n,) int64`` row indices. Memory: one more int64 per row for the packed key.
+    """
+    keys = [np.asarray(key, dtype=np.int64) for key in keys]
+    if frames is not None:
+        table = frames.DataFrame({f"k{i}": key for i, key in enumerate(keys)})
+        order = _to_host(table.sort_values(list(table.columns)).index)
+        return np.asarray(order, dtype=np.int64)
+    if not len(keys[0]):
+        return np.zeros(0, dtype=np.int64)
+    span = 1
+    for key in keys:
+        if int(key.min()) < 0:
+            return np.lexsort(keys[::-1]).astype(np.int64, copy=False)
+        span *= int(key.max()) + 1
+    if span >= 2**63:
+        return np.lexsort(keys[::-1]).astype(np.int64, copy=False)
+    packed = keys[0].copy()
+    for key in keys[1:]:
+        packed *= int(key.max()) + 1
+        packed += key
+    return np.argsort(packed, kind="stable")
+
+
+def merge_intervals(
+    chrom: np.ndarray,
+    start: np.ndarray,
+    end: np.ndarray,
+    *,
+    min_overlap: int,
+    frames: ModuleType | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``bedtools merge -d -min_overlap``: the clusters of intervals and their hulls.
+
+    Per chromosome, in (start, end) order, an interval joins the current cluster when
+    ``start <= furthest_end - min_overlap`` (``furthest_end``: the largest end in the cluster so
+    far), else it opens a new cluster. One sort, then one pass in numba.
+
+    Args:
+        chrom: ``(n,)`` integer chromosome of each interval (any order of rows).
+        start: ``(n,) int64`` 0-based starts.
+        end: ``(n,) int64`` ends (half-open).
+        min_overlap: bases by which an interval must overlap the cluster's furthest end to
+            join it (negative: the gap in bases that still joins, as ``bedtools merge -d``).
+        frames: cuDF to sort on the GPU, or None (NumPy).
+
+    Returns:
+        ``(cluster, hull_chrom, hull_start, hull_end)``: ``(n,) int64`` cluster of each input
+        row, then per cluster ``(n_clusters,) int64`` chromosome, smallest start and furthest
+        end, clusters in (chromosome, start) order. Memory: about 64 bytes per row.
+    """
+    chrom = np.asarray(chrom, dtype=np.int64)
+    start = np.asarray(start, dtype=np.int64)
+    end = np.asarray(end, dtype=np.int64)
+    order = sort_order([chrom, start, end - start], frames=frames)
+    cluster_sorted, hull_chrom, hull_start, hull_end = _hull_clusters(
+        chrom[order], start[order], end[order], min_overlap
     )
-    hulls = hulls.reset_index()[["cluster", "chrom", "window"]]
-    windows = peaks[["cluster", "label"]].merge(hulls, on="cluster")
-    windows = windows.rename(columns={"window": "start"})
-    windows["minus"] = False
-    return windows
+    cluster = np.empty(len(order), dtype=np.int64)
+    cluster[order] = cluster_sorted
+    return cluster, hull_chrom, hull_start, hull_end
 
 
-def _basset_windows(
-    lib: ModuleType, frame: Any, length: int, min_overlap: int, n_labels: int
-) -> Any:
-    """Basset's sort (pandas/cuDF), grouping and greedy merge (numba, sequential by nature)."""
-    import pandas as pd
+@numba.njit(cache=True, nogil=True)
+def _hull_clusters(chrom, start, end, min_overlap):  # pragma: no cover
+    """The clusters of rows sorted by (chromosome, start, end), and their hulls.
 
+    One pass numbers the clusters (see :func:`merge_intervals`), a second takes each cluster's
+    chromosome, first start and largest end. Returns ``(n,) int64`` cluster of each sorted row
+    and ``(n_clusters,) int64`` hull chromosome, start and end.
+    """
+    n = len(chrom)
+    cluster = np.empty(n, dtype=np.int64)
+    current = -1
+    furthest = 0
+    for i in range(n):
+        if current < 0 or chrom[i] != chrom[i - 1] or start[i] > furthest - min_overlap:
+            current += 1
+            furthest = end[i]
+        elif end[i] > furthest:
+            furthest = end[i]
+        cluster[i] = current
+    n_clusters = current + 1
+    hull_chrom = np.empty(n_clusters, dtype=np.int64)
+    hull_start = np.empty(n_clusters, dtype=np.int64)
+    hull_end = np.empty(n_clusters, dtype=np.int64)
+    for i in range(n):
+        k = cluster[i]
+        if i == 0 or cluster[i - 1] != k:
+            hull_chrom[k] = chrom[i]
+            hull_start[k] = start[i]
+            hull_end[k] = end[i]
+        elif end[i] > hull_end[k]:
+            hull_end[k] = end[i]
+    return cluster, hull_chrom, hull_start, hull_end
+
+
+def _to_host(values: Any) -> np.ndarray:
+    """A cuDF (or pandas) Index or Series as a NumPy array."""
+    if hasattr(values, "to_pandas"):
+        values = values.to_pandas()
+    return values.to_numpy()
+
+
+def _basset_regions(
+    chrom: np.ndarray,
+    mid: np.ndarray,
+    minus: np.ndarray,
+    label: np.ndarray,
+    chrom_lengths: np.ndarray,
+    *,
+    length: int,
+    min_overlap: int,
+    n_labels: int,
+    frames: ModuleType | None,
+) -> Regions:
+    """Basset's sort (NumPy or cuDF), grouping and greedy merge (numba, sequential by nature)."""
     # Basset writes each peak as its midpoint [mid, mid + 1) and runs sortBed on those, so
     # windows come in midpoint order (ties, identical windows, by label)
-    frame["mid"] = (frame["start"] + frame["end"]) // 2
-    windows = frame.sort_values(["chrom", "minus", "mid", "label"]).reset_index(drop=True)
-    windows["start"] = windows_at(windows["mid"], length, windows["chrom_length"])
-    new_key = (windows["chrom"] != windows["chrom"].shift(1)) | (
-        windows["minus"] != windows["minus"].shift(1)
-    )
-    new_key = new_key.fillna(value=True).to_numpy()
-    host = _to_host(windows)
-    n = len(host)
-    starts = host["start"].to_numpy(np.int64, copy=True)
-    group_bounds = _basset_groups(np.asarray(new_key, dtype=np.bool_), starts, length, min_overlap)
+    order = sort_order([chrom, minus, mid, label], frames=frames)
+    chrom, minus, label = chrom[order], minus[order], label[order]
+    chrom_length = chrom_lengths[chrom]
+    starts = windows_at(mid[order], length, chrom_length)
+    n = len(order)
+    new_key = np.ones(n, dtype=np.bool_)
+    new_key[1:] = (chrom[1:] != chrom[:-1]) | (minus[1:] != minus[:-1])
+    group_bounds = _basset_groups(new_key, starts, length, min_overlap)
     n_words = max(1, (n_labels + 63) // 64)
-    labels = host["label"].to_numpy(np.int64)
     bits = np.zeros((n, n_words), dtype=np.uint64)
-    bits[np.arange(n), labels // 64] = np.left_shift(np.uint64(1), (labels % 64).astype(np.uint64))
-    chrom_length = host["chrom_length"].to_numpy(np.int64)
+    bits[np.arange(n), label // 64] = np.left_shift(np.uint64(1), (label % 64).astype(np.uint64))
     keep = np.zeros(n, dtype=np.bool_)
     _basset_greedy_merge(group_bounds, starts, chrom_length, bits, length, min_overlap, keep)
-    # one row per (merged window, label)
+    # one (merged window, label) pair per set bit
     rows, words, bit = np.nonzero(
         np.unpackbits(bits[keep].view(np.uint8), bitorder="little").reshape(
             int(keep.sum()), n_words, 64
         )
     )
-    merged = host[keep].reset_index(drop=True)
-    merged["start"] = starts[keep]
-    pairs = pd.DataFrame(
-        {
-            "chrom": merged["chrom"].to_numpy()[rows],
-            "start": merged["start"].to_numpy()[rows],
-            "minus": merged["minus"].to_numpy()[rows],
-            "label": (words * 64 + bit).astype(np.int32),
-        }
+    return _union_identical(
+        chrom[keep],
+        starts[keep],
+        minus[keep],
+        rows,
+        words * 64 + bit,
+        n_labels=n_labels,
+        frames=frames,
     )
-    return pairs if lib is pd else lib.DataFrame.from_pandas(pairs)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -382,19 +501,41 @@ def _basset_greedy_merge(  # noqa: PLR0915, PLR0917 (one numba kernel)
         keep[first : first + kept] = True
 
 
-def _union_identical(windows: Any, n_labels: int) -> Regions:
-    """Keep each (chrom, start, minus) window once, its labels unioned; sort; build labels."""
-    keys = ["chrom", "start", "minus"]
-    pairs = windows[[*keys, "label"]].drop_duplicates()
-    regions = pairs[keys].drop_duplicates().sort_values(keys).reset_index(drop=True)
-    regions["region"] = regions.index
-    pairs = _to_host(pairs.merge(regions, on=keys)[["region", "label"]])
-    regions = _to_host(regions)
-    labels = np.zeros((len(regions), n_labels), dtype=np.uint8)
-    labels[pairs["region"].to_numpy(), pairs["label"].to_numpy()] = 1
+def _union_identical(
+    chrom: np.ndarray,
+    start: np.ndarray,
+    minus: np.ndarray,
+    window_of_pair: np.ndarray,
+    label_of_pair: np.ndarray,
+    *,
+    n_labels: int,
+    frames: ModuleType | None,
+) -> Regions:
+    """Keep each (chrom, start, minus) window once, its labels unioned, in sorted order.
+
+    Args:
+        chrom: ``(m,)`` integer chromosome of each window.
+        start: ``(m,) int64`` window starts.
+        minus: ``(m,) bool`` strands.
+        window_of_pair: ``(p,)`` integer window of each (window, label) pair.
+        label_of_pair: ``(p,)`` integer label column of each pair; every window has a pair.
+        n_labels: number of label columns K.
+        frames: cuDF to sort on the GPU, or None (NumPy).
+
+    Returns:
+        :class:`Regions`; memory: the ``(n_regions, K) uint8`` labels and a few int64 per window.
+    """
+    order = sort_order([chrom, start, minus], frames=frames)
+    chrom, start, minus = chrom[order], start[order], minus[order]
+    first = np.ones(len(order), dtype=np.bool_)
+    first[1:] = (chrom[1:] != chrom[:-1]) | (start[1:] != start[:-1]) | (minus[1:] != minus[:-1])
+    region_of_window = np.empty(len(order), dtype=np.int64)
+    region_of_window[order] = np.cumsum(first) - 1
+    labels = np.zeros((int(first.sum()), n_labels), dtype=np.uint8)
+    labels[region_of_window[window_of_pair], label_of_pair] = 1
     return Regions(
-        regions["chrom"].to_numpy(np.int32),
-        regions["start"].to_numpy(np.int64),
-        regions["minus"].to_numpy(np.bool_),
+        chrom[first].astype(np.int32),
+        start[first].astype(np.int64, copy=False),
+        minus[first].astype(np.bool_, copy=False),
         labels,
     )

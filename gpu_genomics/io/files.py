@@ -32,16 +32,37 @@ def read_bytes(path: str | os.PathLike) -> bytes:
                 f"{path}: the bgzip file has no end-of-file block, so it is cut short; "
                 "re-download or recompress it"
             )
-        try:
-            # GzipFile streams member after member: gzip.decompress copies the rest of the
-            # input for every member, quadratic in a bgzip file's thousands of 64 KiB blocks
-            with gzip.GzipFile(fileobj=io.BytesIO(raw)) as stream:
-                raw = stream.read()
-        except (OSError, EOFError, ValueError, zlib.error) as exc:
-            raise InputError(
-                f"{path}: gzip data is corrupt or truncated ({exc}); re-download or recompress"
-            ) from None
+        raw = _inflate(raw, path)
     return raw
+
+
+def _inflate(raw: bytes, path: str | os.PathLike) -> bytes:
+    """Every gzip member of ``raw``, decompressed.
+
+    With ISA-L's inflate (the ``isal`` package, 2-3x quicker than zlib) when it is installed;
+    else, or when it fails, with the standard library, whose error is the one reported.
+
+    Raises:
+        InputError: the gzip data is corrupt or truncated.
+    """
+    try:
+        from isal import igzip
+    except ImportError:
+        pass
+    else:
+        try:
+            return igzip.decompress(raw)
+        except Exception:  # the standard library, below, names the problem
+            pass
+    try:
+        # GzipFile streams member after member: gzip.decompress copies the rest of the
+        # input for every member, quadratic in a bgzip file's thousands of 64 KiB blocks
+        with gzip.GzipFile(fileobj=io.BytesIO(raw)) as stream:
+            return stream.read()
+    except (OSError, EOFError, ValueError, zlib.error) as exc:
+        raise InputError(
+            f"{path}: gzip data is corrupt or truncated ({exc}); re-download or recompress"
+        ) from None
 
 
 def is_bgzf(path: str | os.PathLike) -> bool:
