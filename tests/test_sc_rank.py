@@ -83,16 +83,18 @@ def tokenize_as_geneformer(
 ):
     """Geneformer's TranscriptomeTokenizer (tokenize_anndata, then create_dataset), restated.
 
-    On a dense copy of the matrix, in the stored dtypes, with NumPy's own promotion: ids
-    upper-cased and mapped (identity over the token dictionary by default, the mapping kept to
-    ids with a token), columns of one id summed (single columns first, then the repeated ids in
-    first-occurrence order), ``filter_pass`` applied, ``X / n_counts * target_sum / medians``
-    with the medians as ``np.array`` of the stored values, each row's non-zeros ranked with
-    ``np.argsort(-values)`` (``ties="stable"``: by gene), truncated, special tokens added.
-    Cells without a gene are dropped. Without ``obs["n_counts"]`` (Geneformer requires it),
-    the totals over all columns in the matrix's float type (float64 for integers).
+    On the matrix as stored (SciPy sparse or dense: NumPy and SciPy compute the tokenizer's
+    expression differently for each), in the stored dtypes: ids upper-cased and mapped
+    (identity over the token dictionary by default, the mapping kept to ids with a token),
+    columns of one id summed (single columns first, then the repeated ids in first-occurrence
+    order), ``filter_pass`` applied, ``X / n_counts * target_sum / medians`` with the medians
+    as ``np.array`` of the stored values, ``csr_matrix`` of it, each row's stored values ranked
+    with ``np.argsort(-values)`` (``ties="stable"``: by gene), truncated, special tokens added.
+    Cells without a gene are dropped. Without ``obs["n_counts"]`` (Geneformer requires it), the
+    totals over all columns in the matrix's float type (float64 for integers).
     """
-    x = adata.X.toarray() if sp.issparse(adata.X) else np.asarray(adata.X)
+    x = adata.X
+    sparse = sp.issparse(x)
     ids = [str(g).upper() for g in adata.var[gene_key]]
     mapping = {k: k for k in tokens} if mapping is None else mapping
     mapping = {k: v for k, v in mapping.items() if v in tokens}
@@ -100,15 +102,21 @@ def tokenize_as_geneformer(
     seen = collections.Counter(g for g in mapped if g is not None)
     single = [j for j, g in enumerate(mapped) if g is not None and seen[g] == 1]
     repeated = [g for g in dict.fromkeys(mapped) if g is not None and seen[g] > 1]
-    columns = [x[:, j] for j in single]
-    columns += [x[:, [j for j, g in enumerate(mapped) if g == r]].sum(axis=1) for r in repeated]
+    columns = [x[:, [j]] for j in single]
+    for r in repeated:
+        summed = x[:, [j for j, g in enumerate(mapped) if g == r]].sum(axis=1)
+        columns.append(sp.csr_matrix(summed) if sparse else np.asarray(summed).reshape(-1, 1))
     names = [mapped[j] for j in single] + repeated
-    collapsed = np.stack(columns, axis=1) if columns else np.zeros((x.shape[0], 0), x.dtype)
+    if not columns:
+        collapsed = sp.csr_matrix((x.shape[0], 0), dtype=x.dtype)
+    else:
+        collapsed = sp.hstack(columns, format="csr") if sparse else np.hstack(columns)
     if "n_counts" in adata.obs.columns:
         n_counts = adata.obs["n_counts"].to_numpy()
     else:
+        dense_x = x.toarray() if sparse else np.asarray(x)
         float_type = x.dtype if x.dtype in (np.float32, np.float64) else np.float64
-        n_counts = x.astype(np.float64).sum(axis=1).astype(float_type)
+        n_counts = dense_x.astype(np.float64).sum(axis=1).astype(float_type)
     rows = np.arange(x.shape[0])
     if "filter_pass" in adata.obs.columns:
         rows = np.where([v == 1 for v in adata.obs["filter_pass"]])[0]
@@ -118,16 +126,18 @@ def tokenize_as_geneformer(
     x_view = collapsed[rows][:, coding]
     with np.errstate(invalid="ignore", divide="ignore"):  # a cell without counts: 0 / 0
         x_norm = x_view / n_counts[rows][:, None] * target_sum / norm_factor_vector
+    x_norm = sp.csr_matrix(x_norm)
+    x_norm.eliminate_zeros()  # a cell without counts: its NaNs are dropped with it, below
     cells = []
     for i in range(len(rows)):
-        nonzero = np.nonzero(x_view[i])[0]  # as csr_matrix(x_norm) where n_counts > 0
-        values = x_norm[i][nonzero]
+        row = x_norm[i]
+        values, genes = row.data, row.indices
         if ties == "geneformer":
             order = np.argsort(-values)
         else:
-            order = sorted(range(len(values)), key=lambda k: (-values[k], k))
-        ranked = coding_tokens[nonzero][order].tolist()
-        if not ranked:
+            order = sorted(range(len(values)), key=lambda k: (-values[k], genes[k]))
+        ranked = coding_tokens[genes][order].tolist()
+        if not ranked or not np.isfinite(values).all():
             continue
         if special_token:
             ranked = [tokens["<cls>"], *ranked[: model_input_size - 2], tokens["<eos>"]]

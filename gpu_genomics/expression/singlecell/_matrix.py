@@ -32,6 +32,13 @@ def layer_matrix(adata: Any, layer: str | None) -> Any:
     return adata.layers[layer]
 
 
+def is_sparse(matrix: Any) -> bool:
+    """Whether ``matrix`` is a SciPy sparse matrix (or an AnnData backed sparse dataset)."""
+    import scipy.sparse as sp
+
+    return bool(sp.issparse(matrix) or getattr(matrix, "format", None) in ("csr", "csc"))
+
+
 def host_csr(matrix: Any) -> Any:
     """Return ``matrix`` as a canonical SciPy CSR matrix (sorted indices, no duplicates).
 

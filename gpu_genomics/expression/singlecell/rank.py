@@ -33,6 +33,7 @@ and CSC input are converted to CSR first.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -45,7 +46,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ...device import array_module, resolve_device, to_numpy
+from ...device import array_module, array_module_of, resolve_device, to_numpy
 from ...errors import InputError, check_choice, invalid, positive_int
 from ...io.provenance import json_safe
 from ...io.spec import STRING, ArraySpec, OutputSpec
@@ -56,7 +57,16 @@ from ...io.store import (
     check_output_folder,
     spool_prefix,
 )
-from ._matrix import device_counts, row_of_entries, var_gene_ids
+from . import _rank_cpu
+from ._matrix import (
+    check_counts,
+    device_counts,
+    host_csr,
+    is_sparse,
+    layer_matrix,
+    row_of_entries,
+    var_gene_ids,
+)
 from ._segments import order_within_rows, positive_bits
 from .mappings import (
     CLS_TOKEN,
@@ -459,19 +469,20 @@ class RankEncoding:
         )
 
 
-def _cell_totals_for_encoding(adata: Any, entries: _Entries, counts_key: str | None) -> Any:
-    """Each cell's ``n_counts`` on the device, in the type Geneformer's division would see.
+def _cell_totals_for_encoding(
+    adata: Any, totals: Any, counts_dtype: np.dtype, counts_key: str | None
+) -> Any:
+    """Each cell's ``n_counts``, on ``totals``' device, in the type Geneformer's division sees.
 
     ``obs[counts_key]`` as stored when present (checked: finite and > 0 where a cell has
-    counts); else the total over all columns, float64, in the matrix's float type when it has
-    one (a float32 matrix gives float32 totals, as ``X.sum(axis=1)`` does).
+    counts); else ``totals`` (float64, over all columns) in the matrix's float type when it has
+    one (a float32 matrix gives float32 totals, as ``X.sum(axis=1)`` does), else float64.
     """
-    xp = entries.xp
     if counts_key is not None and counts_key in adata.obs.columns:
         stored = np.asarray(adata.obs[counts_key].to_numpy())
         if stored.dtype.kind not in "biuf":
             raise InputError(f"obs[{counts_key!r}] must hold numbers, not {stored.dtype}")
-        has_counts = to_numpy(xp.bincount(entries.row, minlength=entries.n_cells)) > 0
+        has_counts = to_numpy(totals) > 0
         bad = has_counts & ~(np.isfinite(stored.astype(np.float64)) & (stored > 0))
         if bad.any():
             cell = int(np.flatnonzero(bad)[0])
@@ -480,28 +491,93 @@ def _cell_totals_for_encoding(adata: Any, entries: _Entries, counts_key: str | N
                 f"{stored[cell].item()!r}; the total counts must be a positive number (drop "
                 "the column to use the matrix's totals)"
             )
-        return xp.asarray(stored)
-    dtype = entries.counts.dtype
-    return entries.totals.astype(dtype if dtype.kind == "f" and dtype.itemsize >= 4 else np.float64)
+        return array_module_of(totals).asarray(stored)
+    float_type = counts_dtype.kind == "f" and counts_dtype.itemsize >= 4
+    return totals.astype(counts_dtype if float_type else np.float64)
 
 
-def _normalised_values(
-    entries: _Entries, totals: Any, medians: Any, median_dtype: Any, target_sum: float
-) -> Any:
-    """``count / n_counts * target_sum / median`` per entry, in NumPy's types of Geneformer's.
+@functools.cache
+def _scipy_multiply_stays_sparse() -> bool:
+    """Whether SciPy's ``sparse.multiply(dense)`` gives a sparse matrix (newer SciPy).
 
-    The quotient is in the type ``np.true_divide`` gives the count and total types (float32 for
-    float32 counts and totals, else float64), the product by ``target_sum`` in the same type,
-    and the division by the median in the promotion of that type and ``median_dtype``.
-    Elementwise IEEE arithmetic: the same on both devices.
+    An older SciPy gives a dense one; it decides how the tokenizer divides by the medians.
     """
-    quotient_type = np.true_divide(
-        np.ones(1, dtype=entries.counts.dtype), np.ones(1, dtype=totals.dtype)
-    ).dtype
-    values = entries.counts.astype(quotient_type) / totals.astype(quotient_type)[entries.row]
-    values *= quotient_type.type(target_sum)
-    result_type = np.result_type(quotient_type, np.dtype(median_dtype))
-    return values.astype(result_type) / medians.astype(result_type)[entries.gene]
+    import scipy.sparse as sp
+
+    ones = np.ones((1, 1), dtype=np.float32)
+    return bool(sp.issparse(sp.csr_matrix(ones).multiply(ones)))
+
+
+class Arithmetic(NamedTuple):
+    """How Geneformer's ``X / n_counts * target_sum / medians`` is computed, step by step.
+
+    NumPy and SciPy compute that expression differently for a dense and a sparse ``X``:
+
+    * dense ``X``: ``X / n_counts`` is a true division in ``np.true_divide``'s type (float32
+      for float32 counts and totals, else float64), ``* target_sum`` stays in it, and
+      ``/ medians`` is a true division in the promotion with the medians' type;
+    * sparse ``X``: SciPy divides by a dense array as ``X.multiply(np.divide(1, other))``, so
+      each division is a product with the reciprocal (computed in ``other``'s type); the
+      division by the medians is so only while the product is still sparse (newer SciPy; an
+      older one returns a dense product and divides truly).
+
+    Attributes:
+        per_cell_reciprocal: the first step multiplies by ``1 / n_counts``.
+        per_gene_reciprocal: the last step multiplies by ``1 / median``.
+        cell_factor: the type of ``n_counts`` (or of its reciprocal).
+        quotient: the type of ``count / n_counts`` and of the product by ``target_sum``.
+        gene_factor: the type of the medians (or of their reciprocals).
+        result: the type of the values that are ranked.
+    """
+
+    per_cell_reciprocal: bool
+    per_gene_reciprocal: bool
+    cell_factor: np.dtype
+    quotient: np.dtype
+    gene_factor: np.dtype
+    result: np.dtype
+
+    @classmethod
+    def of(cls, *, sparse: bool, counts: Any, totals: Any, medians: Any) -> Arithmetic:
+        """The steps for a (``sparse``) matrix and the types of its counts, totals, medians."""
+        one = np.ones(1, dtype=np.float64).astype
+        if sparse:
+            cell_factor = np.divide(1, one(totals)).dtype
+            quotient = np.result_type(np.dtype(counts), cell_factor)
+        else:
+            cell_factor = np.dtype(totals)
+            quotient = np.true_divide(one(counts), one(totals)).dtype
+        per_gene_reciprocal = sparse and _scipy_multiply_stays_sparse()
+        if per_gene_reciprocal:
+            gene_factor = np.divide(1, one(medians)).dtype
+            result = np.result_type(quotient, gene_factor)
+        else:
+            gene_factor = np.dtype(medians)
+            result = np.true_divide(one(quotient), one(medians)).dtype
+        return cls(sparse, per_gene_reciprocal, cell_factor, quotient, gene_factor, result)
+
+    def cell_factors(self, xp: Any, n_counts: Any) -> Any:
+        """``n_counts`` (or ``1 / n_counts``) per cell, in the quotient's type."""
+        factors = n_counts.astype(self.cell_factor)
+        if self.per_cell_reciprocal:
+            with np.errstate(divide="ignore"):  # a cell without counts: never used
+                factors = xp.divide(self.cell_factor.type(1), factors)
+        return factors.astype(self.quotient)
+
+    def gene_factors(self, xp: Any, medians: Any) -> Any:
+        """Medians (or ``1 / median``) per gene (float64 in, NaN kept), in the result type."""
+        factors = medians.astype(self.gene_factor)
+        if self.per_gene_reciprocal:
+            factors = xp.divide(self.gene_factor.type(1), factors)
+        return factors.astype(self.result)
+
+    def values(self, counts: Any, cell_factor: Any, target_sum: float, gene_factor: Any) -> Any:
+        """The ranked values of entries: ``counts`` with their cells' and genes' factors."""
+        counts = counts.astype(self.quotient)
+        values = counts * cell_factor if self.per_cell_reciprocal else counts / cell_factor
+        values *= self.quotient.type(target_sum)
+        values = values.astype(self.result)
+        return values * gene_factor if self.per_gene_reciprocal else values / gene_factor
 
 
 def _rank_order(xp: Any, row: Any, gene: Any, values: Any, n_cells: int, *, ties: str) -> Any:
@@ -602,6 +678,131 @@ def _attributes_of(adata: Any, names: dict[str, str], rows: np.ndarray) -> dict[
     return {name: attribute_values(adata.obs[column].iloc[rows]) for column, name in names.items()}
 
 
+def _medians_of_genes(
+    medians: GeneMedians | None, columns: GeneColumns, from_data: Any
+) -> tuple[np.ndarray, np.dtype]:
+    """``(median per gene as float64 (NaN: none), the medians' type)``.
+
+    ``from_data()`` gives them (float64) when none were given.
+    """
+    if medians is None:
+        return np.asarray(to_numpy(from_data()), dtype=np.float64), np.dtype(np.float64)
+    values = np.array([medians.get(g, np.nan) for g in columns.ids], dtype=np.float64)
+    return values, medians.dtype
+
+
+def _usable(columns: GeneColumns, median_of_gene: np.ndarray, token_of_gene: np.ndarray) -> Any:
+    """Host bool per gene: has a median and a token; logs how many columns are left out."""
+    usable = np.isfinite(median_of_gene) & (token_of_gene >= 0)
+    dropped = int((~np.append(usable, False)[columns.gene_of_column]).sum())  # -1: the False
+    if dropped:
+        log.info(
+            "rank_encode: %d of %d columns have no gene with a median and a token and are left out",
+            dropped,
+            len(columns.gene_of_column),
+        )
+    return usable
+
+
+def _encode_cpu(
+    adata: Any,
+    *,
+    device_name: str,
+    layer: str | None,
+    columns: GeneColumns,
+    medians: GeneMedians | None,
+    token_of_gene: np.ndarray,
+    target_sum: float,
+    counts_key: str | None,
+    ties: str,
+    limit: int,
+    special_ids: tuple[int, int] | None,
+) -> tuple[Any, Any, np.ndarray]:
+    """The CPU path: numba passes over the CSR rows (:mod:`._rank_cpu`), columns unsummed."""
+    del device_name  # the CPU's path
+    csr = host_csr(layer_matrix(adata, layer))
+    check_counts(adata, layer=layer, what="rank_encode")
+    totals = _rank_cpu.row_totals(csr.indptr, csr.data)
+    gene_of_column = columns.gene_of_column
+    median_of_gene, median_dtype = _medians_of_genes(
+        medians,
+        columns,
+        lambda: _rank_cpu.gene_medians(csr, totals, target_sum, gene_of_column, columns.n_genes),
+    )
+    usable = np.append(_usable(columns, median_of_gene, token_of_gene), False)
+    token_of_column = np.where(usable[gene_of_column], token_of_gene[gene_of_column], -1)
+    n_counts = _cell_totals_for_encoding(adata, totals, csr.data.dtype, counts_key)
+    arithmetic = Arithmetic.of(
+        sparse=is_sparse(layer_matrix(adata, layer)),
+        counts=csr.data.dtype,
+        totals=n_counts.dtype,
+        medians=median_dtype,
+    )
+    return _rank_cpu.rank_csr(
+        csr,
+        arithmetic=arithmetic,
+        cell_factors=arithmetic.cell_factors(np, n_counts),
+        target_sum=target_sum,
+        gene_factors=arithmetic.gene_factors(np, np.append(median_of_gene, np.nan)[gene_of_column]),
+        token_of_column=token_of_column,
+        limit=limit,
+        special_ids=special_ids,
+        stable=ties == "stable",
+    )
+
+
+def _encode_arrays(
+    adata: Any,
+    *,
+    device_name: str,
+    layer: str | None,
+    columns: GeneColumns,
+    medians: GeneMedians | None,
+    token_of_gene: np.ndarray,
+    target_sum: float,
+    counts_key: str | None,
+    ties: str,
+    limit: int,
+    special_ids: tuple[int, int] | None,
+) -> tuple[Any, Any, np.ndarray]:
+    """The array path: one sort of all entries keyed by (cell, value, gene) on the device.
+
+    The GPU's path, and the CPU's for an input whose columns are summed.
+    """
+    entries = _count_entries(device_name, adata, layer, columns, "rank_encode")
+    xp = entries.xp
+    median_of_gene, median_dtype = _medians_of_genes(
+        medians, columns, lambda: entry_medians(entries, columns.n_genes, target_sum)
+    )
+    usable = _usable(columns, median_of_gene, token_of_gene)
+    n_counts = _cell_totals_for_encoding(adata, entries.totals, entries.counts.dtype, counts_key)
+    keep = xp.asarray(usable)[entries.gene]
+    entries = entries._replace(
+        row=entries.row[keep], gene=entries.gene[keep], counts=entries.counts[keep]
+    )
+    arithmetic = Arithmetic.of(
+        sparse=is_sparse(layer_matrix(adata, layer)),
+        counts=entries.counts.dtype,
+        totals=n_counts.dtype,
+        medians=median_dtype,
+    )
+    values = arithmetic.values(
+        entries.counts,
+        arithmetic.cell_factors(xp, n_counts)[entries.row],
+        target_sum,
+        arithmetic.gene_factors(xp, xp.asarray(median_of_gene))[entries.gene],
+    )
+    order = _rank_order(xp, entries.row, entries.gene, values, entries.n_cells, ties=ties)
+    return _laid_out_tokens(
+        xp,
+        entries.row[order],
+        xp.asarray(token_of_gene)[entries.gene[order]],
+        entries.n_cells,
+        limit=limit,
+        special_ids=special_ids,
+    )
+
+
 def _laid_out_tokens(
     xp: Any,
     row: Any,
@@ -621,12 +822,6 @@ def _laid_out_tokens(
     starts = xp.cumsum(genes_per_cell) - genes_per_cell
     rank = xp.arange(row.size, dtype=np.int64) - starts[row]
     encoded = to_numpy(genes_per_cell > 0)
-    if not encoded.all():
-        log.info(
-            "rank_encode: %d of %d cells have no gene with a token and a median and are left out",
-            int((~encoded).sum()),
-            n_cells,
-        )
     position = xp.asarray(np.cumsum(encoded) - 1)  # each encoded cell's place in the output
     extra = 0 if special_ids is None else 2
     lengths = (xp.minimum(genes_per_cell, limit) + extra)[xp.asarray(encoded)]
@@ -739,44 +934,33 @@ def rank_encode(
     given_tokens = None if token_dictionary is None else as_token_dictionary(token_dictionary)
     columns = gene_columns(column_ids, gene_mapping=mapping, tokens=given_tokens)
     tokens, cls_id, eos_id = _token_ids(columns.ids, given_tokens, special_tokens=special_tokens)
-    entries = _count_entries(device_name, adata, layer, columns, "rank_encode")
-    if gene_medians is None:
-        median_of_gene = entry_medians(entries, columns.n_genes, target_sum)
-        median_dtype = np.dtype(np.float64)
-    else:
-        medians = as_gene_medians(gene_medians)
-        if missing_medians == "raise":
-            refuse_tokens_without_median(columns.ids, tokens, medians)
-        median_of_gene = xp.asarray(
-            np.array([medians.get(g, np.nan) for g in columns.ids], dtype=np.float64)
-        )
-        median_dtype = medians.dtype
+    medians = None if gene_medians is None else as_gene_medians(gene_medians)
+    if medians is not None and missing_medians == "raise":
+        refuse_tokens_without_median(columns.ids, tokens, medians)
     token_of_gene = np.array([tokens.get(g, -1) for g in columns.ids], dtype=np.int64)
-    usable = to_numpy(xp.isfinite(median_of_gene)) & (token_of_gene >= 0)
-    dropped = int((~np.append(usable, False)[columns.gene_of_column]).sum())  # -1: the False
-    if dropped:
+    layout = {
+        "limit": n_tokens - 2 if special_tokens else n_tokens,
+        "special_ids": (cls_id, eos_id) if special_tokens else None,
+    }
+    encode = _encode_cpu if xp is np and not columns.collapsed else _encode_arrays
+    offsets, token_ids, encoded = encode(
+        adata,
+        device_name=device_name,
+        layer=layer,
+        columns=columns,
+        medians=medians,
+        token_of_gene=token_of_gene,
+        target_sum=target_sum,
+        counts_key=counts_key,
+        ties=ties,
+        **layout,
+    )
+    if not encoded.all():
         log.info(
-            "rank_encode: %d of %d columns have no gene with a median and a token and are left out",
-            dropped,
-            len(column_ids),
+            "rank_encode: %d of %d cells have no gene with a token and a median and are left out",
+            int((~encoded).sum()),
+            len(encoded),
         )
-
-    totals = _cell_totals_for_encoding(adata, entries, counts_key)
-    keep = xp.asarray(usable)[entries.gene]
-    entries = entries._replace(
-        row=entries.row[keep], gene=entries.gene[keep], counts=entries.counts[keep]
-    )
-    values = _normalised_values(entries, totals, median_of_gene, median_dtype, target_sum)
-    n_cells = entries.n_cells
-    order = _rank_order(xp, entries.row, entries.gene, values, n_cells, ties=ties)
-    offsets, token_ids, encoded = _laid_out_tokens(
-        xp,
-        entries.row[order],
-        xp.asarray(token_of_gene)[entries.gene[order]],
-        n_cells,
-        limit=n_tokens - 2 if special_tokens else n_tokens,
-        special_ids=(cls_id, eos_id) if special_tokens else None,
-    )
     names = np.asarray([str(c) for c in adata.obs_names], dtype=object)
     return RankEncoding(
         offsets=offsets,
