@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
+import numba
 import numpy as np
 
 from ...device import array_module, array_module_of, is_gpu_array, resolve_device, to_numpy
@@ -140,14 +141,19 @@ def check_counts(
     if values.size == 0:
         return
     xp = array_module_of(values)
-    bad = values < 0
-    if values.dtype.kind == "f":
-        bad |= ~xp.isfinite(values)
-        if integer:
-            bad |= values != xp.floor(values)
-    if not bool(bad.any()):
-        return
-    first = int(xp.argmax(bad))
+    if xp is np:  # one pass, no temporaries
+        first = int(_first_bad(np.ascontiguousarray(values), integer=integer))
+        if first < 0:
+            return
+    else:
+        bad = values < 0
+        if values.dtype.kind == "f":
+            bad |= ~xp.isfinite(values)
+            if integer:
+                bad |= values != xp.floor(values)
+        if not bool(bad.any()):
+            return
+        first = int(xp.argmax(bad))
     value = float(values[first].item())
     if sparse:
         major = int(np.searchsorted(to_numpy(x.indptr), first, side="right")) - 1
@@ -164,6 +170,37 @@ def check_counts(
         f"{adata.var_names[gene]!r} (column {gene}) of {where} holds {value!r} ({reason}); "
         "pass raw counts (e.g. layer='counts')"
     )
+
+
+_CHUNK = 1 << 20
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _first_bad_kernel(values, integer):  # pragma: no cover
+    n_chunks = (len(values) + _CHUNK - 1) // _CHUNK
+    firsts = np.full(n_chunks, -1, dtype=np.int64)
+    for chunk in numba.prange(n_chunks):
+        for i in range(chunk * _CHUNK, min(len(values), (chunk + 1) * _CHUNK)):
+            value = values[i]
+            finite_and_non_negative = value >= 0 and value < np.inf  # False for NaN
+            if not finite_and_non_negative or (integer and value != np.floor(value)):
+                firsts[chunk] = i
+                break
+    for chunk in range(n_chunks):
+        if firsts[chunk] >= 0:
+            return firsts[chunk]
+    return -1
+
+
+def _first_bad(values: np.ndarray, *, integer: bool) -> int:
+    """The index of the first negative or non-finite (or, ``integer``, non-whole) value; -1.
+
+    Integer arrays are checked for negatives only (``np.inf`` needs a float).
+    """
+    if values.dtype.kind in "biu":
+        negative = values < 0 if values.dtype.kind == "i" else np.zeros(0, dtype=bool)
+        return int(np.argmax(negative)) if negative.any() else -1
+    return _first_bad_kernel(values, integer)
 
 
 class DeviceCounts(NamedTuple):

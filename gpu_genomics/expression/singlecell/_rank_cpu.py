@@ -47,13 +47,16 @@ def kept_per_row(indptr, indices, data, token_of_column):  # pragma: no cover
 
 
 @numba.njit(cache=True, nogil=True)
-def _row_values(  # noqa: PLR0917 (numba: positional arguments)
+def _row_keys(  # noqa: PLR0917 (numba: positional arguments)
     indptr, indices, data_q, cell_q, multiply_cell, target_q, gene_r, multiply_gene,
-    token_of_column, r, n,
+    token_of_column, r, value, bits, top, keys, tokens,
 ):  # pragma: no cover  # fmt: skip
-    """Row ``r``'s kept values (in the result type) and tokens, in column order."""
-    values = np.empty(n, dtype=gene_r.dtype)
-    tokens = np.empty(n, dtype=np.int32)
+    """Fill ``keys``/``tokens`` with row ``r``'s kept entries in column order; return how many.
+
+    A key is ``top`` minus the value's IEEE bits (``value`` is a one-element scratch array of
+    the result type and ``bits`` the same memory as unsigned integers of its size): ascending
+    keys are descending values, the values being positive.
+    """
     j = 0
     for k in range(indptr[r], indptr[r + 1]):
         column = indices[k]
@@ -64,14 +67,42 @@ def _row_values(  # noqa: PLR0917 (numba: positional arguments)
             else:
                 quotient = data_q[k] / cell_q[r]
             quotient = quotient * target_q
-            values[j] = quotient  # exact: the result type holds the quotient's
+            value[0] = quotient  # exact: the result type holds the quotient's
             if multiply_gene:
-                values[j] = values[j] * gene_r[column]
+                value[0] = value[0] * gene_r[column]
             else:
-                values[j] = values[j] / gene_r[column]
+                value[0] = value[0] / gene_r[column]
+            keys[j] = top - np.uint64(bits[0])
             tokens[j] = token
             j += 1
-    return values, tokens
+    return j
+
+
+@numba.njit(cache=True, nogil=True)
+def _radix_sort(keys, order, n, n_bytes, spare_keys, spare_order, count):  # noqa: PLR0917 (numba: positional arguments)  # pragma: no cover
+    """Sort ``keys[:n]`` ascending, stably, carrying ``order[:n]``; return ``(keys, order)``.
+
+    LSD radix sort, a byte per pass (``n_bytes`` passes), a pass skipped when every key has
+    the same byte there. The results may be in the ``spare_*`` buffers, which are swapped in.
+    """
+    for byte in range(n_bytes):
+        shift = np.uint64(8 * byte)
+        count[:] = 0
+        for i in range(n):
+            count[np.int64((keys[i] >> shift) & np.uint64(255)) + 1] += 1
+        if count.max() == n:
+            continue
+        for d in range(1, 257):
+            count[d] += count[d - 1]
+        for i in range(n):
+            digit = np.int64((keys[i] >> shift) & np.uint64(255))
+            place = count[digit]
+            spare_keys[place] = keys[i]
+            spare_order[place] = order[i]
+            count[digit] += 1
+        keys, spare_keys = spare_keys, keys
+        order, spare_order = spare_order, order
+    return keys, order
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
@@ -86,49 +117,63 @@ def rank_rows(  # noqa: PLR0917 (numba: positional arguments)
     multiply_gene,
     token_of_column,
     offsets,
+    kept,
     limit,
     first,
-    stable,
     token_ids,
     tied,
+    scratch_bits,
+    top,
 ):  # pragma: no cover
     """Write each row's ranked tokens at ``offsets[r] + first`` (at most ``limit`` of them).
 
     Values as :meth:`~.rank.Arithmetic.values` computes them: ``data_q`` divided by (or
     multiplied by, ``multiply_cell``) the cell's factor ``cell_q`` and by ``target_q`` in the
     quotient's type (the arrays' type), then converted to the type of ``gene_r`` and divided
-    by (or multiplied by) the column's factor. Sorted descending; equal values by column
-    when ``stable``. ``tied[r]`` says whether row ``r`` holds equal values (without ``stable``
-    the caller sorts those rows again as NumPy's ``argsort`` does).
+    by (or multiplied by) the column's factor. Sorted descending, equal values by column (a
+    stable radix sort of the complemented bits). ``tied[r]`` says whether row ``r`` holds equal
+    values (the caller sorts those rows again as NumPy's ``argsort`` does, unless ties are
+    stable). Rows run in parallel in chunks, each chunk with scratch arrays for its longest
+    row (``kept``: the kept entries of each row). ``scratch_bits``: ``(n_chunks, 1)`` unsigned
+    integers of the result type's size (one value's bits per chunk); ``top``: their maximum.
     """
-    for r in numba.prange(len(indptr) - 1):
-        n = offsets[r + 1] - offsets[r]
-        if n == 0:
-            continue
-        n = 0
-        for k in range(indptr[r], indptr[r + 1]):
-            if data_q[k] > 0 and token_of_column[indices[k]] >= 0:
-                n += 1
-        values, tokens = _row_values(
-            indptr, indices, data_q, cell_q, multiply_cell, target_q, gene_r, multiply_gene,
-            token_of_column, r, n,
-        )  # fmt: skip
-        order = np.argsort(-values)
-        any_tie = False
-        i = 0
-        while i < n:
-            end = i + 1
-            while end < n and values[order[end]] == values[order[i]]:
-                end += 1
-            if end - i > 1:
-                any_tie = True
-                if stable:
-                    order[i:end] = np.sort(order[i:end])
-            i = end
-        tied[r] = any_tie
-        start = offsets[r] + first
-        for i in range(min(n, limit)):
-            token_ids[start + i] = tokens[order[i]]
+    n_rows = len(indptr) - 1
+    n_chunks = len(scratch_bits)
+    n_bytes = gene_r.itemsize
+    scratch_values = scratch_bits.view(gene_r.dtype)
+    for chunk in numba.prange(n_chunks):
+        begin, end = chunk * n_rows // n_chunks, (chunk + 1) * n_rows // n_chunks
+        longest = 1
+        for r in range(begin, end):
+            longest = max(longest, kept[r])
+        value, bits = scratch_values[chunk], scratch_bits[chunk]
+        keys = np.empty(longest, dtype=np.uint64)
+        tokens = np.empty(longest, dtype=np.int32)
+        order = np.empty(longest, dtype=np.int64)
+        spare_keys = np.empty(longest, dtype=np.uint64)
+        spare_order = np.empty(longest, dtype=np.int64)
+        count = np.empty(257, dtype=np.int64)
+        for r in range(begin, end):
+            if kept[r] == 0:
+                continue
+            n = _row_keys(
+                indptr, indices, data_q, cell_q, multiply_cell, target_q, gene_r,
+                multiply_gene, token_of_column, r, value, bits, top, keys, tokens,
+            )  # fmt: skip
+            for i in range(n):
+                order[i] = i
+            ranked, ranked_order = _radix_sort(
+                keys, order, n, n_bytes, spare_keys, spare_order, count
+            )
+            any_tie = False
+            for i in range(1, n):
+                if ranked[i] == ranked[i - 1]:
+                    any_tie = True
+                    break
+            tied[r] = any_tie
+            start = offsets[r] + first
+            for i in range(min(n, limit)):
+                token_ids[start + i] = tokens[ranked_order[i]]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -207,10 +252,12 @@ def rank_csr(
     np.cumsum(lengths, out=row_offsets[1:])
     token_ids = np.zeros(int(row_offsets[-1]), dtype=np.int32)
     tied = np.zeros(len(kept), dtype=np.bool_)
+    bits_type = np.dtype(f"uint{8 * arithmetic.result.itemsize}")
+    scratch_bits = np.zeros((max(1, min(len(kept), 256)), 1), dtype=bits_type)
     rank_rows(
         indptr, indices, data_q, cell_factors, arithmetic.per_cell_reciprocal, target_q,
-        gene_factors, arithmetic.per_gene_reciprocal, token_of_column, row_offsets, limit,
-        extra // 2, stable, token_ids, tied,
+        gene_factors, arithmetic.per_gene_reciprocal, token_of_column, row_offsets, kept, limit,
+        extra // 2, token_ids, tied, scratch_bits, np.uint64(2 ** (8 * bits_type.itemsize) - 1),
     )  # fmt: skip
     for r in np.flatnonzero(tied) if not stable else ():
         segment = slice(indptr[r], indptr[r + 1])
