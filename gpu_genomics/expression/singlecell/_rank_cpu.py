@@ -6,9 +6,9 @@ case); the GPU, and inputs whose columns must be summed first, take the array pa
 same IEEE operations in the same types and give the same tokens (tested on both devices).
 
 Memory: the CSR matrix as stored (``data``, ``indices``, ``indptr``, read in place), the
-``int32`` output tokens, and per thread the arrays of one cell (values, tokens, order). With
-medians computed from the data, also one float64 value and one int64 position per stored
-entry (the entries gathered gene by gene).
+``int32`` output tokens, and per chunk of cells the arrays of its longest cell (keys, tokens,
+order). With medians computed from the data, also one float64 value per stored entry (the
+entries gathered gene by gene).
 """
 
 from __future__ import annotations
@@ -177,6 +177,17 @@ def rank_rows(  # noqa: PLR0917 (numba: positional arguments)
 
 
 @numba.njit(cache=True, nogil=True)
+def _positive_per_gene(indices, data, gene_of_column, n_genes):  # pragma: no cover
+    """``(n_genes,) int64``: the positive entries of each gene (columns of gene -1 left out)."""
+    counts = np.zeros(n_genes, dtype=np.int64)
+    for k in range(len(indices)):
+        gene = gene_of_column[indices[k]]
+        if data[k] > 0 and gene >= 0:
+            counts[gene] += 1
+    return counts
+
+
+@numba.njit(cache=True, nogil=True)
 def _gather_by_gene(  # noqa: PLR0917 (numba: positional arguments)
     indptr, indices, data, totals, target, gene_of_column, starts
 ):  # pragma: no cover
@@ -197,9 +208,11 @@ def _medians_of_segments(values, starts):  # pragma: no cover
     medians = np.full(len(starts) - 1, np.nan)
     for gene in numba.prange(len(starts) - 1):
         n = starts[gene + 1] - starts[gene]
-        if n:
-            segment = np.sort(values[starts[gene] : starts[gene + 1]])
-            medians[gene] = (segment[(n - 1) // 2] + segment[n // 2]) / 2.0
+        if n:  # selection, not a sort: the value of rank n // 2, and below it the largest
+            upper = n // 2
+            segment = np.partition(values[starts[gene] : starts[gene + 1]], upper)
+            lower = segment[:upper].max() if n % 2 == 0 else segment[upper]
+            medians[gene] = (lower + segment[upper]) / 2.0
     return medians
 
 
@@ -212,9 +225,7 @@ def gene_medians(
     path's numbers (:func:`~.rank.entry_medians`): the same float64 operations.
     """
     indptr, indices, data = csr.indptr, csr.indices, csr.data
-    genes = gene_of_column[indices]
-    per_gene = np.bincount(genes[(data > 0) & (genes >= 0)], minlength=n_genes)
-    del genes
+    per_gene = _positive_per_gene(indices, data, gene_of_column, n_genes)
     starts = np.zeros(n_genes + 1, dtype=np.int64)
     np.cumsum(per_gene, out=starts[1:])
     values = _gather_by_gene(indptr, indices, data, totals, float(target), gene_of_column, starts)
@@ -259,19 +270,63 @@ def rank_csr(
         gene_factors, arithmetic.per_gene_reciprocal, token_of_column, row_offsets, kept, limit,
         extra // 2, token_ids, tied, scratch_bits, np.uint64(2 ** (8 * bits_type.itemsize) - 1),
     )  # fmt: skip
-    for r in np.flatnonzero(tied) if not stable else ():
-        segment = slice(indptr[r], indptr[r + 1])
-        columns, counts = indices[segment], data_q[segment]
-        keep = (counts > 0) & (token_of_column[columns] >= 0)
-        values = arithmetic.values(
-            counts[keep], cell_factors[r], target_sum, gene_factors[columns[keep]]
-        )
-        ranked = token_of_column[columns[keep]][np.argsort(-values)][:limit]
-        start = row_offsets[r] + extra // 2
-        token_ids[start : start + len(ranked)] = ranked
+    if not stable:
+        _argsort_tied_rows(
+            csr, data_q, np.flatnonzero(tied), arithmetic=arithmetic, cell_factors=cell_factors,
+            target_sum=target_sum, gene_factors=gene_factors, token_of_column=token_of_column,
+            starts=row_offsets[:-1] + extra // 2, limit=limit, token_ids=token_ids,
+        )  # fmt: skip
     if special_ids is not None:
         starts, ends = row_offsets[:-1][encoded], row_offsets[1:][encoded]
         token_ids[starts] = special_ids[0]
         token_ids[ends - 1] = special_ids[1]
     offsets = np.append(row_offsets[:-1][encoded], row_offsets[-1])
     return offsets, token_ids, encoded
+
+
+def _argsort_tied_rows(
+    csr: Any,
+    data_q: np.ndarray,
+    rows: np.ndarray,
+    *,
+    arithmetic: Any,
+    cell_factors: np.ndarray,
+    target_sum: float,
+    gene_factors: np.ndarray,
+    token_of_column: np.ndarray,
+    starts: np.ndarray,
+    limit: int,
+    token_ids: np.ndarray,
+) -> None:
+    """Rank ``rows`` again with NumPy's ``argsort(-values)`` on their values in column order.
+
+    The values of a batch of rows are computed at once (the same operations as the kernel's),
+    then each row is sorted on its own, as Geneformer's ``rank_genes`` sorts each cell.
+    Memory: the values of one batch of rows (at most :data:`TIED_BATCH_ENTRIES` entries).
+    """
+    indptr, indices = csr.indptr, csr.indices
+    at = 0
+    while at < len(rows):
+        stop = at + 1
+        while stop < len(rows) and indptr[rows[stop] + 1] - indptr[rows[at]] < TIED_BATCH_ENTRIES:
+            stop += 1
+        batch = rows[at:stop]
+        entries = np.concatenate([np.arange(indptr[r], indptr[r + 1]) for r in batch])
+        row_of_entry = np.repeat(batch, indptr[batch + 1] - indptr[batch])
+        columns = indices[entries]
+        keep = (data_q[entries] > 0) & (token_of_column[columns] >= 0)
+        entries, row_of_entry, columns = entries[keep], row_of_entry[keep], columns[keep]
+        values = arithmetic.values(
+            data_q[entries], cell_factors[row_of_entry], target_sum, gene_factors[columns]
+        )
+        tokens = token_of_column[columns]
+        bounds = np.searchsorted(row_of_entry, batch, side="left")
+        ends = np.append(bounds[1:], len(entries))
+        for r, begin, end in zip(batch, bounds, ends, strict=True):
+            ranked = tokens[begin:end][np.argsort(-values[begin:end])][:limit]
+            token_ids[starts[r] : starts[r] + len(ranked)] = ranked
+        at = stop
+
+
+#: Entries of the tied rows whose values are computed at once (about 8 bytes each, a few times).
+TIED_BATCH_ENTRIES = 1 << 22
