@@ -46,7 +46,9 @@ from .sequence.tokenizers import (
 )
 from .variants import genotypes
 from .variants.convert import VcfOptions, convert_vcf
+from .variants.haplotypes import HaplotypeOptions, haplotype_windows
 from .variants.reader import VcfReader, read_vcf
+from .variants.windows import WindowOptions, variant_windows
 
 #: The package version: the one source, read by the build backend (pyproject's dynamic
 #: version) and by :func:`gpu_genomics.io.provenance.version`.
@@ -65,6 +67,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "DeviceError",
     "GpuGenomicsError",
+    "HaplotypeOptions",
     "InputError",
     "IntervalOptions",
     "LabeledMatrix",
@@ -72,6 +75,7 @@ __all__ = [
     "SequenceBatch",
     "VcfOptions",
     "VcfReader",
+    "WindowOptions",
     "__version__",
     "apply_scaler",
     "as_batch",
@@ -84,6 +88,7 @@ __all__ = [
     "gc_counts",
     "genotypes",
     "gpu_status",
+    "haplotype_windows",
     "kmer_counts",
     "kmer_names",
     "kmer_token_counts",
@@ -102,4 +107,5 @@ __all__ = [
     "save_scaler",
     "to_numpy",
     "tokenize",
+    "variant_windows",
 ]

@@ -34,6 +34,8 @@ POSITIONAL = {
     "filter_low_expression": 2,  # values, threshold
     "fit_scaler": 2,  # values, gene names
     "read_vcf": 1,
+    "variant_windows": 4,  # vcf, reference, output, options
+    "haplotype_windows": 5,  # vcf, reference, regions, output, options
 }
 
 
@@ -110,8 +112,17 @@ def test_every_command_names_its_options_as_the_job_does(name):
     from gpu_genomics.cli.intervals import build_interval_dataset
     from gpu_genomics.cli.scrna import preprocess_file
     from gpu_genomics.cli.vcf import convert_vcf
+    from gpu_genomics.variants.haplotypes import HaplotypeOptions
+    from gpu_genomics.variants.windows import Encoding, WindowOptions
 
+    windows = {  # one command, two jobs: the windows, and the haplotypes (--haplotypes)
+        **WindowOptions.__dataclass_fields__,
+        **Encoding.__dataclass_fields__,
+        **HaplotypeOptions.__dataclass_fields__,
+        **inspect.signature(gg.haplotype_windows).parameters,
+    }
     jobs = {
+        "variant-windows": (gg.variant_windows, windows),
         "encode": (encode_file, {}),
         "intervals": (build_interval_dataset, gg.IntervalOptions.__dataclass_fields__),
         "vcf": (convert_vcf, gg.VcfOptions.__dataclass_fields__),

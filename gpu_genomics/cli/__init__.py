@@ -1,9 +1,9 @@
 """The ``gpu-genomics`` command line: one thin module per command over the library's jobs.
 
 ``info`` (:mod:`.info`), ``encode`` (:mod:`.encode`), ``intervals`` (:mod:`.intervals`, also
-installed as ``genomic_interval_pipeline``), ``scrna`` (:mod:`.scrna`), ``vcf`` (:mod:`.vcf`)
-and ``bulk`` (:mod:`.bulk`). A command parses its options, sets up logging and progress, calls
-its job and prints the summary; user mistakes
+installed as ``genomic_interval_pipeline``), ``scrna`` (:mod:`.scrna`), ``vcf`` (:mod:`.vcf`),
+``bulk`` (:mod:`.bulk`) and ``variant-windows`` (:mod:`.variant_windows`). A command parses its
+options, sets up logging and progress, calls its job and prints the summary; user mistakes
 (:class:`~gpu_genomics.errors.GpuGenomicsError`) print one ``error:`` line naming the command's
 flags and exit with status 2; an interrupted run exits 130 and leaves no output behind.
 """
@@ -22,6 +22,7 @@ from .encode import encode
 from .info import info
 from .intervals import intervals
 from .scrna import scrna
+from .variant_windows import variant_windows_command
 from .vcf import vcf
 
 
@@ -31,7 +32,7 @@ def cli() -> None:
     """GPU-accelerated preprocessing of genomics files into ML-ready arrays."""
 
 
-for _command in (info, encode, intervals, scrna, vcf, bulk):
+for _command in (info, encode, intervals, scrna, vcf, bulk, variant_windows_command):
     cli.add_command(_command)
 
 

@@ -175,12 +175,16 @@ def all_specs() -> list[OutputSpec]:
     from ..intervals.layouts import BASSET_ARRAYS, INTERVAL_ARRAYS
     from ..sequence.encode import ENCODE_ARRAYS
     from ..variants.convert import VCF_ARRAYS
+    from ..variants.haplotypes import HAPLOTYPE_ARRAYS
+    from ..variants.windows import VARIANT_WINDOW_ARRAYS
 
     return [
         INTERVAL_ARRAYS,
         BASSET_ARRAYS,
         ENCODE_ARRAYS,
         VCF_ARRAYS,
+        VARIANT_WINDOW_ARRAYS,
+        HAPLOTYPE_ARRAYS,
         BULK_ARRAYS,
         SCRNA_OUTPUT,
         RANK_ARRAYS,

@@ -2,14 +2,32 @@
 
 What lives here: :mod:`.reader` (:class:`VcfReader`, a numba parser of VCF text plus htslib for
 BCF and regions, with VCF Zarr names), :mod:`.genotypes` (dosage, frequencies, call rates,
-filters, standardization: one NumPy/CuPy implementation) and :mod:`.convert` (the ``vcf`` job,
-:func:`convert_vcf`). Semantics in ``docs/variants.md``.
+filters, standardization: one NumPy/CuPy implementation), :mod:`.convert` (the ``vcf`` job,
+:func:`convert_vcf`), :mod:`.windows` (reference and alternate windows around variants,
+:func:`variant_windows`) and :mod:`.haplotypes` (personal haplotypes over regions,
+:func:`haplotype_windows`). Semantics in ``docs/variants.md``.
 """
 
 from __future__ import annotations
 
 from . import genotypes
 from .convert import VCF_ARRAYS, VcfOptions, convert_vcf
+from .haplotypes import HAPLOTYPE_ARRAYS, HaplotypeOptions, haplotype_windows
 from .reader import VcfReader, read_vcf
+from .windows import VARIANT_WINDOW_ARRAYS, Encoding, WindowOptions, variant_windows
 
-__all__ = ["VCF_ARRAYS", "VcfOptions", "VcfReader", "convert_vcf", "genotypes", "read_vcf"]
+__all__ = [
+    "HAPLOTYPE_ARRAYS",
+    "VARIANT_WINDOW_ARRAYS",
+    "VCF_ARRAYS",
+    "Encoding",
+    "HaplotypeOptions",
+    "VcfOptions",
+    "VcfReader",
+    "WindowOptions",
+    "convert_vcf",
+    "genotypes",
+    "haplotype_windows",
+    "read_vcf",
+    "variant_windows",
+]
