@@ -48,10 +48,44 @@ def dense(x) -> np.ndarray:
     return x.toarray() if sp.issparse(x) else np.asarray(x)
 
 
+def assert_same_element(x, y, what: str, *, same_types: bool = True) -> None:
+    """Two stored elements (dense, sparse or a DataFrame) are equal: values exactly; with
+    ``same_types`` their types and dtypes too."""
+    if isinstance(x, pd.DataFrame) or isinstance(y, pd.DataFrame):
+        pd.testing.assert_frame_equal(x, y, check_dtype=same_types, obj=what)
+        return
+    assert x.shape == y.shape, what
+    assert not same_types or (type(x) is type(y) and x.dtype == y.dtype), what
+    np.testing.assert_array_equal(dense(x), dense(y), err_msg=what)
+
+
+def assert_same_elements(a: ad.AnnData, b: ad.AnnData, *, same_types: bool = True) -> None:
+    """The same layers (the recipe's counts and the input's others), ``obsm``, ``varm``,
+    ``obsp``, ``varp`` and ``raw`` (its ``X``, ``var`` and ``varm``)."""
+    for slot in ("layers", "obsm", "varm", "obsp", "varp"):
+        elements_a, elements_b = getattr(a, slot), getattr(b, slot)
+        assert sorted(elements_a) == sorted(elements_b), slot
+        for name in elements_a:
+            assert_same_element(
+                elements_a[name], elements_b[name], f"{slot}/{name}", same_types=same_types
+            )
+    assert (a.raw is None) == (b.raw is None)
+    if a.raw is not None:
+        assert list(a.raw.obs_names) == list(b.raw.obs_names)
+        pd.testing.assert_frame_equal(a.raw.var, b.raw.var)
+        assert_same_element(a.raw.X, b.raw.X, "raw/X", same_types=same_types)
+        assert sorted(a.raw.varm) == sorted(b.raw.varm)
+        for name in a.raw.varm:
+            assert_same_element(
+                a.raw.varm[name], b.raw.varm[name], f"raw/varm/{name}", same_types=same_types
+            )
+
+
 def assert_same_output(
     left: Path, right: Path, *, rtol: float = 1e-5, same_types: bool = True
 ) -> None:
-    """The two outputs hold the same cells, genes, columns, layers and ``uns``.
+    """The two outputs hold the same cells, genes, columns, layers, ``obsm``, ``varm``,
+    ``obsp``, ``varp``, ``raw`` and ``uns``.
 
     ``same_types=False``: values only (a dense input: in memory scanpy keeps dense counts and
     counts in int64; out of core the rows are read as CSR).
@@ -70,10 +104,7 @@ def assert_same_output(
                 assert (x.astype(str) == y.astype(str)).all(), column
     assert not same_types or (type(a.X) is type(b.X) and a.X.dtype == b.X.dtype)
     np.testing.assert_allclose(dense(a.X), dense(b.X), rtol=rtol, atol=rtol)
-    assert a.layers.keys() == b.layers.keys()
-    counts_a, counts_b = a.layers["counts"], b.layers["counts"]
-    assert not same_types or (type(counts_a) is type(counts_b) and counts_a.dtype == counts_b.dtype)
-    np.testing.assert_array_equal(dense(counts_a), dense(counts_b))
+    assert_same_elements(a, b, same_types=same_types)
     assert sorted(a.uns) == sorted(b.uns)
     for key in a.uns:
         if key in RUN_DETAILS:

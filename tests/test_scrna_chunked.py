@@ -422,3 +422,98 @@ def test_given_medians_missing_a_tokened_gene_fail_before_any_pass(
                 rank_output=tmp_path / "t.parquet", gene_medians=medians,
             )  # fmt: skip
     assert calls == []  # out of core: refused before the first pass
+
+
+def with_every_element(adata: ad.AnnData, seed: int = 0) -> ad.AnnData:
+    """``adata`` with ``obsm`` (dense, CSR, a DataFrame), layers (CSR, dense, and a
+    ``counts`` the recipe replaces), ``obsp`` (CSR, dense), ``varm`` (an array, a DataFrame),
+    ``varp`` and ``raw`` (more genes than ``X``, a ``var`` column and a ``varm``)."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    n, g = adata.shape
+    adata.obsm["X_pca"] = rng.normal(size=(n, 6)).astype(np.float32)
+    adata.obsm["X_sparse"] = sp.random(n, 9, density=0.3, format="csr", random_state=seed)
+    adata.obsm["table"] = pd.DataFrame({"u": rng.integers(0, 9, n)}, index=adata.obs_names)
+    adata.layers["spliced"] = sp.random(
+        n, g, density=0.05, format="csr", random_state=seed + 1, dtype=np.float32
+    )
+    adata.layers["ambient"] = rng.normal(size=(n, g))
+    adata.layers["counts"] = adata.X * 7  # the recipe writes its own
+    adata.obsp["distances"] = sp.random(n, n, density=0.05, format="csr", random_state=seed + 2)
+    adata.obsp["affinity"] = rng.random((n, n)).astype(np.float32)
+    adata.varm["PCs"] = rng.normal(size=(g, 4))
+    adata.varm["loadings"] = pd.DataFrame({"w": rng.random(g)}, index=adata.var_names)
+    adata.varp["correlation"] = sp.random(g, g, density=0.01, format="csr", random_state=seed + 3)
+    raw_x = sp.hstack([adata.X, sp.csr_matrix(rng.poisson(1.0, (n, 5)))]).tocsr()
+    raw = ad.AnnData(
+        X=(raw_x * 3).astype(np.int32),
+        obs=pd.DataFrame(index=adata.obs_names),
+        var=pd.DataFrame(
+            {"kind": ["gene"] * g + ["spike"] * 5},
+            index=[*adata.var_names, *(f"ERCC{i}" for i in range(5))],
+        ),
+    )
+    raw.varm["raw_PCs"] = rng.normal(size=(g + 5, 2))
+    adata.raw = raw
+    return adata
+
+
+@pytest.mark.parametrize("workers", [None, 2])
+@pytest.mark.parametrize("suffix", [".h5ad", ".zarr"])
+def test_obsm_layers_obsp_varm_varp_and_raw_are_carried_as_in_memory(tmp_path, suffix, workers):
+    """Every element of the input the in-memory recipe keeps, kept the same out of core: in
+    blocks of 37 cells (boundaries inside), in this process and on two workers, with
+    ``.h5ad`` and ``.zarr`` input and output."""
+    adata = with_every_element(synthetic_counts(300, 1500, seed=31))
+    source = write_input(adata, tmp_path / f"in{suffix}")
+    memory = tmp_path / f"memory{suffix}"
+    blocks = tmp_path / "blocks" / f"memory{suffix}"
+    blocks.parent.mkdir()
+    options = {"n_top_genes": 400, "device": "cpu"}
+    assert not preprocess_file(source, memory, **options)["out_of_core"]
+    with cluster(workers=workers, device="cpu") as client:
+        summary = preprocess_file(source, blocks, chunk_cells=37, client=client, **options)
+    assert summary["out_of_core"]
+    assert_same_output(memory, blocks)
+    out = read_output(blocks)  # and what in memory gives is anndata's subsetting of the input
+    cells = adata.obs_names.get_indexer(out.obs_names)
+    genes = adata.var_names.get_indexer(out.var_names)
+    assert 0 < len(cells) < adata.n_obs and 0 < len(genes) < adata.n_vars
+    assert np.all(np.diff(cells) > 0) and np.any(np.diff(cells) > 1)  # cells dropped inside
+    assert sorted(out.obsm) == ["X_pca", "X_sparse", "table"]
+    np.testing.assert_array_equal(out.obsm["X_pca"], adata.obsm["X_pca"][cells])
+    assert sp.issparse(out.obsm["X_sparse"])
+    assert (out.obsm["X_sparse"] != adata.obsm["X_sparse"][cells]).nnz == 0
+    assert list(out.obsm["table"]["u"]) == list(adata.obsm["table"]["u"].iloc[cells])
+    assert sorted(out.layers) == ["ambient", "counts", "spliced"]
+    np.testing.assert_array_equal(
+        out.layers["ambient"], adata.layers["ambient"][np.ix_(cells, genes)]
+    )
+    assert (out.layers["spliced"] != adata.layers["spliced"][cells][:, genes]).nnz == 0
+    assert (out.layers["counts"] != adata.X[cells][:, genes]).nnz == 0  # the recipe's
+    assert (out.obsp["distances"] != adata.obsp["distances"][cells][:, cells]).nnz == 0
+    np.testing.assert_array_equal(
+        out.obsp["affinity"], adata.obsp["affinity"][np.ix_(cells, cells)]
+    )
+    np.testing.assert_array_equal(out.varm["PCs"], adata.varm["PCs"][genes])
+    assert list(out.varm["loadings"]["w"]) == list(adata.varm["loadings"]["w"].iloc[genes])
+    assert (out.varp["correlation"] != adata.varp["correlation"][genes][:, genes]).nnz == 0
+    assert out.raw.shape == (len(cells), adata.raw.n_vars) and out.raw.X.dtype == np.int32
+    assert (out.raw.X != adata.raw.X[cells]).nnz == 0
+    assert list(out.raw.var["kind"]) == list(adata.raw.var["kind"])
+    np.testing.assert_array_equal(out.raw.varm["raw_PCs"], adata.raw.varm["raw_PCs"])
+
+
+def test_a_csc_layer_is_refused_out_of_core_naming_it(tmp_path):
+    adata = synthetic_counts(80, 400, seed=32)
+    adata.layers["spliced"] = adata.X.tocsc()
+    adata.layers["counts"] = adata.X.tocsc()  # replaced by the recipe's: not read
+    source = write_input(adata, tmp_path / "in.h5ad")
+    with pytest.raises(InputError, match=r"in.h5ad: layers/spliced is stored as csc_matrix.*CSR"):
+        preprocess_file(source, tmp_path / "o.h5ad", chunk_cells=20, min_genes=10)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.h5ad"]
+    del adata.layers["spliced"]
+    source = write_input(adata, tmp_path / "in.h5ad")
+    preprocess_file(source, tmp_path / "o.h5ad", chunk_cells=20, min_genes=10, n_top_genes=50)
+    assert sorted(read_output(tmp_path / "o.h5ad").layers) == ["counts"]

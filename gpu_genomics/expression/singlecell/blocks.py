@@ -11,7 +11,13 @@ features CSR: it is read the same way, with the cells, genes and values
 ``scanpy.read_10x_h5`` gives (its metadata code run on the file's metadata alone; the
 "Gene Expression" features only; int32 counts as float32).
 
-Memory: one block, ``stop - start`` rows of the stored matrix (as CSR), per read.
+:func:`open_carried` describes the input's other per-cell matrices (``obsm`` arrays, layers,
+``obsp``, ``raw/X``) as :class:`StoredMatrix` elements, read by rows with the same code
+(:func:`read_row_block`), and reads its per-gene elements (``varm``, ``varp``, ``raw``'s
+``var``/``varm``) and ``obsm`` DataFrames whole: what the out-of-core recipe carries.
+
+Memory: one block, ``stop - start`` rows of the stored matrix (as CSR; a carried matrix as
+stored), per read.
 """
 
 from __future__ import annotations
@@ -62,21 +68,196 @@ class CountBlocks:
 
         with _open(self.path, self.store) as root:
             x = root["matrix" if self.store == "10x-h5" else "X"]
-            if self.encoding == "array":
-                return sp.csr_matrix(np.asarray(x[start:stop]))
-            indptr = np.asarray(x["indptr"][start : stop + 1], dtype=np.int64)
-            first, last = int(indptr[0]), int(indptr[-1])
-            data = np.asarray(x["data"][first:last]).astype(self.dtype, copy=False)
-            indices = np.asarray(x["indices"][first:last], dtype=np.int32)
             stored_genes = self.n_genes if self.columns is None else int(x["shape"][0])
-        rows = sp.csr_matrix(
-            (data, indices, indptr - first), shape=(stop - start, stored_genes), copy=False
-        )
+            rows = read_row_block(
+                x, self.encoding, start, stop, n_columns=stored_genes, dtype=self.dtype
+            )
+        if self.encoding == "array":
+            return sp.csr_matrix(rows)
         return rows if self.columns is None else rows[:, self.columns]
 
     def stored_bytes(self) -> int:
         """Bytes of ``X`` in memory as CSR: values, int32 indices and int64 row offsets."""
         return self.nnz * (np.dtype(self.dtype).itemsize + 4) + 8 * (self.n_cells + 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredMatrix:
+    """A 2-D element of an AnnData on disk besides ``X``, read a block of rows at a time.
+
+    An ``obsm``, ``layers`` or ``obsp`` entry, or ``raw/X``: what the out-of-core recipe carries
+    into its output by rows of cells (:func:`open_carried`).
+
+    Attributes:
+        path: the ``.h5ad`` file or AnnData ``.zarr`` folder.
+        store: ``"h5ad"`` or ``"zarr"``.
+        key: the element's path in the file (``"layers/spliced"``, ``"raw/X"``, ...).
+        encoding: ``"csr_matrix"`` or ``"array"`` (dense).
+        shape: ``(rows, columns)`` (a dense ``obsm`` array may have more axes).
+        dtype: the stored values' dtype.
+    """
+
+    path: str
+    store: str
+    key: str
+    encoding: str
+    shape: tuple[int, ...]
+    dtype: str
+
+    def read(self, start: int, stop: int) -> Any:
+        """Rows ``[start, stop)`` as stored: a NumPy array (dense) or a SciPy CSR matrix.
+
+        Memory: those rows (:func:`read_row_block`).
+        """
+        with _open(self.path, self.store) as root:
+            return read_row_block(
+                root[self.key], self.encoding, start, stop, n_columns=self.shape[1]
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class Carried:
+    """The elements of an AnnData on disk besides ``X``, ``obs``, ``var`` and ``uns``.
+
+    What the out-of-core recipe carries into its output as anndata's subsetting does in
+    memory: the per-cell matrices by rows (:class:`StoredMatrix`, read by the tasks), the rest
+    read here whole.
+
+    Attributes:
+        obsm: ``obsm`` arrays (dense or CSR), ``n_cells`` rows.
+        obsm_frames: ``obsm`` DataFrames (per-cell columns, held like ``obs``), by name.
+        layers: ``layers`` (dense or CSR), ``n_cells x n_genes``.
+        obsp: ``obsp`` matrices (dense or CSR), ``n_cells x n_cells``.
+        varm: ``varm`` entries (arrays or DataFrames, ``n_genes`` rows), by name.
+        varp: ``varp`` matrices (``n_genes x n_genes``, dense or sparse), by name.
+        raw_x: ``raw/X`` (dense or CSR, ``n_cells`` rows), or None without ``raw``.
+        raw_var: ``raw/var`` (a DataFrame), or None.
+        raw_varm: ``raw/varm``, by name.
+    """
+
+    obsm: tuple[StoredMatrix, ...] = ()
+    obsm_frames: dict[str, Any] = dataclasses.field(default_factory=dict)
+    layers: tuple[StoredMatrix, ...] = ()
+    obsp: tuple[StoredMatrix, ...] = ()
+    varm: dict[str, Any] = dataclasses.field(default_factory=dict)
+    varp: dict[str, Any] = dataclasses.field(default_factory=dict)
+    raw_x: StoredMatrix | None = None
+    raw_var: Any = None
+    raw_varm: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def by_rows(self) -> tuple[StoredMatrix, ...]:
+        """Every element read by rows of cells: ``obsm``, ``layers``, ``obsp``, ``raw/X``."""
+        raw = () if self.raw_x is None else (self.raw_x,)
+        return (*self.obsm, *self.layers, *self.obsp, *raw)
+
+
+def open_carried(path: str | Path, store: str, *, layers_written: tuple[str, ...] = ()) -> Carried:
+    """Describe the ``obsm``, ``layers``, ``obsp`` and ``raw/X`` of an AnnData file; read the rest.
+
+    Args:
+        path: ``.h5ad`` file or AnnData ``.zarr`` folder (a 10x ``.h5`` has none of them).
+        store: ``"h5ad"``, ``"zarr"`` or ``"10x-h5"``.
+        layers_written: layers the recipe writes itself (the input's are replaced: left out).
+
+    Returns:
+        The :class:`Carried` elements: the matrices by rows described (their dense or CSR rows
+        read later by :meth:`StoredMatrix.read`); ``obsm`` DataFrames, ``varm``, ``varp``,
+        ``raw/var`` and ``raw/varm`` read here (per-gene elements and per-cell columns).
+
+    Raises:
+        InputError: a per-cell matrix stored otherwise than dense or CSR (a CSC layer cannot
+            be read by cells), naming it and the fix.
+
+    Memory: ``varm``, ``varp``, ``raw/var``, ``raw/varm`` and the ``obsm`` DataFrames, whole.
+    """
+    if store == "10x-h5":
+        return Carried()
+    try:
+        return _carried(path, store, layers_written)
+    except InputError:
+        raise
+    except Exception as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"{path}: cannot be read as {store} ({message})") from None
+
+
+def _carried(path: str | Path, store: str, layers_written: tuple[str, ...]) -> Carried:
+    from anndata.io import read_elem
+
+    def by_rows(root: Any, key: str) -> StoredMatrix:
+        x = root[key]
+        encoding = _encoding(x)
+        if encoding not in ROW_ENCODINGS:
+            raise InputError(
+                f"{path}: {key} is stored as {encoding}, which cannot be read by cells; write "
+                "it as CSR (.tocsr()) or dense, or run in memory"
+            )
+        if encoding == "array":
+            shape, dtype = tuple(int(n) for n in x.shape), str(x.dtype)
+        else:
+            shape, dtype = tuple(int(n) for n in x.attrs["shape"]), str(x["data"].dtype)
+        return StoredMatrix(str(path), store, key, encoding, shape, dtype)
+
+    def names(root: Any, group: str) -> list[str]:
+        return list(root[group].keys()) if group in root else []
+
+    with _open(str(path), store) as root:
+        obsm, frames = [], {}
+        for name in names(root, "obsm"):
+            if _encoding(root[f"obsm/{name}"]) == "dataframe":
+                frames[name] = read_elem(root[f"obsm/{name}"])
+            else:
+                obsm.append(by_rows(root, f"obsm/{name}"))
+        layers = [
+            by_rows(root, f"layers/{name}")
+            for name in names(root, "layers")
+            if name not in layers_written
+        ]
+        obsp = [by_rows(root, f"obsp/{name}") for name in names(root, "obsp")]
+        raw = "raw" in root and "X" in root["raw"]
+        return Carried(
+            obsm=tuple(obsm),
+            obsm_frames=frames,
+            layers=tuple(layers),
+            obsp=tuple(obsp),
+            varm={name: read_elem(root[f"varm/{name}"]) for name in names(root, "varm")},
+            varp={name: read_elem(root[f"varp/{name}"]) for name in names(root, "varp")},
+            raw_x=by_rows(root, "raw/X") if raw else None,
+            raw_var=read_elem(root["raw/var"]) if raw else None,
+            raw_varm=(
+                {name: read_elem(root[f"raw/varm/{name}"]) for name in names(root, "raw/varm")}
+                if raw
+                else {}
+            ),
+        )
+
+
+def read_row_block(
+    x: Any, encoding: str, start: int, stop: int, *, n_columns: int, dtype: Any = None
+) -> Any:
+    """Rows ``[start, stop)`` of a stored matrix element ``x`` (an open h5py/zarr element).
+
+    ``encoding`` ``"array"`` (dense: row-sliced, a NumPy array as stored) or ``"csr_matrix"``
+    (only ``indptr[start:stop + 1]`` and the ``data``/``indices`` ranges of those rows are
+    read: a SciPy CSR matrix, ``indices`` int32, ``indptr`` int64, ``n_columns`` wide). The
+    values in ``dtype`` (None: as stored).
+
+    Memory: the ``stop - start`` rows, as stored.
+    """
+    import scipy.sparse as sp
+
+    if encoding == "array":
+        rows = np.asarray(x[start:stop])
+        return rows if dtype is None else rows.astype(dtype, copy=False)
+    indptr = np.asarray(x["indptr"][start : stop + 1], dtype=np.int64)
+    first, last = int(indptr[0]), int(indptr[-1])
+    data = np.asarray(x["data"][first:last])
+    if dtype is not None:
+        data = data.astype(dtype, copy=False)
+    indices = np.asarray(x["indices"][first:last], dtype=np.int32)
+    return sp.csr_matrix(
+        (data, indices, indptr - first), shape=(stop - start, n_columns), copy=False
+    )
 
 
 @contextlib.contextmanager

@@ -25,13 +25,24 @@ The passes, each one task per block of ``chunk_cells`` cells (run by
    first, or for ``seurat_v3``, whose clipped variances need the loess fit of pass 2): the
    sums pass 2 could not make;
 4. *rows*: output rows in whole chunks: each task reads the input rows of its kept cells,
-   normalises, selects the output genes, scales, and returns its raw counts (and, for
-   ``.h5ad``, its ``X`` rows) to the client, which writes them in order through one writer; for
-   ``.zarr`` the task writes its ``X`` chunks itself.
+   normalises, selects the output genes, scales, reads the same rows of each carried per-cell
+   matrix of the input (:class:`CarriedRows`: ``obsm`` arrays, other layers, ``obsp``,
+   ``raw/X``), and returns its raw counts and carried CSR rows (and, for ``.h5ad``, its dense
+   ``X`` and carried rows) to the client, which writes them in order through one writer; for
+   ``.zarr`` the task writes its dense chunks itself.
+
+The input's other elements are carried as the in-memory recipe's AnnData subsetting keeps them
+(:func:`_carry`): ``obsm`` and ``raw.X`` rows of the output cells, layers (but ``counts``, the
+recipe's) rows of the output cells and columns of the output genes, ``obsp`` both axes of the
+output cells, ``varm`` rows and ``varp`` both axes of the output genes, ``raw.var``/``raw.varm``
+whole.
 
 Memory per task: one block of ``chunk_cells`` input cells as CSR, a few times over, plus its
-``chunk_cells x output genes`` dense float64 ``X`` rows. The client holds the per-cell columns
-(about 40 bytes per cell and its name) and a few float64 arrays per gene; never the matrix.
+``chunk_cells x output genes`` dense float64 ``X`` rows and the block's rows of each carried
+per-cell matrix as stored (an ``obsp`` row is as wide as the input's cells). The client holds
+the per-cell columns (about 40 bytes per cell and its name, and ``obsm`` DataFrames), a few
+float64 arrays per gene and the input's ``varm``, ``varp``, ``raw.var`` and ``raw.varm``;
+never a matrix over cells.
 
 With :class:`RankOptions` the rows pass also writes Geneformer tokens of the output cells
 (their gene medians computed out of core first, exactly, when not given:
@@ -55,7 +66,7 @@ import numpy as np
 from ...errors import InputError, check_choice
 from ...execution import map_in_order, whole_chunks
 from ._matrix import check_counts, var_gene_ids
-from .blocks import CountBlocks, block_starts
+from .blocks import Carried, CountBlocks, StoredMatrix, block_starts
 from .recipe import Recipe, _loosen, _require_cells, annotate_genes
 
 if TYPE_CHECKING:
@@ -286,6 +297,44 @@ def _moments_task(shared: _Shared, block: _Block) -> dict[str, Moments]:
     return _moments_of(_kept(shared, block), shared.target_sum, shared.wanted)
 
 
+#: The layers the recipe writes itself (an input's layer of that name is replaced).
+RECIPE_LAYERS = ("counts",)
+
+
+@dataclasses.dataclass(frozen=True)
+class CarriedRows:
+    """An input element the rows tasks carry: its rows of the output cells, these columns.
+
+    Attributes:
+        matrix: the element on disk (``obsm``, ``layers``, ``obsp`` entry or ``raw/X``); its
+            key is also the output's.
+        columns: ``int64`` input columns kept (a layer's: those of the output genes), or
+            None for all (an ``obsp`` matrix's columns are selected by the client, which holds
+            the output cells' rows).
+    """
+
+    matrix: StoredMatrix
+    columns: np.ndarray | None = None
+
+    @property
+    def key(self) -> str:
+        """The element's path in the input and in the output."""
+        return self.matrix.key
+
+    def output_shape(self, n_out: int) -> tuple[int, ...]:
+        """The output element's shape, ``n_out`` rows (an ``obsm`` array may have more axes)."""
+        if self.key.startswith("obsp/"):
+            return (n_out, n_out)
+        if self.columns is not None:
+            return (n_out, len(self.columns))
+        return (n_out, *self.matrix.shape[1:])
+
+    def read(self, start: int, rows: np.ndarray) -> Any:
+        """The element's ``rows`` (sorted, from input row ``start`` on): dense or CSR."""
+        block = self.matrix.read(start, int(rows[-1]) + 1)[rows - start]
+        return block if self.columns is None else block[:, self.columns]
+
+
 @dataclasses.dataclass(frozen=True)
 class _RowsPlan:
     """What every rows task (pass 4) needs besides its rows."""
@@ -298,7 +347,9 @@ class _RowsPlan:
     scale_std: np.ndarray | None
     max_value: float | None
     rank: RankOptions | None = None  #: also rank-encode the rows (medians resolved)
-    zarr_x: str | None = None  #: the output's ``X`` array, written by the tasks
+    carried: tuple[CarriedRows, ...] = ()  #: the input's elements carried by rows
+    #: output key (``"X"``, a dense carried element's) -> its Zarr array, written by the tasks
+    zarr_arrays: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 def _rows_task(
@@ -307,16 +358,27 @@ def _rows_task(
     first_output_row: int,
     cell_names: np.ndarray,
     obs: Any,
-) -> tuple[Any, Any, Any]:
+) -> tuple[Any, Any, Any, dict[str, Any]]:
     """Pass 4: output rows of the input ``rows`` (sorted), named ``cell_names``.
 
     ``obs``: the rows' ``obs`` columns the rank encoding reads (:func:`rank_obs`), or None.
 
-    Returns ``(raw counts CSR, X rows or None, RankEncoding or None)``. ``X`` rows come back
-    only when the client writes them (``plan.zarr_x`` is None); otherwise the task writes them
-    into the Zarr array ``plan.zarr_x`` from ``first_output_row`` on.
+    Returns ``(raw counts CSR, X rows or None, RankEncoding or None, carried)``: ``carried``
+    maps each of ``plan.carried``'s keys to its rows (dense or CSR, as stored), or to None. A
+    key of ``plan.zarr_arrays`` (``"X"``, a dense carried element) is written by the task into
+    its Zarr array from ``first_output_row`` on, and comes back as None.
+
+    Memory: the input rows ``rows[0]..rows[-1]`` of ``X`` and of each carried element (read
+    one element at a time; the selected rows of all of them come back together).
     """
     start = int(rows[0])
+    carried: dict[str, Any] = {}
+    for element in plan.carried:
+        block = element.read(start, rows)
+        if element.key in plan.zarr_arrays:
+            _write_zarr_rows(plan.zarr_arrays[element.key], first_output_row, block)
+            block = None
+        carried[element.key] = block
     all_genes = _read(plan.blocks, start, int(rows[-1]) + 1)[rows - start]
     encoding = None if plan.rank is None else plan.rank.encode(all_genes, cell_names, obs)
     x = all_genes[:, plan.genes]
@@ -328,13 +390,17 @@ def _rows_task(
         np.divide(values, plan.scale_std, out=values)
         if plan.max_value is not None:
             np.clip(values, -plan.max_value, plan.max_value, out=values)
-    if plan.zarr_x is None:
-        return counts, values, encoding
+    if "X" not in plan.zarr_arrays:
+        return counts, values, encoding, carried
+    _write_zarr_rows(plan.zarr_arrays["X"], first_output_row, values)
+    return counts, None, encoding, carried
+
+
+def _write_zarr_rows(path: str, first: int, values: np.ndarray) -> None:
+    """Write ``values`` as rows ``first..`` of the Zarr array at ``path`` (whole chunks)."""
     import zarr
 
-    stop = first_output_row + values.shape[0]
-    zarr.open_array(plan.zarr_x, mode="r+")[first_output_row:stop] = values
-    return counts, None, encoding
+    zarr.open_array(path, mode="r+")[first : first + values.shape[0]] = values
 
 
 # --- the client's side ----------------------------------------------------------------------
@@ -344,8 +410,11 @@ def _rows_task(
 class BlockResult:
     """The recipe's outcome on a matrix on disk, everything but the output rows.
 
-    ``skeleton`` is the output AnnData without ``X`` (``obs``, ``var``, ``uns`` final);
-    :func:`write_blocks` streams ``X`` and ``layers["counts"]`` into a copy of it.
+    ``skeleton`` is the output AnnData without ``X`` (``obs``, ``var``, ``uns``, ``varm``,
+    ``varp``, the ``obsm`` DataFrames and ``raw``'s ``var``/``varm`` final; ``raw.X`` an empty
+    CSR placeholder); :func:`write_blocks` streams ``X``, ``layers["counts"]`` and the
+    carried elements (``result.plan.carried``: ``obsm`` arrays, layers, ``obsp``, ``raw/X``)
+    into a copy of it.
     """
 
     skeleton: AnnData
@@ -387,6 +456,7 @@ def preprocess_blocks(
     client: Any = None,
     backend_name: str,
     rank: RankOptions | None = None,
+    carried: Carried | None = None,
 ) -> BlockResult:
     """Run the statistics passes of the recipe on ``blocks``; see the module docstring.
 
@@ -402,6 +472,12 @@ def preprocess_blocks(
         rank: also rank-encode the output cells (from their raw counts over all genes) as the
             rows are written; without medians they are computed over those cells first
             (:func:`gene_medians_of_blocks`, exact).
+        carried: the input's other elements (:func:`~.blocks.open_carried`), carried as the
+            in-memory recipe's AnnData subsetting keeps them: ``obsm`` rows of the output
+            cells, ``layers`` (but :data:`RECIPE_LAYERS`) rows of the output cells and columns
+            of the output genes, ``obsp`` both axes of the output cells, ``varm`` rows and
+            ``varp`` both axes of the output genes, ``raw`` rows of the output cells (all its
+            genes, its ``var`` and ``varm``). None: none.
 
     Returns:
         The :class:`BlockResult` that :func:`write_blocks` writes.
@@ -499,6 +575,8 @@ def preprocess_blocks(
                 client, blocks, encoded, columns, target_sum=rank.target_sum
             ),
         )
+    rows = np.concatenate([block.start + block.cells for block in final]).astype(np.int64)
+    result = anndata.AnnData(obs=obs_out, var=var_out, uns=uns_out)
     plan = _RowsPlan(
         blocks,
         genes,
@@ -508,10 +586,49 @@ def preprocess_blocks(
         scale_std,
         recipe.scale_max_value,
         rank=rank,
+        carried=_carry(result, carried or Carried(), rows=rows, genes=genes[output_genes]),
     )
-    rows = np.concatenate([block.start + block.cells for block in final]).astype(np.int64)
-    result = anndata.AnnData(obs=obs_out, var=var_out, uns=uns_out)
     return BlockResult(result, rows, plan, chunk_cells)
+
+
+def _carry(
+    skeleton: AnnData, carried: Carried, *, rows: np.ndarray, genes: np.ndarray
+) -> tuple[CarriedRows, ...]:
+    """Put the client's part of ``carried`` into ``skeleton``; the rows tasks' part, returned.
+
+    ``rows``: the input row of each output cell; ``genes``: the input column of each output
+    gene. As anndata subsets in memory: ``obsm`` DataFrames by ``rows`` (named as the output
+    cells), ``varm`` by ``genes``, ``varp`` by ``genes`` on both axes, ``raw``'s ``var`` and
+    ``varm`` whole (with an empty CSR ``raw.X`` of the output's shape, replaced by
+    :func:`write_blocks`).
+    """
+    import anndata
+    import pandas as pd
+    import scipy.sparse as sp
+
+    for name, frame in carried.obsm_frames.items():
+        skeleton.obsm[name] = frame.iloc[rows].set_axis(skeleton.obs_names, axis=0)
+    for name, value in carried.varm.items():
+        if isinstance(value, pd.DataFrame):
+            skeleton.varm[name] = value.iloc[genes].set_axis(skeleton.var_names, axis=0)
+        else:
+            skeleton.varm[name] = value[genes]
+    for name, value in carried.varp.items():
+        skeleton.varp[name] = value[genes][:, genes]
+    if carried.raw_x is not None:
+        empty = sp.csr_matrix((len(rows), carried.raw_x.shape[1]), dtype=carried.raw_x.dtype)
+        skeleton.raw = anndata.AnnData(
+            X=empty,
+            obs=pd.DataFrame(index=skeleton.obs_names),
+            var=carried.raw_var,
+            varm=carried.raw_varm,
+        )
+    written = {f"layers/{name}" for name in RECIPE_LAYERS}  # the recipe's replace the input's
+    return tuple(
+        CarriedRows(matrix, genes if matrix.key.startswith("layers/") else None)
+        for matrix in carried.by_rows()
+        if matrix.key not in written
+    )
 
 
 def _qc_pass(
@@ -1016,15 +1133,20 @@ def write_blocks(
 ) -> None:
     """Write the output AnnData (``.h5ad`` or ``.zarr``) of :func:`preprocess_blocks`.
 
-    ``obs``, ``var`` and ``uns`` are written by anndata first; then the rows tasks (pass 4)
-    stream ``X`` (dense float64 when scaled, else CSR float32) and ``layers["counts"]`` (CSR)
-    in chunks of whole output rows: the client appends the CSR blocks (and, for ``.h5ad``, the
-    ``X`` rows) in order; for ``.zarr`` the tasks write the ``X`` chunks themselves. Written to a
-    temporary path, renamed into place once complete. With ``result.plan.rank`` every task also
-    rank-encodes its cells, appended in order to ``ranks`` (a :class:`~.rank.RankWriter`).
+    The skeleton (``obs``, ``var``, ``uns``, ``varm``, ``varp``, ``obsm`` DataFrames, ``raw``'s
+    ``var``/``varm``) is written by anndata first; then the rows tasks (pass 4) stream ``X``
+    (dense float64 when scaled, else CSR float32), ``layers["counts"]`` (CSR) and the carried
+    elements (``obsm`` arrays, the input's other layers, ``obsp``, ``raw/X``; dense or CSR and
+    dtype as stored) in chunks of whole output rows: the client appends the CSR blocks (and,
+    for ``.h5ad``, the dense rows) in order; for ``.zarr`` the tasks write the chunks of ``X``
+    and of the dense carried elements themselves (a dense ``obsp``'s columns are selected by
+    the client, which writes it). Written to a temporary path, renamed into place once
+    complete. With ``result.plan.rank`` every task also rank-encodes its cells, appended in
+    order to ``ranks`` (a :class:`~.rank.RankWriter`).
 
     Memory: the client holds a window of tasks' results (twice the workers), each at most
-    ``chunk_cells`` output rows.
+    ``chunk_cells`` output rows of ``X`` and of every carried element (an ``obsp`` block
+    with the input's columns until the client selects the output cells').
     """
     from ...io.store import atomic_output
 
@@ -1044,14 +1166,17 @@ def write_blocks(
                 skeleton.write_h5ad(tmp)
         root = _open_for_append(tmp, is_zarr=is_zarr)
         try:
+            if skeleton.raw is not None:  # the placeholder: raw/X is streamed
+                del root["raw/X"]
+            arrays = _dense_arrays(
+                root, result.plan, n_out, chunk_rows, dense=dense, is_zarr=is_zarr
+            )
             plan = result.plan
-            if dense:
-                x = (root.create_array if is_zarr else root.create_dataset)(
-                    "X", shape=(n_out, n_genes), chunks=(chunk_rows, n_genes), dtype="float64"
+            if is_zarr:  # the tasks write these (whole chunks each); the client the rest
+                written = {key for key in arrays if not key.startswith("obsp/")}
+                plan = dataclasses.replace(
+                    plan, zarr_arrays={key: str(Path(tmp) / key) for key in written}
                 )
-                x.attrs.update({"encoding-type": "array", "encoding-version": "0.2.0"})
-                if is_zarr:
-                    plan = dataclasses.replace(plan, zarr_x=str(Path(tmp) / "X"))
             names = np.asarray(skeleton.obs_names, dtype=object)
             columns = None if plan.rank is None else rank_obs(skeleton.obs, plan.rank)
             tasks = [
@@ -1065,18 +1190,18 @@ def write_blocks(
                 for first in range(0, n_out, task_rows)
             ]
             appended: set[str] = set()
-            for (_, _, first, _, _), (counts, values, encoding) in zip(
+            for (_, _, first, _, _), (counts, values, encoding, carried) in zip(
                 tasks, map_in_order(client, _rows_task, tasks, name="scrna-rows"), strict=True
             ):
                 if encoding is not None:
                     ranks.append(encoding)
                 _append_csr(root, "layers/counts", counts, appended)
-                if values is None:
-                    continue
-                if dense:
-                    x[first : first + values.shape[0]] = values
-                else:
-                    _append_csr(root, "X", values, appended)
+                for key, block in {"X": values, **carried}.items():
+                    if block is not None:  # else written by the task
+                        _write_rows(
+                            root, key, block, first, arrays=arrays, appended=appended,
+                            rows=result.rows,
+                        )  # fmt: skip
         finally:
             if not is_zarr:
                 root.close()
@@ -1084,6 +1209,76 @@ def write_blocks(
             import zarr
 
             zarr.consolidate_metadata(str(tmp))
+
+
+def _dense_arrays(
+    root: Any, plan: _RowsPlan, n_out: int, chunk_rows: int, *, dense: bool, is_zarr: bool
+) -> dict[str, Any]:
+    """Create the output's dense arrays: ``X`` when ``dense``, and the dense carried elements.
+
+    Returns them by output key; ``chunk_rows`` rows per chunk (a task's rows are whole chunks).
+    """
+    n_genes = len(plan.output_genes)
+    arrays: dict[str, Any] = {}
+    if dense:
+        arrays["X"] = _create_dense(
+            root, "X", (n_out, n_genes), "float64", chunk_rows, is_zarr=is_zarr
+        )
+    for element in plan.carried:
+        if element.matrix.encoding == "array":
+            arrays[element.key] = _create_dense(
+                root, element.key, element.output_shape(n_out), element.matrix.dtype,
+                chunk_rows, is_zarr=is_zarr,
+            )  # fmt: skip
+    return arrays
+
+
+def _write_rows(
+    root: Any,
+    key: str,
+    block: Any,
+    first: int,
+    *,
+    arrays: dict[str, Any],
+    appended: set[str],
+    rows: np.ndarray,
+) -> None:
+    """Write a task's ``block`` of element ``key`` as output rows ``first..``, dense or CSR.
+
+    An ``obsp`` block's columns are those of the input cells: the output cells' (``rows``,
+    the input row of each) are kept first.
+    """
+    if key.startswith("obsp/"):
+        block = block[:, rows]
+    if key in arrays:
+        arrays[key][first : first + block.shape[0]] = block
+    else:
+        _append_csr(root, key, block, appended)
+
+
+def _create_dense(
+    root: Any,
+    key: str,
+    shape: tuple[int, ...],
+    dtype: str,
+    chunk_rows: int,
+    *,
+    is_zarr: bool,
+) -> Any:
+    """An empty dense array element ``key`` (anndata's encoding), chunks of ``chunk_rows`` rows.
+
+    Each chunk holds whole rows (all of the other axes).
+    """
+    group, _, name = key.rpartition("/")
+    parent = root[group] if group else root
+    if is_zarr:
+        chunks = (chunk_rows, *(max(1, n) for n in shape[1:]))
+        array = parent.create_array(name, shape=shape, chunks=chunks, dtype=dtype)
+    else:
+        chunks = (chunk_rows, *shape[1:]) if all(shape[1:]) else None
+        array = parent.create_dataset(name, shape=shape, chunks=chunks, dtype=dtype)
+    array.attrs.update({"encoding-type": "array", "encoding-version": "0.2.0"})
+    return array
 
 
 def _open_for_append(path: Path, *, is_zarr: bool) -> Any:

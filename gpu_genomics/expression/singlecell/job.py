@@ -27,9 +27,10 @@ from ...io.files import stem
 from ...io.provenance import flat, provenance
 from ...io.spec import MAPPING, STRING, ArraySpec, OutputSpec
 from ...io.store import check_output_folder, removed_on_failure
-from .blocks import CountBlocks, is_lazy_10x, open_count_blocks
+from .blocks import Carried, CountBlocks, is_lazy_10x, open_carried, open_count_blocks
 from .chunked import (
     DEFAULT_CHUNK_CELLS,
+    RECIPE_LAYERS,
     RankOptions,
     preprocess_blocks,
     rank_obs,
@@ -297,6 +298,7 @@ def preprocess_file(
                     client=client,
                     backend_name=_backend_name("cpu"),
                     rank=rank,
+                    carried=source.carried,
                 )
             except InputError as exc:
                 raise InputError(f"{input_path}: {exc}") from None
@@ -457,7 +459,11 @@ def _write_outputs(
 
 @dataclasses.dataclass
 class OutOfCoreSource:
-    """The matrix the out-of-core recipe reads, and a temporary copy to remove after it."""
+    """The matrix the out-of-core recipe reads, and a temporary copy to remove after it.
+
+    ``carried``: the input's ``obsm``, other ``layers``, ``obsp``, ``varm``, ``varp`` and
+    ``raw``, carried into the output as in memory (:func:`~.blocks.open_carried`).
+    """
 
     blocks: CountBlocks
     obs: Any
@@ -465,6 +471,7 @@ class OutOfCoreSource:
     uns: dict
     chunk_cells: int
     temporary: Path | None = None
+    carried: Carried = dataclasses.field(default_factory=Carried)
 
     def remove(self) -> None:
         """Remove the temporary Zarr copy of the input, if one was made."""
@@ -547,7 +554,10 @@ def out_of_core_source(
             available / 2**30,
             DEFAULT_CHUNK_CELLS,
         )
-    return OutOfCoreSource(blocks, obs, var, uns, chunk_cells or DEFAULT_CHUNK_CELLS)
+    carried = open_carried(path, kind, layers_written=RECIPE_LAYERS)
+    return OutOfCoreSource(
+        blocks, obs, var, uns, chunk_cells or DEFAULT_CHUNK_CELLS, carried=carried
+    )
 
 
 def _converted_source(
@@ -568,9 +578,11 @@ def _converted_source(
             warnings.filterwarnings("ignore", message="Writing zarr v2 data")
             adata.write_zarr(store)
         blocks, obs, var, uns = open_count_blocks(store, "zarr")
+        carried = open_carried(store, "zarr", layers_written=RECIPE_LAYERS)
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise
     return OutOfCoreSource(
-        blocks, obs, var, uns, chunk_cells or DEFAULT_CHUNK_CELLS, temporary=temporary
-    )
+        blocks, obs, var, uns, chunk_cells or DEFAULT_CHUNK_CELLS, temporary=temporary,
+        carried=carried,
+    )  # fmt: skip
