@@ -141,7 +141,7 @@ def check_counts(
     if values.size == 0:
         return
     xp = array_module_of(values)
-    if xp is np:  # one pass, no temporaries
+    if xp is np and values.dtype in (np.float32, np.float64, np.int32, np.int64):  # one pass
         first = int(_first_bad(np.ascontiguousarray(values), integer=integer))
         if first < 0:
             return
