@@ -38,6 +38,7 @@ import argparse
 import datetime
 import functools
 import gc
+import importlib.util
 import itertools
 import json
 import os
@@ -125,6 +126,15 @@ def loop_one_hot(seqs: list[str], length: int) -> np.ndarray:
     return out
 
 
+def seqpro_one_hot(seqs: np.ndarray) -> np.ndarray:
+    """seqpro's ``ohe`` (case-sensitive: lower-case letters are all-zero rows), so the bases are
+    upper-cased first, as a user of it would; the upper-casing is timed."""
+    import seqpro
+
+    upper = np.where((seqs >= ord("a")) & (seqs <= ord("z")), seqs - 32, seqs).astype(np.uint8)
+    return seqpro.ohe(upper.view("S1"), alphabet=seqpro.DNA)
+
+
 def kmer_columns(k: int) -> dict[str, int]:
     """k-mer string -> column, lexicographic ACGT order (built once, outside the timing)."""
     return {"".join(p): i for i, p in enumerate(itertools.product("ACGT", repeat=k))}
@@ -153,11 +163,14 @@ CASES = {
     "onehot/ours/batch": ("one-hot", "ours (cpu)", "SequenceBatch", None),
     "onehot/numpy/array": ("one-hot", "NumPy LUT + eye", "uint8 array", None),
     "onehot/loop/list": ("one-hot", "Python loop", "list of str", "loop_subset"),
+    "onehot/seqpro/array": ("one-hot", "seqpro.ohe (upper-cased first)", "uint8 array", None),
     "kmer/ours/array": ("k-mer counts", "ours (cpu)", "uint8 array", None),
     "kmer/ours/list": ("k-mer counts", "ours (cpu)", "list of str", None),
     "kmer/ours/batch": ("k-mer counts", "ours (cpu)", "SequenceBatch", None),
     "kmer/counter/list": ("k-mer counts", "Counter", "list of str", "counter_subset"),
 }
+if importlib.util.find_spec("seqpro") is None:  # the peer is optional (pip install seqpro)
+    del CASES["onehot/seqpro/array"]
 
 
 def build_case(key: str, seqs: np.ndarray, strs: list[str], args) -> Callable[[], object]:
@@ -185,6 +198,8 @@ def onehot_case(case: str, seqs: np.ndarray, strs: list[str], args) -> Callable[
     if case == "loop/list":
         subset, length = strs[: args.loop_subset], seqs.shape[1]
         return lambda: loop_one_hot(subset, length)
+    if case == "seqpro/array":
+        return lambda: seqpro_one_hot(seqs)
     raise KeyError(f"onehot/{case}")
 
 
