@@ -213,10 +213,10 @@ class Encoding:
 
 
 def row_bytes(parameters: dict[str, Any]) -> int:
-    """Encoded bytes of one window under resolved encoder ``parameters``."""
-    if parameters["encoding"] == "onehot":
-        return parameters["length"] * 4 * np.dtype(parameters["dtype"]).itemsize
-    return parameters["max_len"] * 5
+    """Encoded bytes of one window under resolved encoder ``parameters`` (every array's row)."""
+    from ..sequence.encode import _row_bytes
+
+    return sum(_row_bytes(parameters))
 
 
 def encode_windows(windows: np.ndarray, parameters: dict[str, Any], device: str) -> list[Any]:
