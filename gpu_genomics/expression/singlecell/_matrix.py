@@ -141,8 +141,8 @@ def check_counts(
     if values.size == 0:
         return
     xp = array_module_of(values)
-    if xp is np and values.dtype in (np.float32, np.float64, np.int32, np.int64):  # one pass
-        first = int(_first_bad(np.ascontiguousarray(values), integer=integer))
+    if xp is np and values.dtype in (np.float32, np.float64):  # one pass, no temporaries
+        first = int(_first_bad(np.ascontiguousarray(values), integer))
         if first < 0:
             return
     else:
@@ -176,7 +176,8 @@ _CHUNK = 1 << 20
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _first_bad_kernel(values, integer):  # pragma: no cover
+def _first_bad(values, integer):  # pragma: no cover
+    """The index of the first negative or non-finite (``integer``: or non-whole) value; -1."""
     n_chunks = (len(values) + _CHUNK - 1) // _CHUNK
     firsts = np.full(n_chunks, -1, dtype=np.int64)
     for chunk in numba.prange(n_chunks):
@@ -190,17 +191,6 @@ def _first_bad_kernel(values, integer):  # pragma: no cover
         if firsts[chunk] >= 0:
             return firsts[chunk]
     return -1
-
-
-def _first_bad(values: np.ndarray, *, integer: bool) -> int:
-    """The index of the first negative or non-finite (or, ``integer``, non-whole) value; -1.
-
-    Integer arrays are checked for negatives only (``np.inf`` needs a float).
-    """
-    if values.dtype.kind in "biu":
-        negative = values < 0 if values.dtype.kind == "i" else np.zeros(0, dtype=bool)
-        return int(np.argmax(negative)) if negative.any() else -1
-    return _first_bad_kernel(values, integer)
 
 
 class DeviceCounts(NamedTuple):

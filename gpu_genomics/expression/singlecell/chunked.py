@@ -63,7 +63,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ...errors import InputError, check_choice
+from ...errors import check_choice
 from ...execution import map_in_order, whole_chunks
 from ._matrix import check_counts, var_gene_ids
 from .blocks import Carried, CountBlocks, StoredMatrix, block_starts
@@ -568,7 +568,9 @@ def preprocess_blocks(
         "preprocess_recipe": recipe.record(backend_name),
     }
     if rank is not None and rank.gene_ids is None:  # medians from the encoded output cells
-        encoded = _passing(final, filter_pass_values(skeleton.obs))
+        from .rank import filter_mask
+
+        encoded = _passing(final, filter_mask(skeleton.obs))
         rank = rank.resolved(
             var_gene_ids(skeleton, rank.gene_key),
             lambda columns: gene_medians_of_blocks(
@@ -925,7 +927,13 @@ class RankOptions:
             InputError: a gene with a token but no given median, or no ``<cls>``/``<eos>`` in
                 the dictionary under special tokens.
         """
-        from .rank import _token_ids, gene_columns, refuse_tokens_without_median
+        from .rank import (
+            _token_ids,
+            gene_columns,
+            refuse_tokens_without_median,
+            token_of_gene_ids,
+            usable_genes,
+        )
 
         columns = gene_columns(gene_ids, gene_mapping=self.gene_mapping, tokens=self.tokens)
         tokens, _, _ = _token_ids(columns.ids, self.tokens, special_tokens=self.special_tokens)
@@ -933,15 +941,8 @@ class RankOptions:
         medians = compute_medians(columns) if from_data else self.medians
         if not from_data:  # as rank_encode does, once here rather than in every rows task
             refuse_tokens_without_median(columns.ids, tokens, medians)
-        usable = [g in medians and g in tokens for g in columns.ids]
-        left_out = int((~np.append(usable, False)[columns.gene_of_column]).sum())
-        if left_out:
-            log.info(
-                "rank_encode: %d of %d columns have no gene with a median and a token and are "
-                "left out",
-                left_out,
-                len(gene_ids),
-            )
+        median_of_gene = np.array([medians.get(g, np.nan) for g in columns.ids], dtype=float)
+        usable_genes(columns, median_of_gene, token_of_gene_ids(columns.ids, tokens))  # logs
         return dataclasses.replace(self, medians=medians, tokens=tokens, gene_ids=gene_ids)
 
     def encode_anndata(
@@ -987,37 +988,26 @@ class RankOptions:
             log.disabled = quiet
 
 
-def filter_pass_values(obs: Any) -> np.ndarray | None:
-    """``obs["filter_pass"]`` as an object array, or None without that column."""
-    from .rank import FILTER_KEY
-
-    if FILTER_KEY not in obs.columns:
-        return None
-    return np.asarray(obs[FILTER_KEY].to_numpy(), dtype=object)
-
-
 def rank_obs(obs: Any, rank: RankOptions) -> Any:
     """The columns of ``obs`` the rows tasks' encodings read (a DataFrame), or None.
 
     Raises:
         InputError: an attribute column that ``obs`` lacks.
     """
-    missing = [column for column in rank.attributes if column not in obs.columns]
-    if missing:
-        raise InputError(
-            f"`rank_attributes`: {', '.join(map(repr, missing))} not in the input's obs (it "
-            f"has: {', '.join(map(repr, obs.columns)) or 'no columns'})"
-        )
+    from .rank import require_obs_columns
+
+    require_obs_columns(
+        obs, rank.attributes, parameter="`rank_attributes`", where="the input's obs"
+    )
     columns = [column for column in rank.obs_columns() if column in obs.columns]
     return obs[columns].reset_index(drop=True) if columns else None
 
 
 def _passing(blocks: list[_Block], passes: np.ndarray | None) -> list[_Block]:
-    """The blocks with only the cells whose ``filter_pass`` (by input row) is 1."""
+    """The blocks with only the cells that ``passes`` (by input row; None: every cell)."""
     if passes is None:
         return blocks
-    ones = np.array([value == 1 for value in passes], dtype=bool)
-    return [dataclasses.replace(b, cells=b.cells[ones[b.start + b.cells]]) for b in blocks]
+    return [dataclasses.replace(b, cells=b.cells[passes[b.start + b.cells]]) for b in blocks]
 
 
 def _median_bucket(values: np.ndarray, target_sum: float) -> np.ndarray:

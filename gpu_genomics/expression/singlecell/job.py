@@ -36,7 +36,7 @@ from .chunked import (
     rank_obs,
     write_blocks,
 )
-from .rank import RankWriter, rank_format_of, write_rank_encoding
+from .rank import ATTRIBUTE_FORMATS, RankWriter, rank_format_of, write_rank_encoding
 from .recipe import MITO_PREFIX, HvgFlavor, Recipe, _backend_name, recorded_recipe
 
 log = logging.getLogger("gpu_genomics")
@@ -257,7 +257,7 @@ def preprocess_file(
         check_output_folder(rank_output)
         if Path(rank_output).resolve() == output_path.resolve():
             raise invalid("rank_output", str(rank_output), "must differ from the output")
-        if rank_attributes and rank_format_of(rank_output) not in ("parquet", "dataset"):
+        if rank_attributes and rank_format_of(rank_output) not in ATTRIBUTE_FORMATS:
             raise invalid(
                 "rank_attributes",
                 list(rank_attributes),

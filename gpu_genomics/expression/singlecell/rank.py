@@ -19,12 +19,13 @@ for the table of what equals what):
   ``<cls>`` prepended and ``<eos>`` appended (V2: 4096 = 4094 + 2);
 * cells left without any gene are dropped (counted in one log line).
 
-The work is on the CSR components of the matrix (``data``, ``indices``, ``indptr``) as plain
-arrays of the chosen device (NumPy or CuPy, one xp-generic code path): every cell at once with
-one sort over all non-zeros keyed by (cell, value, gene) and segmented arithmetic
-(``searchsorted``, ``cumsum``, ``bincount``). Only the cells that hold equal values, under
-``ties="geneformer"``, are sorted again one by one on the host with NumPy's ``argsort``. Dense
-and CSC input are converted to CSR first.
+The work is on the CSR components of the matrix (``data``, ``indices``, ``indptr``). On the
+GPU (and on the CPU for an input whose columns are summed) it is the array path: plain arrays
+of the device, every cell at once with one sort over all non-zeros keyed by (cell, value,
+gene) and segmented arithmetic (``searchsorted``, ``cumsum``, ``bincount``). On the CPU it is
+one numba pass per cell (:mod:`._rank_cpu`). Under ``ties="geneformer"`` the cells that hold
+equal values are then sorted again one by one on the host with NumPy's ``argsort``. Dense and
+CSC input are converted to CSR first.
 
 :func:`write_rank_encoding` writes a :class:`RankEncoding` as Parquet, as a Hugging Face
 ``datasets`` folder (Geneformer's output) or as the HDF5/Zarr arrays of :data:`RANK_ARRAYS`.
@@ -96,6 +97,8 @@ __all__ = [
 PARQUET_SUFFIXES = (".parquet", ".pq")
 DATASET_SUFFIX = ".dataset"
 OUTPUT_FORMATS = ("parquet", "dataset", "hdf5", "zarr")
+#: The rank outputs that hold attributes (columns beside the tokens).
+ATTRIBUTE_FORMATS = ("parquet", "dataset")
 
 #: Geneformer's model versions: ``model_input_size`` and whether ``<cls>``/``<eos>`` are added
 #: (V1: the 30M-cell models; V2: the 95M/104M-cell models, the tokenizer's default).
@@ -268,15 +271,20 @@ def _checked_target_sum(target_sum: Any) -> float:
     return float(target_sum)
 
 
-def _passing_cells(adata: Any, filter_key: str | None) -> np.ndarray | None:
-    """``int64`` rows whose ``obs[filter_key]`` is 1 (Geneformer's ``i == 1``); None: every row.
+def filter_mask(obs: Any, filter_key: str | None = FILTER_KEY) -> np.ndarray | None:
+    """``(n_cells,) bool``: ``obs[filter_key]`` is 1; None without that column (or key).
 
-    Logs how many cells are left out.
+    Geneformer's ``i == 1``: ``1``, ``1.0`` and ``True`` pass, ``"1"`` does not.
     """
-    if filter_key is None or filter_key not in adata.obs.columns:
+    if filter_key is None or filter_key not in obs.columns:
         return None
-    passes = np.array([value == 1 for value in adata.obs[filter_key]], dtype=bool)
-    if passes.all():
+    return np.array([value == 1 for value in obs[filter_key]], dtype=bool)
+
+
+def _passing_cells(adata: Any, filter_key: str | None) -> np.ndarray | None:
+    """``int64`` rows that pass :func:`filter_mask`; None: every row. Logs how many do not."""
+    passes = filter_mask(adata.obs, filter_key)
+    if passes is None or passes.all():
         return None
     log.info(
         "rank_encode: %d of %d cells have %s != 1 and are left out",
@@ -355,7 +363,8 @@ def compute_gene_medians(
         InputError: a negative or non-finite count (naming its cell and gene), or a bad
             ``layer``/``gene_key``.
 
-    Memory: on the device, about ten 8-byte arrays the length of the stored entries.
+    Memory: on the CPU, one float64 value per stored entry besides the matrix; on the GPU (or
+    for columns summed), about ten 8-byte arrays the length of the stored entries.
     """
     target_sum = _checked_target_sum(target_sum)
     device_name = resolve_device(device)
@@ -364,24 +373,30 @@ def compute_gene_medians(
         adata = adata[rows]
     mapping = None if gene_mapping is None else as_gene_mapping(gene_mapping)
     columns = gene_columns(var_gene_ids(adata, gene_key), gene_mapping=mapping)
-    entries = _count_entries(device_name, adata, layer, columns, "compute_gene_medians")
-    medians = to_numpy(entry_medians(entries, columns.n_genes, target_sum))
+    if device_name == "cpu" and not columns.collapsed:  # the CPU path, as rank_encode's
+        csr, totals = _host_counts(adata, layer, "compute_gene_medians")
+        medians = _rank_cpu.gene_medians(
+            csr, totals, target_sum, columns.gene_of_column, columns.n_genes
+        )
+    else:
+        entries = _count_entries(device_name, adata, layer, columns, "compute_gene_medians")
+        medians = to_numpy(entry_medians(entries, columns.n_genes, target_sum))
     return medians_by_gene(columns.ids, medians)
 
 
 def _token_ids(
-    ids: np.ndarray, token_dictionary: Any, *, special_tokens: bool
+    ids: np.ndarray, tokens: dict[str, int] | None, *, special_tokens: bool
 ) -> tuple[dict[str, int], int, int]:
     """``(token dictionary, <cls> id, <eos> id)`` (-1 without special tokens).
 
+    ``tokens``: a checked dictionary (:func:`~.mappings.as_token_dictionary`), or None to build
+    one for the gene ``ids``.
+
     Raises:
-        InputError: a bad dictionary, or one without ``<cls>``/``<eos>`` under
-            ``special_tokens``.
+        InputError: a dictionary without ``<cls>``/``<eos>`` under ``special_tokens``.
     """
-    if token_dictionary is None:
+    if tokens is None:
         tokens = default_token_dictionary(ids, special_tokens=special_tokens)
-    else:
-        tokens = as_token_dictionary(token_dictionary)
     if not special_tokens:
         return tokens, -1, -1
     missing = [name for name in (CLS_TOKEN, EOS_TOKEN) if name not in tokens]
@@ -667,14 +682,23 @@ def attribute_values(values: Any) -> np.ndarray:
     return np.array([None if pd.isna(v) else str(v) for v in series], dtype=object)
 
 
-def _attributes_of(adata: Any, names: dict[str, str], rows: np.ndarray) -> dict[str, np.ndarray]:
-    """The attribute columns of ``adata.obs`` at ``rows`` (positions), by output name."""
-    missing = [column for column in names if column not in adata.obs.columns]
+def require_obs_columns(obs: Any, columns: Any, *, parameter: str, where: str) -> None:
+    """Raise unless every one of ``columns`` is a column of ``obs``.
+
+    Raises:
+        InputError: naming ``parameter``, the missing columns, ``where`` and the columns there.
+    """
+    missing = [column for column in columns if column not in obs.columns]
     if missing:
         raise InputError(
-            f"attributes: {', '.join(map(repr, missing))} not in adata.obs (it has: "
-            f"{', '.join(map(repr, adata.obs.columns)) or 'no columns'})"
+            f"{parameter}: {', '.join(map(repr, missing))} not in {where} (it has: "
+            f"{', '.join(map(repr, obs.columns)) or 'no columns'})"
         )
+
+
+def _attributes_of(adata: Any, names: dict[str, str], rows: np.ndarray) -> dict[str, np.ndarray]:
+    """The attribute columns of ``adata.obs`` at ``rows`` (positions), by output name."""
+    require_obs_columns(adata.obs, names, parameter="attributes", where="adata.obs")
     return {name: attribute_values(adata.obs[column].iloc[rows]) for column, name in names.items()}
 
 
@@ -691,7 +715,14 @@ def _medians_of_genes(
     return values, medians.dtype
 
 
-def _usable(columns: GeneColumns, median_of_gene: np.ndarray, token_of_gene: np.ndarray) -> Any:
+def token_of_gene_ids(ids: np.ndarray, tokens: dict[str, int]) -> np.ndarray:
+    """``(n_genes,) int64``: each gene's token id, -1 for a gene without one."""
+    return np.array([tokens.get(g, -1) for g in ids], dtype=np.int64)
+
+
+def usable_genes(
+    columns: GeneColumns, median_of_gene: np.ndarray, token_of_gene: np.ndarray
+) -> np.ndarray:
     """Host bool per gene: has a median and a token; logs how many columns are left out."""
     usable = np.isfinite(median_of_gene) & (token_of_gene >= 0)
     dropped = int((~np.append(usable, False)[columns.gene_of_column]).sum())  # -1: the False
@@ -704,10 +735,18 @@ def _usable(columns: GeneColumns, median_of_gene: np.ndarray, token_of_gene: np.
     return usable
 
 
+def _host_counts(adata: Any, layer: str | None, what: str) -> tuple[Any, np.ndarray]:
+    """``(canonical SciPy CSR, (n_cells,) float64 totals over all columns)``, values checked."""
+    csr = host_csr(layer_matrix(adata, layer))
+    check_counts(adata, layer=layer, what=what)
+    return csr, _rank_cpu.row_totals(csr.indptr, csr.data)
+
+
 def _encode_cpu(
     adata: Any,
     *,
     device_name: str,
+    sparse: bool,
     layer: str | None,
     columns: GeneColumns,
     medians: GeneMedians | None,
@@ -720,20 +759,18 @@ def _encode_cpu(
 ) -> tuple[Any, Any, np.ndarray]:
     """The CPU path: numba passes over the CSR rows (:mod:`._rank_cpu`), columns unsummed."""
     del device_name  # the CPU's path
-    csr = host_csr(layer_matrix(adata, layer))
-    check_counts(adata, layer=layer, what="rank_encode")
-    totals = _rank_cpu.row_totals(csr.indptr, csr.data)
+    csr, totals = _host_counts(adata, layer, "rank_encode")
     gene_of_column = columns.gene_of_column
     median_of_gene, median_dtype = _medians_of_genes(
         medians,
         columns,
         lambda: _rank_cpu.gene_medians(csr, totals, target_sum, gene_of_column, columns.n_genes),
     )
-    usable = np.append(_usable(columns, median_of_gene, token_of_gene), False)
+    usable = np.append(usable_genes(columns, median_of_gene, token_of_gene), False)
     token_of_column = np.where(usable[gene_of_column], token_of_gene[gene_of_column], -1)
     n_counts = _cell_totals_for_encoding(adata, totals, csr.data.dtype, counts_key)
     arithmetic = Arithmetic.of(
-        sparse=is_sparse(layer_matrix(adata, layer)),
+        sparse=sparse,
         counts=csr.data.dtype,
         totals=n_counts.dtype,
         medians=median_dtype,
@@ -755,6 +792,7 @@ def _encode_arrays(
     adata: Any,
     *,
     device_name: str,
+    sparse: bool,
     layer: str | None,
     columns: GeneColumns,
     medians: GeneMedians | None,
@@ -774,14 +812,14 @@ def _encode_arrays(
     median_of_gene, median_dtype = _medians_of_genes(
         medians, columns, lambda: entry_medians(entries, columns.n_genes, target_sum)
     )
-    usable = _usable(columns, median_of_gene, token_of_gene)
+    usable = usable_genes(columns, median_of_gene, token_of_gene)
     n_counts = _cell_totals_for_encoding(adata, entries.totals, entries.counts.dtype, counts_key)
     keep = xp.asarray(usable)[entries.gene]
     entries = entries._replace(
         row=entries.row[keep], gene=entries.gene[keep], counts=entries.counts[keep]
     )
     arithmetic = Arithmetic.of(
-        sparse=is_sparse(layer_matrix(adata, layer)),
+        sparse=sparse,
         counts=entries.counts.dtype,
         totals=n_counts.dtype,
         medians=median_dtype,
@@ -937,7 +975,7 @@ def rank_encode(
     medians = None if gene_medians is None else as_gene_medians(gene_medians)
     if medians is not None and missing_medians == "raise":
         refuse_tokens_without_median(columns.ids, tokens, medians)
-    token_of_gene = np.array([tokens.get(g, -1) for g in columns.ids], dtype=np.int64)
+    token_of_gene = token_of_gene_ids(columns.ids, tokens)
     layout = {
         "limit": n_tokens - 2 if special_tokens else n_tokens,
         "special_ids": (cls_id, eos_id) if special_tokens else None,
@@ -946,6 +984,7 @@ def rank_encode(
     offsets, token_ids, encoded = encode(
         adata,
         device_name=device_name,
+        sparse=is_sparse(layer_matrix(adata, layer)),
         layer=layer,
         columns=columns,
         medians=medians,
@@ -1121,7 +1160,7 @@ class RankWriter:
         Raises:
             InputError: attributes for an HDF5/Zarr output (they go to Parquet and datasets).
         """
-        if encoding.attributes and self.format not in ("parquet", "dataset"):
+        if encoding.attributes and self.format not in ATTRIBUTE_FORMATS:
             raise InputError(
                 f"{self.path}: attributes are written to .parquet and .dataset outputs only"
             )
@@ -1129,7 +1168,7 @@ class RankWriter:
         token_ids = np.asarray(to_numpy(encoding.token_ids), dtype=np.int32)
         if self.first is None:
             self.first = encoding
-        if self.format in ("parquet", "dataset"):
+        if self.format in ATTRIBUTE_FORMATS:  # the Parquet rows of both
             self._append_parquet(encoding, offsets, token_ids)
         else:
             self._append_arrays(encoding, offsets, token_ids)
