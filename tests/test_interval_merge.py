@@ -361,7 +361,7 @@ def test_read_bed_is_the_line_by_line_parser(tmp_path, name, how):
 
 
 def test_read_bed_clean_files_take_the_numba_parser(tmp_path, monkeypatch):
-    def fail(*_):
+    def fail(*_, **__):
         raise AssertionError("the line-by-line parser ran")
 
     monkeypatch.setattr(bed_module, "_read_bed_checked", fail)

@@ -356,7 +356,9 @@ def test_provenance(example, tmp_path, output_format):
         attrs = dict(zarr.open_group(str(out), mode="r").attrs)
     else:
         attrs = read_h5(out)[1]
-    assert set(attrs) - set(PROVENANCE_KEYS) - {"_links"} == {"base_order", "dataset_card"}
+    layout = {"base_order", "dataset_card", "length", "flank"}
+    assert set(attrs) - set(PROVENANCE_KEYS) - {"_links"} == layout
+    assert (attrs["length"], attrs["flank"]) == (300, 0)
     sources, _ = read_metadata(example / "metadata.txt")
     inputs = {
         "metadata": example / "metadata.txt",

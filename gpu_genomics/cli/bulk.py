@@ -14,6 +14,7 @@ from .common import (
     compression_option,
     device_option,
     logging_options,
+    report_option,
     run_job,
 )
 
@@ -61,6 +62,7 @@ from .common import (
     help="--no-zscore: write the filtered log values instead of z-scores (the "
     "scaler is still stored).",
 )
+@report_option
 @device_option
 @compression_option
 @logging_options

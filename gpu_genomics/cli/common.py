@@ -10,6 +10,7 @@ callback calls the library's job through :func:`run_job`, which rewrites the lib
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
@@ -79,6 +80,29 @@ def cluster_options(command: Any) -> Any:
         help="Run on a local Dask cluster of this many worker processes (one per GPU with "
         "dask-cuda). Default: in this process.",
     )(command)
+
+
+def report_option(command: Any) -> Any:
+    """``--report REPORT.html``: also write the job's QC report (one self-contained page).
+
+    The job gets ``report=PATH`` only when the option is given, so a run without it calls the
+    job exactly as before (``report`` is a keyword of the job, not of its options).
+    """
+
+    @functools.wraps(command)
+    def run(*args: Any, **options: Any) -> Any:
+        if options.get("report") is None:
+            options.pop("report", None)
+        return command(*args, **options)
+
+    return click.option(
+        "--report",
+        type=click.Path(dir_okay=False),
+        default=None,
+        metavar="REPORT.html",
+        help="Also write a QC report: one self-contained HTML page with plots and the summary "
+        "(needs matplotlib).",
+    )(run)
 
 
 def array_output_options(command: Any) -> Any:

@@ -8,7 +8,14 @@ import click
 
 from ..expression.singlecell.job import SCRNA_OUTPUT, preprocess_file
 from ..expression.singlecell.recipe import HVG_FLAVORS, MITO_PREFIX
-from .common import arrays_epilog, cluster_options, device_option, logging_options, run_job
+from .common import (
+    arrays_epilog,
+    cluster_options,
+    device_option,
+    logging_options,
+    report_option,
+    run_job,
+)
 
 
 class _NumberOrNone(click.ParamType):
@@ -180,6 +187,7 @@ FLOAT_OR_NONE = _NumberOrNone(float)
     help="Run out of core, this many cells per task (default: in memory unless the matrix "
     "would not fit, then 20000).",
 )
+@report_option
 @cluster_options
 @device_option
 @logging_options

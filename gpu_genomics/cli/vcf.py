@@ -21,6 +21,7 @@ from .common import (
     compression_option,
     device_option,
     logging_options,
+    report_option,
     run_job,
 )
 
@@ -78,6 +79,7 @@ from .common import (
     help="Parts the file is scanned in (default: one per 64 MiB, at least two per worker); "
     "the output does not depend on it.",
 )
+@report_option
 @cluster_options
 @device_option
 @logging_options

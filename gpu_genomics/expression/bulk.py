@@ -79,6 +79,9 @@ class BulkResult:
         input_gene_names: ``(n_input_genes,)`` object array of str.
         scaler: the scaler fitted here, or the one applied.
         fitted: True when ``scaler`` was fitted on this input.
+        gene_mean_log: ``(n_input_genes,)`` float64 on the host: each input gene's mean log
+            expression over the samples, as the filter compares it with ``min_mean_log``
+            (the QC report's figure); None when not computed.
     """
 
     expression: Any
@@ -88,6 +91,7 @@ class BulkResult:
     input_gene_names: np.ndarray
     scaler: Scaler
     fitted: bool
+    gene_mean_log: np.ndarray | None = None
 
 
 # --- the steps -----------------------------------------------------------------------------------
@@ -371,6 +375,7 @@ def preprocess_bulk(
         input_gene_names=np.asarray(matrix.feature_names, dtype=object),
         scaler=scaler,
         fitted=fitted,
+        gene_mean_log=np.asarray(to_numpy(log_values.mean(axis=0)), dtype=np.float64),
     )
 
 

@@ -27,6 +27,7 @@ from ..io.store import (
     removed_on_failure,
     resolve_compression,
 )
+from ..report.html import check_report_path, written_reports
 from .bulk import DEFAULT_MIN_MEAN_LOG, preprocess_bulk
 from .scaler_files import load_scaler, save_scaler, scaler_kind
 from .tables import read_table
@@ -72,6 +73,7 @@ def preprocess_bulk_file(
     device: str | None = None,
     progress: bool = False,
     command: str | None = None,
+    report: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Preprocess a bulk RNA-seq table (CSV/TSV of TPM, FPKM or counts; plain or gzip).
 
@@ -96,6 +98,9 @@ def preprocess_bulk_file(
         device: ``"auto" | "gpu" | "cpu"``.
         progress: unused (the job has no long loop); accepted like every job's.
         command: the command line stored in the provenance (default: this process's).
+        report: also write a QC report here (``.html``,
+            :func:`~gpu_genomics.report.bulk_report`): each input gene's mean log expression,
+            kept and dropped, with the ``min_mean_log`` threshold.
 
     Returns:
         A summary: ``output``, ``n_samples``, ``n_genes_input``, ``n_genes_kept``,
@@ -104,7 +109,8 @@ def preprocess_bulk_file(
     Raises:
         InputError: a bad option or input; nothing is written.
 
-    Memory: the table as float64 a few times over (the whole matrix is held).
+    Memory: the table as float64 a few times over (the whole matrix is held); a report, one
+    float64 per input gene.
     """
     started = time.perf_counter()
     output_format = format_from_path(output_path, output_format)
@@ -122,6 +128,8 @@ def preprocess_bulk_file(
         check_output_folder(save_scaler_path)
         if Path(save_scaler_path).resolve() == Path(output_path).resolve():
             raise invalid("save_scaler_path", str(save_scaler_path), "must differ from the output")
+    if report is not None:
+        check_report_path(report, outputs=(output_path, save_scaler_path))
     device_name = resolve_device(device)
     scaler = load_scaler(apply_scaler_path) if apply_scaler_path else None
     orientation = "rows-are-observations" if samples_by_genes else "rows-are-features"
@@ -156,8 +164,14 @@ def preprocess_bulk_file(
         save_scaler(result.scaler, save_scaler_path, provenance=record)
     with (
         removed_on_failure(save_scaler_path),
+        written_reports() as reports,  # removed if the output fails
         ArrayWriter(output_path, output_format, compression, spec=BULK_ARRAYS) as out,
     ):
+        if report is not None:
+            reports.append(_write_report(
+                report, result, threshold if result.fitted else None, parameters, record,
+                input_path=input_path,
+            ))  # fmt: skip
         out.write("expression", np.asarray(to_numpy(result.expression)))
         out.write("sample_id", [str(name) for name in result.sample_names])
         out.write("gene_id", [str(name) for name in result.gene_names])
@@ -203,3 +217,33 @@ def preprocess_bulk_file(
         "scaler_fitted": result.fitted,
         "seconds": seconds,
     }
+
+
+def _write_report(
+    report: str | os.PathLike,
+    result: Any,
+    threshold: float | None,
+    parameters: dict[str, Any],
+    record: dict[str, Any],
+    *,
+    input_path: str | os.PathLike,
+) -> Path:
+    """:func:`~gpu_genomics.report.bulk_report` of the job's figures; returns the report."""
+    from ..report import bulk_report
+
+    summary = {
+        "input": str(input_path),
+        "samples": len(result.sample_names),
+        "input genes": len(result.input_gene_names),
+        "kept genes": len(result.gene_names),
+        "scaler": "fitted here" if result.fitted else f"applied from {result.scaler.source}",
+        **{key: value for key, value in parameters.items() if key != "min_mean_log"},
+    }
+    return bulk_report(
+        report,
+        mean_log=result.gene_mean_log,
+        kept=result.gene_mask,
+        min_mean_log=threshold,
+        summary=summary,
+        provenance=record,
+    )

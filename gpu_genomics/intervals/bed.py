@@ -9,7 +9,9 @@ against the metadata file's folder), in one of three forms:
 * ``name<TAB>path``: Basset's targets file; the name is the label's name, columns in line order.
 
 BED: plain, gzip or bgzip; ``track``, ``browser``, ``#`` and blank lines skipped; tab- (or
-whitespace-) separated, three columns or more; strand from column 6 when it is ``+`` or ``-``.
+whitespace-) separated, three columns or more; strand from column 6 when it is ``+`` or ``-``;
+with ``summit=True``, the summit from narrowPeak column 10 (the 0-based offset of the peak's
+summit from its start, ``0 <= offset < end - start``).
 """
 
 from __future__ import annotations
@@ -124,7 +126,7 @@ def _resolve(name: str, folder: Path) -> Path:
 BED_SUFFIXES = (".gz", ".bgz", ".bed", ".narrowPeak", ".broadPeak", ".txt")
 
 
-def read_bed(path: str | os.PathLike) -> pd.DataFrame:
+def read_bed(path: str | os.PathLike, *, summit: bool = False) -> pd.DataFrame:
     """Read a BED file into a frame of peaks.
 
     The file's bytes (decompressed whole) are parsed in one numba pass; a file that pass does not
@@ -133,50 +135,63 @@ def read_bed(path: str | os.PathLike) -> pd.DataFrame:
     names the first bad line. Memory: the decompressed file, plus at most 42 bytes per
     line (the parsed columns and their trimmed copies).
 
+    Args:
+        path: the BED file (plain, gzip or bgzip).
+        summit: also read narrowPeak column 10 into a ``summit`` column: the summit's position,
+            ``start + offset`` (int64).
+
     Returns:
         ``chrom`` (categorical str, categories sorted), ``start``, ``end`` (int64) and
-        ``minus`` (bool) columns, one row per data line. See ``docs/intervals.md#bed``.
+        ``minus`` (bool) columns (and ``summit``), one row per data line. See
+        ``docs/intervals.md#bed``.
 
     Raises:
-        InputError: naming the file and line of a malformed row, a negative coordinate or a
-            start after its end.
+        InputError: naming the file and line of a malformed row, a negative coordinate, a
+            start after its end, or (``summit``) a missing summit column, a summit of -1 (none
+            called) or outside the peak.
     """
     raw = read_bytes(path)
-    frame = _read_bed_fast(raw)
+    frame = _read_bed_fast(raw, summit=summit)
     if frame is None:  # something is off: the line-by-line parser names the line
-        return _read_bed_checked(path, raw)
+        return _read_bed_checked(path, raw, summit=summit)
     return frame
 
 
-def _empty_peaks() -> pd.DataFrame:
+def _empty_peaks(*, summit: bool) -> pd.DataFrame:
     import pandas as pd
 
-    return pd.DataFrame(
-        {
-            "chrom": pd.Series([], dtype="category"),
-            "start": np.zeros(0, np.int64),
-            "end": np.zeros(0, np.int64),
-            "minus": np.zeros(0, bool),
-        }
-    )
+    columns = {
+        "chrom": pd.Series([], dtype="category"),
+        "start": np.zeros(0, np.int64),
+        "end": np.zeros(0, np.int64),
+        "minus": np.zeros(0, bool),
+    }
+    if summit:
+        columns["summit"] = np.zeros(0, np.int64)
+    return pd.DataFrame(columns)
 
 
-def _read_bed_fast(raw: bytes) -> pd.DataFrame | None:
+def _read_bed_fast(raw: bytes, *, summit: bool = False) -> pd.DataFrame | None:
     """The numba parser's frame of a clean file; None when anything looks off."""
     import pandas as pd
 
     data = np.frombuffer(raw, dtype=np.uint8)
-    status, codes, starts, ends, minus, name_at, name_length = _parse_bed(data, MAX_COORDINATE)
+    status, codes, starts, ends, minus, summits, name_at, name_length = _parse_bed(
+        data, MAX_COORDINATE, summit
+    )
     if status != 0:
         return None
     if not len(codes):
-        return _empty_peaks()
+        return _empty_peaks(summit=summit)
     names = [raw[a : a + n].decode("ascii") for a, n in zip(name_at, name_length, strict=True)]
     order = sorted(range(len(names)), key=names.__getitem__)
     code_of = np.empty(len(names), dtype=np.int32)
     code_of[order] = np.arange(len(names), dtype=np.int32)
     chrom = pd.Categorical.from_codes(code_of[codes], categories=[names[i] for i in order])
-    return pd.DataFrame({"chrom": chrom, "start": starts, "end": ends, "minus": minus})
+    frame = pd.DataFrame({"chrom": chrom, "start": starts, "end": ends, "minus": minus})
+    if summit:
+        frame["summit"] = starts + summits
+    return frame
 
 
 # Bytes at which ``str.splitlines`` may break a line other than at "\n" (or "\r\n"): "\r",
@@ -230,23 +245,25 @@ def _digits(data, at, end):  # pragma: no cover
 
 
 @numba.njit(cache=True, nogil=True)
-def _parse_bed(data, max_coordinate):  # pragma: no cover  # noqa: PLR0911, PLR0912, PLR0915
+def _parse_bed(data, max_coordinate, summit):  # pragma: no cover  # noqa: PLR0911, PLR0912, PLR0915
     """Parse the clean BED lines of ``data`` (``(n_bytes,) uint8``); see :func:`read_bed`.
 
     A clean data line is tab-separated with at least three fields: a chromosome of printable
     ASCII without spaces, start and end of at most 15 decimal digits with
     ``start <= end <= max_coordinate``, and, when there is a sixth field, a strand field of
-    printable ASCII; no byte of the file may break a line for ``str.splitlines`` where a line
-    feed does not. Blank lines and lines starting with ``#``, ``track`` or ``browser`` (after
+    printable ASCII; with ``summit``, a tenth field of decimal digits below ``end - start``; no
+    byte of the file may break a line for ``str.splitlines`` where a line feed does not. Blank
+    lines and lines starting with ``#``, ``track`` or ``browser`` (after
     spaces and tabs) are skipped. Anything else stops the scan with status 1.
 
     Returns:
-        ``(status, codes, starts, ends, minus, name_at, name_length)``: per data line the
-        chromosome's code (``(n,) int32``, in order of first appearance), ``(n,) int64`` start
-        and end and ``(n,) bool`` strand; per code the byte offset and length of its name.
+        ``(status, codes, starts, ends, minus, summits, name_at, name_length)``: per data line
+        the chromosome's code (``(n,) int32``, in order of first appearance), ``(n,) int64``
+        start, end and summit offset (0 without ``summit``) and ``(n,) bool`` strand; per code
+        the byte offset and length of its name.
     """
     empty = np.zeros(0, dtype=np.int64)
-    nothing = (1, empty.astype(np.int32), empty, empty, empty.astype(np.bool_), empty, empty)
+    nothing = (1, empty.astype(np.int32), empty, empty, empty.astype(np.bool_), empty, empty, empty)
     n = len(data)
     capacity = 1
     for i in range(n):
@@ -255,6 +272,7 @@ def _parse_bed(data, max_coordinate):  # pragma: no cover  # noqa: PLR0911, PLR0
     starts = np.empty(capacity, dtype=np.int64)
     ends = np.empty(capacity, dtype=np.int64)
     minus = np.empty(capacity, dtype=np.bool_)
+    summits = np.zeros(capacity, dtype=np.int64)
     name_at = np.empty(64, dtype=np.int64)
     name_length = np.empty(64, dtype=np.int64)
     by_hash = numba.typed.Dict.empty(key_type=numba.types.int64, value_type=numba.types.int64)
@@ -266,9 +284,9 @@ def _parse_bed(data, max_coordinate):  # pragma: no cover  # noqa: PLR0911, PLR0
     n_names = 0
     previous = -1  # code of the previous data line's chromosome
     i = 0
-    tabs = np.empty(6, dtype=np.int64)
+    tabs = np.empty(10, dtype=np.int64)
     while i < n:
-        # one scan to the line feed: the first six tabs, and no other line break
+        # one scan to the line feed: the first ten tabs, and no other line break
         k = i
         n_tabs = 0
         while k < n:
@@ -276,7 +294,7 @@ def _parse_bed(data, max_coordinate):  # pragma: no cover  # noqa: PLR0911, PLR0
             if byte == 10:
                 break
             if byte == 9:
-                if n_tabs < 6:
+                if n_tabs < 10:
                     tabs[n_tabs] = k
                 n_tabs += 1
             elif _ODD_BYTES[byte] and _breaks_line(data, k):
@@ -310,6 +328,13 @@ def _parse_bed(data, max_coordinate):  # pragma: no cover  # noqa: PLR0911, PLR0
                 if data[m] < 33 or data[m] > 126:
                     return nothing
             strand_minus = field_end - field_from == 1 and data[field_from] == 45  # '-'
+        if summit:
+            if n_tabs < 9:
+                return nothing
+            offset = _digits(data, tabs[8] + 1, tabs[9] if n_tabs > 9 else line_end)
+            if offset < 0 or offset >= end - start:
+                return nothing
+            summits[n_rows] = offset
         # the chromosome's code: the previous line's, else by hash (names compared in full)
         length = name_end - i
         code = -1
@@ -359,16 +384,17 @@ def _parse_bed(data, max_coordinate):  # pragma: no cover  # noqa: PLR0911, PLR0
         starts[:n_rows].copy(),
         ends[:n_rows].copy(),
         minus[:n_rows].copy(),
+        summits[:n_rows].copy(),
         name_at[:n_names].copy(),
         name_length[:n_names].copy(),
     )
 
 
-def _read_bed_checked(path: str | os.PathLike, raw: bytes) -> pd.DataFrame:
+def _read_bed_checked(path: str | os.PathLike, raw: bytes, *, summit: bool = False) -> pd.DataFrame:
     """Line-by-line parser that names the first bad line."""
     import pandas as pd
 
-    chroms, starts, ends, minus = [], [], [], []
+    chroms, starts, ends, minus, summits = [], [], [], [], []
     for number, line in enumerate(raw.decode("utf-8", "replace").splitlines(), 1):
         stripped = line.strip()
         if not stripped or stripped.startswith(("#", "track", "browser")):
@@ -391,13 +417,15 @@ def _read_bed_checked(path: str | os.PathLike, raw: bytes) -> pd.DataFrame:
             raise InputError(f"{where}: start {start} is after end {end}; swap or fix them")
         if not chrom:
             raise InputError(f"{where}: empty chromosome name")
+        if summit:
+            summits.append(start + _summit_offset(fields, start, end, where))
         chroms.append(chrom)
         starts.append(start)
         ends.append(end)
         minus.append(len(fields) > 5 and fields[5].strip() == "-")
     if not chroms:
-        return _empty_peaks()
-    return pd.DataFrame(
+        return _empty_peaks(summit=summit)
+    frame = pd.DataFrame(
         {
             "chrom": pd.Categorical(chroms),
             "start": np.array(starts, np.int64),
@@ -405,3 +433,30 @@ def _read_bed_checked(path: str | os.PathLike, raw: bytes) -> pd.DataFrame:
             "minus": np.array(minus, bool),
         }
     )
+    if summit:
+        frame["summit"] = np.array(summits, np.int64)
+    return frame
+
+
+def _summit_offset(fields: list[str], start: int, end: int, where: str) -> int:
+    """The summit offset of narrowPeak column 10, checked to lie inside the peak."""
+    if len(fields) < 10:
+        raise InputError(
+            f"{where}: center='summit' needs narrowPeak column 10 (the summit's offset from the "
+            f"start); the line has {len(fields)} columns; use center='midpoint'"
+        )
+    text = fields[9].strip()
+    if not _INTEGER.match(text):
+        raise InputError(f"{where}: the summit (column 10) must be an integer, found {text!r}")
+    offset = int(text)
+    if offset == -1:
+        raise InputError(
+            f"{where}: no summit was called for this peak (column 10 is -1); "
+            "use center='midpoint' or drop the line"
+        )
+    if not 0 <= offset < end - start:
+        raise InputError(
+            f"{where}: the summit offset {offset} (column 10) lies outside the peak "
+            f"{start}-{end} ({end - start} bases); it must be 0 to {end - start - 1}"
+        )
+    return offset

@@ -35,16 +35,20 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..device import resolve_device, to_numpy
+from ..errors import InputError
 from ..execution import ordered_results, task_window, whole_chunks, windowed
 from ..io.store import ArrayWriter, write_zarr_rows
 from .bed import BedSource
+from .bigwig import Track, TrackSet, read_track_list
 from .job import (
+    chromosome_regions,
     encode_windows,
     file_peaks,
+    load_universe,
     log_dropped_peaks,
-    merged_regions,
     region_names,
     split_codes,
+    track_targets,
 )
 from .layouts import SPLITS, BassetLayout, StandardLayout
 from .reference import Reference
@@ -65,12 +69,16 @@ class RegionPlan:
         split_of: chromosome index -> ``(n_regions,) int8`` split of each of its regions.
         n_peaks: BED rows kept (after dropping short chromosomes).
         n_before: regions in all before ``exclusive``.
+        dropped: filter -> windows it dropped (``filter_regions``), over all chromosomes.
+        n_shifted: windows moved inward to make room for their flanks.
     """
 
     merged: dict[int, Any] = field(default_factory=dict)
     split_of: dict[int, np.ndarray] = field(default_factory=dict)
     n_peaks: int = 0
     n_before: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+    n_shifted: int = 0
 
     def counts(self) -> list[int]:
         """Regions per split (training, validation, test)."""
@@ -88,6 +96,7 @@ def _read_task(
     lengths: np.ndarray,
     reference_path: str,
     skip_unknown_chroms: bool,
+    summit: bool,
 ) -> tuple[dict[int, pd.DataFrame], str | None]:
     frame, warning = file_peaks(
         source,
@@ -95,6 +104,7 @@ def _read_task(
         lengths=lengths,
         reference_path=reference_path,
         skip_unknown_chroms=skip_unknown_chroms,
+        summit=summit,
     )
     pieces = {int(c): part for c, part in frame.groupby("chrom", sort=True)}
     return pieces, warning
@@ -113,27 +123,48 @@ def _merge_task(
     pieces: list[pd.DataFrame],
     *,
     options: Any,
-    chrom_sizes: np.ndarray,
+    reference_path: str,
     n_labels: int,
     device: str | None,
-) -> tuple[Regions, int]:
-    """Make one chromosome's regions, and count them before ``exclusive``.
+    universe: pd.DataFrame | None,
+) -> tuple[Regions, int, dict[str, int], int]:
+    """Make one chromosome's regions and filter them (:func:`~.job.chromosome_regions`).
 
-    The pieces come in file order, as the in-process run reads them.
+    The pieces come in file order, as the in-process run reads them; ``universe``: the
+    chromosome's regions of the universe. Returns the regions, their count before
+    ``exclusive``, the windows each filter dropped and the windows shifted for flanks.
     """
     import pandas as pd
 
-    return merged_regions(
-        pd.concat(pieces, ignore_index=True),
+    peaks = pd.concat(pieces, ignore_index=True) if pieces else _no_peaks()
+    selection, n_before = chromosome_regions(
+        peaks,
         options,
-        chrom_sizes=chrom_sizes,
+        ref=_reference(reference_path),
         n_labels=n_labels,
         device=device,
+        universe=universe,
+    )
+    return selection.regions, n_before, selection.dropped, selection.n_shifted
+
+
+def _no_peaks() -> pd.DataFrame:
+    """An empty peak frame: a universe chromosome without peaks."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        {
+            "chrom": np.zeros(0, np.int32),
+            "start": np.zeros(0, np.int64),
+            "end": np.zeros(0, np.int64),
+            "minus": np.zeros(0, bool),
+            "label": np.zeros(0, np.int32),
+        }
     )
 
 
-def _merge_counts(merged: tuple[Regions, int]) -> tuple[int, int]:
-    return len(merged[0]), merged[1]
+def _merge_counts(merged: tuple[Regions, int, dict[str, int], int]) -> tuple:
+    return len(merged[0]), merged[1], merged[2], merged[3]
 
 
 @functools.cache
@@ -143,12 +174,13 @@ def _reference(path: str) -> Reference:
 
 
 def _rows_task(
-    pieces: list[tuple[tuple[Regions, int], int, np.ndarray]],
+    pieces: list[tuple[tuple, int, np.ndarray]],
     *,
     basset: bool,
     options: Any,
     chrom_names: list[str],
     reference_path: str,
+    tracks: list[Track],
     index: int,
     device: str | None,
     store: str | None,
@@ -159,27 +191,38 @@ def _rows_task(
     ``pieces``: ``(merge result, chromosome, rows of its regions)`` in output order. Writes them
     into the Zarr ``store`` (returns the row count) or returns ``{array: rows}`` (HDF5).
     """
-    layout = (BassetLayout if basset else StandardLayout)(None, options)  # type: ignore[arg-type]
+    layout = (BassetLayout if basset else StandardLayout)(
+        None,  # type: ignore[arg-type]
+        options,
+        [track.name for track in tracks],
+    )
     kwargs = layout.encode_kwargs()
     ref = _reference(reference_path)
     device_name = resolve_device(device)
     blocks: dict[str, list[Any]] = {}
-    for (regions, _), chrom, rows in pieces:
+    track_set = TrackSet(tracks) if tracks else None
+    for (regions, *_), chrom, rows in pieces:
         part = regions.subset(rows)
         onehot = encode_windows(
             ref,
             chrom_names[chrom],
-            part.start,
+            part.start - options.flank,
             part.minus,
-            length=options.length,
+            length=options.span,
             encode_kwargs=kwargs,
             device=device_name,
         )
         blocks.setdefault(layout.seqs_name(index), []).append(to_numpy(layout.to_layout(onehot)))
+        if track_set is not None:
+            blocks.setdefault(f"{SPLITS[index]}_targets", []).append(
+                track_targets(track_set, chrom_names[chrom], part, options)
+            )
         names = region_names(part, chrom_names, options.length)
         for name, values in layout.row_values(index, part, names).items():
             blocks.setdefault(name, []).append(values)
     ref.release_pages()
+    if track_set is not None:
+        track_set.close()
     rows_of = {
         name: (
             [v for part in parts for v in part]
@@ -207,10 +250,16 @@ def plan_regions(
     """Read the BED files and merge each chromosome's peaks on the cluster (steps 1 and 2).
 
     Raises:
-        InputError: the first bad BED file, in metadata order (as in-process).
+        InputError: the first bad BED file, in metadata order (as in-process); ``negatives``,
+            which are sampled in-process only.
     """
     from tqdm import tqdm
 
+    if options.negatives:
+        raise InputError(
+            "negatives are sampled in this process only (for now); run without "
+            "--workers/--scheduler (client=None) to add negatives"
+        )
     token = uuid.uuid4().hex[:8]
     names, lengths = list(ref.names), np.asarray(ref.lengths)
     reads = [
@@ -221,6 +270,7 @@ def plan_regions(
             lengths=lengths,
             reference_path=str(ref.path),
             skip_unknown_chroms=options.skip_unknown_chroms,
+            summit=options.center == "summit",
             key=f"intervals-read-{i}-{token}",
         )
         for i, source in enumerate(sources)
@@ -241,24 +291,31 @@ def plan_regions(
     for per_chrom in rows_per_file:
         for chrom, n in per_chrom.items():
             peaks_per_chrom[chrom] += n
-    short = (lengths < options.length) & (peaks_per_chrom > 0)
+    short = (lengths < options.span) & (peaks_per_chrom > 0)
     if short.any():
-        log_dropped_peaks(int(peaks_per_chrom[short].sum()), int(short.sum()), options.length)
+        log_dropped_peaks(int(peaks_per_chrom[short].sum()), int(short.sum()), options.span)
     plan = RegionPlan(n_peaks=int(peaks_per_chrom[~short].sum()))
-    chroms = [c for c in range(len(names)) if peaks_per_chrom[c] and not short[c]]
+    universe = load_universe(options, ref)
+    if universe is None:
+        chroms = [c for c in range(len(names)) if peaks_per_chrom[c] and not short[c]]
+        universe_of: dict[int, Any] = {}
+    else:  # one merge task per chromosome of the universe, with or without peaks
+        universe_of = {int(c): part for c, part in universe.groupby("chrom", sort=True)}
+        chroms = sorted(universe_of)
     for chrom in chroms:
         pieces = [
             client.submit(_piece, reads[i], chrom, key=f"intervals-piece-{i}-{chrom}-{token}")
             for i, per_chrom in enumerate(rows_per_file)
-            if chrom in per_chrom
+            if chrom in per_chrom and not short[chrom]
         ]
         plan.merged[chrom] = client.submit(
             _merge_task,
             pieces,
             options=options,
-            chrom_sizes=lengths,
+            reference_path=str(ref.path),
             n_labels=n_labels,
             device=device,
+            universe=universe_of.get(chrom),
             key=f"intervals-merge-{chrom}-{token}",
         )
     counts = [
@@ -267,11 +324,14 @@ def plan_regions(
     ]
     n_of: dict[int, int] = {}
     with tqdm(total=len(chroms), unit="chrom", desc="merge", disable=not progress or None) as bar:
-        for chrom, (n, before) in zip(
+        for chrom, (n, before, dropped, n_shifted) in zip(
             chroms, ordered_results(counts, progress=lambda _: bar.update(1)), strict=True
         ):
             n_of[chrom] = n
             plan.n_before += before
+            plan.n_shifted += n_shifted
+            for reason, count in dropped.items():
+                plan.dropped[reason] = plan.dropped.get(reason, 0) + count
     plan.split_of = _splits(n_of, names, options)
     return plan
 
@@ -297,6 +357,40 @@ def row_chunk_rows(writer: StandardLayout | BassetLayout, n_labels: int) -> int:
     return writer.out.common_chunk_rows(writer.row_bytes(n_labels))
 
 
+def write_planned(
+    client: Any,
+    plan: RegionPlan,
+    *,
+    writer: StandardLayout | BassetLayout,
+    ref: Reference,
+    counts: list[int],
+    label_names: list[str],
+    options: Any,
+    device: str | None,
+    progress: bool,
+) -> None:
+    """Create every array empty with ``counts`` rows per split, then fill them (step 3)."""
+    chunk_rows = row_chunk_rows(writer, len(label_names))
+    writer.create_empty(
+        counts,
+        n_labels=len(label_names),
+        label_names=label_names,
+        chrom_names=ref.names,
+        chunk_rows=chunk_rows,
+    )
+    write_rows(
+        client,
+        plan,
+        writer=writer,
+        out=writer.out,
+        ref=ref,
+        options=options,
+        chunk_rows=chunk_rows,
+        device=device,
+        progress=progress,
+    )
+
+
 def write_rows(
     client: Any,
     plan: RegionPlan,
@@ -320,6 +414,7 @@ def write_rows(
         "options": options,
         "chrom_names": list(ref.names),
         "reference_path": str(ref.path),
+        "tracks": read_track_list(options.bigwig) if options.bigwig is not None else [],
         "device": device,
         "store": store,
     }

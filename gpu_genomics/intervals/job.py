@@ -9,6 +9,7 @@ the output in batches, so memory stays bounded by the largest chromosome plus a 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import logging
@@ -34,12 +35,23 @@ from ..errors import (
 from ..execution import worker_count
 from ..io.provenance import provenance, version
 from ..io.store import ArrayWriter, check_output_folder, format_from_path
+from ..report.html import check_report_path, written_reports
 from ..sequence.onehot import ONE_HOT_DTYPES, one_hot_windows
 from ..sequence.revcomp import reverse_complement, reverse_complement_rows
 from .bed import BedSource, read_bed, read_metadata
+from .bigwig import TrackSet, read_track_list
 from .layouts import SPLITS, BassetLayout, StandardLayout
 from .reference import Reference
 from .regions import MERGE_MODES, Regions, make_regions
+from .selection import (
+    Selection,
+    add_negatives,
+    filter_regions,
+    peak_table,
+    sample_negatives,
+    universe_regions,
+    universe_source,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -48,6 +60,7 @@ log = logging.getLogger("gpu_genomics")
 
 #: Largest one-hot batch encoded and written at once, in bytes.
 OUTPUT_FORMATS = ("hdf5", "zarr", "basset")
+CENTERS = ("midpoint", "summit")
 
 
 @dataclass
@@ -72,6 +85,28 @@ class IntervalOptions:
             from the output's suffix.
         compression: ``none``, ``gzip``, ``lzf`` or ``zstd``.
         batch_rows: most regions encoded and written at once (and at most 64 MiB of one-hot).
+        center: ``"midpoint"`` or ``"summit"``: a peak's position (``basset``/``none`` merge)
+            is its midpoint or its narrowPeak summit (column 10).
+        universe: a BED file of regions to label instead of merging peaks (``--regions``).
+        label_overlap: ``universe``: the fraction of overlap that gives a region a label.
+        label_overlap_of: ``"region"`` (``bedtools intersect -f``) or ``"peak"`` (``-F``).
+        flank: bases stored on each side of every window (``{split}_seqs`` rows hold
+            ``length + 2 * flank`` bases), for shift augmentation.
+        blacklist: a BED file; windows it overlaps are dropped.
+        blacklist_overlap: bases (1 or more) or fraction of the window (below 1) of overlap
+            with one blacklist interval that drops a window.
+        max_n_frac: drop windows with a larger fraction of N (non-ACGT letters); None: keep.
+        min_distance_to_end: drop windows closer than this to a chromosome end, in bases.
+        negatives: background windows to add: an int is a total, a float a ratio to each
+            split's positives; 0: none.
+        negatives_gc_bins: GC bins the negatives are matched in.
+        bigwig: a list of bigWig tracks (one per line, ``PATH [NAME]``): one target per track.
+        target: ``mean``, ``max``, ``sum`` or ``coverage`` of each track over the window (or
+            each bin).
+        bin_size: targets per bin of this many bases, ``(length / bin_size, K)`` per window;
+            None: one value per window.
+        bigwig_missing: ``"zero"`` (bases without data count as 0) or ``"ignore"`` (statistics
+            over the covered bases, as pyBigWig's ``stats``).
     """
 
     length: int = 600
@@ -90,6 +125,21 @@ class IntervalOptions:
     output_format: str | None = None
     compression: str | None = None
     batch_rows: int = 4096
+    center: str = "midpoint"
+    universe: str | None = None
+    label_overlap: float = 0.5
+    label_overlap_of: str = "region"
+    flank: int = 0
+    blacklist: str | None = None
+    blacklist_overlap: float = 1
+    max_n_frac: float | None = None
+    min_distance_to_end: int = 0
+    negatives: int | float = 0
+    negatives_gc_bins: int = 20
+    bigwig: str | None = None
+    target: str = "mean"
+    bin_size: int | None = None
+    bigwig_missing: str = "zero"
 
     def __post_init__(self) -> None:
         # a chromosome list given as one string is comma-separated names, as on the CLI
@@ -122,6 +172,60 @@ class IntervalOptions:
             raise InputError(
                 f"chromosomes in both `test_chroms` and `valid_chroms`: {', '.join(sorted(both))}"
             )
+        self._check_selection()
+
+    def _check_selection(self) -> None:
+        """The options of ``docs/intervals.md#selecting-windows``."""
+        from .bigwig import MISSING_MODES, TARGET_MODES
+
+        check_choice("center", self.center, CENTERS)
+        if self.center == "summit" and (self.merge == "hull" or self.universe is not None):
+            raise InputError(
+                "center='summit' places each peak at its summit, which the hull merge and a "
+                "region universe do not use; use merge='basset' or 'none' without regions"
+            )
+        check_choice("label_overlap_of", self.label_overlap_of, ("region", "peak"))
+        if not 0 < self.label_overlap <= 1:
+            raise invalid("label_overlap", self.label_overlap, "must be above 0 and at most 1")
+        for name in ("flank", "min_distance_to_end", "negatives_gc_bins"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
+                raise invalid(name, value, "must be a whole number, 0 or more")
+        positive_int("negatives_gc_bins", self.negatives_gc_bins)
+        overlap = self.blacklist_overlap
+        if not overlap > 0 or (overlap >= 1 and overlap != int(overlap)):
+            raise invalid(
+                "blacklist_overlap",
+                overlap,
+                "must be bases (1 or more, whole) or a fraction below 1",
+            )
+        if self.max_n_frac is not None:
+            check_range("max_n_frac", self.max_n_frac, 0, 1)
+        negatives = self.negatives
+        if isinstance(negatives, bool) or not isinstance(negatives, int | float | np.number):
+            raise invalid("negatives", negatives, "must be a count (int) or a ratio (float)")
+        if negatives < 0 or (isinstance(negatives, float) and not np.isfinite(negatives)):
+            raise invalid("negatives", negatives, "must be 0 or more")
+        check_choice("target", self.target, TARGET_MODES)
+        check_choice("bigwig_missing", self.bigwig_missing, MISSING_MODES)
+        if self.bin_size is not None:
+            positive_int("bin_size", self.bin_size)
+            if self.length % self.bin_size:
+                raise invalid(
+                    "bin_size", self.bin_size, f"must divide length={self.length} into whole bins"
+                )
+            if self.bigwig is None:
+                raise InputError("bin_size bins bigWig targets; give bigwig=TRACKS.txt too")
+        if self.output_format == "basset" and (self.flank or self.bigwig is not None):
+            raise InputError(
+                "Basset's layout holds only the windows and labels; write flanks and bigWig "
+                "targets to the standard layout (.h5 or .zarr without format='basset')"
+            )
+
+    @property
+    def span(self) -> int:
+        """Bases stored per window: ``length + 2 * flank``."""
+        return self.length + 2 * self.flank
 
 
 def load_peaks(
@@ -130,8 +234,12 @@ def load_peaks(
     *,
     skip_unknown_chroms: bool = False,
     progress: bool = False,
+    summit: bool = False,
 ) -> pd.DataFrame:
-    """All BED rows with ``chrom`` (reference index), ``start``, ``end``, ``minus``, ``label``."""
+    """All BED rows: ``chrom`` (reference index), ``start``, ``end``, ``minus``, ``label``.
+
+    With ``summit``, also ``summit``: the narrowPeak summit's position.
+    """
     import pandas as pd
     from tqdm import tqdm
 
@@ -143,6 +251,7 @@ def load_peaks(
             lengths=reference.lengths,
             reference_path=str(reference.path),
             skip_unknown_chroms=skip_unknown_chroms,
+            summit=summit,
         )
         if warning:
             log.warning("%s", warning)
@@ -157,6 +266,7 @@ def file_peaks(
     lengths: np.ndarray,
     reference_path: str,
     skip_unknown_chroms: bool,
+    summit: bool = False,
 ) -> tuple[pd.DataFrame, str | None]:
     """Read one BED file's peaks against the reference's chromosomes.
 
@@ -166,11 +276,12 @@ def file_peaks(
         lengths: ``(n_chroms,) int64`` their lengths.
         reference_path: the reference, for messages.
         skip_unknown_chroms: drop rows on chromosomes the reference lacks (else an error).
+        summit: also read narrowPeak column 10 into a ``summit`` column (its position).
 
     Returns:
         ``(peaks, warning)``: ``chrom`` (index into ``names``), ``start``, ``end``, ``minus``,
-        ``label`` columns, and the warning to log about dropped rows or a file left without
-        peaks (its label column all zero), or None.
+        ``label`` (and ``summit``) columns, and the warning to log about dropped rows or a
+        file left without peaks (its label column all zero), or None.
 
     Raises:
         InputError: a malformed file, an unknown chromosome (without ``skip_unknown_chroms``),
@@ -178,7 +289,7 @@ def file_peaks(
     """
     import pandas as pd
 
-    peaks = read_bed(source.path)
+    peaks = read_bed(source.path, summit=summit)
     categories = peaks["chrom"].astype("category")
     position = {name: i for i, name in enumerate(names)}
     index_of = {str(c): position.get(str(c)) for c in categories.cat.categories}
@@ -224,6 +335,8 @@ def file_peaks(
             "label": np.full(int(keep.sum()), source.column, dtype=np.int32),
         }
     )
+    if summit:
+        frame["summit"] = peaks["summit"].to_numpy(np.int64)[keep]
     return frame, warning
 
 
@@ -276,6 +389,7 @@ def build_interval_dataset(
     client: Any = None,
     progress: bool = False,
     command: str | None = None,
+    report: str | os.PathLike | None = None,
     **parameters: Any,
 ) -> dict[str, Any]:
     """Build a labelled training set from BED peak files and a reference genome.
@@ -295,6 +409,9 @@ def build_interval_dataset(
             (:mod:`~gpu_genomics.intervals.cluster`; the same output); default: this process.
         progress: show progress bars.
         command: the command line stored in the provenance (default: this process's).
+        report: also write a QC report here (``.html``,
+            :func:`~gpu_genomics.report.intervals_report`): regions per split and label,
+            labels per region, GC per split, windows at chromosome ends. In-process only.
         **parameters: any field of :class:`IntervalOptions` (``length=1000``, ``merge="hull"``).
 
     Returns:
@@ -312,6 +429,7 @@ def build_interval_dataset(
     options = with_options(options, IntervalOptions, parameters, caller="build_interval_dataset")
     options.check()
     output = _output_path(output, options.output_format)
+    _check_report(report, client=client, output=output)
     basset = options.output_format == "basset"
     output_format = "hdf5" if basset else format_from_path(output, options.output_format)
     device_name = resolve_device(device)
@@ -319,13 +437,18 @@ def build_interval_dataset(
     clock = time.perf_counter()
 
     sources, label_names = read_metadata(metadata)
+    tracks = read_track_list(options.bigwig) if options.bigwig is not None else []
     ref = Reference(reference)
     with ref:
         if client is None:
             peaks = load_peaks(
-                sources, ref, skip_unknown_chroms=options.skip_unknown_chroms, progress=progress
+                sources,
+                ref,
+                skip_unknown_chroms=options.skip_unknown_chroms,
+                progress=progress,
+                summit=options.center == "summit",
             )
-            peaks = _drop_short_chromosomes(peaks, ref, options.length)
+            peaks = _drop_short_chromosomes(peaks, ref, options.span)
             n_peaks = len(peaks)
         else:
             from . import cluster
@@ -346,28 +469,38 @@ def build_interval_dataset(
 
         clock = time.perf_counter()
         if client is None:
-            regions, n_before = merged_regions(
+            regions, split, gc, n_before = select_regions(
                 peaks,
                 options,
-                chrom_sizes=ref.lengths,
+                ref=ref,
                 n_labels=len(label_names),
                 device=device_name,
+                composition=report is not None,
             )
-            split = assign_splits(regions, ref.names, options)
             counts = {name: int((split == i).sum()) for i, name in enumerate(SPLITS)}
         else:
             n_before = plan.n_before
+            log_selection(plan.dropped, plan.n_shifted, options)
             counts = dict(zip(SPLITS, plan.counts(), strict=True))
         timings["merge"] = time.perf_counter() - clock
         _log_regions(counts, n_before=n_before, options=options)
 
         clock = time.perf_counter()
         layout = BassetLayout if basset else StandardLayout
-        with ArrayWriter(output, output_format, options.compression, spec=layout.spec) as out:
-            writer = layout(out, options)
+        with (
+            written_reports() as reports,  # removed if the output fails
+            ArrayWriter(output, output_format, options.compression, spec=layout.spec) as out,
+            contextlib.ExitStack() as stack,
+        ):
+            writer = layout(out, options, [track.name for track in tracks])
             if client is None:
-                names = region_names(regions, ref.names, options.length)
-                writer.create(regions, split, names, label_names, ref.names)
+                writer.create(
+                    regions,
+                    split,
+                    region_names(regions, ref.names, options.length),
+                    label_names,
+                    ref.names,
+                )
                 _write_sequences(
                     writer,
                     ref,
@@ -376,46 +509,45 @@ def build_interval_dataset(
                     options=options,
                     device=device_name,
                     progress=progress,
+                    tracks=stack.enter_context(TrackSet(tracks)) if tracks else None,
                 )
             else:
-                chunk_rows = cluster.row_chunk_rows(writer, len(label_names))
-                writer.create_empty(
-                    list(counts.values()),
-                    n_labels=len(label_names),
-                    label_names=label_names,
-                    chrom_names=ref.names,
-                    chunk_rows=chunk_rows,
-                )
-                cluster.write_rows(
+                cluster.write_planned(
                     client,
                     plan,
                     writer=writer,
-                    out=out,
                     ref=ref,
+                    counts=list(counts.values()),
+                    label_names=label_names,
                     options=options,
-                    chunk_rows=chunk_rows,
                     device=device,
                     progress=progress,
                 )
-            out.attrs(
-                _attributes(
-                    metadata=metadata,
-                    reference=reference,
-                    ref=ref,
-                    sources=sources,
-                    label_names=label_names,
-                    output=output,
-                    counts=counts,
-                    options=options,
-                    resolved={
-                        "output_format": options.output_format or output_format,
-                        "compression": out.compression,
-                        "workers": None if client is None else worker_count(client),
-                    },
-                    device=device_name,
-                    command=command,
-                )
+            attributes = _attributes(
+                metadata=metadata,
+                reference=reference,
+                ref=ref,
+                sources=sources,
+                label_names=label_names,
+                output=output,
+                counts=counts,
+                options=options,
+                resolved={
+                    "output_format": options.output_format or output_format,
+                    "compression": out.compression,
+                    "workers": None if client is None else worker_count(client),
+                },
+                device=device_name,
+                command=command,
             )
+            out.attrs(attributes)
+            if report is not None:
+                reports.append(
+                    _write_report(
+                        report, regions, split, gc, ref=ref, label_names=label_names,
+                        options=options, counts=counts, provenance=attributes,
+                    )
+                )  # fmt: skip
     timings["sequences_and_write"] = time.perf_counter() - clock
     log.info(
         "wrote %s: %s regions (%s)",
@@ -424,6 +556,65 @@ def build_interval_dataset(
         ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()),
     )
     return {"output": str(output), "regions": counts, "timings": timings, "n_peaks": n_peaks}
+
+
+def _check_report(report: str | os.PathLike | None, *, client: Any, output: Path) -> None:
+    """Check the report's path before any work (in-process only, for now)."""
+    if report is None:
+        return
+    if client is not None:
+        raise invalid(
+            "report",
+            str(report),
+            "is written in this process only (for now); run without --workers/--scheduler",
+        )
+    check_report_path(report, outputs=(output,))
+
+
+def _write_report(
+    report: str | os.PathLike,
+    regions: Regions,
+    split: np.ndarray,
+    gc: np.ndarray | None,
+    *,
+    ref: Reference,
+    label_names: list[str],
+    options: IntervalOptions,
+    counts: dict[str, int],
+    provenance: dict[str, Any],
+) -> Path:
+    """:func:`~gpu_genomics.report.intervals_report` of the regions written; returns it.
+
+    A window "at a chromosome end" is one whose stored span (with its flanks) starts at 0 or
+    ends at the chromosome's end: shifted inward to fit, or moved for its flanks.
+    """
+    from ..report import intervals_report
+
+    lengths = ref.lengths[regions.chrom.astype(np.int64)]
+    stored_start = regions.start - options.flank
+    at_end = (stored_start == 0) | (stored_start + options.span == lengths)
+    in_split = {name: split == i for i, name in enumerate(SPLITS)}
+    summary = {
+        "labels": len(label_names),
+        "length": options.length,
+        "flank": options.flank,
+        "merge": "regions of " + str(options.universe) if options.universe else options.merge,
+    }
+    if regions.negative is not None:
+        summary["negatives"] = int(regions.negative.sum())
+    return intervals_report(
+        report,
+        split_counts=counts,
+        label_names=label_names,
+        labels_per_split={n: regions.labels[rows].sum(axis=0) for n, rows in in_split.items()},
+        labels_per_region=regions.labels.sum(axis=1),
+        gc_per_split={name: gc[rows][~np.isnan(gc[rows])] for name, rows in in_split.items()}
+        if gc is not None
+        else {},
+        n_shifted=int(at_end.sum()),
+        summary=summary,
+        provenance=provenance,
+    )
 
 
 def _log_regions(counts: dict[str, int], *, n_before: int, options: IntervalOptions) -> None:
@@ -441,6 +632,128 @@ def _log_regions(counts: dict[str, int], *, n_before: int, options: IntervalOpti
     )
 
 
+def select_regions(
+    peaks: pd.DataFrame,
+    options: IntervalOptions,
+    *,
+    ref: Reference,
+    n_labels: int,
+    device: str,
+    composition: bool = False,
+) -> tuple[Regions, np.ndarray, np.ndarray | None, int]:
+    """All the regions of the job in this process, with their splits (and negatives).
+
+    Args:
+        peaks: every file's peaks.
+        options: the job's options.
+        ref: the open reference.
+        n_labels: label columns K.
+        device: ``"cpu"`` or ``"gpu"``.
+        composition: count every window's GC even when no option needs it (a report).
+
+    Returns:
+        The regions in output order, their ``(n,) int8`` splits, their GC fractions (or None
+        when not counted), and the count of regions before ``exclusive``.
+    """
+    selection, n_before = chromosome_regions(
+        peaks,
+        options,
+        ref=ref,
+        n_labels=n_labels,
+        device=device,
+        universe=load_universe(options, ref),
+        composition=composition,
+    )
+    log_selection(selection.dropped, selection.n_shifted, options)
+    regions = selection.regions
+    split = assign_splits(regions, ref.names, options)
+    if options.negatives:
+        negatives = sample_negatives(
+            regions,
+            split,
+            selection.gc,
+            peaks=peak_table(peaks, len(ref.names)),
+            ref=ref,
+            options=options,
+            device=device,
+        )
+        log.info(
+            "negatives: %d GC-matched background windows (%s)",
+            len(negatives.regions),
+            ", ".join(
+                f"{name} {int((negatives.split == i).sum())}" for i, name in enumerate(SPLITS)
+            ),
+        )
+        regions, split, gc = add_negatives(regions, split, selection.gc, negatives)
+        return regions, split, gc, n_before
+    return regions, split, selection.gc, n_before
+
+
+def chromosome_regions(
+    peaks: pd.DataFrame,
+    options: IntervalOptions,
+    *,
+    ref: Reference,
+    n_labels: int,
+    device: str | None,
+    universe: pd.DataFrame | None = None,
+    composition: bool = False,
+) -> tuple[Selection, int]:
+    """The regions of ``peaks`` (all of them, or one chromosome's), filtered.
+
+    :func:`merged_regions`, then :func:`~.selection.filter_regions` (flank shift,
+    ``min_distance_to_end``, ``blacklist``, ``max_n_frac``); ``composition``: count every
+    window's GC even when no option needs it.
+
+    Returns:
+        The selection, and the regions' count before ``exclusive``.
+    """
+    regions, n_before = merged_regions(
+        peaks,
+        options,
+        chrom_sizes=ref.lengths,
+        n_labels=n_labels,
+        device=device,
+        universe=universe,
+    )
+    selection = filter_regions(
+        regions, options, ref=ref, device=resolve_device(device), composition=composition
+    )
+    return selection, n_before
+
+
+def load_universe(options: IntervalOptions, ref: Reference) -> pd.DataFrame | None:
+    """The ``universe`` regions on the reference's chromosomes (None without one).
+
+    Read as a BED file of peaks is (:func:`file_peaks`: unknown chromosomes are an error
+    unless ``skip_unknown_chroms``); regions on chromosomes shorter than a stored window are
+    dropped (logged).
+    """
+    if options.universe is None:
+        return None
+    frame, warning = file_peaks(
+        universe_source(options.universe),
+        names=ref.names,
+        lengths=ref.lengths,
+        reference_path=str(ref.path),
+        skip_unknown_chroms=options.skip_unknown_chroms,
+    )
+    if warning:
+        log.warning("%s", warning.replace("its label column is all zero", "no regions"))
+    log.info("regions: %d from %s", len(frame), options.universe)
+    return _drop_short_chromosomes(frame, ref, options.span)
+
+
+def log_selection(dropped: dict[str, int], n_shifted: int, options: IntervalOptions) -> None:
+    """Log the windows each filter dropped and those shifted to make room for flanks."""
+    if n_shifted:
+        log.info(
+            "flank=%d: %d windows moved inward so that their flanks fit", options.flank, n_shifted
+        )
+    for reason, n in dropped.items():
+        log.info("%s: dropped %d windows", reason, n)
+
+
 def merged_regions(
     peaks: pd.DataFrame,
     options: IntervalOptions,
@@ -448,21 +761,36 @@ def merged_regions(
     chrom_sizes: np.ndarray,
     n_labels: int,
     device: str | None,
+    universe: pd.DataFrame | None = None,
 ) -> tuple[Regions, int]:
     """Merge ``peaks`` (all of them, or one chromosome's) into regions.
+
+    With a ``universe`` (its rows on the same chromosomes), its regions are labelled by
+    overlap instead (:func:`~.selection.universe_regions`).
 
     Returns:
         The regions, and their count before ``exclusive`` kept only the single-label ones.
     """
-    regions = make_regions(
-        peaks,
-        options.merge,
-        length=options.length,
-        min_overlap=options.min_overlap,
-        chrom_sizes=chrom_sizes,
-        n_labels=n_labels,
-        device=device,
-    )
+    if universe is not None:
+        regions = universe_regions(
+            universe,
+            peaks,
+            length=options.length,
+            chrom_sizes=chrom_sizes,
+            n_labels=n_labels,
+            overlap=options.label_overlap,
+            overlap_of=options.label_overlap_of,
+        )
+    else:
+        regions = make_regions(
+            peaks,
+            options.merge,
+            length=options.length,
+            min_overlap=options.min_overlap,
+            chrom_sizes=chrom_sizes,
+            n_labels=n_labels,
+            device=device,
+        )
     n_before = len(regions)
     if options.exclusive:
         regions = regions.subset(regions.labels.sum(axis=1) == 1)
@@ -470,8 +798,13 @@ def merged_regions(
 
 
 def log_dropped_peaks(n_peaks: int, n_chroms: int, length: int) -> None:
-    """Log the peaks dropped for lying on chromosomes shorter than ``length``."""
-    log.info("dropped %d peaks on %d chromosomes shorter than length=%d", n_peaks, n_chroms, length)
+    """Log the peaks dropped for lying on chromosomes shorter than a stored window."""
+    log.info(
+        "dropped %d peaks on %d chromosomes shorter than a window (%d bases with its flanks)",
+        n_peaks,
+        n_chroms,
+        length,
+    )
 
 
 def _drop_short_chromosomes(peaks: pd.DataFrame, ref: Reference, length: int) -> pd.DataFrame:
@@ -529,7 +862,15 @@ def _attributes(
         device=device,
         command=command,
     )
-    return {**record, "base_order": "ACGT" if basset else options.alphabet, "dataset_card": card}
+    layout = {"length": options.length, "flank": options.flank}
+    if options.bigwig is not None:
+        layout["target_bin_size"] = options.bin_size or 0
+    return {
+        **record,
+        "base_order": "ACGT" if basset else options.alphabet,
+        **layout,
+        "dataset_card": card,
+    }
 
 
 def _output_path(output: str | os.PathLike, output_format: str | None) -> Path:
@@ -656,11 +997,12 @@ def _write_sequences(
     options: IntervalOptions,
     device: str,
     progress: bool,
+    tracks: TrackSet | None = None,
 ) -> None:
-    """Read, encode and write the windows of each chromosome.
+    """Read, encode and write the windows (and bigWig targets) of each chromosome.
 
-    Each chromosome's windows are read in bulk (once), encoded in batches, and written in
-    place.
+    Each chromosome's windows, with their flanks, are read in bulk (once), encoded in batches,
+    and written in place; its targets are read from every track at once.
     """
     from tqdm import tqdm
 
@@ -680,8 +1022,9 @@ def _write_sequences(
     if batch_rows >= chunk_rows:  # whole chunks: HDF5 then never rewrites a chunk
         batch_rows -= batch_rows % chunk_rows
     batch_rows = min(batch_rows, max(most_regions, 1))
-    window_buffer = np.empty(batch_rows * options.length, dtype=np.uint8)
-    onehot_buffer = xp.empty(batch_rows * options.length * 4, dtype=kwargs["dtype"])
+    span = options.span
+    window_buffer = np.empty(batch_rows * span, dtype=np.uint8)
+    onehot_buffer = xp.empty(batch_rows * span * 4, dtype=kwargs["dtype"])
     with tqdm(
         total=len(regions), unit="region", desc="sequences", disable=not progress or None
     ) as bar:
@@ -690,18 +1033,24 @@ def _write_sequences(
             if lo == hi:
                 continue
             name = ref.names[chrom]
+            starts = regions.start[lo:hi] - options.flank
             if not ref.gathers_windows:  # bgzip: decompress the spans holding windows once
-                chrom_data, chrom_starts = ref.windows(name, regions.start[lo:hi], options.length)
+                chrom_data, chrom_starts = ref.windows(name, starts, span)
                 chrom_data = xp.asarray(chrom_data)
+            targets = (
+                None
+                if tracks is None
+                else track_targets(tracks, name, regions.subset(slice(lo, hi)), options)
+            )
             for index in range(len(SPLITS)):
                 rows = lo + np.flatnonzero(split[lo:hi] == index)
                 for batch in _aligned_batches(rows, position, batch_rows):
                     onehot = encode_windows(
                         ref,
                         name,
-                        regions.start[batch],
+                        starts[batch - lo],
                         regions.minus[batch],
-                        length=options.length,
+                        length=span,
                         encode_kwargs=kwargs,
                         device=device,
                         buffers=(window_buffer, onehot_buffer),
@@ -713,6 +1062,29 @@ def _write_sequences(
                     writer.seqs[index][start : start + len(batch)] = to_numpy(
                         writer.to_layout(onehot)
                     )
+                    if targets is not None:
+                        writer.track_targets[index][start : start + len(batch)] = targets[
+                            batch - lo
+                        ]
                     bar.update(len(batch))
             chrom_data = None
             ref.release_pages()
+
+
+def track_targets(
+    tracks: TrackSet, chrom_name: str, regions: Regions, options: IntervalOptions
+) -> np.ndarray:
+    """The bigWig targets of one chromosome's ``regions`` (their ``length``-base windows).
+
+    Returns:
+        ``(n, K) float32``, or ``(n, length / bin_size, K)`` with ``bin_size``.
+    """
+    return tracks.targets(
+        chrom_name,
+        regions.start,
+        options.length,
+        target=options.target,
+        bin_size=options.bin_size,
+        minus=regions.minus,
+        missing=options.bigwig_missing,
+    )

@@ -39,9 +39,25 @@ INTERVAL_ARRAYS = OutputSpec(
             "uint8|int8|float16|float32",
             (_ROWS, "positions", "channels"),
             "one-hot windows (`dtype`), channels in `alphabet` order; `-` strand regions "
-            "reverse-complemented",
+            "reverse-complemented; `length + 2 * flank` positions (root attribute `flank`)",
         ),
         ArraySpec("{split}_labels", "uint8", (_ROWS, "labels"), "multi-hot labels"),
+        ArraySpec(
+            "{split}_targets",
+            "float32",
+            (_ROWS, "tracks"),
+            "bigWig targets, one per track (`target` over the window), or `(rows, bins, "
+            "tracks)` with `bin_size` (root attribute `target_bin_size`); `-` strand rows "
+            "have their bins reversed",
+            "bigwig given",
+        ),
+        ArraySpec(
+            "{split}_is_negative",
+            "uint8",
+            (_ROWS,),
+            "1 for a GC-matched background window (labels all 0), 0 for a positive",
+            "negatives > 0",
+        ),
         ArraySpec(
             "{split}_coords",
             "int64",
@@ -58,6 +74,7 @@ INTERVAL_ARRAYS = OutputSpec(
         ),
         ArraySpec("label_names", STRING, ("labels",), "name of each label column"),
         ArraySpec("chrom_names", STRING, ("chromosomes",), "the reference's chromosomes, in order"),
+        ArraySpec("target_names", STRING, ("tracks",), "name of each bigWig track", "bigwig given"),
     ),
     placeholders={"split": SPLITS},
 )
@@ -93,15 +110,42 @@ class _Layout:
         spec: the declared arrays of the layout.
         seqs: split index (0 training, 1 validation, 2 test) -> its one-hot array, created by
             ``create`` and filled batch by batch by the job.
+        track_targets: split index -> its bigWig targets array (with ``target_names``),
+            filled batch by batch like ``seqs``.
         targets: name -> the per-region arrays :meth:`create_empty` made, to fill by rows.
+        target_names: the bigWig tracks' names (none without ``bigwig``).
     """
 
     spec: OutputSpec
 
-    def __init__(self, out: ArrayWriter, options: IntervalOptions) -> None:
+    def __init__(
+        self, out: ArrayWriter, options: IntervalOptions, target_names: Sequence[str] = ()
+    ) -> None:
         self.out, self.options = out, options
+        self.target_names = list(target_names)
         self.seqs: dict[int, Any] = {}
+        self.track_targets: dict[int, Any] = {}
         self.targets: dict[str, Any] = {}
+
+    def target_row_shape(self) -> tuple[int, ...] | None:
+        """The shape of one region's targets: ``(K,)``, ``(length / bin_size, K)``, or None."""
+        if not self.target_names:
+            return None
+        n_tracks = len(self.target_names)
+        if self.options.bin_size:
+            return (self.options.length // self.options.bin_size, n_tracks)
+        return (n_tracks,)
+
+    def _create_targets(self, index: int, n: int, chunk_rows: int | None = None) -> None:
+        shape = self.target_row_shape()
+        if shape is None:
+            return
+        name = f"{SPLITS[index]}_targets"
+        dims = self.spec.lookup(name).dims
+        if len(shape) == 2:  # binned profiles
+            dims = (dims[0], "bins", dims[1])
+        array = self.out.create(name, (n, *shape), np.float32, chunk_rows=chunk_rows, dims=dims)
+        self.track_targets[index] = self.targets[name] = array
 
     def seqs_name(self, index: int) -> str:
         """The one-hot array of split ``index``."""
@@ -126,6 +170,9 @@ class _Layout:
             for shape, dtype in self.row_arrays(0, n_labels).values()
             if dtype is not str
         ]
+        shape = self.target_row_shape()
+        if shape is not None:
+            widths.append(int(np.prod(shape)) * 4)
         return [self.seqs_row_bytes(), *widths]
 
     def batch_rows(self) -> int:
@@ -166,6 +213,7 @@ class _Layout:
             rows = split == index
             shape = (int(rows.sum()), *self.seqs_row_shape())
             self.seqs[index] = self.out.create(self.seqs_name(index), shape, self.seqs_dtype)
+            self._create_targets(index, shape[0])
             for name, values in self.row_values(index, regions.subset(rows), names[rows]).items():
                 self.out.write(name, values)
             for alias, target in self.links(index):
@@ -188,6 +236,7 @@ class _Layout:
             self.seqs[index] = self.out.create(
                 self.seqs_name(index), shape, self.seqs_dtype, chunk_rows=chunk_rows
             )
+            self._create_targets(index, n, chunk_rows)
             for name, (row_shape, dtype) in self.row_arrays(index, n_labels).items():
                 self.targets[name] = self.out.create(
                     name, (n, *row_shape), dtype, chunk_rows=chunk_rows
@@ -219,30 +268,42 @@ class StandardLayout(_Layout):
         return f"{SPLITS[index]}_seqs"
 
     def seqs_row_shape(self) -> tuple[int, ...]:
-        """``(length, 4)``."""
-        return (self.options.length, 4)
+        """``(length + 2 * flank, 4)``."""
+        return (self.options.span, 4)
 
     def row_values(self, index: int, regions: Regions, names: Sequence[str]) -> dict[str, Any]:
-        """``{split}_labels``, ``{split}_coords`` and ``{split}_names`` of ``regions``."""
+        """The labels, coordinates, names (and negative flags) of ``regions``."""
         split = SPLITS[index]
-        return {
+        values = {
             f"{split}_labels": regions.labels,
             f"{split}_coords": coordinates(regions, self.options.length),
             f"{split}_names": list(names),
         }
+        if self.options.negatives:
+            negative = regions.negative
+            values[f"{split}_is_negative"] = (
+                np.zeros(len(regions), np.uint8) if negative is None else negative.astype(np.uint8)
+            )
+        return values
 
     def row_arrays(self, index: int, n_labels: int) -> dict[str, tuple[tuple[int, ...], Any]]:
-        """Labels ``(n_labels,)`` uint8, coordinates ``(3,)`` int64, names (strings)."""
+        """Labels, coordinates, names (strings) and, with ``negatives``, negative flags."""
         split = SPLITS[index]
-        return {
+        arrays: dict[str, tuple[tuple[int, ...], Any]] = {
             f"{split}_labels": ((n_labels,), np.uint8),
             f"{split}_coords": ((3,), np.int64),
             f"{split}_names": ((), str),
         }
+        if self.options.negatives:
+            arrays[f"{split}_is_negative"] = ((), np.uint8)
+        return arrays
 
     def whole_values(self, label_names: Sequence[str], chrom_names: Sequence[str]) -> dict:
-        """``label_names`` and ``chrom_names``."""
-        return {"label_names": list(label_names), "chrom_names": list(chrom_names)}
+        """``label_names`` and ``chrom_names`` (and ``target_names``)."""
+        values = {"label_names": list(label_names), "chrom_names": list(chrom_names)}
+        if self.target_names:
+            values["target_names"] = list(self.target_names)
+        return values
 
     def links(self, index: int) -> list[tuple[str, str]]:
         """``{split}_sequences`` -> ``{split}_seqs`` (HDF5 only)."""

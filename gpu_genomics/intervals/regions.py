@@ -21,6 +21,9 @@ Semantics (``docs/intervals.md#basset-merge``, ``#hull-merge``, ``#none-merge``)
   midpoint ``(start + end) // 2``; strand ``+``.
 * ``none``: one window per peak at its midpoint, strand kept.
 
+With a ``summit`` column (``center="summit"``), a peak's position in ``basset`` and ``none``
+is its summit instead of its midpoint.
+
 In every mode windows are shifted inward at chromosome ends, and identical windows (same
 chromosome, start and strand) are kept once with their labels unioned.
 
@@ -64,19 +67,25 @@ class Regions:
         start: ``(n,) int64`` 0-based window start; every window is ``length`` bases.
         minus: ``(n,) bool`` True for ``-`` strand regions (sequence reverse-complemented).
         labels: ``(n, K) uint8`` multi-hot label matrix.
+        negative: ``(n,) bool`` background windows sampled by ``negatives`` (their labels all
+            zero), or None when the job samples none.
     """
 
     chrom: np.ndarray
     start: np.ndarray
     minus: np.ndarray
     labels: np.ndarray
+    negative: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.chrom)
 
     def subset(self, rows: np.ndarray) -> Regions:
         """The regions selected by a boolean mask or index array, order kept."""
-        return Regions(self.chrom[rows], self.start[rows], self.minus[rows], self.labels[rows])
+        negative = None if self.negative is None else self.negative[rows]
+        return Regions(
+            self.chrom[rows], self.start[rows], self.minus[rows], self.labels[rows], negative
+        )
 
 
 def windows_at(midpoints: Any, length: int, chrom_lengths: Any) -> Any:
@@ -132,8 +141,10 @@ def make_regions(
 
     Args:
         peaks: DataFrame with ``chrom`` (int32), ``start``, ``end`` (int64), ``minus`` (bool)
-            and ``label`` (int32, ``0 <= label < n_labels``); every chromosome at least
-            ``length`` long. Rows in any order; the frame is not modified.
+            and ``label`` (int32, ``0 <= label < n_labels``), and optionally ``summit``
+            (int64 position: the peak's position in ``basset`` and ``none`` instead of its
+            midpoint); every chromosome at least ``length`` long. Rows in any order; the frame
+            is not modified.
         mode: ``"basset"``, ``"hull"`` or ``"none"``.
         length: window length in bases.
         min_overlap: overlap in bases that merges windows (basset) or peaks (hull).
@@ -153,8 +164,9 @@ def make_regions(
     minus = peaks["minus"].to_numpy(np.bool_)
     label = peaks["label"].to_numpy(np.int64)
     chrom_lengths = np.asarray(chrom_sizes, dtype=np.int64)
+    mid = peaks["summit"].to_numpy(np.int64) if "summit" in peaks else (start + end) // 2
     if mode == "none":
-        windows = windows_at((start + end) // 2, length, chrom_lengths[chrom])
+        windows = windows_at(mid, length, chrom_lengths[chrom])
         return _union_identical(
             chrom, windows, minus, np.arange(len(chrom)), label, n_labels=n_labels, frames=frames
         )
@@ -174,7 +186,7 @@ def make_regions(
         )
     return _basset_regions(
         chrom,
-        (start + end) // 2,
+        mid,
         minus,
         label,
         chrom_lengths,

@@ -44,6 +44,7 @@ from ..io.store import (
     resolve_compression,
     spool_prefix,
 )
+from ..report.html import check_report_path, written_reports
 from . import genotypes as G
 from . import partitions as P
 from .blocks import TextFile, index_block_starts, text_file
@@ -187,6 +188,7 @@ def convert_vcf(
     progress: bool = False,
     command: str | None = None,
     client: Any = None,
+    report: str | os.PathLike | None = None,
     **parameters: Any,
 ) -> dict[str, Any]:
     """Convert a VCF/BCF file into genotype, dosage and QC arrays (:data:`VCF_ARRAYS`).
@@ -200,6 +202,10 @@ def convert_vcf(
         command: the command line stored in the provenance (default: this process's).
         client: a :class:`distributed.Client` to run the partitions and chunk writers on
             (:mod:`gpu_genomics.execution`); None: in this process. The output is the same.
+        report: also write a QC report here (``.html``, :func:`~gpu_genomics.report.vcf_report`):
+            the MAF spectrum, MAF and variant call rate histograms with the ``min_maf`` and
+            ``max_missing`` lines (of every variant read too, when a filter needs those
+            figures, as pass 1 then computes them), sample missingness.
         **parameters: any field of :class:`VcfOptions` (``min_maf=0.01``, ``region="chr20"``).
 
     Returns:
@@ -213,7 +219,9 @@ def convert_vcf(
     of 16 MiB of VCF text and its genotypes, a task's per-variant rows, and its rows along
     samples up to 32 MiB an array (beyond, on disk beside the output, a chunk of samples apart;
     ``docs/variants.md#scale``). The client holds per-block counts (40 bytes per BGZF block)
-    and per-sample sums.
+    and per-sample sums. A report adds two histograms (100 and 200 bins) per partition, and
+    reads the kept variants' call rates and MAF back from the output :data:`REPORT_ROWS` at a
+    time (8 bytes each).
     """
     options = with_options(options, VcfOptions, parameters, caller="convert_vcf")
     options.check()
@@ -227,6 +235,8 @@ def convert_vcf(
             f"{input_path}: the VCF has no sample columns, so there are no genotypes to convert"
         )
     check_output_folder(output_path)
+    if report is not None:
+        check_report_path(report, outputs=(output_path,))
     parent = Path(output_path).resolve().parent
     filters = P.Filters(
         min_maf=options.min_maf,
@@ -269,13 +279,16 @@ def convert_vcf(
             device=device_name,
             command=command,
         )
-        with ArrayWriter(
-            output_path,
-            format=options.output_format,
-            compression=options.compression,
-            chunk_rows=options.chunk_variants,
-            spec=VCF_ARRAYS,
-        ) as out:
+        with (
+            written_reports() as reports,  # removed if the output fails
+            ArrayWriter(
+                output_path,
+                format=options.output_format,
+                compression=options.compression,
+                chunk_rows=options.chunk_variants,
+                spec=VCF_ARRAYS,
+            ) as out,
+        ):
             targets = _create_arrays(out, shape, options)
             targets["sample_id"][:] = np.array(reader.samples, dtype=object)
             out.write("contig_id", reading.contigs)
@@ -319,8 +332,71 @@ def convert_vcf(
                     "vcf_meta_information": [list(kv) for kv in reader.header.meta_information],
                 }
             )
+            if report is not None:  # before the output is committed: neither, if it fails
+                reports.append(_write_report(
+                    report, targets, scans=scans, summary=summary, options=options,
+                    record=record, input_path=input_path,
+                ))  # fmt: skip
     log.info("wrote %s in %.2f s", output_path, summary["seconds"])
     return summary
+
+
+#: Rows of the kept variants' call rates and MAF read back at once for the report.
+REPORT_ROWS = 1 << 20
+
+
+def _write_report(
+    report: str | os.PathLike,
+    targets: dict[str, Any],
+    *,
+    scans: list[P.Scan],
+    summary: dict[str, Any],
+    options: VcfOptions,
+    record: dict[str, Any],
+    input_path: str | os.PathLike,
+) -> Path:
+    """:func:`~gpu_genomics.report.vcf_report` of the job's figures; returns the report.
+
+    The kept variants' call rates and columns' MAF are read back from the arrays just
+    written, :data:`REPORT_ROWS` at a time, into histograms; those of every variant read
+    come from pass 1 (when it computed them).
+    """
+    from ..report import Histogram, vcf_report
+
+    def histogram(name: str, edges: np.ndarray) -> Histogram:
+        array = targets[name]
+        total = Histogram.empty(edges)
+        for start in range(0, array.shape[0], REPORT_ROWS):
+            total += Histogram.of(array[start : start + REPORT_ROWS], edges)
+        return total
+
+    def before(field: str, edges: np.ndarray) -> Histogram | None:
+        counts = [getattr(scan, field) for scan in scans]
+        if any(count is None for count in counts):
+            return None
+        return Histogram(edges, np.sum(counts, axis=0).astype(np.int64))
+
+    rows = {key: value for key, value in summary.items() if key != "maf_spectrum"}
+    rows["MAF spectrum (kept)"] = summary["maf_spectrum"]
+    return vcf_report(
+        report,
+        call_rate=histogram("variant_call_rate", P.CALL_RATE_EDGES),
+        maf=histogram("dosage_maf", P.MAF_EDGES),
+        sample_missing=np.asarray(targets["sample_missing_rate"][:], dtype=np.float64),
+        min_maf=options.min_maf,
+        max_missing=options.max_missing,
+        call_rate_before=before("call_rate_counts", P.CALL_RATE_EDGES),
+        maf_before=before("maf_counts", P.MAF_EDGES),
+        maf_spectrum=[tuple(pair) for pair in summary["maf_spectrum"]],
+        summary={
+            "input": str(input_path),
+            **rows,
+            "region": options.region,
+            "biallelic_only": options.biallelic_only,
+            "multiallelic": options.multiallelic,
+        },
+        provenance=record,
+    )
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,10 @@ TRANSPOSED = ("dosage", "dosage_standardized")
 #: would hold more than :data:`SPILL_BYTES` of its rows.
 ALONG_SAMPLES = ("call_genotype", "call_genotype_phased", *TRANSPOSED)
 SPILL_BYTES = 32 << 20
+#: Bins of pass 1's histograms of every record's call rate and every column's MAF (the QC
+#: report's figures before the filters; :attr:`Scan.call_rate_counts`, :attr:`Scan.maf_counts`).
+CALL_RATE_EDGES = np.linspace(0.0, 1.0, 201)
+MAF_EDGES = np.linspace(0.0, 0.5, 101)
 
 
 @dataclass(frozen=True)
@@ -225,6 +229,11 @@ class Scan:
         new_contigs: contigs named by records but not by the header, in order of appearance.
         failed: ``(text, lines before, records before)`` of the batch with a bad record
             (the client parses it again with the file's line numbers, for the message).
+        call_rate_counts: ``(200,) int64``: the records' call rates over
+            :data:`CALL_RATE_EDGES`, before the filters; None when no filter needs figures
+            (pass 1 then does not compute them).
+        maf_counts: ``(100,) int64``: the dosage columns' MAF (NaN left out) over
+            :data:`MAF_EDGES`, before the filters; None as ``call_rate_counts``.
     """
 
     block_offsets: np.ndarray
@@ -233,6 +242,8 @@ class Scan:
     max_alleles: int = 1
     new_contigs: list[str] = field(default_factory=list)
     failed: tuple[bytes, int, int] | None = None
+    call_rate_counts: np.ndarray | None = None
+    maf_counts: np.ndarray | None = None
 
 
 def scan_partition(reading: Reading, start: int, stop: int, filters: Filters, device: str) -> Scan:
@@ -250,6 +261,8 @@ def scan_partition(reading: Reading, start: int, stop: int, filters: Filters, de
     counts = np.zeros((0, 5), dtype=np.int64)
     lines_before = records_before = 0
     max_alleles = 1
+    # the call rates and MAF the filters compute anyway, binned for the QC report
+    figures = _Figures() if filters.need_figures else None
     for text, position in prefetched(lines):
         owner, records = lines.owners(text, position)
         counts = _padded(counts, int(owner.max(initial=-1)) + 1)
@@ -270,6 +283,8 @@ def scan_partition(reading: Reading, start: int, stop: int, filters: Filters, de
         counts[:, RECORDS] += np.bincount(record_owner, minlength=len(counts))
         if len(chunk):
             f = _filter(chunk, gt, filters, device, figures=False)
+            if figures is not None:
+                figures.add(f)
             per_record = _counts_per_record(f, len(chunk))
             for column, space in enumerate(SPACES):
                 counts[:, space] += np.bincount(
@@ -285,7 +300,23 @@ def scan_partition(reading: Reading, start: int, stop: int, filters: Filters, de
         max_ploidy=parser.max_ploidy,
         max_alleles=max_alleles,
         new_contigs=parser.contigs[len(reading.contigs) :],
+        call_rate_counts=None if figures is None else figures.call_rate,
+        maf_counts=None if figures is None else figures.maf,
     )
+
+
+class _Figures:
+    """Pass 1's histograms of call rates and MAF (see :class:`Scan`)."""
+
+    def __init__(self) -> None:
+        self.call_rate = np.zeros(len(CALL_RATE_EDGES) - 1, dtype=np.int64)
+        self.maf = np.zeros(len(MAF_EDGES) - 1, dtype=np.int64)
+
+    def add(self, f: _Filtered) -> None:
+        """Count the call rates and MAF of one filtered batch."""
+        maf = np.asarray(to_numpy(f.maf), dtype=np.float64)
+        self.call_rate += np.histogram(to_numpy(f.call_rate), bins=CALL_RATE_EDGES)[0]
+        self.maf += np.histogram(maf[~np.isnan(maf)], bins=MAF_EDGES)[0]
 
 
 def _padded(counts: np.ndarray, n_blocks: int) -> np.ndarray:

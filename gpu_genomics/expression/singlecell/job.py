@@ -20,6 +20,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ...device import requested_device
 from ...errors import InputError, invalid, positive_int
 from ...execution import worker_count
@@ -27,6 +29,7 @@ from ...io.files import stem
 from ...io.provenance import flat, provenance
 from ...io.spec import MAPPING, STRING, ArraySpec, OutputSpec
 from ...io.store import check_output_folder, removed_on_failure
+from ...report.html import check_report_path, written_reports
 from .blocks import Carried, CountBlocks, is_lazy_10x, open_carried, open_count_blocks
 from .chunked import (
     DEFAULT_CHUNK_CELLS,
@@ -156,6 +159,7 @@ def preprocess_file(
     dataset_id: str | None = None,
     dataset_name: str | None = None,
     chunk_cells: int | None = None,
+    report: str | os.PathLike | None = None,
     client: Any = None,
     device: str | None = None,
     progress: bool = False,
@@ -209,6 +213,10 @@ def preprocess_file(
             default: in memory, unless the matrix would not fit in the memory available
             (:func:`needed_memory`; then blocks of
             :data:`~.chunked.DEFAULT_CHUNK_CELLS`, said in one log line) or ``client`` is given.
+        report: also write a QC report here (``.html``, :func:`~gpu_genomics.report.scrna_report`):
+            genes, counts and % mitochondrial counts per cell before and after the filters,
+            with the thresholds; the HVG mean-dispersion plot. In memory only: the
+            out-of-core recipe refuses it (one line, before any work).
         client: a :class:`distributed.Client`: run the out-of-core recipe's tasks on its
             cluster; default: this process.
         device: ``"auto" | "gpu" | "cpu"`` (GPU: rapids-singlecell; the out-of-core recipe
@@ -224,7 +232,8 @@ def preprocess_file(
 
     Memory: in memory, the whole matrix a few times over (:func:`needed_memory`); out of
     core, one block of ``chunk_cells`` cells per task and the per-cell columns on the client
-    (see :mod:`.chunked`).
+    (see :mod:`.chunked`). A report adds three float64 per input cell and per kept cell, and
+    two float64 and a flag per gene ranked by the HVG step.
     """
     from . import (
         dataset_card,
@@ -244,6 +253,8 @@ def preprocess_file(
     if not output_path.name.lower().endswith((".h5ad", ".zarr")):
         raise InputError(f"{output_path}: the output must end in .h5ad or .zarr")
     check_output_folder(output_path)
+    out_of_core = chunk_cells is not None or client is not None
+    _check_report(report, outputs=(output_path, rank_output), out_of_core=out_of_core)
     backend = resolve_backend(device)
     rank: RankOptions | None = None
     encodings: list[Any] = []  # the in-memory encoding, once the recipe has made it
@@ -279,11 +290,13 @@ def preprocess_file(
         input_path, output_path, recipe, chunk_cells=chunk_cells, client=client,
         device=device, transpose=transpose,
     )  # fmt: skip
+    qc: dict[str, Any] = {}  # the report's figures, in memory
     try:
+        _check_report(report, out_of_core=source is not None)  # too large for memory
         if source is None:
             adata = _preprocess_in_memory(
                 input_path, transpose, recipe, backend, rank=rank, rank_device=device,
-                encodings=encodings,
+                encodings=encodings, qc=None if report is None else qc,
             )  # fmt: skip
         else:
             backend = "cpu"
@@ -348,6 +361,7 @@ def preprocess_file(
             rank_output=rank_output,
             provenance=record,
             client=client,
+            report=None if report is None else (report, qc, recipe, input_path),
         )
         seconds = time.perf_counter() - started
         log.info(
@@ -380,11 +394,14 @@ def _preprocess_in_memory(
     rank: RankOptions | None,
     rank_device: str | None,
     encodings: list[Any],
+    qc: dict[str, Any] | None = None,
 ) -> Any:
     """Read the whole matrix and run :func:`~.recipe.preprocess`.
 
     With ``rank``, the kept cells' encoding (over all genes) is appended to ``encodings`` on
-    the way, on ``rank_device`` (it needs CuPy only, not rapids).
+    the way, on ``rank_device`` (it needs CuPy only, not rapids). With ``qc`` (a dict, for the
+    report), ``qc["before"]`` gets the input cells' QC values (:func:`cell_qc`) and
+    ``qc["hvg"]`` the HVG columns of every gene the HVG step ranked.
     """
     from . import preprocess, read
 
@@ -412,16 +429,143 @@ def _preprocess_in_memory(
         )
         encodings.append(encoding)
 
+    on_hvg = None
+    if qc is not None:
+        qc["before"] = cell_qc(adata, mito_prefix=recipe.mito_prefix)
+
+        def on_hvg(var: Any) -> None:
+            qc["hvg"] = {
+                "means": var["means"].to_numpy(dtype=np.float64),
+                "dispersions": var["dispersions"].to_numpy(dtype=np.float64),
+                "highly_variable": var["highly_variable"].to_numpy(dtype=bool),
+            }
+
     try:
         preprocess(
             adata,
             **dataclasses.asdict(recipe),
             on_counts=encode_ranks if rank is not None else None,
+            on_hvg=on_hvg,
             device=backend,
         )
     except InputError as exc:
         raise InputError(f"{input_path}: {exc}") from None
     return adata
+
+
+def cell_qc(
+    adata: Any, *, mito_prefix: str = MITO_PREFIX, block_cells: int = 16_384
+) -> dict[str, np.ndarray]:
+    """The QC values of every cell of ``adata`` (raw counts in ``X``), over all its genes.
+
+    As scanpy's ``calculate_qc_metrics``: ``n_genes`` (values > 0), ``total_counts`` and
+    ``pct_counts_mt`` (percent of the counts in genes whose name starts with
+    ``mito_prefix``; 0 for a cell without counts). One pass over ``X``, ``block_cells`` rows
+    at a time for a CSR or dense ``X`` (so a block's entries are the only copy); three
+    float64 per cell.
+    """
+    import scipy.sparse as sp
+
+    from .recipe import axis_statistics
+
+    x = adata.X
+    mito = np.asarray(adata.var_names.str.startswith(mito_prefix), dtype=bool)
+    by_rows = isinstance(x, np.ndarray) or (sp.issparse(x) and x.format == "csr")
+    step = block_cells if by_rows else max(1, x.shape[0])
+    parts = []
+    for start in range(0, x.shape[0], step):
+        block = x[start : start + step] if by_rows else x
+        n_genes, totals = axis_statistics(block, axis=1)
+        mito_counts = block[:, mito].sum(axis=1) if mito.any() else np.zeros(len(totals))
+        parts.append(
+            np.stack(
+                [
+                    np.asarray(n_genes, dtype=np.float64).ravel(),
+                    np.asarray(totals, dtype=np.float64).ravel(),
+                    np.asarray(mito_counts, dtype=np.float64).ravel(),
+                ]
+            )
+        )
+    n_genes, totals, mito_counts = np.concatenate(parts, axis=1) if parts else np.zeros((3, 0))
+    percent = np.divide(100 * mito_counts, totals, out=np.zeros_like(totals), where=totals > 0)
+    return {"n_genes": n_genes, "total_counts": totals, "pct_counts_mt": percent}
+
+
+def _check_report(
+    report: str | os.PathLike | None,
+    *,
+    outputs: tuple[str | os.PathLike | None, ...] = (),
+    out_of_core: bool,
+) -> None:
+    """Check ``report`` before any work (with ``outputs``); refuse it out of core.
+
+    Raises:
+        InputError: a bad report path (:func:`~gpu_genomics.report.check_report_path`), or
+            a report of the out-of-core recipe, which does not collect the per-cell figures
+            before the filters nor the HVG columns of the genes it drops.
+    """
+    if report is None:
+        return
+    if outputs:
+        check_report_path(report, outputs=outputs)
+    if out_of_core:
+        raise invalid(
+            "report",
+            str(report),
+            "is not written by the out-of-core recipe yet (chunk_cells, --workers/--scheduler, "
+            "or a matrix larger than the memory available); drop it, or run in memory",
+        )
+
+
+def _write_report(
+    report: str | os.PathLike,
+    adata: Any,
+    qc: dict[str, Any],
+    recipe: Recipe,
+    *,
+    input_path: str | os.PathLike,
+    provenance: dict[str, Any],
+) -> Path:
+    """:func:`~gpu_genomics.report.scrna_report` of the in-memory recipe's figures."""
+    from ...report import scrna_report
+
+    obs = adata.obs
+    after = {
+        "n_genes": obs["n_genes_by_counts"].to_numpy(dtype=np.float64),
+        "total_counts": obs["total_counts"].to_numpy(dtype=np.float64),
+        "pct_counts_mt": obs["pct_counts_mt"].to_numpy(dtype=np.float64),
+    }
+    before = qc["before"]
+    summary: dict[str, Any] = {
+        "input": str(input_path),
+        "input cells": len(before["n_genes"]),
+        "kept cells": int(adata.n_obs),
+        "output genes": int(adata.n_vars),
+    }
+    steps = adata.uns.get("preprocess_steps", {})
+    for name, cells, genes in zip(
+        steps.get("step", []), steps.get("n_cells", []), steps.get("n_genes", []), strict=True
+    ):
+        summary[f"after {name}"] = f"{int(cells):,} cells x {int(genes):,} genes"
+    summary.update(
+        min_cells=recipe.min_cells,
+        mito_prefix=recipe.mito_prefix,
+        target_sum=recipe.target_sum,
+        n_top_genes=recipe.n_top_genes,
+        hvg_flavor=recipe.hvg_flavor,
+    )
+    return scrna_report(
+        report,
+        before=before,
+        after=after,
+        min_genes=recipe.min_genes,
+        max_genes=recipe.max_genes,
+        max_pct_mito=recipe.max_pct_mito,
+        hvg=qc.get("hvg"),
+        hvg_flavor=recipe.hvg_flavor,
+        summary=summary,
+        provenance=provenance,
+    )
 
 
 def _write_outputs(
@@ -433,13 +577,43 @@ def _write_outputs(
     rank_output: str | os.PathLike | None,
     provenance: dict[str, Any],
     client: Any,
+    report: tuple[str | os.PathLike, dict[str, Any], Recipe, str | os.PathLike] | None = None,
 ) -> None:
     """Write the AnnData (in memory) or stream it (``result``, out of core), and the tokens.
 
     The tokens: ``encoding`` in memory, or streamed by the rows tasks out of core when
     ``rank_output`` is given. The main output is written last, or removed when the tokens
-    fail: never one without the other.
+    fail: never one without the other. ``report``: ``(path, qc, recipe, input path)`` of the
+    QC report (in memory), written first and removed when an output fails.
     """
+    with written_reports() as reports:
+        if report is not None:
+            path, qc, recipe, input_path = report
+            reports.append(
+                _write_report(path, adata, qc, recipe, input_path=input_path, provenance=provenance)
+            )
+        _write_data(
+            adata,
+            output_path,
+            result,
+            encoding=encoding,
+            rank_output=rank_output,
+            provenance=provenance,
+            client=client,
+        )
+
+
+def _write_data(
+    adata: Any,
+    output_path: Path,
+    result: Any,
+    *,
+    encoding: Any,
+    rank_output: str | os.PathLike | None,
+    provenance: dict[str, Any],
+    client: Any,
+) -> None:
+    """:func:`_write_outputs` but the report."""
     from .readers import write
 
     if result is None:

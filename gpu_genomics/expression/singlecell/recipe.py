@@ -521,6 +521,7 @@ def _highly_variable_genes(
     layer: str | None,
     options: dict[str, Any],
     subset: bool,
+    on_table: Callable[[Any], None] | None = None,
 ) -> None:
     check_choice("flavor", flavor, HVG_FLAVORS)
     if flavor == "seurat_v3":
@@ -559,6 +560,8 @@ def _highly_variable_genes(
         means = var["means"].to_numpy(dtype=np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):
             var["dispersions"] = np.where(means > 0, var["variances"].to_numpy() / means, 0.0)
+    if on_table is not None:  # every ranked gene's columns, before the subset
+        on_table(var)
     if subset:
         adata._inplace_subset_var(var["highly_variable"].to_numpy(dtype=bool))
 
@@ -674,6 +677,7 @@ def preprocess(
     scale_data: bool = True,
     keep_counts: bool = True,
     on_counts: Callable[[AnnData], None] | None = None,
+    on_hvg: Callable[[Any], None] | None = None,
     copy: bool = False,
     device: str | None = None,
 ) -> AnnData | None:
@@ -710,6 +714,9 @@ def preprocess(
             for count-based encodings such as
             :func:`~gpu_genomics.expression.singlecell.rank.rank_encode`, whose cell totals
             run over all genes.
+        on_hvg: called once with the ``var`` DataFrame of every gene the HVG step ranked
+            (``means``, ``dispersions``, ``highly_variable``, ...), before ``subset_hvg``
+            keeps only the selected ones (the QC report's mean-dispersion plot).
         copy: work on a copy of ``adata`` and return it.
         device: ``"auto" | "gpu" | "cpu"`` (``None``: ``$GPU_GENOMICS_DEVICE``, else auto).
 
@@ -786,6 +793,7 @@ def preprocess(
                 layer=None,
                 options={},
                 subset=subset_hvg,
+                on_table=on_hvg,
             ),
         )
         if scale_data:
