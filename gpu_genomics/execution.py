@@ -24,6 +24,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import queue
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -227,3 +229,67 @@ def map_in_order(
         with contextlib.suppress(Exception):
             client.cancel(list(outstanding))
         raise
+
+
+def prefetched(
+    items: Iterable[Any], depth: int = 1, *, name: str = "gpu-genomics-read"
+) -> Iterator[Any]:
+    """``items`` produced by a background thread, at most ``depth`` ahead of the consumer.
+
+    Reading (or decompressing) the next item overlaps the consumer's work on this one: zlib,
+    ISA-L and h5py's reads let other threads run.
+
+    An exception in the thread is raised in the consumer at the point it happened; a consumer
+    that stops early (``break``, ``close()``, garbage collection) stops the thread after the
+    item it is making.
+    """
+    items = iter(items)
+    done = object()
+    slots: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                slots.put(item, timeout=0.01)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            while not stop.is_set():
+                try:
+                    item = next(items)
+                except StopIteration:
+                    put((done, None))
+                    return
+                if not put((item, None)):
+                    return
+        except BaseException as exc:  # handed to the consumer, raised there
+            put((None, exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=produce, name=name, daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = slots.get()
+            if error is not None:
+                raise error
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():
+            try:
+                while True:  # unblock a put() waiting for a slot
+                    slots.get_nowait()
+            except queue.Empty:
+                pass
+            thread.join(timeout=0.005)

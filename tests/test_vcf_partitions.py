@@ -16,6 +16,7 @@ from compare_outputs import arrays_of, same
 
 import gpu_genomics as gg
 from gpu_genomics.errors import InputError
+from gpu_genomics.execution import prefetched
 from gpu_genomics.variants import blocks as B
 from gpu_genomics.variants import convert as convert_module
 
@@ -384,7 +385,7 @@ def test_leaving_a_prefetched_loop_early_stops_its_thread():
     import time
 
     def consume() -> None:
-        for _ in B.prefetched(iter([1, 2])):
+        for _ in prefetched(iter([1, 2])):
             time.sleep(0.3)  # the producer has queued the last item and its end mark
             break
 

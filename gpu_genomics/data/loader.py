@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import json
 import os
-import queue
-import threading
 import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -44,6 +42,7 @@ import numpy as np
 
 from ..device import array_module, resolve_device
 from ..errors import InputError, check_choice, check_seed, invalid, positive_int
+from ..execution import prefetched
 from ..io.store import INCOMPLETE_ATTR
 from ..sequence.alphabet import complement_permutation
 from .augment import augment_rows, draw_augmentation
@@ -610,7 +609,9 @@ class BatchLoader:
         on_device = self._finish
         if self.device == "cpu":  # the numba pass runs on the reading thread too (nogil)
             host, on_device = map(self._finish, host), _identity
-        batches = _prefetched(host, self.prefetch) if self.prefetch else host
+        batches = (
+            prefetched(host, self.prefetch, name="gpu-genomics-loader") if self.prefetch else host
+        )
         iterator = self._framework_batches(map(on_device, batches))
         self._active.add(iterator)
         return iterator
@@ -817,63 +818,3 @@ def _seqs_dtype(dtype: Any) -> np.dtype:
     if resolved.kind not in "biuf":
         raise invalid("dtype", dtype, "must be a numeric dtype (float32, float16, uint8...)")
     return resolved
-
-
-_DONE = object()
-
-
-def _prefetched(items: Iterator[Any], depth: int) -> Iterator[Any]:
-    """``items`` produced by a background thread, at most ``depth`` ahead of the consumer.
-
-    An exception in the thread is raised in the consumer at the point it happened; a consumer
-    that stops early (``break``, ``close()``, garbage collection) stops the thread after the
-    item it is making.
-    """
-    slots: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def put(item: Any) -> bool:
-        while not stop.is_set():
-            try:
-                slots.put(item, timeout=0.01)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            while not stop.is_set():
-                try:
-                    item = next(items)
-                except StopIteration:
-                    put((_DONE, None))
-                    return
-                if not put((item, None)):
-                    return
-        except BaseException as exc:  # handed to the consumer, raised there
-            put((None, exc))
-        finally:
-            close = getattr(items, "close", None)
-            if close is not None:
-                close()
-
-    thread = threading.Thread(target=produce, name="gpu-genomics-loader", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item, error = slots.get()
-            if error is not None:
-                raise error
-            if item is _DONE:
-                return
-            yield item
-    finally:
-        stop.set()
-        while thread.is_alive():
-            try:
-                while True:  # unblock a put() waiting for a slot
-                    slots.get_nowait()
-            except queue.Empty:
-                pass
-            thread.join(timeout=0.005)

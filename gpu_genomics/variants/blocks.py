@@ -21,13 +21,10 @@ a block start), otherwise from the BGZF block headers near the wanted offset.
 from __future__ import annotations
 
 import os
-import queue
-import threading
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -326,47 +323,3 @@ class OwnedLines:
         # a plain file's first record: the header's newline is before the first block
         records = record_lines(buf, numbered=True, newline=ends)[2]
         return np.maximum(owner, 0).astype(np.int64), records
-
-
-def prefetched(items: Iterable[Any], depth: int = 1) -> Iterator[Any]:
-    """Yield ``items``, produced by a thread at most ``depth`` ahead.
-
-    Decompressing the next batch (zlib lets other threads run) overlaps parsing this one. An
-    error of the producer is raised here; leaving the loop early stops the producer.
-    """
-    slots: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    end = object()
-
-    def put(slot: tuple) -> bool:
-        """Hand ``slot`` over unless the consumer has left (then False)."""
-        while not stop.is_set():
-            try:
-                slots.put(slot, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if not put((item, None)):
-                    return
-            put((end, None))
-        except BaseException as error:
-            put((end, error))
-
-    thread = threading.Thread(target=produce, daemon=True, name="gpu-genomics-read")
-    thread.start()
-    try:
-        while True:
-            item, error = slots.get()
-            if error is not None:
-                raise error
-            if item is end:
-                return
-            yield item
-    finally:
-        stop.set()  # the producer stops at its next put (at most 0.1 s)
-        thread.join()

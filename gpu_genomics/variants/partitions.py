@@ -39,9 +39,9 @@ import numpy as np
 
 from ..device import array_module, to_numpy
 from ..errors import InputError
-from ..execution import whole_chunks
+from ..execution import prefetched, whole_chunks
 from . import genotypes as G
-from .blocks import OwnedLines, TextFile, prefetched
+from .blocks import OwnedLines, TextFile
 from .reader import RecordParser, VcfChunk, allele_table, pad_ploidy
 
 #: Text parsed at once by a task.
