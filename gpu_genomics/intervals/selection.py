@@ -21,12 +21,13 @@ letters count as N.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numba
 import numpy as np
@@ -336,7 +337,7 @@ def filter_regions(
         high = lengths - options.length - options.flank
         start = np.minimum(np.maximum(regions.start, low), high)
         n_shifted = int((start != regions.start).sum())
-        regions = dataclass_replace(regions, start=start)
+        regions = dataclasses.replace(regions, start=start)
     if options.min_distance_to_end:
         distance = options.min_distance_to_end
         far = (regions.start >= distance) & (regions.start + options.length <= lengths - distance)
@@ -363,13 +364,6 @@ def filter_regions(
             dropped["max_n_frac"] = int((~clean).sum())
             regions, gc = regions.subset(clean), gc[clean]
     return Selection(regions, gc, dropped, n_shifted)
-
-
-def dataclass_replace(regions: Regions, **changes: Any) -> Regions:
-    """``regions`` with some fields replaced."""
-    import dataclasses
-
-    return dataclasses.replace(regions, **changes)
 
 
 def blacklist_threshold(value: float) -> dict[str, float]:
