@@ -47,14 +47,14 @@ def positive_int(parameter: str, value: object) -> int:
     return int(value)
 
 
-def check_seed(seed: object) -> int:
-    """Return ``seed`` as an int.
+def check_seed(seed: object, *, name: str = "seed") -> int:
+    """Return ``seed`` as an int (``name``: the parameter, as the error names it).
 
     Raises:
         InputError: ``seed`` is not a non-negative integer.
     """
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise invalid("seed", seed, "must be a non-negative integer")
+        raise invalid(name, seed, "must be a non-negative integer")
     return int(seed)
 
 

@@ -54,7 +54,8 @@ def test_options_map_to_the_job(monkeypatch, tmp_path, counts_file):
     flags = ["--min-genes", "150", "--min-cells", "none", "--max-genes", "none",
              "--max-pct-mito", "50", "--mito-prefix", "MT-", "--target-sum", "none",
              "--n-top-genes", "100", "--hvg-flavor", "cell_ranger", "--keep-all-genes",
-             "--max-value", "5", "--no-scale", "--rank-encode", tmp_path / "cli.h5",
+             "--max-value", "5", "--no-scale", "--bins", "31", "--bin-seed", "4",
+             "--rank-encode", tmp_path / "cli.h5",
              "--model-version", "1", "--n-tokens", "64", "--special-tokens", "--ties", "stable",
              "--gene-key", "gene_ids", "--dataset-id",
              "d1", "--name", "Dataset one"]  # fmt: skip
@@ -71,6 +72,8 @@ def test_options_map_to_the_job(monkeypatch, tmp_path, counts_file):
         "subset_hvg": False,
         "scale_max_value": 5.0,
         "scale_data": False,
+        "value_bins": 31,
+        "bin_seed": 4,
         "rank_output": str(tmp_path / "cli.h5"),
         "model_version": 1,
         "n_tokens": 64,
@@ -94,6 +97,8 @@ def test_options_map_to_the_job(monkeypatch, tmp_path, counts_file):
     assert list(cli.obs_names) == list(lib.obs_names)
     assert list(cli.var_names) == list(lib.var_names)
     np.testing.assert_array_equal(dense(cli.X), dense(lib.X))
+    assert (cli.layers["X_binned"] != lib.layers["X_binned"]).nnz == 0
+    assert cli.layers["X_binned"].max() <= 30
     assert cli.uns["dataset_card"] == lib.uns["dataset_card"]
     assert cli.uns["preprocess_recipe"] == lib.uns["preprocess_recipe"]
     assert cli.uns["dataset_card"]["name"] == "Dataset one"

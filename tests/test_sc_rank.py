@@ -537,7 +537,7 @@ def test_nearby_seeds_draw_unrelated_streams():
     from gpu_genomics.expression.singlecell.binning import _splitmix_uniform
 
     n = 10_000
-    streams = [_splitmix_uniform(np, seed, n) for seed in range(4)]
+    streams = [_splitmix_uniform(np, seed, np.arange(n, dtype=np.uint64)) for seed in range(4)]
     for a in range(4):
         for b in range(a + 1, 4):  # no shift of one stream is the other's
             shared = np.intersect1d(streams[a], streams[b])

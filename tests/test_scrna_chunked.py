@@ -517,3 +517,40 @@ def test_a_csc_layer_is_refused_out_of_core_naming_it(tmp_path):
     source = write_input(adata, tmp_path / "in.h5ad")
     preprocess_file(source, tmp_path / "o.h5ad", chunk_cells=20, min_genes=10, n_top_genes=50)
     assert sorted(read_output(tmp_path / "o.h5ad").layers) == ["counts"]
+
+
+def write_legacy_h5ad(adata: ad.AnnData, path: Path) -> Path:
+    """``adata`` in anndata < 0.7's layout: record-array obs/var, h5sparse X and raw.X/raw.var."""
+    import h5py
+
+    x = sp.csr_matrix(adata.X)
+
+    def sparse(group) -> None:
+        group.attrs["h5sparse_format"] = "csr"
+        group.attrs["h5sparse_shape"] = x.shape
+        group["data"], group["indices"], group["indptr"] = x.data, x.indices, x.indptr
+
+    def records(names) -> np.ndarray:
+        return np.array([(str(n).encode(),) for n in names], dtype=[("index", "S16")])
+
+    with h5py.File(path, "w") as root:
+        sparse(root.create_group("X"))
+        root["obs"], root["var"] = records(adata.obs_names), records(adata.var_names)
+        sparse(root.create_group("raw.X"))
+        root["raw.var"] = records(adata.var_names)
+    return path
+
+
+def test_anndata_before_0_7_layout_runs_in_memory_and_converted_out_of_core(tmp_path):
+    """anndata reads the legacy layout whole: in memory it is read so (not refused), out of
+    core it is converted once (raw carried), and reading it by blocks is one line with the fix."""
+    adata = synthetic_counts(120, 400, seed=5)
+    legacy = write_legacy_h5ad(adata, tmp_path / "legacy.h5ad")
+    assert ad.read_h5ad(legacy).raw is not None  # anndata's own reader takes it
+    options = {"n_top_genes": 50, "min_genes": 20, "max_pct_mito": None}
+    memory, blocks = in_memory_and_chunked(tmp_path, legacy, **options)
+    assert_same_output(memory, blocks)
+    assert read_output(blocks).raw is not None
+    with pytest.raises(InputError, match=r"anndata < 0\.7.*rewrite it once") as error:
+        open_count_blocks(legacy, "h5ad")
+    assert "\n" not in str(error.value)

@@ -35,6 +35,8 @@ RECIPE_DEFAULTS = {
     "subset_hvg": True,
     "scale_max_value": 10.0,
     "scale_data": True,
+    "value_bins": None,
+    "bin_seed": 0,
 }
 
 

@@ -348,7 +348,13 @@ MODIFYING_VERBS = (
     "downsample_counts",
 )
 #: how many leading parameters may be passed by position (default 1: the data)
-POSITIONAL = {"write": 2, "write_rank_encoding": 2, "preprocess_file": 2}  # data, then paths
+POSITIONAL = {  # data, then paths
+    "write": 2,
+    "write_rank_encoding": 2,
+    "preprocess_file": 2,
+    "downsample_file": 2,
+    "simulate_doublets_file": 2,
+}
 
 
 def test_public_signatures_in_scanpy_style():

@@ -2,7 +2,8 @@
 
 ``info`` (:mod:`.info`), ``encode`` (:mod:`.encode`), ``intervals`` (:mod:`.intervals`, also
 installed as ``genomic_interval_pipeline``), ``scrna`` (:mod:`.scrna`), ``vcf`` (:mod:`.vcf`),
-``bulk`` (:mod:`.bulk`) and ``variant-windows`` (:mod:`.variant_windows`). A command parses its
+``bulk`` (:mod:`.bulk`), ``variant-windows`` (:mod:`.variant_windows`), ``downsample`` and
+``doublets`` (:mod:`.augment`). A command parses its
 options, sets up logging and progress, calls its job and prints the summary; user mistakes
 (:class:`~gpu_genomics.errors.GpuGenomicsError`) print one ``error:`` line naming the command's
 flags and exit with status 2; an interrupted run exits 130 and leaves no output behind.
@@ -17,6 +18,7 @@ import click
 from ..errors import GpuGenomicsError
 from ..io import interrupts
 from ..io.provenance import version
+from .augment import doublets, downsample
 from .bulk import bulk
 from .encode import encode
 from .info import info
@@ -32,7 +34,17 @@ def cli() -> None:
     """GPU-accelerated preprocessing of genomics files into ML-ready arrays."""
 
 
-for _command in (info, encode, intervals, scrna, vcf, bulk, variant_windows_command):
+for _command in (
+    info,
+    encode,
+    intervals,
+    scrna,
+    vcf,
+    bulk,
+    variant_windows_command,
+    downsample,
+    doublets,
+):
     cli.add_command(_command)
 
 

@@ -117,6 +117,17 @@ FLOAT_OR_NONE = _NumberOrNone(float)
     help="--no-scale: skip the final scaling step.",
 )
 @click.option(
+    "--bins",
+    "value_bins",
+    type=int,
+    default=None,
+    help="Also write scGPT's value bins (n_bins, e.g. 51) of each cell's log-normalised values "
+    "of the kept genes to layers['X_binned'].",
+)
+@click.option(
+    "--bin-seed", type=int, default=0, show_default=True, help="Seed of the binning's tie breaks."
+)
+@click.option(
     "--rank-encode",
     "rank_output",
     type=click.Path(),
@@ -197,7 +208,8 @@ def scrna(input_path: str, output: str, **options: Any) -> None:
     With no options this is the recipe of docs/singlecell.md: filter_cells(min_genes=200),
     filter_genes(min_cells=3), QC metrics with MT- genes, keep cells with < 2500 genes and
     < 5% mitochondrial counts, normalize_total(1e4), log1p, 2000 highly variable genes (seurat),
-    scale(max_value=10). Raw counts are kept in layers['counts'].
+    scale(max_value=10). Raw counts are kept in layers['counts']; --bins adds scGPT's value
+    bins in layers['X_binned'].
 
     Out of core (--chunk-cells, --workers, --scheduler, or a matrix larger than the memory
     available) the same recipe runs on blocks of cells read from disk, with the same output.

@@ -15,6 +15,7 @@ Modules:
 * :mod:`.mappings`: the user's gene median and token dictionary files;
 * :mod:`.binning`: scGPT per-cell quantile binning;
 * :mod:`.augment`: depth downsampling and simulated doublets;
+* :mod:`.augment_job`: the same on a matrix on disk, block by block (``downsample``, ``doublets``);
 * :mod:`.job`: the ``scrna`` job (a file through the recipe into ML-ready AnnData);
 * :mod:`.chunked`: the recipe out of core, on blocks of cells (:mod:`.blocks` reads them from
   ``.h5ad``/``.zarr``), in this process or on a Dask cluster;
@@ -27,6 +28,7 @@ from __future__ import annotations
 from ._backend import rapids_status, require_scanpy, resolve_backend
 from ._matrix import check_counts
 from .augment import downsample_counts, simulate_doublets
+from .augment_job import downsample_file, simulate_doublets_file
 from .binning import bin_values
 from .job import SCRNA_OUTPUT, preprocess_file
 from .mappings import (
@@ -63,6 +65,7 @@ __all__ = [
     "dataset_card",
     "default_token_dictionary",
     "downsample_counts",
+    "downsample_file",
     "filter_cells",
     "filter_genes",
     "filter_qc",
@@ -82,6 +85,7 @@ __all__ = [
     "resolve_backend",
     "scale",
     "simulate_doublets",
+    "simulate_doublets_file",
     "write",
     "write_rank_encoding",
 ]

@@ -19,19 +19,36 @@ from ...device import to_numpy
 from ...errors import InputError, check_choice, check_seed, invalid, positive_int
 from ._matrix import device_counts, row_of_entries
 
-__all__ = ["downsample_counts", "simulate_doublets"]
+__all__ = [
+    "doublet_obs",
+    "doublet_parents",
+    "doublet_rows",
+    "downsample_counts",
+    "downsampled_counts",
+    "simulate_doublets",
+]
 
 DOWNSAMPLE_METHODS = ("binomial", "hypergeometric", "multinomial")
 DOUBLET_MODES = ("sum", "mean")
 
 
-def _generator(device: str, seed: int) -> Any:
-    """A generator with ``binomial(n, p)`` and ``hypergeometric(ngood, nbad, nsample)``."""
+#: Cells per random block of :func:`downsample_counts`: block ``b`` (cells ``b * block_cells``
+#: on) draws from its own generator, seeded by ``(seed, b)``.
+DOWNSAMPLE_BLOCK_CELLS = 4096
+
+
+def _generator(device: str, seed: int, block: int) -> Any:
+    """Block ``block``'s generator: ``binomial(n, p)`` and ``hypergeometric(ngood, nbad, k)``.
+
+    CPU: ``numpy.random.default_rng([seed, block])``; GPU: ``cupy.random.RandomState`` seeded
+    by the first word of ``numpy.random.SeedSequence([seed, block])``.
+    """
     if device == "gpu":
         import cupy
 
-        return cupy.random.RandomState(seed)
-    return np.random.default_rng(seed)
+        words = np.random.SeedSequence([seed, block]).generate_state(1, dtype=np.uint32)
+        return cupy.random.RandomState(int(words[0]))
+    return np.random.default_rng([seed, block])
 
 
 def _segment_totals(xp: Any, counts: Any, indptr: Any) -> tuple[Any, Any]:
@@ -124,62 +141,68 @@ def _depth_target(
     return float(fraction), None
 
 
-def downsample_counts(
-    adata: Any,
+def downsampled_counts(
+    xp: Any,
+    device: str,
+    counts: Any,
+    indptr: Any,
     *,
-    fraction: float | None = None,
-    target_total: int | None = None,
-    method: str = "binomial",
-    seed: int = 0,
-    layer: str | None = None,
-    copy: bool = False,
-    device: str | None = None,
+    fraction: float | None,
+    target_total: int | None,
+    method: str,
+    seed: int,
+    block_cells: int = DOWNSAMPLE_BLOCK_CELLS,
+    first_block: int = 0,
 ) -> Any:
-    """Reduce each cell's sequencing depth.
+    """The downsampled counts of a checked CSR matrix (the work of :func:`downsample_counts`).
 
     Args:
-        adata: ``(n_cells, n_genes)`` raw counts (non-negative integers, any numeric dtype) in
-            ``X`` or ``layers[layer]``; SciPy CSR/CSC or dense.
-        fraction: keep this fraction of reads, 0 < fraction <= 1 (exactly one of
-            ``fraction`` and ``target_total``).
-        target_total: the reads per cell to keep; cells at or below it are left unchanged.
-        method: ``"binomial"``: every count is thinned independently, ``Binomial(count, p)``
-            with ``p = fraction`` or ``p = target_total / cell total`` (the expected total is
-            ``p * total``). ``"hypergeometric"``: every cell above its target is resampled to
-            exactly the target, drawing reads *without replacement* from its reads (as
-            ``scanpy.pp.downsample_counts(counts_per_cell=...)``: no count grows).
-            ``"multinomial"``: the cell is resampled to exactly the target *with*
-            replacement, ``Multinomial(target, count / total)`` (the specification's
-            ``poisson_augment``: a count may grow); with ``fraction`` every cell with reads
-            is resampled (``fraction=1`` too, as there), with ``target_total`` the cells above
-            it. The target is ``target_total``, or ``floor(fraction * total)``.
-        seed: seeds the device's generator; deterministic for a seed on one device (the two
-            devices draw different streams).
-        layer: downsample ``adata.layers[layer]`` instead of ``X``.
-        copy: work on a copy of ``adata`` and return it; ``adata`` is left unchanged.
-        device: ``"auto" | "gpu" | "cpu"`` (``None``: ``$GPU_GENOMICS_DEVICE``, else auto).
+        xp: NumPy or CuPy, the module of the arrays.
+        device: ``"cpu"`` or ``"gpu"`` (the generator).
+        counts: ``(nnz,) int64`` non-negative counts.
+        indptr: ``(n_cells + 1,) int64``.
+        fraction: as :func:`downsample_counts` (exactly one of it and ``target_total``).
+        target_total: as :func:`downsample_counts`.
+        method: one of :data:`DOWNSAMPLE_METHODS`.
+        seed: the seed.
+        block_cells: cells per random block; block ``first_block + k`` (cells ``k *
+            block_cells`` on) draws from its own generator (:func:`_generator`), so a run of
+            whole blocks gives the counts the whole matrix gets.
+        first_block: the random block of the first row.
 
     Returns:
-        None (``adata`` modified in place), or the copy with ``copy=True``. The matrix keeps
-        its format (CSR/CSC/dense, with explicit zeros removed from sparse ones) and dtype.
+        ``(nnz,) int64`` new counts, on the device of ``counts``.
 
-    Raises:
-        InputError: a bad parameter, or a negative, non-finite or non-integer count (naming its
-            cell and gene); nothing is written then.
-
-    Memory: on the device, about eight 8-byte arrays the length of the stored entries; with
-    ``copy=True`` the whole AnnData is copied on the host.
+    Memory: about eight 8-byte arrays of one block's stored entries, and the output.
     """
-    fraction, target_total = _depth_target(fraction, target_total)
-    check_choice("method", method, DOWNSAMPLE_METHODS)
-    seed = check_seed(seed)
-    xp, device_name, matrix, csr, data, _, indptr = device_counts(
-        adata, layer, device, integer=True, what="downsample_counts"
-    )
-    n_cells = csr.shape[0]
-    counts = data.astype(np.int64)
+    new_counts = counts.copy()
+    n_cells = int(indptr.size) - 1
+    for number, start in enumerate(range(0, n_cells, block_cells)):
+        stop = min(start + block_cells, n_cells)
+        first, last = int(indptr[start]), int(indptr[stop])
+        if first == last:
+            continue  # no reads: nothing to draw
+        new_counts[first:last] = _downsample_block(
+            xp, _generator(device, seed, first_block + number), counts[first:last],
+            indptr[start : stop + 1] - first, fraction=fraction, target_total=target_total,
+            method=method,
+        )  # fmt: skip
+    return new_counts
+
+
+def _downsample_block(
+    xp: Any,
+    rng: Any,
+    counts: Any,
+    indptr: Any,
+    *,
+    fraction: float | None,
+    target_total: int | None,
+    method: str,
+) -> Any:
+    """One random block of :func:`downsampled_counts`: ``(nnz,) int64`` new counts."""
+    n_cells = int(indptr.size) - 1
     cumulative, totals = _segment_totals(xp, counts, indptr)
-    rng = _generator(device_name, seed)
 
     if method == "binomial":
         if fraction is not None:
@@ -206,7 +229,70 @@ def downsample_counts(
             xp, rng, counts, cumulative, indptr, cells=cells, targets=targets[cells],
             replace=replace,
         )  # fmt: skip
+    return new_counts
 
+
+def downsample_counts(
+    adata: Any,
+    *,
+    fraction: float | None = None,
+    target_total: int | None = None,
+    method: str = "binomial",
+    seed: int = 0,
+    block_cells: int = DOWNSAMPLE_BLOCK_CELLS,
+    layer: str | None = None,
+    copy: bool = False,
+    device: str | None = None,
+) -> Any:
+    """Reduce each cell's sequencing depth.
+
+    Args:
+        adata: ``(n_cells, n_genes)`` raw counts (non-negative integers, any numeric dtype) in
+            ``X`` or ``layers[layer]``; SciPy CSR/CSC or dense.
+        fraction: keep this fraction of reads, 0 < fraction <= 1 (exactly one of
+            ``fraction`` and ``target_total``).
+        target_total: the reads per cell to keep; cells at or below it are left unchanged.
+        method: ``"binomial"``: every count is thinned independently, ``Binomial(count, p)``
+            with ``p = fraction`` or ``p = target_total / cell total`` (the expected total is
+            ``p * total``). ``"hypergeometric"``: every cell above its target is resampled to
+            exactly the target, drawing reads *without replacement* from its reads (as
+            ``scanpy.pp.downsample_counts(counts_per_cell=...)``: no count grows).
+            ``"multinomial"``: the cell is resampled to exactly the target *with*
+            replacement, ``Multinomial(target, count / total)`` (the specification's
+            ``poisson_augment``: a count may grow); with ``fraction`` every cell with reads
+            is resampled (``fraction=1`` too, as there), with ``target_total`` the cells above
+            it. The target is ``target_total``, or ``floor(fraction * total)``.
+        seed: seeds the device's generators; deterministic for a seed on one device (the two
+            devices draw different streams).
+        block_cells: cells per random block: each block of ``block_cells`` cells draws from
+            its own generator, seeded by ``(seed, block)`` (so the out-of-core job, whose
+            tasks are whole blocks, gives the same counts); the counts for a seed depend on it.
+        layer: downsample ``adata.layers[layer]`` instead of ``X``.
+        copy: work on a copy of ``adata`` and return it; ``adata`` is left unchanged.
+        device: ``"auto" | "gpu" | "cpu"`` (``None``: ``$GPU_GENOMICS_DEVICE``, else auto).
+
+    Returns:
+        None (``adata`` modified in place), or the copy with ``copy=True``. The matrix keeps
+        its format (CSR/CSC/dense, with explicit zeros removed from sparse ones) and dtype.
+
+    Raises:
+        InputError: a bad parameter, or a negative, non-finite or non-integer count (naming its
+            cell and gene); nothing is written then.
+
+    Memory: on the device, about eight 8-byte arrays the length of the stored entries; with
+    ``copy=True`` the whole AnnData is copied on the host.
+    """
+    fraction, target_total = _depth_target(fraction, target_total)
+    check_choice("method", method, DOWNSAMPLE_METHODS)
+    seed = check_seed(seed)
+    block_cells = positive_int("block_cells", block_cells)
+    xp, device_name, matrix, csr, data, _, indptr = device_counts(
+        adata, layer, device, integer=True, what="downsample_counts"
+    )
+    new_counts = downsampled_counts(
+        xp, device_name, data.astype(np.int64), indptr, fraction=fraction,
+        target_total=target_total, method=method, seed=seed, block_cells=block_cells,
+    )  # fmt: skip
     result = _rebuild(matrix, csr, to_numpy(new_counts))
     target = adata.copy() if copy else adata
     if layer is None:
@@ -312,7 +398,6 @@ def simulate_doublets(
     works on a few 8-byte arrays of that length.
     """
     import anndata
-    import pandas as pd
     import scipy.sparse as sp
 
     n = positive_int("n", n)
@@ -325,19 +410,68 @@ def simulate_doublets(
     if n_cells < 2:
         raise InputError(f"simulate_doublets needs at least 2 cells, adata has {n_cells}")
 
+    first, second = doublet_parents(n_cells, n, seed)
+    out = doublet_rows(
+        xp, device_name, (data, indices, indptr), shape=csr.shape, first=first, second=second,
+        how=how,
+    )  # fmt: skip
+    if not sp.issparse(matrix):
+        out = out.toarray()
+    obs = doublet_obs(np.asarray(adata.obs_names), first, second, start=0)
+    return anndata.AnnData(X=out, obs=obs, var=adata.var.copy())
+
+
+def doublet_parents(n_cells: int, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The parents of ``n`` doublets of ``n_cells`` cells: ``(first, second)``, ``(n,) int64``.
+
+    From ``numpy.random.default_rng(seed)`` on the host: the first uniform over all cells,
+    the second uniform over the other cells.
+    """
     host_rng = np.random.default_rng(seed)
     first = host_rng.integers(0, n_cells, size=n)
     second = host_rng.integers(0, n_cells - 1, size=n)
-    second = second + (second >= first)  # uniform over the other cells
+    return first.astype(np.int64), (second + (second >= first)).astype(np.int64)
 
+
+def doublet_rows(
+    xp: Any,
+    device: str,
+    parts: tuple[Any, Any, Any],
+    *,
+    shape: tuple[int, int],
+    first: np.ndarray,
+    second: np.ndarray,
+    how: str,
+) -> Any:
+    """Rows ``first[d] + second[d]`` (``how="sum"``) or their mean of a CSR matrix.
+
+    Args:
+        xp: NumPy or CuPy, the module of ``data``, ``indices``, ``indptr``.
+        device: ``"cpu"`` (SciPy's row gather and sparse add) or ``"gpu"``
+            (:func:`_sum_row_pairs`): the same exact sums.
+        parts: the matrix's CSR ``(data, indices, indptr)``: ``(nnz,)`` stored values (any
+            numeric dtype), ``(nnz,) int64`` columns, ``(n_rows + 1,) int64`` row offsets.
+        shape: ``(n_rows, n_genes)``.
+        first: ``(n,) int64`` host row indices.
+        second: ``(n,) int64`` host row indices.
+        how: ``"sum"`` (the input dtype kept; integers summed in int64) or ``"mean"``
+            (``float32`` for ``float32`` data, else ``float64``).
+
+    Returns:
+        ``(n, n_genes)`` SciPy CSR on the host, sorted indices, stored zeros removed.
+    """
+    import scipy.sparse as sp
+
+    data, indices, indptr = parts
+    dtype = np.dtype(data.dtype)
     if how == "sum":
-        out_dtype = csr.dtype
-        work = data.astype(np.int64 if csr.dtype.kind in "biu" else np.float64)
+        out_dtype = dtype
+        work = data.astype(np.int64 if dtype.kind in "biu" else np.float64)
     else:
-        out_dtype = np.dtype(np.float32) if csr.dtype == np.float32 else np.dtype(np.float64)
+        out_dtype = np.dtype(np.float32) if dtype == np.float32 else np.dtype(np.float64)
         work = data.astype(np.float64)
-    if device_name == "cpu":  # SciPy's row gather and sparse add: the same exact sums, faster
-        work_csr = sp.csr_matrix((work, indices, indptr), shape=csr.shape)
+    if device == "cpu":  # SciPy's row gather and sparse add: the same exact sums, faster
+        work_csr = sp.csr_matrix((work, indices, indptr), shape=shape)
         pairs = (work_csr[first] + work_csr[second]).tocsr()
         pairs.sort_indices()
         values, genes, out_indptr = pairs.data, pairs.indices, pairs.indptr
@@ -349,19 +483,26 @@ def simulate_doublets(
         values = values / 2.0
     out = sp.csr_matrix(
         (to_numpy(values).astype(out_dtype), to_numpy(genes), to_numpy(out_indptr)),
-        shape=(n, csr.shape[1]),
+        shape=(len(first), shape[1]),
     )
     out.eliminate_zeros()  # the same structure from both devices
-    if not sp.issparse(matrix):
-        out = out.toarray()
-    names = np.asarray(adata.obs_names)
-    obs = pd.DataFrame(
+    return out
+
+
+def doublet_obs(names: np.ndarray, first: np.ndarray, second: np.ndarray, *, start: int) -> Any:
+    """``obs`` of doublets ``start..`` with parents ``first``/``second`` of cells ``names``.
+
+    Indexed ``doublet-{start}`` ...; columns ``parent_1``, ``parent_2`` (``int64`` rows) and
+    ``parent_1_name``, ``parent_2_name`` (the parents' obs names).
+    """
+    import pandas as pd
+
+    return pd.DataFrame(
         {
             "parent_1": first.astype(np.int64),
             "parent_2": second.astype(np.int64),
             "parent_1_name": names[first].astype(str),
             "parent_2_name": names[second].astype(str),
         },
-        index=pd.Index([f"doublet-{i}" for i in range(n)]),
+        index=pd.Index([f"doublet-{i}" for i in range(start, start + len(first))]),
     )
-    return anndata.AnnData(X=out, obs=obs, var=adata.var.copy())

@@ -26,7 +26,7 @@ from ...errors import check_choice, check_seed, invalid, positive_int
 from ._matrix import device_counts, row_of_entries
 from ._segments import order_within_rows, positive_bits
 
-__all__ = ["bin_values"]
+__all__ = ["bin_csr", "bin_values", "check_n_bins"]
 
 TIE_BREAKS = ("random", "left")
 
@@ -41,9 +41,11 @@ def _mix64(z: Any) -> Any:
     return z ^ (z >> np.uint64(31))
 
 
-def _splitmix_uniform(xp: Any, seed: int, n: int) -> Any:
-    """``(n,) float64`` uniform in [0, 1): SplitMix64 of (seed, position), on every device.
+def _splitmix_uniform(xp: Any, seed: int, keys: Any) -> Any:
+    """``(n,) float64`` uniform in [0, 1): SplitMix64 of (seed, key), on every device.
 
+    ``keys``: ``(n,) uint64`` counters (here a stored value's ``cell * n_genes + gene``, so the
+    draw of a value depends on its coordinates only, not on which block of cells holds it).
     The stream of a seed starts at ``mix(seed)``, a scattered 64-bit state, so the streams of
     nearby seeds (``seed``, ``seed + 1``: per-epoch re-binning) are unrelated: two streams of
     ``n`` draws overlap only if their states lie within ``n`` steps of each other (odds about
@@ -52,7 +54,7 @@ def _splitmix_uniform(xp: Any, seed: int, n: int) -> Any:
     """
     seeded = np.array([(int(seed) * _GOLDEN + 0x632BE59BD9B4E019) % 2**64], dtype=np.uint64)
     state = _mix64(seeded)[0]
-    z = _mix64(xp.arange(n, dtype=np.uint64) * np.uint64(_GOLDEN) + state)
+    z = _mix64(keys.astype(np.uint64) * np.uint64(_GOLDEN) + state)
     return (z >> np.uint64(11)).astype(np.float64) * (1.0 / 2**53)
 
 
@@ -98,6 +100,74 @@ def _quantile_edges(xp: Any, sorted_values: Any, counts: Any, n_edges: int) -> A
     return xp.where(gamma >= 0.5, b - diff * (1 - gamma), a + diff * gamma).ravel()
 
 
+def check_n_bins(n_bins: Any) -> int:
+    """``n_bins`` checked: an integer of at least 3.
+
+    Raises:
+        InputError: anything else.
+    """
+    n_bins = positive_int("n_bins", n_bins)
+    if n_bins < 3:
+        raise invalid("n_bins", n_bins, "must be at least 3 (scGPT uses 51)")
+    return n_bins
+
+
+def bin_csr(
+    xp: Any,
+    data: Any,
+    indices: Any,
+    indptr: Any,
+    *,
+    n_genes: int,
+    n_bins: int,
+    seed: int,
+    tie_break: str,
+    first_cell: int = 0,
+) -> Any:
+    """The bins of a checked CSR matrix's stored values (the work of :func:`bin_values`).
+
+    Args:
+        xp: NumPy or CuPy, the module of the arrays.
+        data: ``(nnz,)`` non-negative finite values, canonical CSR order.
+        indices: ``(nnz,)`` their genes.
+        indptr: ``(n_cells + 1,) int64``.
+        n_genes: the matrix's genes (the tie-breaking counters are ``cell * n_genes + gene``).
+        n_bins: at least 3 (checked by the caller).
+        seed: the tie-breaking seed.
+        tie_break: ``"random"`` or ``"left"``.
+        first_cell: the matrix's first row is this cell of a larger matrix: the draws are
+            those of that cell, so a block of cells binned alone gets the bins it gets in the
+            whole matrix.
+
+    Returns:
+        ``(nnz,) int64`` bins (0 for stored zeros), on the device of ``data``.
+
+    Memory: about ten 8-byte arrays of ``nnz`` and ten of ``n_cells * (n_bins - 1)``.
+    """
+    n_cells = int(indptr.size) - 1
+    binned = xp.zeros(data.size, dtype=np.int64)
+    positive = xp.nonzero(data > 0)[0]
+    if not positive.size:
+        return binned
+    row = row_of_entries(xp, indptr)[positive]
+    values = data[positive].astype(np.float64)
+    order = order_within_rows(xp, positive_bits(xp, values), row, positive, n_cells)
+    n_edges = n_bins - 1
+    edges = _quantile_edges(xp, values[order], xp.bincount(row, minlength=n_cells), n_edges)
+    left = _count_edges(xp, edges, row, values, n_edges, inclusive=True)
+    if tie_break == "random":
+        right = _count_edges(xp, edges, row, values, n_edges, inclusive=False)
+        keys = (row + first_cell).astype(np.uint64) * np.uint64(n_genes) + indices[positive].astype(
+            np.uint64
+        )
+        uniform = _splitmix_uniform(xp, seed, keys)
+        digits = xp.ceil(uniform * (right - left).astype(np.float64) + left).astype(np.int64)
+    else:
+        digits = left
+    binned[positive] = digits
+    return binned
+
+
 def bin_values(
     adata: Any,
     *,
@@ -122,8 +192,8 @@ def bin_values(
             non-negative and finite.
         n_bins: scGPT's ``n_bins`` (51 in its tutorials), at least 3.
         seed: seeds the tie-breaking draws (``tie_break="random"``): a counter-based hash of
-            (seed, stored entry), so the result is deterministic for a seed and identical on
-            CPU and GPU.
+            (seed, cell, gene), so the result is deterministic for a seed, identical on CPU
+            and GPU, and the same for a block of cells binned alone (:func:`bin_csr`).
         layer: read ``adata.layers[layer]`` instead of ``X``.
         key_added: the layer written with ``inplace=True``.
         tie_break: ``"random"``: a value equal to one or more edges gets a uniformly random bin
@@ -146,32 +216,24 @@ def bin_values(
     about ten ``(n_cells, n_bins - 1)`` float64/int64 arrays for the edges (``8 * 10 * n_cells
     * (n_bins - 1)`` bytes: 4 GB for a million cells and 51 bins).
     """
-    n_bins = positive_int("n_bins", n_bins)
-    if n_bins < 3:
-        raise invalid("n_bins", n_bins, "must be at least 3 (scGPT uses 51)")
+    n_bins = check_n_bins(n_bins)
     check_choice("tie_break", tie_break, TIE_BREAKS)
     seed = check_seed(seed)
-    xp, _, matrix, csr, data, _, indptr = device_counts(
+    xp, _, matrix, csr, data, indices, indptr = device_counts(
         adata, layer, device, integer=False, what="bin_values"
     )
-    n_cells = csr.shape[0]
-    binned = xp.zeros(data.size, dtype=np.int64)
-    positive = xp.nonzero(data > 0)[0]
-    if positive.size:
-        row = row_of_entries(xp, indptr)[positive]
-        values = data[positive].astype(np.float64)
-        order = order_within_rows(xp, positive_bits(xp, values), row, positive, n_cells)
-        n_edges = n_bins - 1
-        edges = _quantile_edges(xp, values[order], xp.bincount(row, minlength=n_cells), n_edges)
-        left = _count_edges(xp, edges, row, values, n_edges, inclusive=True)
-        if tie_break == "random":
-            right = _count_edges(xp, edges, row, values, n_edges, inclusive=False)
-            uniform = _splitmix_uniform(xp, seed, data.size)[positive]
-            digits = xp.ceil(uniform * (right - left).astype(np.float64) + left).astype(np.int64)
-        else:
-            digits = left
-        binned[positive] = digits
-    result_data = to_numpy(binned)
+    result_data = to_numpy(
+        bin_csr(
+            xp,
+            data,
+            indices,
+            indptr,
+            n_genes=csr.shape[1],
+            n_bins=n_bins,
+            seed=seed,
+            tie_break=tie_break,
+        )
+    )
     import scipy.sparse as sp
 
     if sp.issparse(matrix):

@@ -274,6 +274,28 @@ def _open(path: str, store: str) -> Iterator[Any]:
         yield root
 
 
+def is_legacy_file(path: str | Path, store: str) -> bool:
+    """Whether the AnnData at ``path`` has anndata < 0.7's layout (False if it is unreadable)."""
+    try:
+        with _open(str(path), store) as root:
+            return is_legacy_layout(root)
+    except Exception:  # unreadable: open_count_blocks says why, in one line
+        return False
+
+
+def is_legacy_layout(root: Any) -> bool:
+    """Whether an open AnnData root is anndata < 0.7's layout (which anndata still reads whole).
+
+    Its marks: ``obs``/``var`` stored as one record array, ``X`` or ``raw.X`` with the old
+    ``h5sparse_format`` attribute, or ``raw`` split into ``raw.X``/``raw.var`` at the root.
+    """
+    frames_as_records = any(
+        key in root and not hasattr(root[key], "keys") for key in ("obs", "var")
+    )
+    old_sparse = "X" in root and "h5sparse_format" in root["X"].attrs
+    return bool(frames_as_records or old_sparse or "raw.X" in root)
+
+
 def _encoding(x: Any) -> str:
     attrs = dict(x.attrs)
     encoding = attrs.get("encoding-type") or attrs.get("h5sparse_format")
@@ -304,6 +326,12 @@ def open_count_blocks(path: str | Path, store: str) -> tuple[CountBlocks, Any, A
         return _open_10x(Path(path))
     try:
         with _open(str(path), store) as root:
+            if is_legacy_layout(root):
+                raise InputError(
+                    f"{path}: written by anndata < 0.7 (its legacy layout cannot be read by "
+                    "cells); rewrite it once with anndata (anndata.read_h5ad(path).write_h5ad("
+                    "new_path)) or run in memory (without --chunk-cells/--workers)"
+                )
             if "X" not in root:
                 raise InputError(f"{path}: the AnnData has no X")
             x = root["X"]

@@ -67,7 +67,7 @@ from ...errors import check_choice
 from ...execution import map_in_order, whole_chunks
 from ._matrix import check_counts, var_gene_ids
 from .blocks import Carried, CountBlocks, StoredMatrix, block_starts
-from .recipe import Recipe, _loosen, _require_cells, annotate_genes
+from .recipe import BINNED_LAYER, Recipe, _loosen, _require_cells, annotate_genes, binned_csr
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -347,6 +347,8 @@ class _RowsPlan:
     scale_std: np.ndarray | None
     max_value: float | None
     rank: RankOptions | None = None  #: also rank-encode the rows (medians resolved)
+    value_bins: int | None = None  #: also bin the log-normalised rows (scGPT's n_bins)
+    bin_seed: int = 0
     carried: tuple[CarriedRows, ...] = ()  #: the input's elements carried by rows
     #: output key (``"X"``, a dense carried element's) -> its Zarr array, written by the tasks
     zarr_arrays: dict[str, str] = dataclasses.field(default_factory=dict)
@@ -364,8 +366,11 @@ def _rows_task(
     ``obs``: the rows' ``obs`` columns the rank encoding reads (:func:`rank_obs`), or None.
 
     Returns ``(raw counts CSR, X rows or None, RankEncoding or None, carried)``: ``carried``
-    maps each of ``plan.carried``'s keys to its rows (dense or CSR, as stored), or to None. A
-    key of ``plan.zarr_arrays`` (``"X"``, a dense carried element) is written by the task into
+    maps each of ``plan.carried``'s keys to its rows (dense or CSR, as stored), or to None,
+    and with ``plan.value_bins`` ``layers/X_binned`` to the rows' bins (``int64`` CSR,
+    :func:`~.recipe.binned_csr` of the log-normalised rows, drawn as output cells
+    ``first_output_row..``, so they equal the in-memory bins). A key of
+    ``plan.zarr_arrays`` (``"X"``, a dense carried element) is written by the task into
     its Zarr array from ``first_output_row`` on, and comes back as None.
 
     Memory: the input rows ``rows[0]..rows[-1]`` of ``X`` and of each carried element (read
@@ -385,6 +390,10 @@ def _rows_task(
     x.eliminate_zeros()
     counts = x[:, plan.output_genes]
     values = _log_normalized(x, plan.target_sum)[:, plan.output_genes]
+    if plan.value_bins is not None:
+        carried[f"layers/{BINNED_LAYER}"] = binned_csr(
+            values, n_bins=plan.value_bins, seed=plan.bin_seed, first_cell=first_output_row
+        )
     if plan.scale_mean is not None:
         values = values.toarray() - plan.scale_mean  # float64, as scanpy's sparse - dense
         np.divide(values, plan.scale_std, out=values)
@@ -552,14 +561,9 @@ def preprocess_blocks(
         n_cells=len(obs_out),
         steps=steps,
     )
-    scale_mean = scale_std = None
-    if recipe.scale_data:
-        mean, variance = moments["log"].mean_var()
-        scale_mean, scale_std = mean[output_genes], np.sqrt(variance[output_genes])
-        scale_std[scale_std == 0] = 1
-        var_out["mean"] = scale_mean
-        var_out["std"] = scale_std
-        steps("scale", len(obs_out), len(output_genes))
+    scale_mean, scale_std = _last_steps(
+        recipe, moments, output_genes, var_out=var_out, n_cells=len(obs_out), steps=steps
+    )
     uns_out = {
         **skeleton.uns,
         "log1p": {"base": None},
@@ -588,13 +592,48 @@ def preprocess_blocks(
         scale_std,
         recipe.scale_max_value,
         rank=rank,
-        carried=_carry(result, carried or Carried(), rows=rows, genes=genes[output_genes]),
+        value_bins=recipe.value_bins,
+        bin_seed=recipe.bin_seed,
+        carried=_carry(
+            result,
+            carried or Carried(),
+            rows=rows,
+            genes=genes[output_genes],
+            binned=recipe.value_bins is not None,
+        ),
     )
     return BlockResult(result, rows, plan, chunk_cells)
 
 
+def _last_steps(
+    recipe: Recipe,
+    moments: dict[str, Moments],
+    output_genes: np.ndarray,
+    *,
+    var_out: Any,
+    n_cells: int,
+    steps: _Steps,
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The steps after the HVG: ``bin_values`` (done by the rows tasks) and ``scale``'s statistics.
+
+    Returns ``(mean, std)`` of the output genes for ``scale`` (also written to ``var_out``),
+    or ``(None, None)`` without scaling.
+    """
+    if recipe.value_bins is not None:
+        steps("bin_values", n_cells, len(output_genes))
+    if not recipe.scale_data:
+        return None, None
+    mean, variance = moments["log"].mean_var()
+    scale_mean, scale_std = mean[output_genes], np.sqrt(variance[output_genes])
+    scale_std[scale_std == 0] = 1
+    var_out["mean"] = scale_mean
+    var_out["std"] = scale_std
+    steps("scale", n_cells, len(output_genes))
+    return scale_mean, scale_std
+
+
 def _carry(
-    skeleton: AnnData, carried: Carried, *, rows: np.ndarray, genes: np.ndarray
+    skeleton: AnnData, carried: Carried, *, rows: np.ndarray, genes: np.ndarray, binned: bool
 ) -> tuple[CarriedRows, ...]:
     """Put the client's part of ``carried`` into ``skeleton``; the rows tasks' part, returned.
 
@@ -602,7 +641,8 @@ def _carry(
     gene. As anndata subsets in memory: ``obsm`` DataFrames by ``rows`` (named as the output
     cells), ``varm`` by ``genes``, ``varp`` by ``genes`` on both axes, ``raw``'s ``var`` and
     ``varm`` whole (with an empty CSR ``raw.X`` of the output's shape, replaced by
-    :func:`write_blocks`).
+    :func:`write_blocks`). The input's layers that the recipe writes (:data:`RECIPE_LAYERS`,
+    and ``X_binned`` when ``binned``) are replaced, not carried.
     """
     import anndata
     import pandas as pd
@@ -625,7 +665,7 @@ def _carry(
             var=carried.raw_var,
             varm=carried.raw_varm,
         )
-    written = {f"layers/{name}" for name in RECIPE_LAYERS}  # the recipe's replace the input's
+    written = {f"layers/{name}" for name in (*RECIPE_LAYERS, *((BINNED_LAYER,) if binned else ()))}
     return tuple(
         CarriedRows(matrix, genes if matrix.key.startswith("layers/") else None)
         for matrix in carried.by_rows()

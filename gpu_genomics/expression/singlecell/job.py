@@ -30,7 +30,14 @@ from ...io.provenance import flat, provenance
 from ...io.spec import MAPPING, STRING, ArraySpec, OutputSpec
 from ...io.store import check_output_folder, removed_on_failure
 from ...report.html import check_report_path, written_reports
-from .blocks import Carried, CountBlocks, is_lazy_10x, open_carried, open_count_blocks
+from .blocks import (
+    Carried,
+    CountBlocks,
+    is_lazy_10x,
+    is_legacy_file,
+    open_carried,
+    open_count_blocks,
+)
 from .chunked import (
     DEFAULT_CHUNK_CELLS,
     RECIPE_LAYERS,
@@ -62,6 +69,14 @@ SCRNA_OUTPUT = OutputSpec(
             "and clipped at scale_max_value (dense) unless scale_data=False (CSR)",
         ),
         ArraySpec("layers/counts", f"{_F}|{_I}", _CG, "raw counts of the kept cells and genes"),
+        ArraySpec(
+            "layers/X_binned",
+            "int64",
+            _CG,
+            "scGPT value bins (1..value_bins-1, 0 for zeros, CSR) of each cell's "
+            "log1p(normalize_total) values of the kept genes, before scaling",
+            "value_bins set",
+        ),
         ArraySpec("obs/n_genes", _I, _C, "detected genes"),
         ArraySpec("obs/n_counts", _F, _C, "total counts"),
         ArraySpec("obs/percent_mito", _F, _C, "percent of counts in mito_prefix genes"),
@@ -146,6 +161,8 @@ def preprocess_file(
     subset_hvg: bool = True,
     scale_max_value: float | None = 10.0,
     scale_data: bool = True,
+    value_bins: int | None = None,
+    bin_seed: int = 0,
     rank_output: str | os.PathLike | None = None,
     model_version: int = 2,
     n_tokens: int | None = None,
@@ -189,6 +206,10 @@ def preprocess_file(
         subset_hvg: keep only the highly variable genes (else flag them).
         scale_max_value: ``scale`` clips at this.
         scale_data: run the final ``scale`` step.
+        value_bins: also write scGPT's value bins (``n_bins``) of the log-normalised values
+            of the output genes to ``layers["X_binned"]`` (:func:`~.recipe.preprocess`); the
+            same bins in memory and out of core.
+        bin_seed: seeds the binning's random tie breaks.
         rank_output: also write Geneformer rank-value tokens of the kept cells here
             (``.parquet``, ``.dataset``, ``.h5`` or ``.zarr``; :func:`~.rank.rank_encode` of
             their raw counts over all genes, cells whose input ``obs["filter_pass"]`` is not 1
@@ -699,6 +720,8 @@ def out_of_core_source(
     kind = detect_format(path)
     forced = chunk_cells is not None or client is not None
     lazy = kind in ("h5ad", "zarr") or (kind == "10x-h5" and is_lazy_10x(path))
+    if lazy and kind != "10x-h5" and is_legacy_file(path, kind):
+        lazy = False  # anndata < 0.7's layout: read by anndata, whole (converted if forced)
     if not forced and not lazy:
         return None
     if forced:

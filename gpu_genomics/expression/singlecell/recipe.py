@@ -31,10 +31,11 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from ...device import Device, array_module_of, is_gpu_array
-from ...errors import InputError, check_choice, invalid
+from ...errors import InputError, check_choice, check_seed, invalid
 from ...io.provenance import version
 from ._backend import on_device, rapids, resolve_backend
 from ._matrix import check_counts, row_of_entries
+from .binning import check_n_bins
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -634,8 +635,13 @@ class Recipe:
     subset_hvg: bool = True
     scale_max_value: float | None = 10.0
     scale_data: bool = True
+    value_bins: int | None = None
+    bin_seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.value_bins is not None:
+            check_n_bins(self.value_bins)
+        check_seed(self.bin_seed, name="bin_seed")
         _check_recipe(
             min_genes=self.min_genes,
             min_cells=self.min_cells,
@@ -675,6 +681,8 @@ def preprocess(
     subset_hvg: bool = True,
     scale_max_value: float | None = 10.0,
     scale_data: bool = True,
+    value_bins: int | None = None,
+    bin_seed: int = 0,
     keep_counts: bool = True,
     on_counts: Callable[[AnnData], None] | None = None,
     on_hvg: Callable[[Any], None] | None = None,
@@ -688,7 +696,9 @@ def preprocess(
     (``n_genes_by_counts < max_genes``, ``pct_counts_mt < max_pct_mito``), raw counts kept in
     ``layers["counts"]`` (``keep_counts``), ``normalize_total(target_sum)``, ``log1p``,
     ``highly_variable_genes(n_top_genes, hvg_flavor)``, only those genes kept (``subset_hvg``),
-    ``scale(max_value=scale_max_value)`` (``scale_data``). ``None`` skips a bound.
+    ``scale(max_value=scale_max_value)`` (``scale_data``). ``None`` skips a bound. With
+    ``value_bins``, scGPT's per-cell value bins of the log-normalised values of the output
+    genes (before ``scale``) go to ``layers["X_binned"]``.
 
     Logs cells and genes left and seconds after each step; the same figures are stored in
     ``uns["preprocess_steps"]`` (a dict of equal-length arrays: step, n_cells, n_genes,
@@ -708,6 +718,12 @@ def preprocess(
         subset_hvg: keep only the highly variable genes.
         scale_max_value: :func:`scale` ``max_value``.
         scale_data: run :func:`scale` (``X`` becomes dense); ``False`` leaves ``X`` sparse.
+        value_bins: scGPT's ``n_bins``: bin each cell's log-normalised values of the output
+            genes into this many bins (:func:`~.binning.bin_values`, random tie breaks) into
+            ``layers["X_binned"]`` (``int64`` CSR, no stored zeros), after the HVG step and
+            before ``scale``; None: no binning.
+        bin_seed: seeds the binning's tie breaks (keyed by cell and gene: the same bins in
+            memory and out of core).
         keep_counts: store the filtered raw counts in ``layers["counts"]`` (a host copy).
         on_counts: called once the cells are final with a host AnnData of their raw counts
             over *all* genes (as before ``filter_genes``; ``var`` with ``gene_ids``): the place
@@ -796,6 +812,8 @@ def preprocess(
                 on_table=on_hvg,
             ),
         )
+        if value_bins is not None:
+            step("bin_values", lambda: _bin_layer(adata, value_bins, bin_seed))
         if scale_data:
             step("scale", lambda: _scale(adata, backend, scale_max_value, zero_center=True))
     adata.uns["preprocess_steps"] = {
@@ -860,6 +878,57 @@ def _check_recipe(
         if value is not None and not (np.isfinite(value) and value > 0):
             raise invalid(name, value, "must be a number > 0 (or None to skip)")
     check_choice("hvg_flavor", hvg_flavor, HVG_FLAVORS)
+
+
+#: The layer of scGPT's value bins (``value_bins``).
+BINNED_LAYER = "X_binned"
+
+
+def binned_csr(x: Any, *, n_bins: int, seed: int, first_cell: int = 0) -> Any:
+    """The scGPT bins of the values of ``x`` (:func:`~.binning.bin_csr`, random tie breaks).
+
+    Args:
+        x: ``(n_cells, n_genes)`` non-negative values: SciPy or CuPy, sparse or dense.
+        n_bins: scGPT's ``n_bins``.
+        seed: the tie-breaking seed.
+        first_cell: ``x``'s first row is this cell of the whole matrix (the draws follow it).
+
+    Returns:
+        ``(n_cells, n_genes) int64`` SciPy CSR on the host, stored zeros removed.
+
+    Memory: the bins (8 bytes per stored value, with their indices) and the device work of
+    :func:`~.binning.bin_csr`.
+    """
+    import scipy.sparse as sp
+
+    from ...device import to_numpy
+    from ._matrix import device_csr, host_csr
+    from .binning import bin_csr
+
+    if is_gpu_array(x):
+        import cupy
+        import cupyx.scipy.sparse as cupy_sparse
+
+        xp = cupy
+        csr = x.tocsr() if cupy_sparse.issparse(x) else cupy_sparse.csr_matrix(x)
+        csr.sum_duplicates()  # canonical: sorted, no duplicates
+        data, indices, indptr = device_csr(cupy, csr)
+    else:
+        xp = np
+        csr = host_csr(x)
+        data, indices, indptr = device_csr(np, csr)
+    bins = bin_csr(
+        xp, data, indices, indptr, n_genes=csr.shape[1], n_bins=n_bins, seed=seed,
+        tie_break="random", first_cell=first_cell,
+    )  # fmt: skip
+    out = sp.csr_matrix((to_numpy(bins), to_numpy(indices), to_numpy(indptr)), shape=csr.shape)
+    out.eliminate_zeros()
+    return out
+
+
+def _bin_layer(adata: AnnData, n_bins: int, seed: int) -> None:
+    """``layers["X_binned"]``: scGPT's bins of ``X`` (:func:`binned_csr`), on the host."""
+    adata.layers[BINNED_LAYER] = binned_csr(adata.X, n_bins=n_bins, seed=seed)
 
 
 def _keep_counts(adata: AnnData) -> None:
