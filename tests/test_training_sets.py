@@ -1142,6 +1142,28 @@ def test_targets_options_are_checked(genome, tracks, tmp_path):
     assert "target_bin_size" not in attrs
 
 
+def test_a_bigwig_of_another_build_is_refused_by_the_job(genome, tmp_path, client):
+    """A track whose chromosome lengths differ from the reference's (another genome build) is
+    one line naming the track and both lengths, in process and on the cluster path; nothing is
+    written."""
+    pybigwig = pytest.importorskip("pyBigWig")
+    path = tmp_path / "hg38.bw"
+    bw = pybigwig.open(str(path), "w")
+    bw.addHeader([(chrom, size + 1000) for chrom, size in CHROMS])
+    for chrom, _ in CHROMS:
+        bw.addEntries([chrom], [0], ends=[100], values=[1.0])
+    bw.close()
+    listing = tmp_path / "tracks.txt"
+    listing.write_text(f"{path}\thg38\n")
+    size = dict(CHROMS)[CHROMS[0][0]]
+    for on in (None, client):
+        with pytest.raises(InputError) as error:
+            build(genome, tmp_path / "o.zarr", bigwig=listing, client=on)
+        message = str(error.value)
+        assert "hg38" in message and str(size) in message and "\n" not in message
+    assert not (tmp_path / "o.zarr").exists()
+
+
 # --- 9. the same output on a cluster ------------------------------------------------------------
 @pytest.fixture(scope="module")
 def client():

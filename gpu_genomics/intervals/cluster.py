@@ -215,7 +215,7 @@ def _rows_task(
         blocks.setdefault(layout.seqs_name(index), []).append(to_numpy(layout.to_layout(onehot)))
         if track_set is not None:
             blocks.setdefault(f"{SPLITS[index]}_targets", []).append(
-                track_targets(track_set, chrom_names[chrom], part, options)
+                track_targets(track_set, ref, chrom_names[chrom], part, options)
             )
         names = region_names(part, chrom_names, options.length)
         for name, values in layout.row_values(index, part, names).items():

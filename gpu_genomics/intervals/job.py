@@ -1040,7 +1040,7 @@ def _write_sequences(
             targets = (
                 None
                 if tracks is None
-                else track_targets(tracks, name, regions.subset(slice(lo, hi)), options)
+                else track_targets(tracks, ref, name, regions.subset(slice(lo, hi)), options)
             )
             for index in range(len(SPLITS)):
                 rows = lo + np.flatnonzero(split[lo:hi] == index)
@@ -1072,9 +1072,12 @@ def _write_sequences(
 
 
 def track_targets(
-    tracks: TrackSet, chrom_name: str, regions: Regions, options: IntervalOptions
+    tracks: TrackSet, ref: Reference, chrom_name: str, regions: Regions, options: IntervalOptions
 ) -> np.ndarray:
     """The bigWig targets of one chromosome's ``regions`` (their ``length``-base windows).
+
+    The chromosome's length in the reference is checked against each track's (a bigWig of
+    another genome build is refused, naming the track).
 
     Returns:
         ``(n, K) float32``, or ``(n, length / bin_size, K)`` with ``bin_size``.
@@ -1087,4 +1090,5 @@ def track_targets(
         bin_size=options.bin_size,
         minus=regions.minus,
         missing=options.bigwig_missing,
+        chrom_length=int(ref.lengths[ref.names.index(chrom_name)]),
     )
