@@ -25,7 +25,6 @@ import os
 import shutil
 import tempfile
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,7 @@ from ...device import array_module, resolve_device
 from ...errors import InputError, check_choice, check_seed, positive_int
 from ...execution import map_in_order, worker_count
 from ...io.provenance import flat, provenance
-from ...io.store import atomic_output, check_output_folder, spool_prefix
+from ...io.store import check_output_folder, spool_prefix
 from ._matrix import check_counts
 from .augment import (
     DOUBLET_MODES,
@@ -48,7 +47,7 @@ from .augment import (
     downsampled_counts,
 )
 from .blocks import CountBlocks, block_starts, is_lazy_10x, open_count_blocks
-from .chunked import DEFAULT_CHUNK_CELLS, _append_csr, _open_for_append
+from .chunked import DEFAULT_CHUNK_CELLS, _append_csr, appended_to
 
 __all__ = ["downsample_file", "simulate_doublets_file"]
 
@@ -103,28 +102,12 @@ def _write_rows(
     """
     import scipy.sparse as sp
 
-    is_zarr = output_path.name.lower().endswith(".zarr")
-    with atomic_output(output_path, directory=is_zarr) as tmp:
-        with warnings.catch_warnings():  # anndata's notice about its default Zarr format
-            warnings.filterwarnings("ignore", message="Writing zarr v2 data")
-            if is_zarr:
-                skeleton.write_zarr(tmp)
-            else:
-                skeleton.write_h5ad(tmp)
-        root = _open_for_append(tmp, is_zarr=is_zarr)
+    with appended_to(output_path, skeleton) as (root, _):
         appended: set[str] = set()
-        try:
-            for block in blocks:
-                _append_csr(root, "X", block, appended)
-            if not appended:  # no rows
-                _append_csr(root, "X", sp.csr_matrix((n_rows, n_genes), dtype=dtype), appended)
-        finally:
-            if not is_zarr:
-                root.close()
-        if is_zarr:
-            import zarr
-
-            zarr.consolidate_metadata(str(tmp))
+        for block in blocks:
+            _append_csr(root, "X", block, appended)
+        if not appended:  # no rows
+            _append_csr(root, "X", sp.csr_matrix((n_rows, n_genes), dtype=dtype), appended)
 
 
 def _skeleton(obs: Any, var: Any, uns: dict) -> Any:

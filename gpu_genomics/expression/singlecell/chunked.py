@@ -53,6 +53,7 @@ The out-of-core recipe runs on the CPU backend (scanpy) in this release.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import logging
@@ -70,6 +71,8 @@ from .blocks import Carried, CountBlocks, StoredMatrix, block_starts
 from .recipe import BINNED_LAYER, Recipe, _loosen, _require_cells, annotate_genes, binned_csr
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from anndata import AnnData
 
 log = logging.getLogger("gpu_genomics")
@@ -1178,8 +1181,6 @@ def write_blocks(
     ``chunk_cells`` output rows of ``X`` and of every carried element (an ``obsp`` block
     with the input's columns until the client selects the output cells').
     """
-    from ...io.store import atomic_output
-
     output_path = Path(output_path)
     is_zarr = output_path.name.lower().endswith(".zarr")
     skeleton = result.skeleton
@@ -1187,6 +1188,54 @@ def write_blocks(
     dense = result.plan.scale_mean is not None
     chunk_rows = max(1, min(result.chunk_cells, n_out, OUTPUT_CHUNK_BYTES // (8 * n_genes)))
     task_rows = whole_chunks(result.chunk_cells, chunk_rows)
+    with appended_to(output_path, skeleton) as (root, tmp):
+        if skeleton.raw is not None:  # the placeholder: raw/X is streamed
+            del root["raw/X"]
+        arrays = _dense_arrays(root, result.plan, n_out, chunk_rows, dense=dense, is_zarr=is_zarr)
+        plan = result.plan
+        if is_zarr:  # the tasks write these (whole chunks each); the client the rest
+            written = {key for key in arrays if not key.startswith("obsp/")}
+            plan = dataclasses.replace(
+                plan, zarr_arrays={key: str(Path(tmp) / key) for key in written}
+            )
+        names = np.asarray(skeleton.obs_names, dtype=object)
+        columns = None if plan.rank is None else rank_obs(skeleton.obs, plan.rank)
+        tasks = [
+            (
+                plan,
+                result.rows[first : first + task_rows],
+                first,
+                names[first:][:task_rows],
+                None if columns is None else columns.iloc[first : first + task_rows],
+            )
+            for first in range(0, n_out, task_rows)
+        ]
+        appended: set[str] = set()
+        for (_, _, first, _, _), (counts, values, encoding, carried) in zip(
+            tasks, map_in_order(client, _rows_task, tasks, name="scrna-rows"), strict=True
+        ):
+            if encoding is not None:
+                ranks.append(encoding)
+            _append_csr(root, "layers/counts", counts, appended)
+            for key, block in {"X": values, **carried}.items():
+                if block is not None:  # else written by the task
+                    _write_rows(
+                        root, key, block, first, arrays=arrays, appended=appended,
+                        rows=result.rows,
+                    )  # fmt: skip
+
+
+@contextlib.contextmanager
+def appended_to(output_path: Path, skeleton: AnnData) -> Iterator[tuple[Any, Path]]:
+    """Write ``skeleton`` as ``output_path`` (``.h5ad`` or ``.zarr``) and open it to append to.
+
+    Yields ``(root, tmp)``: the open root group (h5py or zarr) of the temporary path ``tmp``
+    the output is written to; when the block ends the file is closed (a Zarr store's metadata
+    consolidated) and renamed into place, or removed if the block fails.
+    """
+    from ...io.store import atomic_output
+
+    is_zarr = output_path.name.lower().endswith(".zarr")
     with atomic_output(output_path, directory=is_zarr) as tmp:
         with warnings.catch_warnings():  # anndata's notice about its default Zarr format
             warnings.filterwarnings("ignore", message="Writing zarr v2 data")
@@ -1196,42 +1245,7 @@ def write_blocks(
                 skeleton.write_h5ad(tmp)
         root = _open_for_append(tmp, is_zarr=is_zarr)
         try:
-            if skeleton.raw is not None:  # the placeholder: raw/X is streamed
-                del root["raw/X"]
-            arrays = _dense_arrays(
-                root, result.plan, n_out, chunk_rows, dense=dense, is_zarr=is_zarr
-            )
-            plan = result.plan
-            if is_zarr:  # the tasks write these (whole chunks each); the client the rest
-                written = {key for key in arrays if not key.startswith("obsp/")}
-                plan = dataclasses.replace(
-                    plan, zarr_arrays={key: str(Path(tmp) / key) for key in written}
-                )
-            names = np.asarray(skeleton.obs_names, dtype=object)
-            columns = None if plan.rank is None else rank_obs(skeleton.obs, plan.rank)
-            tasks = [
-                (
-                    plan,
-                    result.rows[first : first + task_rows],
-                    first,
-                    names[first:][:task_rows],
-                    None if columns is None else columns.iloc[first : first + task_rows],
-                )
-                for first in range(0, n_out, task_rows)
-            ]
-            appended: set[str] = set()
-            for (_, _, first, _, _), (counts, values, encoding, carried) in zip(
-                tasks, map_in_order(client, _rows_task, tasks, name="scrna-rows"), strict=True
-            ):
-                if encoding is not None:
-                    ranks.append(encoding)
-                _append_csr(root, "layers/counts", counts, appended)
-                for key, block in {"X": values, **carried}.items():
-                    if block is not None:  # else written by the task
-                        _write_rows(
-                            root, key, block, first, arrays=arrays, appended=appended,
-                            rows=result.rows,
-                        )  # fmt: skip
+            yield root, tmp
         finally:
             if not is_zarr:
                 root.close()
