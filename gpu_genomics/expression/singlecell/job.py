@@ -675,18 +675,86 @@ class OutOfCoreSource:
             self.temporary = None
 
 
-def needed_memory(blocks: CountBlocks, recipe: Recipe) -> int:
+def needed_memory(blocks: CountBlocks, recipe: Recipe, *, carried: Carried | None = None) -> int:
     """Bytes the in-memory recipe needs for ``blocks``, as this job estimates them.
 
     Three copies of the stored matrix (``X``, ``layers["counts"]`` and scanpy's subsetting
     copies) plus, when scaling, the dense output (12 bytes per cell and output gene: the
-    float32 densified values and the float64 result).
+    float32 densified values and the float64 result). With ``carried`` (the input's other
+    elements, :func:`~.blocks.open_carried`), which the in-memory recipe reads whole too, two
+    copies of each (as read, and anndata's subsetting copy): the per-cell matrices (``obsm``
+    arrays, other layers, ``obsp``, ``raw/X``) sized from their stored shapes and entries
+    without reading their values (dense: values; CSR: values, int32 indices and int64 row
+    offsets), the elements already read (``obsm`` DataFrames, ``varm``, ``varp``, ``raw.var``,
+    ``raw.varm``) by their bytes in memory, and the input's own ``layers["counts"]`` (read, then
+    replaced by the recipe's), if any.
     """
     n_out = blocks.n_genes
     if recipe.subset_hvg and recipe.n_top_genes is not None:
         n_out = min(n_out, recipe.n_top_genes)
     dense = blocks.n_cells * n_out * 12 if recipe.scale_data else 0
-    return 3 * blocks.stored_bytes() + dense
+    extra = 0
+    if carried is not None:
+        stored = [(m.path, m.store, m.key) for m in carried.by_rows()]
+        stored += [(blocks.path, blocks.store, f"layers/{name}") for name in RECIPE_LAYERS]
+        extra = sum(_stored_bytes(*element) for element in stored)
+        extra += sum(
+            _held_bytes(element)
+            for element in (
+                *carried.obsm_frames.values(), *carried.varm.values(), *carried.varp.values(),
+                carried.raw_var, *carried.raw_varm.values(),
+            )
+        )  # fmt: skip
+    return 3 * blocks.stored_bytes() + dense + 2 * extra
+
+
+def _stored_bytes(path: str, store: str, key: str) -> int:
+    """Bytes in memory of the element ``key`` of an AnnData file (0 if it has none there).
+
+    From its shape and dtype (dense) or its stored entries and row offsets (sparse), read
+    from the file's metadata only.
+    """
+    if store not in ("h5ad", "zarr"):
+        return 0
+    if store == "zarr":
+        import zarr
+
+        root: Any = zarr.open_group(path, mode="r")
+        return _element_bytes(root, key)
+    import h5py
+
+    with h5py.File(path, "r") as root:
+        return _element_bytes(root, key)
+
+
+def _element_bytes(root: Any, key: str) -> int:
+    if key not in root:
+        return 0
+    element = root[key]
+    if not hasattr(element, "keys"):  # a dense array
+        return int(np.prod(element.shape)) * element.dtype.itemsize
+    if "data" not in element or "indptr" not in element:
+        return 0
+    data, indptr = element["data"], element["indptr"]
+    return int(data.shape[0]) * (data.dtype.itemsize + 4) + 8 * int(indptr.shape[0])
+
+
+def _held_bytes(element: Any) -> int:
+    """Bytes of an element held in memory (an array, a sparse matrix, a DataFrame)."""
+    import pandas as pd
+    import scipy.sparse as sp
+
+    if element is None:
+        return 0
+    if isinstance(element, pd.DataFrame):
+        return int(element.memory_usage(index=True, deep=True).sum())
+    if sp.issparse(element):
+        return sum(
+            int(getattr(element, name).nbytes)
+            for name in ("data", "indices", "indptr", "row", "col")
+            if hasattr(element, name)
+        )
+    return int(getattr(element, "nbytes", 0))
 
 
 def out_of_core_source(
@@ -703,9 +771,11 @@ def out_of_core_source(
 
     Out of core when ``chunk_cells`` or ``client`` is given, or when an ``.h5ad``, ``.zarr``
     or Cell Ranger v3+ ``.h5`` input would need more memory than is available
-    (:func:`needed_memory`, said in one log line); those are read by blocks. Other formats are
-    read whole and written once to a temporary Zarr beside the output (removed afterwards),
-    which the tasks read.
+    (:func:`needed_memory` of ``X`` and of the carried elements, said in one log line); those
+    are read by blocks. Other formats (a 10x matrix folder, ``.loom``, CSV/TSV) run in memory
+    unless forced; out of core they are converted once, streaming a block of cells at a time,
+    to a temporary Zarr beside the output (removed afterwards), which the tasks read
+    (:func:`_converted_source`).
 
     Raises:
         InputError: out of core with ``device="gpu"`` (the out-of-core recipe runs on the CPU),
@@ -732,8 +802,10 @@ def out_of_core_source(
         blocks, obs, var, uns = open_count_blocks(path, kind)
     else:
         return _converted_source(path, output_path, transpose=transpose, chunk_cells=chunk_cells)
+    carried = _carried_if_readable(path, kind, forced=forced)
     if not forced:
-        need, available = needed_memory(blocks, recipe), available_memory()
+        need = needed_memory(blocks, recipe, carried=carried)
+        available = available_memory()
         if available is None or need <= available:
             return None
         if requested_device(device) == "gpu":
@@ -751,35 +823,63 @@ def out_of_core_source(
             available / 2**30,
             DEFAULT_CHUNK_CELLS,
         )
-    carried = open_carried(path, kind, layers_written=RECIPE_LAYERS)
+    if carried is None:  # raises the error above, now that out of core it matters
+        carried = open_carried(path, kind, layers_written=RECIPE_LAYERS)
     return OutOfCoreSource(
         blocks, obs, var, uns, chunk_cells or DEFAULT_CHUNK_CELLS, carried=carried
     )
 
 
+def _carried_if_readable(path: Path, kind: str, *, forced: bool) -> Carried | None:
+    """The input's carried elements (:func:`~.blocks.open_carried`), or None.
+
+    None, unless ``forced``, where one cannot be read by cells (a CSC layer: in memory anndata
+    reads it all the same, so the error waits until the job goes out of core).
+    """
+    try:
+        return open_carried(path, kind, layers_written=RECIPE_LAYERS)
+    except InputError:
+        if forced:
+            raise  # a per-cell element that cannot be read by cells, naming the fix
+        return None
+
+
 def _converted_source(
     path: Path, output_path: Path, *, transpose: bool, chunk_cells: int | None
 ) -> OutOfCoreSource:
-    """Read ``path`` whole (:func:`~.readers.read`) and write it as a temporary CSR Zarr."""
-    from .readers import read
+    """Convert ``path`` once to a temporary CSR Zarr beside the output, which the tasks read.
 
-    adata = read(path, transpose=transpose)
+    A 10x matrix folder, ``.loom`` or CSV/TSV table is converted streaming, a block of
+    ``chunk_cells`` cells (default :data:`~.chunked.DEFAULT_CHUNK_CELLS`) at a time
+    (:func:`~.convert.convert_to_zarr`: memory one block, never the whole matrix); any other
+    input read here (a Cell Ranger 2 ``.h5``, an anndata < 0.7 file) is read whole
+    (:func:`~.readers.read`) and written. Said in one log line; the folder is removed by
+    :meth:`OutOfCoreSource.remove` (or here, on failure).
+    """
+    from .convert import STREAMED_FORMATS, convert_to_zarr
+    from .readers import detect_format, read
+
+    kind = detect_format(path)
+    block = chunk_cells or DEFAULT_CHUNK_CELLS
     temporary = Path(tempfile.mkdtemp(prefix=f".{output_path.name}.input-", dir=output_path.parent))
-    log.info(
-        "%s: read in memory and written once to a temporary Zarr for the out-of-core tasks",
-        path,
-    )
     store = temporary / "input.zarr"
     try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Writing zarr v2 data")
-            adata.write_zarr(store)
+        if kind in STREAMED_FORMATS:
+            convert_to_zarr(path, store, kind=kind, transpose=transpose, chunk_cells=block)
+            how = f"converted once, streaming {block} cells at a time,"
+        else:
+            adata = read(path, transpose=transpose)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Writing zarr v2 data")
+                adata.write_zarr(store)
+            del adata
+            how = "read in memory and written once"
+        log.info("%s: %s to a temporary Zarr for the out-of-core tasks", path, how)
         blocks, obs, var, uns = open_count_blocks(store, "zarr")
         carried = open_carried(store, "zarr", layers_written=RECIPE_LAYERS)
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise
     return OutOfCoreSource(
-        blocks, obs, var, uns, chunk_cells or DEFAULT_CHUNK_CELLS, temporary=temporary,
-        carried=carried,
+        blocks, obs, var, uns, block, temporary=temporary, carried=carried,
     )  # fmt: skip

@@ -12,10 +12,14 @@ to read becomes one :class:`~gpu_genomics.errors.InputError` line naming the fil
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from ...errors import InputError, check_choice
 from .recipe import annotate_genes
@@ -158,46 +162,103 @@ def _read_10x_mtx(path: Path) -> AnnData:
 _MTX_CHUNK = 10_000_000
 
 
-def check_matrix_market(path: Path) -> None:
-    """Check a coordinate Matrix Market file before scipy reads it.
+@dataclasses.dataclass(frozen=True)
+class MatrixMarketHeader:
+    """The banner and size line of a coordinate Matrix Market file.
 
-    scipy's reader trusts the file: an entry outside the declared shape (a row or column of 0,
-    or beyond the size line) makes it write outside its buffers and crash the process. The
-    header, the size line and every entry's row and column are checked here, in chunks of
-    :data:`_MTX_CHUNK` entries (16 bytes each).
+    Attributes:
+        rows: rows of the matrix (genes, in a 10x file).
+        columns: columns (cells, in a 10x file).
+        entries: entries the size line declares.
+        field: the banner's field, lower case (``integer``, ``real``, ``pattern``, ...; empty
+            when the banner has none).
+        symmetry: the banner's symmetry, lower case (``general``, ...; empty when absent).
+        size_line: the 1-based line number of the size line (the entries follow it).
+    """
+
+    rows: int
+    columns: int
+    entries: int
+    field: str
+    symmetry: str
+    size_line: int
+
+
+def _open_text_maybe_gzip(path: Path) -> Any:
+    import gzip
+
+    opener = gzip.open if path.name.endswith(".gz") else open
+    return opener(path, "rt", encoding="utf-8", errors="replace")
+
+
+def _read_mm_header(path: Path, handle: Any) -> MatrixMarketHeader:
+    header = handle.readline()
+    if not header.lower().startswith("%%matrixmarket matrix coordinate"):
+        raise InputError(
+            f"{path}: line 1: not a coordinate Matrix Market header ({header.strip()[:60]!r})"
+        )
+    words = header.lower().split()
+    line_no, size = 2, handle.readline()
+    while size.startswith("%"):
+        line_no, size = line_no + 1, handle.readline()
+    try:
+        rows, cols, nnz = (int(v) for v in size.split()[:3])
+    except ValueError:
+        raise InputError(
+            f"{path}: line {line_no}: the size line must be 'rows columns entries', got "
+            f"{size.strip()[:60]!r}"
+        ) from None
+    field = words[3] if len(words) > 3 else ""
+    symmetry = words[4] if len(words) > 4 else ""
+    return MatrixMarketHeader(rows, cols, nnz, field, symmetry, line_no)
+
+
+def read_matrix_market_header(path: Path) -> MatrixMarketHeader:
+    """Read the banner and size line of a coordinate Matrix Market file (plain or ``.gz``).
+
+    Raises:
+        InputError: a header that is not coordinate Matrix Market or a bad size line, naming
+            the line.
+    """
+    try:
+        with _open_text_maybe_gzip(path) as handle:
+            return _read_mm_header(path, handle)
+    except (OSError, EOFError) as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"{path}: cannot be read ({message})") from None
+
+
+def iter_matrix_market(
+    path: Path, *, values: bool = False, chunk_entries: int = _MTX_CHUNK
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+    """Stream the entries of a coordinate Matrix Market file, checked, in file order.
+
+    Yields ``(rows, columns, values)`` for each chunk of at most ``chunk_entries`` entries:
+    1-based int64 indices, each within the size line's shape, and with ``values=True`` the
+    values (int64 for an ``integer`` field, float64 parsed with correct rounding otherwise;
+    None for ``pattern``, or without ``values``). After the last chunk the count of entries is
+    checked against the size line.
+
+    Memory: one chunk (16 bytes per entry, 24 with values), whatever the file's size.
 
     Raises:
         InputError: a header that is not coordinate Matrix Market, a bad size line, an entry
-            out of range or malformed, or a count that differs from the size line's, naming the
-            line.
+            out of range or malformed (a missing or non-finite value too), or a count that
+            differs from the size line's; one line naming the file and the line.
     """
-    import gzip
-
-    import numpy as np
     import pandas as pd
 
-    opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8", errors="replace") as handle:
-        header = handle.readline()
-        if not header.lower().startswith("%%matrixmarket matrix coordinate"):
-            raise InputError(
-                f"{path}: line 1: not a coordinate Matrix Market header ({header.strip()[:60]!r})"
-            )
-        line_no, size = 2, handle.readline()
-        while size.startswith("%"):
-            line_no, size = line_no + 1, handle.readline()
-        try:
-            rows, cols, nnz = (int(v) for v in size.split()[:3])
-        except ValueError:
-            raise InputError(
-                f"{path}: line {line_no}: the size line must be 'rows columns entries', got "
-                f"{size.strip()[:60]!r}"
-            ) from None
+    with _open_text_maybe_gzip(path) as handle:
+        header = _read_mm_header(path, handle)
+        rows, cols, nnz, line_no = header.rows, header.columns, header.entries, header.size_line
+        with_values = values and header.field != "pattern"
+        kind = np.int64 if header.field == "integer" else np.float64
         seen = 0
         try:
             chunks = pd.read_csv(
-                handle, sep=r"\s+", header=None, usecols=[0, 1], dtype=np.int64, comment="%",
-                chunksize=_MTX_CHUNK, engine="c",
+                handle, sep=r"\s+", header=None, usecols=[0, 1, 2] if with_values else [0, 1],
+                dtype={0: np.int64, 1: np.int64, 2: kind}, comment="%", chunksize=chunk_entries,
+                engine="c", na_filter=False, float_precision="round_trip",
             )  # fmt: skip
             for chunk in chunks:
                 i, j = chunk[0].to_numpy(), chunk[1].to_numpy()
@@ -210,6 +271,9 @@ def check_matrix_market(path: Path) -> None:
                         "of the size line"
                     )
                 seen += len(chunk)
+                yield i, j, chunk[2].to_numpy() if with_values else None
+        except InputError:
+            raise
         except (ValueError, pd.errors.ParserError, EOFError, OSError) as exc:
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise InputError(
@@ -217,6 +281,23 @@ def check_matrix_market(path: Path) -> None:
             ) from None
     if seen != nnz:
         raise InputError(f"{path}: {seen} entries, but the size line (line {line_no}) says {nnz}")
+
+
+def check_matrix_market(path: Path) -> None:
+    """Check a coordinate Matrix Market file before scipy reads it.
+
+    scipy's reader trusts the file: an entry outside the declared shape (a row or column of 0,
+    or beyond the size line) makes it write outside its buffers and crash the process. The
+    header, the size line and every entry's row and column are checked here, in chunks of
+    :data:`_MTX_CHUNK` entries (16 bytes each; :func:`iter_matrix_market`).
+
+    Raises:
+        InputError: a header that is not coordinate Matrix Market, a bad size line, an entry
+            out of range or malformed, or a count that differs from the size line's, naming the
+            line.
+    """
+    for _ in iter_matrix_market(path):
+        pass
 
 
 LOOM_CELL_NAMES = ("CellID", "obs_names", "Cell", "cell_names")
