@@ -201,3 +201,93 @@ def test_maf_spectrum():
     assert spectrum["[0.01, 0.05)"] == 1
     assert spectrum["[0.4, 0.5]"] == 2
     assert spectrum["NaN"] == 1
+
+
+def naive_figures(gt, sample_rows):
+    """Every per-chunk statistic by the plain definitions, one call at a time."""
+    n, n_samples, _ = gt.shape
+    width = max(int(gt.max(initial=0)) + 1, 1)
+    missing_calls = np.zeros(n, dtype=np.int64)
+    counts = np.zeros((n, width), dtype=np.int64)
+    dosage = np.zeros((n, n_samples), dtype=np.int8)
+    sample_missing = np.zeros(n_samples, dtype=np.int64)
+    for i in range(n):
+        for j in range(n_samples):
+            alleles, missing = naive_call(gt[i, j])
+            for a in alleles:
+                if a >= 0:
+                    counts[i, a] += 1
+            dosage[i, j] = -1 if missing else sum(a > 0 for a in alleles)
+            missing_calls[i] += missing
+            if sample_rows[i]:
+                sample_missing[j] += missing
+    return missing_calls, counts, dosage, sample_missing
+
+
+@pytest.mark.parametrize(("seed", "ploidy"), [(7, 2), (8, 2), (9, 3), (10, 1)])
+def test_chunk_figures_definition(device, host, monkeypatch, seed, ploidy):
+    """The fused pass (dosage, allele counts, call rate, frequencies, per-sample missing counts
+    of some rows) equals the definitions call by call: missing alleles, fill, multi-allelic
+    rows, a row of fill only, one row block or several."""
+    gt = random_gt(seed, n_variants=37, n_samples=29, ploidy=ploidy)
+    gt[2] = -2  # no allele at all: every call missing
+    if ploidy > 1:
+        gt[3, :, 0] = -2  # fill before an allele: the call is present, not missing
+        gt[3, :, 1] = 1
+    gt[4] = np.where(gt[4] >= 0, 3, gt[4])  # allele 3 only: a multi-allelic row without REF
+    rows = np.random.default_rng(seed).random(gt.shape[0]) < 0.5
+    want_missing, want_counts, want_dosage, want_samples = naive_figures(gt, rows)
+    for partial_bytes in (G.PARTIAL_BYTES, 1):  # several row blocks, then one
+        monkeypatch.setattr(G, "PARTIAL_BYTES", partial_bytes)
+        f = G.chunk_figures(gt, sample_rows=rows, device=device)
+        np.testing.assert_array_equal(host(f.missing_calls), want_missing)
+        np.testing.assert_array_equal(host(f.allele_counts), want_counts)
+        np.testing.assert_array_equal(host(f.dosage), want_dosage)
+        np.testing.assert_array_equal(host(f.sample_missing), want_samples)
+        assert host(f.dosage).dtype == np.int8 and host(f.sample_missing).dtype == np.int64
+    np.testing.assert_array_equal(host(f.dosage), host(G.dosage(gt, device=device)))
+    wide = G.chunk_figures(gt, dosage=False, width=want_counts.shape[1] + 2, device=device)
+    assert wide.dosage is None and wide.sample_missing is None
+    np.testing.assert_array_equal(host(wide.allele_counts)[:, : want_counts.shape[1]], want_counts)
+    assert (host(wide.allele_counts)[:, want_counts.shape[1] :] == 0).all()
+    np.testing.assert_array_equal(host(wide.missing_calls), want_missing)
+    # the figures derived from the counts: the separate functions' values, to the bit
+    np.testing.assert_array_equal(host(f.call_rate()), host(G.variant_call_rate(gt, device=device)))
+    np.testing.assert_array_equal(host(f.frequency()), host(G.allele_frequency(gt, device=device)))
+    split_rows, split_alleles = G.split_columns(np.full(gt.shape[0], 5))
+    np.testing.assert_array_equal(
+        host(wide.frequency(split_rows, split_alleles)),
+        host(G.allele_frequency(gt[split_rows], allele=split_alleles, device=device)),
+    )
+    for i in (0, 2, 4):
+        called = [a for call in gt[i] for a in call if a >= 0]
+        want = sum(a > 0 for a in called) / len(called) if called else math.nan
+        assert host(f.frequency())[i] == pytest.approx(want, nan_ok=True)
+    assert math.isnan(host(f.frequency())[2]) and host(f.call_rate())[2] == 0
+
+
+def test_chunk_figures_empty(device, host):
+    """No variants, or no samples: empty figures, zero counts, NaN rates."""
+    gt = random_gt(11, n_variants=6, n_samples=5, ploidy=2)
+    none = G.chunk_figures(gt[:0], sample_rows=np.zeros(0, bool), device=device)
+    assert host(none.dosage).shape == (0, 5) and host(none.missing_calls).shape == (0,)
+    np.testing.assert_array_equal(host(none.sample_missing), np.zeros(5, np.int64))
+    no_samples = G.chunk_figures(gt[:, :0], sample_rows=np.ones(6, bool), device=device)
+    assert host(no_samples.dosage).shape == (6, 0)
+    assert (host(no_samples.missing_calls) == 0).all()
+    assert (host(no_samples.allele_counts) == 0).all()
+    assert np.isnan(host(no_samples.call_rate())).all()
+    assert np.isnan(host(no_samples.frequency())).all()
+    assert host(no_samples.sample_missing).shape == (0,)
+
+
+def test_missing_in_rows(device, host):
+    """Per-sample missing calls of chosen rows (repeats counted twice) from the dosages."""
+    gt = random_gt(12, n_variants=30, n_samples=21, ploidy=3)
+    dosage = G.dosage(gt, device=device)
+    rows = np.array([0, 5, 5, 29, 13])
+    missing = np.array([[naive_call(c)[1] for c in row] for row in gt])
+    np.testing.assert_array_equal(host(G.missing_in_rows(dosage, rows)), missing[rows].sum(axis=0))
+    np.testing.assert_array_equal(
+        host(G.missing_in_rows(dosage, np.zeros(0, np.int64))), np.zeros(21, np.int64)
+    )

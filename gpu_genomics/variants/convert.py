@@ -531,6 +531,10 @@ def _write_rows(
 
     row_bytes = shape.samples * (shape.ploidy + 3)
     rows_per_task = max(1, TASK_BYTES // max(1, row_bytes))
+    # while a chunk of rows fits, a task's call_genotype rows stay in memory (not spooled)
+    rows_per_task = min(
+        rows_per_task, max(1, P.SPILL_BYTES // max(1, shape.samples * shape.ploidy))
+    )
     tasks = []
     for spaces in P.task_spaces(counts, filters):
         total = int(counts[:, spaces[0]].sum())
@@ -556,6 +560,8 @@ def _write_rows(
             for name, rows in (result.rows or {}).items():
                 P.write_to(targets[name], name, result.first, rows,
                            chunk_rows=layout.chunk_variants)  # fmt: skip
+            # written: freed now, not held while the next task makes its rows (peak memory)
+            result.rows = None
     return missing_counts, [[label, count] for label, count in spectrum.items()]
 
 

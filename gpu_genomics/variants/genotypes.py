@@ -1,7 +1,9 @@
 """Genotype math on ``call_genotype`` arrays: CuPy array code on the GPU, numba on the CPU.
 
 The CPU twins (``_*_cpu``) make one pass over the calls and give the same integers as the
-array code, which also serves the CPU for the inputs they do not take. Input everywhere:
+array code, which also serves the CPU for the inputs they do not take. The ``vcf`` job takes
+every per-chunk statistic (dosage, allele counts -> call rates and frequencies, per-sample
+missing counts) from one such pass, :func:`chunk_figures`. Input everywhere:
 ``gt`` ``(variants, samples, ploidy) int8`` as read by :mod:`gpu_genomics.variants.reader`
 (allele indices; ``-1`` missing allele; ``-2`` fill for calls of lower ploidy). Results come
 back on the device that computed them (NumPy on ``"cpu"``, CuPy on ``"gpu"``); integer results
@@ -25,12 +27,20 @@ Definitions (``docs/variants.md#dosage``, ``docs/variants.md#qc`` and
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from typing import Any
 
 import numba
 import numpy as np
 
-from ..device import Device, array_module, array_module_of, is_gpu_array, resolve_device
+from ..device import (
+    Device,
+    array_module,
+    array_module_of,
+    is_gpu_array,
+    resolve_device,
+    to_numpy,
+)
 from ..errors import InputError, check_range
 
 MULTIALLELIC_MODES = ("nonref", "split")
@@ -80,35 +90,76 @@ def _dosage_cpu(gt, allele, out):  # pragma: no cover  (numba)
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _sample_missing_cpu(gt, out):  # pragma: no cover  (numba)
-    """``out[j]``: calls of sample ``j`` with a missing allele (or none).
+def _chunk_figures_cpu(  # noqa: PLR0912, PLR0917 (one numba kernel)
+    gt, want_dosage, dosage, missing_calls, counts, sample_rows, partial
+):  # pragma: no cover  (numba)
+    """One pass over every call of ``gt``: its dosage, its row's figures, its sample's count.
 
-    Each thread takes a block of samples and walks the rows, reading each row's block at once.
+    Rows are cut into ``partial.shape[0]`` blocks of consecutive rows, one per thread. For
+    row ``i``: ``missing_calls[i]`` (calls with a missing allele, or only fill),
+    ``counts[i, k]`` (alleles ``k`` called, ``0 <= k < width``) and ``dosage[i, j]``
+    (non-REF alleles of call ``(i, j)``; -1 missing) when ``want_dosage`` (otherwise
+    ``dosage`` is ``(blocks, samples)`` scratch, row ``b`` for block ``b``). Block ``b`` adds
+    the missing calls of the rows with ``sample_rows[i]`` into ``partial[b, j]`` (the caller
+    sums the blocks). The writes are unconditional so that LLVM vectorises the diploid loop;
+    the scratch and partial rows stay in cache.
     """
-    n, n_samples, _ = gt.shape
-    block = 1024
-    for b in numba.prange((n_samples + block - 1) // block):
-        for i in range(n):
-            for j in range(b * block, min(n_samples, (b + 1) * block)):
-                if _missing_call(gt, i, j):
-                    out[j] += 1
-
-
-@numba.njit(parallel=True, cache=True, nogil=True)
-def _allele_counts_cpu(gt, missing_calls, counts):  # pragma: no cover  (numba)
-    """Per row: calls with a missing allele (or none), and ``counts[i, k]``: calls of allele k."""
     n, n_samples, ploidy = gt.shape
     width = counts.shape[1]
-    for i in numba.prange(n):
-        n_missing = 0
-        for j in range(n_samples):
-            for a in range(ploidy):
-                value = gt[i, j, a]
-                if 0 <= value < width:
-                    counts[i, value] += 1
-            if _missing_call(gt, i, j):
-                n_missing += 1
-        missing_calls[i] = n_missing
+    n_blocks = partial.shape[0]
+    for b in numba.prange(n_blocks):
+        lo = b * n // n_blocks
+        hi = (b + 1) * n // n_blocks
+        part = partial[b]
+        for i in range(lo, hi):
+            row = gt[i]
+            out = dosage[i] if want_dosage else dosage[b]
+            counted = np.int64(sample_rows[i])
+            n_missing = 0
+            n_called = 0
+            n_nonref = 0
+            most = np.int8(0)
+            if ploidy == 2:  # branch-free: the common case
+                for j in range(n_samples):
+                    a0 = row[j, 0]
+                    a1 = row[j, 1]
+                    missing = (a0 == -1) | (a1 == -1) | ((a0 == -2) & (a1 == -2))
+                    non_ref = np.int8(a0 > 0) + np.int8(a1 > 0)
+                    n_called += np.int64(a0 >= 0) + np.int64(a1 >= 0)
+                    n_nonref += non_ref
+                    n_missing += missing
+                    most = max(most, a0, a1)
+                    out[j] = np.int8(-1) if missing else np.int8(non_ref)
+                    part[j] += counted & np.int64(missing)
+            else:
+                for j in range(n_samples):
+                    missing = False
+                    present = False
+                    non_ref = 0
+                    for a in range(ploidy):
+                        value = row[j, a]
+                        missing |= value == -1
+                        present |= value != -2
+                        non_ref += value > 0
+                        n_called += value >= 0
+                        most = max(most, value)
+                    missing |= not present
+                    n_nonref += non_ref
+                    n_missing += missing
+                    out[j] = np.int8(-1) if missing else np.int8(non_ref)
+                    part[j] += counted & np.int64(missing)
+            missing_calls[i] = n_missing
+            if width > 0:
+                counts[i, 0] = n_called - n_nonref
+            if most <= 1:
+                if width > 1:
+                    counts[i, 1] = n_nonref
+            else:  # alleles above 1: count each (multi-allelic rows: a second pass over it)
+                for j in range(n_samples):
+                    for a in range(ploidy):
+                        value = row[j, a]
+                        if 0 < value < width:
+                            counts[i, value] += 1
 
 
 def _row_alleles(allele: Any, n: int) -> np.ndarray | None:
@@ -123,13 +174,172 @@ def _row_alleles(allele: Any, n: int) -> np.ndarray | None:
     return None
 
 
+#: Bytes of per-thread sample rows (counts, scratch) :func:`chunk_figures` holds at most.
+PARTIAL_BYTES = 32 << 20
+
+
+def _row_blocks(n: int, n_samples: int) -> int:
+    """Blocks of rows for :func:`_chunk_figures_cpu`: one per thread, partials capped."""
+    blocks = max(1, min(numba.get_num_threads(), n))
+    if n_samples:
+        blocks = max(1, min(blocks, PARTIAL_BYTES // (9 * n_samples)))
+    return blocks
+
+
+@dataclass
+class ChunkFigures:
+    """Every per-chunk statistic of a ``(n, samples, ploidy)`` ``call_genotype`` chunk.
+
+    Attributes (NumPy on ``"cpu"``, CuPy on ``"gpu"``):
+        missing_calls: ``(n,) int64`` calls with a missing allele (or only fill), per row.
+        allele_counts: ``(n, width) int64`` called alleles ``k`` per row (``0 <= k < width``).
+        dosage: ``(n, samples) int8`` non-REF alleles per call, -1 missing (None: not asked).
+        sample_missing: ``(samples,) int64`` missing calls of the rows asked, per sample
+            (None: not asked).
+        n_samples: the samples axis' length.
+    """
+
+    missing_calls: Any
+    allele_counts: Any
+    dosage: Any | None
+    sample_missing: Any | None
+    n_samples: int
+
+    def call_rate(self) -> Any:
+        """``(n,) float64``: fully called calls / samples (NaN without samples)."""
+        xp = array_module_of(self.missing_calls)
+        if self.n_samples == 0:
+            return xp.full(self.missing_calls.shape[0], xp.nan)
+        return 1.0 - self.missing_calls / self.n_samples
+
+    def frequency(self, rows: Any = None, alleles: Any = None) -> Any:
+        """Frequency of allele ``alleles[c]`` (-1: non-REF) among the called alleles of ``rows[c]``.
+
+        ``rows`` ``(m,) int64`` (None: every row, counting non-REF alleles); ``alleles``
+        ``(m,)`` integers (None: -1 for all). ``(m,) float64``; NaN where no allele is called.
+        """
+        counts = self.allele_counts
+        xp = array_module_of(counts)
+        if rows is None:
+            rows = xp.arange(counts.shape[0])
+        rows = xp.asarray(rows, dtype=np.int64)
+        alleles = (
+            xp.full(rows.shape[0], -1, dtype=np.int64)
+            if alleles is None
+            else xp.asarray(alleles, dtype=np.int64).reshape(-1)
+        )
+        called = counts.sum(axis=1)[rows]
+        width = counts.shape[1]
+        hits = counts[rows, xp.clip(alleles, 0, max(width - 1, 0))] if width else called * 0
+        non_ref = called - (counts[rows, 0] if width else 0)
+        counted = xp.where(alleles < 0, non_ref, xp.where(alleles < width, hits, 0))
+        return xp.where(called > 0, counted / xp.maximum(called, 1), xp.nan)
+
+
+def chunk_figures(
+    gt: Any,
+    *,
+    dosage: bool = True,
+    sample_rows: Any = None,
+    width: int | None = None,
+    device: str | None = None,
+) -> ChunkFigures:
+    """Every per-chunk statistic of ``gt`` in one pass over its calls (:class:`ChunkFigures`).
+
+    On the CPU one numba kernel reads each call once and writes its dosage, its row's missing
+    and allele counts and, for the rows asked, its sample's missing count; no whole-chunk
+    temporary beyond the outputs (per-thread sample counts: at most :data:`PARTIAL_BYTES`).
+    On the GPU the same integers come from CuPy array code.
+
+    Args:
+        gt: ``(n, samples, ploidy)`` int8 calls (-1 missing allele, -2 fill).
+        dosage: also the ``(n, samples) int8`` non-REF dosage.
+        sample_rows: ``(n,) bool``: the rows whose missing calls are counted per sample;
+            None: no per-sample counts.
+        width: allele counts per row (every allele index in ``gt`` must be below it); None:
+            ``gt``'s largest allele + 1.
+        device: ``"auto" | "gpu" | "cpu"``.
+
+    Memory: the outputs (``n * samples`` bytes of dosage, ``8 n width``, ``8 samples``).
+    """
+    gt, device_name = _prepare(gt, device)
+    n, n_samples, _ = gt.shape
+    if width is None:
+        width = max(int(gt.max()) + 1, 1) if gt.size else 1
+    mask = None
+    if sample_rows is not None:
+        mask = np.asarray(to_numpy(sample_rows), dtype=bool).reshape(n)
+    if device_name != "cpu":
+        return _gpu_figures(gt, dosage=dosage, mask=mask, width=width)
+    gt = np.ascontiguousarray(gt)
+    missing_calls = np.zeros(n, dtype=np.int64)
+    counts = np.zeros((n, width), dtype=np.int64)
+    blocks = _row_blocks(n, n_samples)
+    out = np.empty((n if dosage else blocks, n_samples), dtype=np.int8)
+    partial = np.zeros((blocks, n_samples), dtype=np.int64)
+    rows = mask if mask is not None else np.zeros(n, dtype=bool)
+    _chunk_figures_cpu(gt, dosage, out, missing_calls, counts, rows, partial)
+    return ChunkFigures(
+        missing_calls=missing_calls,
+        allele_counts=counts,
+        dosage=out if dosage else None,
+        sample_missing=partial.sum(axis=0) if mask is not None else None,
+        n_samples=n_samples,
+    )
+
+
+def _gpu_figures(gt: Any, *, dosage: bool, mask: np.ndarray | None, width: int) -> ChunkFigures:
+    """:func:`chunk_figures` in CuPy array code (the same integers as the numba kernel)."""
+    xp = array_module_of(gt)
+    non_ref, missing = _count_and_missing(gt)
+    counts = xp.zeros((gt.shape[0], width), dtype=np.int64)
+    called = (gt >= 0).sum(axis=(1, 2), dtype=np.int64)
+    counts[:, 0] = called - non_ref.sum(axis=1, dtype=np.int64)
+    for k in range(1, width):
+        counts[:, k] = (gt == k).sum(axis=(1, 2), dtype=np.int64)
+    sample_missing = None
+    if mask is not None:
+        sample_missing = missing[xp.asarray(mask)].sum(axis=0, dtype=np.int64)
+    return ChunkFigures(
+        missing_calls=missing.sum(axis=1, dtype=np.int64),
+        allele_counts=counts,
+        dosage=xp.where(missing, -1, non_ref).astype(np.int8) if dosage else None,
+        sample_missing=sample_missing,
+        n_samples=gt.shape[1],
+    )
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _missing_in_rows_cpu(dosage, rows, out):  # pragma: no cover  (numba)
+    """``out[j]``: calls ``(rows[r], j)`` with dosage -1, one block of samples per thread."""
+    n_samples = dosage.shape[1]
+    block = 4096
+    for b in numba.prange((n_samples + block - 1) // block):
+        stop = min(n_samples, (b + 1) * block)
+        for r in range(len(rows)):
+            i = rows[r]
+            for j in range(b * block, stop):
+                out[j] += dosage[i, j] == -1
+
+
+def missing_in_rows(dosage_matrix: Any, rows: Any) -> Any:
+    """``(samples,) int64``: missing calls (dosage -1) of ``dosage_matrix[rows]``, per sample.
+
+    ``dosage_matrix``: a :attr:`ChunkFigures.dosage` ``(n, samples) int8``; ``rows``
+    ``(m,)`` row indices. Runs where the dosages live; no temporary on the CPU.
+    """
+    xp = array_module_of(dosage_matrix)
+    if xp is not np:
+        return (dosage_matrix[xp.asarray(rows)] == -1).sum(axis=0, dtype=np.int64)
+    out = np.zeros(dosage_matrix.shape[1], dtype=np.int64)
+    _missing_in_rows_cpu(dosage_matrix, np.asarray(rows, dtype=np.int64), out)
+    return out
+
+
 def _cpu_counts(gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(missing calls (n,), allele counts (n, alleles))`` per row, one pass (CPU)."""
-    width = max(int(gt.max(initial=0)) + 1, 1)
-    missing = np.zeros(gt.shape[0], dtype=np.int64)
-    counts = np.zeros((gt.shape[0], width), dtype=np.int64)
-    _allele_counts_cpu(np.ascontiguousarray(gt), missing, counts)
-    return missing, counts
+    figures = chunk_figures(gt, dosage=False, device="cpu")
+    return figures.missing_calls, figures.allele_counts
 
 
 def _cpu_frequency(counts: np.ndarray, rows: np.ndarray, alleles: np.ndarray) -> np.ndarray:
@@ -254,9 +464,8 @@ def sample_missing_counts(gt: Any, *, device: str | None = None) -> Any:
     """``(samples,) int64``: calls with a missing allele, per sample (to add over chunks)."""
     gt, device_name = _prepare(gt, device)
     if device_name == "cpu":
-        out = np.zeros(gt.shape[1], dtype=np.int64)
-        _sample_missing_cpu(np.ascontiguousarray(gt), out)
-        return out
+        rows = np.ones(gt.shape[0], dtype=bool)
+        return chunk_figures(gt, dosage=False, sample_rows=rows, device="cpu").sample_missing
     return _count_and_missing(gt)[1].sum(axis=0, dtype=np.int64)
 
 
@@ -418,11 +627,14 @@ def maf_spectrum(maf: np.ndarray) -> list[tuple[str, int]]:
 __all__ = [
     "MAF_BINS",
     "MULTIALLELIC_MODES",
+    "ChunkFigures",
     "allele_frequency",
     "check_filter_thresholds",
+    "chunk_figures",
     "dosage",
     "maf_spectrum",
     "minor_allele_frequency",
+    "missing_in_rows",
     "sample_missing_counts",
     "sample_missing_rate",
     "split_columns",

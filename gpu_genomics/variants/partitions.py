@@ -37,12 +37,12 @@ from typing import Any
 
 import numpy as np
 
-from ..device import array_module, to_numpy
+from ..device import array_module, array_module_of, to_numpy
 from ..errors import InputError
 from ..execution import prefetched, whole_chunks
 from . import genotypes as G
 from .blocks import OwnedLines, TextFile
-from .reader import RecordParser, VcfChunk, allele_table, pad_ploidy
+from .reader import RecordParser, VcfChunk, allele_table, newlines, pad_ploidy
 
 #: Text parsed at once by a task.
 BATCH_BYTES = 16 << 20
@@ -125,15 +125,25 @@ class _Filtered:
     call_rate: Any  # (n,) on the device
     af: Any  # (m,) on the device
     maf: Any  # (m,) on the device
+    figures: G.ChunkFigures | None = None  # the batch's fused pass (None: not computed)
 
 
 def _filter(
-    chunk: VcfChunk, gt: Any, filters: Filters, device: str, *, figures: bool = True
+    chunk: VcfChunk | _Alleles,
+    gt: Any,
+    filters: Filters,
+    device: str,
+    *,
+    figures: bool = True,
+    dosage: bool = False,
+    sample_rows: np.ndarray | None = None,
 ) -> _Filtered:
     """Call rates, allele frequencies and the filters of one batch (docs/variants.md#qc).
 
-    ``figures=False`` (pass 1, when no filter needs them): rates and frequencies are left
-    at 1 and 0, and the masks are the same.
+    The figures come from one fused pass over the calls (:func:`~.genotypes.chunk_figures`),
+    which also gives the non-REF ``dosage`` of every row when asked and the per-sample missing
+    counts of ``sample_rows`` (``(n,) bool``) when given. ``figures=False`` (pass 1, when no
+    filter needs them): rates and frequencies are left at 1 and 0, and the masks are the same.
     """
     xp = array_module(device)
     figures = figures or filters.need_figures
@@ -143,14 +153,20 @@ def _filter(
         column_allele = np.full(len(chunk), -1, dtype=np.int8)
     else:
         column_variant, column_allele = G.split_columns(n_alleles)
+    stats = None
     if not figures:
         call_rate, af = xp.ones(len(chunk)), xp.zeros(len(column_variant))
-    elif filters.multiallelic == "nonref":
-        call_rate, af = G.variant_figures(gt, device=device)
     else:
-        call_rate, af = G.variant_figures(
-            gt, column_variant=column_variant, column_allele=column_allele, device=device
+        # the parser checked every allele index against its record's alleles
+        width = max(int(n_alleles.max(initial=1)), 1)
+        stats = G.chunk_figures(
+            gt, dosage=dosage, sample_rows=sample_rows, width=width, device=device
         )
+        call_rate = stats.call_rate()
+        if filters.multiallelic == "nonref":
+            af = stats.frequency()
+        else:
+            af = stats.frequency(xp.asarray(column_variant), xp.asarray(column_allele))
     maf = G.minor_allele_frequency(af)
     options = {
         "min_maf": filters.min_maf,
@@ -171,7 +187,7 @@ def _filter(
     no_columns = np.flatnonzero(np.bincount(column_variant, minlength=len(chunk)) == 0)
     if len(no_columns):
         rows = xp.asarray(no_columns)
-        site_af = G.allele_frequency(gt[rows], device=device) if figures else af[:0]
+        site_af = stats.frequency(rows) if stats is not None else af[:0]
         passes = G.variant_filter(
             G.minor_allele_frequency(site_af) if figures else xp.zeros(len(no_columns)),
             call_rate[rows],
@@ -189,6 +205,7 @@ def _filter(
         call_rate=call_rate,
         af=af,
         maf=maf,
+        figures=stats,
     )
 
 
@@ -264,16 +281,17 @@ def scan_partition(reading: Reading, start: int, stop: int, filters: Filters, de
     # the call rates and MAF the filters compute anyway, binned for the QC report
     figures = _Figures() if filters.need_figures else None
     for text, position in prefetched(lines):
-        owner, records = lines.owners(text, position)
+        newline = newlines(text)  # found once: for the owners, the scan and the parse
+        owner, records = lines.owners(text, position, newline=newline)
         counts = _padded(counts, int(owner.max(initial=-1)) + 1)
         # without filters pass 2 parses every record (all are kept): the scan needs only
         # each record's alleles, ploidy and contig; with filters every record is parsed here
-        n_alleles = None if filters.any else parser.scan(text)
+        n_alleles = None if filters.any else parser.scan(text, newline=newline)
         chunk: VcfChunk | _Alleles = _Alleles(n_alleles) if n_alleles is not None else None
         gt = None
         if n_alleles is None:
             try:
-                chunk = parser.parse(text, 1 + lines_before, records_before)
+                chunk = parser.parse(text, 1 + lines_before, records_before, newline=newline)
             except InputError:
                 return Scan(np.asarray(lines.block_offsets, np.int64), counts,
                             failed=(text, lines_before, records_before))  # fmt: skip
@@ -461,7 +479,8 @@ def write_to(
 ) -> None:
     """Write a task's rows of array ``name`` into ``target`` (a Zarr or HDF5 array).
 
-    Spooled rows are written a chunk (``chunk_rows`` rows by a chunk of samples) at a time.
+    Rows are written a chunk (``chunk_rows`` rows; spooled rows: by a chunk of samples) at a
+    time.
     """
     if isinstance(rows, SpooledRows):
         for r0, s0, s1, block in rows.blocks(chunk_rows):
@@ -472,10 +491,12 @@ def write_to(
                 target[at : at + len(block), s0:s1] = block
         rows.remove()
         return
-    if name in TRANSPOSED:
-        target[:, first : first + len(rows)] = rows.T
-    else:
-        target[first : first + len(rows)] = rows
+    for r0 in range(0, len(rows), chunk_rows):  # a chunk of rows at a time: the codecs'
+        block = rows[r0 : r0 + chunk_rows]  # (and the transpose's) buffers stay one chunk
+        if name in TRANSPOSED:
+            target[:, first + r0 : first + r0 + len(block)] = block.T
+        else:
+            target[first + r0 : first + r0 + len(block)] = block
 
 
 class _TaskRows:
@@ -572,13 +593,17 @@ def write_rows(
             result.missing_counts = np.zeros(len(reading.samples), dtype=np.int64)
         spectrum: dict[str, int] = {}
         for text, _ in prefetched(OwnedLines(reading.file, task.start, task.end, BATCH_BYTES)):
-            chunk = parser.parse(text, reading.first_line(lines_before), records_before)
-            lines_before += text.count(b"\n")
+            newline = newlines(text)
+            chunk = parser.parse(
+                text, reading.first_line(lines_before), records_before, newline=newline
+            )
+            lines_before += len(newline)
             records_before += len(chunk)
             if not len(chunk):
                 continue
             gt = xp.asarray(chunk.call_genotype)
-            f = _filter(chunk, gt, filters, device)
+            sample_rows, want_dosage = _fused_outputs(task, filters, seen[VARIANTS], len(chunk))
+            f = _filter(chunk, gt, filters, device, dosage=want_dosage, sample_rows=sample_rows)
             kept = {
                 VARIANTS: np.flatnonzero(f.keep_variant),
                 COLUMNS: np.flatnonzero(f.keep_column),
@@ -592,8 +617,7 @@ def write_rows(
                 if VARIANTS in task.spaces:
                     rows = kept[VARIANTS][lo:hi]
                     values.update(_variant_values(chunk, rows, f, layout))
-                    missing = G.sample_missing_counts(gt[xp.asarray(rows)], device=device)
-                    result.missing_counts += to_numpy(missing)
+                    result.missing_counts += _sample_missing(f.figures, rows)
                 if COLUMNS in task.spaces:
                     new_row = np.cumsum(f.keep_variant) - 1 + seen[VARIANTS]
                     columns = kept[COLUMNS][lo:hi]
@@ -617,12 +641,54 @@ def write_rows(
     return result
 
 
+def _fused_outputs(
+    task: RowTask, filters: Filters, variants_before: int, n: int
+) -> tuple[np.ndarray | None, bool]:
+    """``(sample_rows, dosage)``: what the batch's fused pass computes besides the figures.
+
+    Without filters every record is a kept variant, so the task's rows of the batch are known
+    before the pass, which counts their missing calls per sample (``sample_rows``, ``(n,)
+    bool``); with filters (None) the kept rows are counted afterwards from their dosages. The
+    non-REF dosage is asked for when non-REF columns are written, or for that count.
+    """
+    sample_rows = None
+    if VARIANTS in task.spaces and not filters.any:
+        sample_rows = np.zeros(n, dtype=bool)
+        sample_rows[max(0, task.first - variants_before) : max(0, task.stop - variants_before)] = (
+            True
+        )
+    nonref_columns = filters.multiallelic == "nonref" and (
+        COLUMNS in task.spaces or STANDARDIZED in task.spaces
+    )
+    return sample_rows, nonref_columns or (VARIANTS in task.spaces and sample_rows is None)
+
+
+def _sample_missing(figures: G.ChunkFigures | None, rows: np.ndarray) -> np.ndarray:
+    """``(samples,) int64`` missing calls of the batch's kept ``rows`` (host)."""
+    if figures is None:  # pragma: no cover (pass 2 always computes the figures)
+        raise AssertionError("pass 2 computes the batch's figures")
+    if figures.sample_missing is not None:  # the fused pass counted them
+        return to_numpy(figures.sample_missing)
+    return to_numpy(G.missing_in_rows(figures.dosage, rows))  # from their dosages (-1)
+
+
+def _take(array: Any, rows: np.ndarray) -> Any:
+    """``array[rows]`` (``rows``: host indices) on the array's device.
+
+    A view when the rows are consecutive (no copy), otherwise a gather.
+    """
+    if len(rows) and int(rows[-1]) - int(rows[0]) == len(rows) - 1 and (np.diff(rows) == 1).all():
+        return array[int(rows[0]) : int(rows[-1]) + 1]
+    return array[array_module_of(array).asarray(rows)]
+
+
 def _variant_values(
     chunk: VcfChunk, rows: np.ndarray, f: _Filtered, layout: Layout
 ) -> dict[str, Any]:
+    """The variant arrays' values of the batch's kept ``rows`` (views where they can be)."""
     return {
-        "call_genotype": pad_ploidy(chunk.call_genotype[rows], layout.ploidy),
-        "call_genotype_phased": chunk.call_genotype_phased[rows],
+        "call_genotype": pad_ploidy(_take(chunk.call_genotype, rows), layout.ploidy),
+        "call_genotype_phased": _take(chunk.call_genotype_phased, rows),
         "variant_contig": chunk.variant_contig[rows],
         "variant_position": chunk.variant_position[rows],
         "variant_id": np.array([chunk.variant_id[i] for i in rows], dtype=object),
@@ -637,13 +703,20 @@ def _variant_values(
 
 
 def _column_dosage(gt: Any, columns: np.ndarray, f: _Filtered, device: str) -> Any:
-    """``(columns, samples) int8`` dosages of the batch's ``columns`` (on the device)."""
+    """``(columns, samples) int8`` dosages of the batch's ``columns`` (on the device).
+
+    Non-REF columns are rows of the fused pass's dosage (a view when they are consecutive
+    rows); split columns are counted from the calls.
+    """
     xp = array_module(device)
-    rows = xp.asarray(f.column_variant[columns])
+    variants = f.column_variant[columns]
     if (f.column_allele[columns] < 0).all():  # nonref
-        return G.dosage(gt[rows], device=device)
+        dosage = f.figures.dosage if f.figures is not None else None
+        if dosage is None:
+            return G.dosage(gt[xp.asarray(variants)], device=device)
+        return _take(dosage, variants)
     alleles = xp.asarray(f.column_allele[columns])[:, None]
-    return G.dosage(gt[rows], allele=alleles, device=device)
+    return G.dosage(gt[xp.asarray(variants)], allele=alleles, device=device)
 
 
 def _column_values(

@@ -160,6 +160,36 @@ def _parse_records(  # noqa: PLR0912, PLR0915, PLR0917 (one numba kernel per rec
                 if buf[p] == 58:
                     skipped += 1
                 p += 1
+            # the common call first: an allele of one digit (or '.'), '/' or '|', another,
+            # then a tab, ':' or the line's end; anything else takes the general path below
+            if skipped == gt_index and ploidy >= 2 and p + 3 <= e:
+                c0 = np.int64(buf[p])
+                c1 = buf[p + 1]
+                c2 = np.int64(buf[p + 2])
+                c3 = buf[p + 3] if p + 3 < e else 9
+                v0 = -1 if c0 == 46 else c0 - 48
+                v1 = -1 if c2 == 46 else c2 - 48
+                separator = (c1 == 47) | (c1 == 124)
+                field_end = (c3 == 9) | (c3 == 58)
+                if (
+                    separator
+                    and field_end
+                    and -1 <= v0 < min(alleles, 10)
+                    and -1 <= v1 < min(alleles, 10)
+                    and (v0 >= 0 or c0 == 46)
+                    and (v1 >= 0 or c2 == 46)
+                ):
+                    gt[i, j, 0] = v0
+                    gt[i, j, 1] = v1
+                    for a in range(2, ploidy):
+                        gt[i, j, a] = -2
+                    phased[i, j] = c1 == 124
+                    most = max(most, 2)
+                    p += 3
+                    while p < e and buf[p] != 9:  # past other sub-fields (none after a tab)
+                        p += 1
+                    p += 1
+                    continue
             nal = 0
             all_pipes = True
             if skipped < gt_index:
@@ -214,6 +244,12 @@ def _parse_records(  # noqa: PLR0912, PLR0915, PLR0917 (one numba kernel per rec
             errors[i] = _TOO_MANY_COLUMNS
             error_sample[i] = n_samples
         ploidy_seen[i] = most
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _allele_byte(c):  # pragma: no cover  (numba)
+    """``c`` can be a byte of an allele: not a tab, ':', '/' or '|'."""
+    return not ((c == 9) | (c == 58) | (c == 47) | (c == 124))
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
@@ -272,6 +308,13 @@ def _scan_records(  # noqa: PLR0912, PLR0915, PLR0917 (one numba kernel per reco
         most = 0
         while True:
             alleles = 1
+            # the common sample field first: 'a/b' or 'a|b' (one byte each), then a tab
+            if p + 3 < e and buf[p + 3] == 9 and (buf[p + 1] == 47 or buf[p + 1] == 124):
+                if _allele_byte(buf[p]) and _allele_byte(buf[p + 2]):
+                    most = max(most, 2)
+                    j += 1
+                    p += 4
+                    continue
             while p < e and buf[p] != 9 and buf[p] != 58:
                 if buf[p] == 47 or buf[p] == 124:
                     alleles += 1
@@ -286,6 +329,11 @@ def _scan_records(  # noqa: PLR0912, PLR0915, PLR0917 (one numba kernel per reco
         if j != n_samples:
             unusual[i] = True
         ploidy_seen[i] = most
+
+
+def newlines(text: bytes) -> np.ndarray:
+    """``(lines,) int64`` offsets of the newlines of ``text`` (found once per batch)."""
+    return np.flatnonzero(np.frombuffer(text, dtype=np.uint8) == 10)
 
 
 def record_lines(
@@ -437,18 +485,26 @@ class RecordParser:
         self.max_ploidy = 0
         self._alloc_ploidy = 2
 
-    def parse(self, text: bytes, first_line: int, first_record: int) -> VcfChunk:
+    def parse(
+        self,
+        text: bytes,
+        first_line: int,
+        first_record: int,
+        *,
+        newline: np.ndarray | None = None,
+    ) -> VcfChunk:
         """Parse whole record lines (each ending in a newline; blank ones skipped).
 
         ``first_line``: the file line of ``text``'s first line (0: lines are not known, errors
-        name records); ``first_record``: the index of its first record among the file's.
+        name records); ``first_record``: the index of its first record among the file's;
+        ``newline``: :func:`newlines` of ``text`` when the caller has them.
 
         Raises:
             InputError: a record that is not valid VCF, named by line (or record) and sample.
         """
-        return self._parse(text, first_line, first_record)
+        return self._parse(text, first_line, first_record, newline=newline)
 
-    def scan(self, text: bytes) -> np.ndarray | None:
+    def scan(self, text: bytes, *, newline: np.ndarray | None = None) -> np.ndarray | None:
         """The alleles of each record of ``text`` (whole lines), without parsing the records.
 
         Updates :attr:`max_ploidy` and :attr:`contigs` as :meth:`parse` would. Returns
@@ -456,7 +512,7 @@ class RecordParser:
         judge (then :meth:`parse` the text, which names what is wrong, if anything).
         """
         buf = np.frombuffer(text, dtype=np.uint8)
-        starts, ends = record_lines(buf)
+        starts, ends = record_lines(buf, newline=newline)
         n = len(starts)
         n_alleles = np.zeros(n, dtype=np.int32)
         ploidy_seen = np.zeros(n, dtype=np.int32)
@@ -488,14 +544,21 @@ class RecordParser:
             place += f" ({chrom.decode('utf-8', 'replace')}:{pos})"
         return f"{self.path}: {place}"
 
-    def _parse(self, text: bytes, first_line: int, first_record: int) -> VcfChunk:
+    def _parse(
+        self,
+        text: bytes,
+        first_line: int,
+        first_record: int,
+        *,
+        newline: np.ndarray | None = None,
+    ) -> VcfChunk:
         """Parse one chunk of records into a :class:`VcfChunk`.
 
         ``text`` holds whole lines, the first of them line ``first_line`` of the file (0 for
-        BCF/region input) and record ``first_record``.
+        BCF/region input) and record ``first_record``; ``newline``: its newlines, if known.
         """
         buf = np.frombuffer(text, dtype=np.uint8)
-        starts, ends, line_numbers = record_lines(buf, numbered=True)
+        starts, ends, line_numbers = record_lines(buf, numbered=True, newline=newline)
         line_numbers += first_line
         if not first_line:
             line_numbers[:] = 0
@@ -960,6 +1023,7 @@ __all__ = [
     "VcfReader",
     "allele_table",
     "concat_chunks",
+    "newlines",
     "pad_ploidy",
     "parse_header",
     "read_vcf",
