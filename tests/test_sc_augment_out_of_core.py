@@ -394,3 +394,25 @@ def test_every_path_is_read_once_per_pass(tmp_path, monkeypatch):
         tmp_path / "in.h5ad", tmp_path / "o.h5ad", n=400, chunk_cells=25, device="cpu"
     )
     assert sorted(reads) == [(0, 25), (25, 50), (50, 75), (75, 100)]
+
+
+@pytest.mark.parametrize("method", ["hypergeometric", "multinomial"])
+def test_cpu_resampling_does_not_depend_on_the_threads(method):
+    """The numba resampler runs the random blocks in parallel; each block seeds its own draws,
+    so one thread or two give the same counts."""
+    import numba
+
+    adata = synthetic_counts(600, 300, seed=2)
+    runs = []
+    for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+        numba.set_num_threads(threads)
+        try:
+            runs.append(
+                downsample_counts(
+                    adata, fraction=0.5, method=method, seed=6, block_cells=32, copy=True
+                ).X
+            )
+        finally:
+            numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    same_matrix(runs[0], runs[1])
+    assert (runs[0] != adata.X).nnz

@@ -201,12 +201,18 @@ class DeviceCounts(NamedTuple):
     matrix: Any  #: the layer as stored (its format is kept by functions that rebuild it)
     csr: Any  #: host SciPy CSR, canonical
     data: Any  #: ``(nnz,)`` input dtype, on the device
-    indices: Any  #: ``(nnz,) int64``, on the device
+    indices: Any  #: ``(nnz,) int64``, on the device (None when not asked for)
     indptr: Any  #: ``(n_cells + 1,) int64``, on the device
 
 
 def device_counts(
-    adata: Any, layer: str | None, device: str | None, *, integer: bool, what: str
+    adata: Any,
+    layer: str | None,
+    device: str | None,
+    *,
+    integer: bool,
+    what: str,
+    with_indices: bool = True,
 ) -> DeviceCounts:
     """Read and check a layer and put its CSR components on the device.
 
@@ -223,5 +229,9 @@ def device_counts(
     matrix = layer_matrix(adata, layer)
     csr = host_csr(matrix)
     check_counts(adata, layer=layer, integer=integer, what=what)
-    data, indices, indptr = device_csr(xp, csr)
+    if with_indices:
+        data, indices, indptr = device_csr(xp, csr)
+    else:  # the operation needs the values and rows only: no int64 copy of the columns
+        data, indices = xp.asarray(csr.data), None
+        indptr = xp.asarray(csr.indptr, dtype=np.int64)
     return DeviceCounts(xp, device_name, matrix, csr, data, indices, indptr)

@@ -159,7 +159,7 @@ def downsampled_counts(
     Args:
         xp: NumPy or CuPy, the module of the arrays.
         device: ``"cpu"`` or ``"gpu"`` (the generator).
-        counts: ``(nnz,) int64`` non-negative counts.
+        counts: ``(nnz,)`` non-negative whole counts, any numeric dtype (read as int64).
         indptr: ``(n_cells + 1,) int64``.
         fraction: as :func:`downsample_counts` (exactly one of it and ``target_total``).
         target_total: as :func:`downsample_counts`.
@@ -175,19 +175,56 @@ def downsampled_counts(
 
     Memory: about eight 8-byte arrays of one block's stored entries, and the output.
     """
-    new_counts = counts.copy()
     n_cells = int(indptr.size) - 1
+    if device == "cpu" and method != "binomial":  # numba, the blocks in parallel
+        from ._resample_cpu import resample_blocks
+
+        seeds = _block_seeds(seed, first_block, -(-n_cells // block_cells))
+        return resample_blocks(
+            counts, indptr, -1.0 if fraction is None else fraction,
+            -1 if target_total is None else target_total, method == "multinomial",
+            block_cells, seeds,
+        )  # fmt: skip
+    new_counts = counts.astype(np.int64)
     for number, start in enumerate(range(0, n_cells, block_cells)):
         stop = min(start + block_cells, n_cells)
         first, last = int(indptr[start]), int(indptr[stop])
         if first == last:
             continue  # no reads: nothing to draw
         new_counts[first:last] = _downsample_block(
-            xp, _generator(device, seed, first_block + number), counts[first:last],
+            xp, _generator(device, seed, first_block + number), new_counts[first:last],
             indptr[start : stop + 1] - first, fraction=fraction, target_total=target_total,
             method=method,
         )  # fmt: skip
     return new_counts
+
+
+def _resample_targets(
+    xp: Any, totals: Any, *, fraction: float | None, target_total: int | None, replace: bool
+) -> tuple[Any, Any]:
+    """Each cell's exact target and whether it is resampled (``hypergeometric``/``multinomial``).
+
+    Returns ``(targets, resampled)``: ``(n_cells,) int64`` (``target_total``, or ``floor(fraction
+    * total)``) and ``(n_cells,) bool``: the cells above their target, or with ``replace`` and
+    ``fraction`` every cell with reads.
+    """
+    if fraction is not None:
+        targets = xp.floor(totals.astype(np.float64) * fraction).astype(np.int64)
+    else:
+        targets = xp.full(totals.size, target_total, dtype=np.int64)
+    resampled = (totals > 0) if replace and fraction is not None else (totals > targets)
+    return targets, resampled
+
+
+def _block_seeds(seed: int, first_block: int, n_blocks: int) -> np.ndarray:
+    """``(n_blocks,) int64``: the numba seed of each random block, from ``(seed, block)``."""
+    return np.array(
+        [
+            int(np.random.SeedSequence([seed, block]).generate_state(1, dtype=np.uint32)[0])
+            for block in range(first_block, first_block + n_blocks)
+        ],
+        dtype=np.int64,
+    )
 
 
 def _downsample_block(
@@ -218,12 +255,10 @@ def _downsample_block(
             drawn = rng.binomial(counts[thin], p_entry[thin])
             new_counts[thin] = xp.asarray(drawn).astype(np.int64)
     else:
-        if fraction is not None:
-            targets = xp.floor(totals.astype(np.float64) * fraction).astype(np.int64)
-        else:
-            targets = xp.full(n_cells, target_total, dtype=np.int64)
         replace = method == "multinomial"
-        resampled = (totals > 0) if replace and fraction is not None else (totals > targets)
+        targets, resampled = _resample_targets(
+            xp, totals, fraction=fraction, target_total=target_total, replace=replace
+        )
         cells = xp.nonzero(resampled)[0]
         new_counts = _resample(
             xp, rng, counts, cumulative, indptr, cells=cells, targets=targets[cells],
@@ -287,10 +322,10 @@ def downsample_counts(
     seed = check_seed(seed)
     block_cells = positive_int("block_cells", block_cells)
     xp, device_name, matrix, csr, data, _, indptr = device_counts(
-        adata, layer, device, integer=True, what="downsample_counts"
+        adata, layer, device, integer=True, what="downsample_counts", with_indices=False
     )
     new_counts = downsampled_counts(
-        xp, device_name, data.astype(np.int64), indptr, fraction=fraction,
+        xp, device_name, data, indptr, fraction=fraction,
         target_total=target_total, method=method, seed=seed, block_cells=block_cells,
     )  # fmt: skip
     result = _rebuild(matrix, csr, to_numpy(new_counts))

@@ -168,7 +168,7 @@ def _downsample_task(
     device = resolve_device(options["device"])
     xp = array_module(device)
     new_counts = downsampled_counts(
-        xp, device, xp.asarray(x.data.astype(np.int64)), xp.asarray(x.indptr, dtype=np.int64),
+        xp, device, xp.asarray(x.data), xp.asarray(x.indptr, dtype=np.int64),
         fraction=options["fraction"], target_total=options["target_total"],
         method=options["method"], seed=options["seed"], block_cells=options["block_cells"],
         first_block=start // options["block_cells"],
