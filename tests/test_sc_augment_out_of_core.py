@@ -416,3 +416,21 @@ def test_cpu_resampling_does_not_depend_on_the_threads(method):
             numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
     same_matrix(runs[0], runs[1])
     assert (runs[0] != adata.X).nnz
+
+
+@pytest.mark.parametrize("how", ["sum", "mean"])
+def test_doublets_in_chunks_equal_the_whole(monkeypatch, how):
+    """The CPU builds the doublets DOUBLET_CHUNK at a time: chunks of 7 give the doublets one
+    chunk gives, and each is its two parents' rows added (or averaged)."""
+    from gpu_genomics.expression.singlecell import augment
+
+    adata = small_counts(dtype=np.int32)
+    whole = simulate_doublets(adata, n=100, how=how, seed=4, device="cpu")
+    monkeypatch.setattr(augment, "DOUBLET_CHUNK", 7)
+    chunked = simulate_doublets(adata, n=100, how=how, seed=4, device="cpu")
+    same_matrix(chunked.X, whole.X)
+    x = adata.X.toarray().astype(np.float64)
+    want = x[whole.obs["parent_1"]] + x[whole.obs["parent_2"]]
+    if how == "mean":
+        want /= 2
+    np.testing.assert_array_equal(chunked.X.toarray(), want.astype(chunked.X.dtype))

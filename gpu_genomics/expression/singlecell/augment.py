@@ -30,6 +30,8 @@ __all__ = [
 
 DOWNSAMPLE_METHODS = ("binomial", "hypergeometric", "multinomial")
 DOUBLET_MODES = ("sum", "mean")
+#: Doublets built at a time on the CPU (the gathered parents' temporaries are this many rows).
+DOUBLET_CHUNK = 16_384
 
 
 #: Cells per random block of :func:`downsample_counts`: block ``b`` (cells ``b * block_cells``
@@ -429,8 +431,9 @@ def simulate_doublets(
         InputError: a bad parameter, fewer than 2 cells, or a negative or non-finite value
             (naming its cell and gene).
 
-    Memory: the output holds up to the two parents' stored entries per doublet; the GPU path
-    works on a few 8-byte arrays of that length.
+    Memory: the output holds up to the two parents' stored entries per doublet; the CPU path
+    gathers the parents of :data:`DOUBLET_CHUNK` doublets at a time, the GPU path works on a
+    few 8-byte arrays of the output's length.
     """
     import anndata
     import scipy.sparse as sp
@@ -482,8 +485,8 @@ def doublet_rows(
 
     Args:
         xp: NumPy or CuPy, the module of ``data``, ``indices``, ``indptr``.
-        device: ``"cpu"`` (SciPy's row gather and sparse add) or ``"gpu"``
-            (:func:`_sum_row_pairs`): the same exact sums.
+        device: ``"cpu"`` (SciPy's row gather and sparse add, :data:`DOUBLET_CHUNK` doublets
+            at a time) or ``"gpu"`` (:func:`_sum_row_pairs`): the same exact sums.
         parts: the matrix's CSR ``(data, indices, indptr)``: ``(nnz,)`` stored values (any
             numeric dtype), ``(nnz,) int64`` columns, ``(n_rows + 1,) int64`` row offsets.
         shape: ``(n_rows, n_genes)``.
@@ -501,19 +504,31 @@ def doublet_rows(
     dtype = np.dtype(data.dtype)
     if how == "sum":
         out_dtype = dtype
-        work = data.astype(np.int64 if dtype.kind in "biu" else np.float64)
+        work_dtype = np.dtype(np.int64 if dtype.kind in "biu" else np.float64)
     else:
         out_dtype = np.dtype(np.float32) if dtype == np.float32 else np.dtype(np.float64)
-        work = data.astype(np.float64)
-    if device == "cpu":  # SciPy's row gather and sparse add: the same exact sums, faster
-        work_csr = sp.csr_matrix((work, indices, indptr), shape=shape)
-        pairs = (work_csr[first] + work_csr[second]).tocsr()
-        pairs.sort_indices()
-        values, genes, out_indptr = pairs.data, pairs.indices, pairs.indptr
-    else:
-        values, genes, out_indptr = _sum_row_pairs(
-            xp, work, indices, indptr, first=xp.asarray(first), second=xp.asarray(second)
-        )
+        work_dtype = np.dtype(np.float64)
+    if device == "cpu":  # SciPy's row gather and sparse add, by chunks of doublets
+        matrix = sp.csr_matrix((data, indices, indptr), shape=shape)
+        parts = []
+        for start in range(0, len(first), DOUBLET_CHUNK):
+            pair = slice(start, start + DOUBLET_CHUNK)
+            one, two = matrix[first[pair]], matrix[second[pair]]
+            one.data, two.data = one.data.astype(work_dtype), two.data.astype(work_dtype)
+            summed = (one + two).tocsr()
+            summed.sort_indices()
+            if how == "mean":
+                summed.data /= 2.0
+            summed.data = summed.data.astype(out_dtype)
+            summed.eliminate_zeros()
+            parts.append(summed)
+        if not parts:
+            return sp.csr_matrix((0, shape[1]), dtype=out_dtype)
+        return sp.vstack(parts, format="csr")
+    values, genes, out_indptr = _sum_row_pairs(
+        xp, data.astype(work_dtype), indices, indptr, first=xp.asarray(first),
+        second=xp.asarray(second),
+    )  # fmt: skip
     if how == "mean":
         values = values / 2.0
     out = sp.csr_matrix(
