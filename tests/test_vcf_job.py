@@ -299,11 +299,29 @@ def test_interrupted_run_leaves_nothing(tmp_path, monkeypatch):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(partitions, "write_rows", explode)
+    monkeypatch.setattr(partitions, "ONE_PASS", False)
     for name in ("o.h5", "o.zarr"):
         with pytest.raises(KeyboardInterrupt):
             convert(TRICKY, tmp_path / name, chunk_variants=3)
         assert listing(tmp_path) == []
     assert calls == [0, 0]
+
+
+def test_interrupted_one_pass_leaves_nothing(tmp_path, monkeypatch):
+    """Stopped in the one pass (no filters, Zarr) after its first chunk is written."""
+    real = partitions.write_to
+    calls = []
+
+    def explode(target, name, first, rows, *, chunk_rows):
+        real(target, name, first, rows, chunk_rows=chunk_rows)
+        calls.append((name, first))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(partitions, "write_to", explode)
+    with pytest.raises(KeyboardInterrupt):
+        convert(TRICKY, tmp_path / "o.zarr", chunk_variants=1)
+    assert listing(tmp_path) == []
+    assert calls == [("call_genotype", 0)]
 
 
 def test_provenance(tmp_path):

@@ -3,7 +3,9 @@
 The input is read in two passes over its blocks (:mod:`.partitions`): pass 1 scans partitions
 of the file in parallel (parse, filter, count what each block owns); pass 2 gives each task
 whole chunks of output rows, which it reads from the blocks that own them and writes itself
-(Zarr) or hands to this process, the one HDF5 writer. Tasks run in this process, or on a Dask
+(Zarr) or hands to this process, the one HDF5 writer. Without filters, for a Zarr output in
+this process, it is read once instead (:func:`_one_pass`: the arrays grow as rows come, and
+get the two passes' shapes, chunks and bytes). Tasks run in this process, or on a Dask
 cluster with ``client`` (:mod:`gpu_genomics.execution`); the output is the same array for
 array whatever the partitions, workers or order. A bgzip or plain VCF is read in place; BCF,
 region queries and gzip (not bgzip) text are first copied once as plain VCF text beside the
@@ -21,6 +23,7 @@ semantics in ``docs/variants.md``). Every array names its axes (Zarr ``dimension
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import tempfile
@@ -48,7 +51,7 @@ from ..report.html import check_report_path, written_reports
 from . import genotypes as G
 from . import partitions as P
 from .blocks import TextFile, index_block_starts, text_file
-from .reader import RecordParser, VcfReader
+from .reader import RecordParser, VcfReader, allele_table, pad_ploidy
 
 log = logging.getLogger("gpu_genomics")
 
@@ -219,7 +222,10 @@ def convert_vcf(
     of 16 MiB of VCF text and its genotypes, a task's per-variant rows, and its rows along
     samples up to 32 MiB an array (beyond, on disk beside the output, a chunk of samples apart;
     ``docs/variants.md#scale``). The client holds per-block counts (40 bytes per BGZF block)
-    and per-sample sums. A report adds two histograms (100 and 200 bins) per partition, and
+    and per-sample sums. The one pass (no filters, Zarr, in process: :func:`_one_pass`)
+    holds instead a batch and up to a chunk of rows of every array (a chunk of
+    ``call_genotype`` at most 32 MiB at ploidy 2, or the two passes run).
+    A report adds two histograms (100 and 200 bins) per partition, and
     reads the kept variants' call rates and MAF back from the output :data:`REPORT_ROWS` at a
     time (8 bytes each).
     """
@@ -245,100 +251,383 @@ def convert_vcf(
         multiallelic=options.multiallelic,
         standardize=options.standardize,
     )
+    resolved = {
+        "output_format": output_format,
+        "compression": resolve_compression(output_format, options.compression),
+    }
+    record = provenance(
+        "gpu-genomics vcf",
+        parameters={**dataclasses.asdict(options), **resolved},
+        inputs={"vcf": input_path},
+        device=device_name,
+        command=command,
+    )
+    job = _Job(
+        input_path=input_path, output_path=output_path, options=options, filters=filters,
+        reader=reader, record=record, report=report, device_name=device_name,
+        progress=progress, started=started,
+    )  # fmt: skip
     with tempfile.TemporaryDirectory(prefix=spool_prefix(output_path), dir=parent) as tmp:
         reading = _reading(reader, input_path, Path(tmp))
-        scans = _scan(reading, filters, options, device_name, client)
-        offsets = np.concatenate([scan.block_offsets for scan in scans])
-        counts = np.concatenate([scan.counts for scan in scans])
-        n_read = int(counts[:, P.RECORDS].sum())
-        if n_read == 0:
-            where = f" in region {options.region}" if options.region else ""
-            raise InputError(f"{input_path}: no variant records{where}; nothing to convert")
-        totals = {space: int(counts[:, space].sum()) for space in P.SPACES}
-        if totals[P.VARIANTS] == 0:
-            log.warning("no variant passed the filters; the output holds empty arrays")
-        reading = dataclasses.replace(
-            reading, contigs=P.merged_contigs(reader.header.contigs, scans)
-        )
-        shape = _Shape(
-            variants=totals[P.VARIANTS],
-            samples=n_samples,
-            ploidy=max([scan.max_ploidy for scan in scans] + [1]),
-            alleles=max(scan.max_alleles for scan in scans),
-            columns=totals[P.COLUMNS],
-            standardized=totals[P.STANDARDIZED],
-        )
-        resolved = {
-            "output_format": output_format,
-            "compression": resolve_compression(output_format, options.compression),
-        }
-        record = provenance(
-            "gpu-genomics vcf",
-            parameters={**dataclasses.asdict(options), **resolved},
-            inputs={"vcf": input_path},
-            device=device_name,
-            command=command,
-        )
-        with (
-            written_reports() as reports,  # removed if the output fails
-            ArrayWriter(
-                output_path,
-                format=options.output_format,
-                compression=options.compression,
-                chunk_rows=options.chunk_variants,
-                spec=VCF_ARRAYS,
-            ) as out,
-        ):
-            targets = _create_arrays(out, shape, options)
-            targets["sample_id"][:] = np.array(reader.samples, dtype=object)
-            out.write("contig_id", reading.contigs)
-            layout = P.Layout(
-                ploidy=shape.ploidy,
-                allele_width=shape.alleles,
-                chunk_variants=options.chunk_variants,
-                store=str(out.tmp_path.resolve()) if out.format == "zarr" else None,
-                chunk_samples=options.chunk_samples,
-                spool=str(Path(tmp).resolve()),
-                name=str(input_path),
-            )
-            missing_counts, spectrum = _write_rows(
-                reading, offsets, counts, filters, layout, shape=shape, targets=targets,
-                device_name=device_name, client=client, progress=progress,
-            )  # fmt: skip
-            n_kept = shape.variants
-            targets["sample_missing_rate"][:] = (
-                missing_counts / n_kept if n_kept else np.full(n_samples, np.nan)
-            )
-            calls = n_kept * n_samples
-            summary = {
-                "variants_read": n_read,
-                "variants_kept": n_kept,
-                "dosage_columns": shape.columns,
-                "samples": n_samples,
-                "ploidy": shape.ploidy,
-                "missing_rate": float(missing_counts.sum() / calls) if calls else float("nan"),
-                "maf_spectrum": spectrum,
-            }
-            if options.standardize:
-                summary["standardized_columns"] = shape.standardized
-            summary["seconds"] = round(time.perf_counter() - started, 3)
-            out.attrs(
-                {
-                    **record,
-                    "summary": summary,
-                    "dosage_layout": "samples x columns; -1 = missing call",
-                    "vcf_zarr_names": True,
-                    "vcf_zarr_version": VCF_ZARR_VERSION,
-                    "vcf_meta_information": [list(kv) for kv in reader.header.meta_information],
-                }
-            )
-            if report is not None:  # before the output is committed: neither, if it fails
-                reports.append(_write_report(
-                    report, targets, scans=scans, summary=summary, options=options,
-                    record=record, input_path=input_path,
-                ))  # fmt: skip
+        summary = None
+        if one_pass_applies(filters, options, client, output_format, n_samples):
+            try:
+                summary = _one_pass(job, reading, Path(tmp))
+            except _Widened as widened:  # a later call of higher ploidy: read it twice
+                log.info("%s; reading the file in two passes", widened)
+        if summary is None:
+            summary = _two_passes(job, reading, client, Path(tmp))
     log.info("wrote %s in %.2f s", output_path, summary["seconds"])
     return summary
+
+
+@dataclass
+class _Job:
+    """What both ways of running the job share: the options, the header, the provenance."""
+
+    input_path: str | os.PathLike
+    output_path: str | os.PathLike
+    options: VcfOptions
+    filters: P.Filters
+    reader: VcfReader
+    record: dict[str, Any]
+    report: str | os.PathLike | None
+    device_name: str
+    progress: bool
+    started: float
+
+    def writer(self) -> ArrayWriter:
+        return ArrayWriter(
+            self.output_path,
+            format=self.options.output_format,
+            compression=self.options.compression,
+            chunk_rows=self.options.chunk_variants,
+            spec=VCF_ARRAYS,
+        )
+
+    def no_records(self) -> InputError:
+        region = self.options.region
+        where = f" in region {region}" if region else ""
+        return InputError(f"{self.input_path}: no variant records{where}; nothing to convert")
+
+    def finish(
+        self,
+        out: ArrayWriter,
+        targets: dict[str, Any],
+        reports: list[Path],
+        *,
+        shape: _Shape,
+        n_read: int,
+        missing_counts: np.ndarray,
+        spectrum: list[list[Any]],
+        scans: list[P.Scan],
+    ) -> dict[str, Any]:
+        """Write the per-sample rates, the summary and the attributes (and the report)."""
+        n_samples = shape.samples
+        n_kept = shape.variants
+        targets["sample_missing_rate"][:] = (
+            missing_counts / n_kept if n_kept else np.full(n_samples, np.nan)
+        )
+        calls = n_kept * n_samples
+        summary = {
+            "variants_read": n_read,
+            "variants_kept": n_kept,
+            "dosage_columns": shape.columns,
+            "samples": n_samples,
+            "ploidy": shape.ploidy,
+            "missing_rate": float(missing_counts.sum() / calls) if calls else float("nan"),
+            "maf_spectrum": spectrum,
+        }
+        if self.options.standardize:
+            summary["standardized_columns"] = shape.standardized
+        summary["seconds"] = round(time.perf_counter() - self.started, 3)
+        out.attrs(
+            {
+                **self.record,
+                "summary": summary,
+                "dosage_layout": "samples x columns; -1 = missing call",
+                "vcf_zarr_names": True,
+                "vcf_zarr_version": VCF_ZARR_VERSION,
+                "vcf_meta_information": [list(kv) for kv in self.reader.header.meta_information],
+            }
+        )
+        if self.report is not None:  # before the output is committed: neither, if it fails
+            reports.append(_write_report(
+                self.report, targets, scans=scans, summary=summary, options=self.options,
+                record=self.record, input_path=self.input_path,
+            ))  # fmt: skip
+        return summary
+
+
+def _two_passes(job: _Job, reading: P.Reading, client: Any, tmp: Path) -> dict[str, Any]:
+    """Pass 1 over partitions (counts, widths, contigs), then pass 2's row tasks."""
+    options, filters = job.options, job.filters
+    scans = _scan(reading, filters, options, job.device_name, client)
+    offsets = np.concatenate([scan.block_offsets for scan in scans])
+    counts = np.concatenate([scan.counts for scan in scans])
+    n_read = int(counts[:, P.RECORDS].sum())
+    if n_read == 0:
+        raise job.no_records()
+    totals = {space: int(counts[:, space].sum()) for space in P.SPACES}
+    if totals[P.VARIANTS] == 0:
+        log.warning("no variant passed the filters; the output holds empty arrays")
+    reading = dataclasses.replace(
+        reading, contigs=P.merged_contigs(job.reader.header.contigs, scans)
+    )
+    shape = _Shape(
+        variants=totals[P.VARIANTS],
+        samples=len(reading.samples),
+        ploidy=max([scan.max_ploidy for scan in scans] + [1]),
+        alleles=max(scan.max_alleles for scan in scans),
+        columns=totals[P.COLUMNS],
+        standardized=totals[P.STANDARDIZED],
+    )
+    with written_reports() as reports, job.writer() as out:  # reports removed if it fails
+        targets = _create_arrays(out, shape, options)
+        targets["sample_id"][:] = np.array(reading.samples, dtype=object)
+        out.write("contig_id", reading.contigs)
+        layout = P.Layout(
+            ploidy=shape.ploidy,
+            allele_width=shape.alleles,
+            chunk_variants=options.chunk_variants,
+            store=str(out.tmp_path.resolve()) if out.format == "zarr" else None,
+            chunk_samples=options.chunk_samples,
+            spool=str(tmp.resolve()),
+            name=str(job.input_path),
+        )
+        missing_counts, spectrum = _write_rows(
+            reading, offsets, counts, filters, layout, shape=shape, targets=targets,
+            device_name=job.device_name, client=client, progress=job.progress,
+        )  # fmt: skip
+        return job.finish(
+            out, targets, reports, shape=shape, n_read=n_read,
+            missing_counts=missing_counts, spectrum=spectrum, scans=scans,
+        )  # fmt: skip
+
+
+# --- one pass ----------------------------------------------------------------------------
+#: The arrays written by the one pass as their rows come, by space (``variant_allele`` is
+#: written at the end, when the widest allele list is known).
+_VARIANT_ROWS = (
+    "call_genotype", "call_genotype_phased", "variant_contig", "variant_position", "variant_id",
+    "variant_quality", "variant_filter_pass", "variant_index", "variant_call_rate",
+)  # fmt: skip
+_COLUMN_ROWS = (
+    "dosage", "dosage_variant", "dosage_allele", "dosage_allele_frequency", "dosage_maf",
+)  # fmt: skip
+
+
+class _Widened(Exception):
+    """A call of higher ploidy than the one pass's ``call_genotype`` was created with."""
+
+
+def one_pass_applies(
+    filters: P.Filters, options: VcfOptions, client: Any, output_format: str, n_samples: int
+) -> bool:
+    """The job can read its input once (:func:`_one_pass`).
+
+    No filter (every record is kept, so rows are known as records are parsed), in this
+    process (rows are written in file order), Zarr (arrays grow with ``resize``: an HDF5
+    dataset would need another ``maxshape``), and a chunk of ``call_genotype`` rows of at
+    most :data:`~.partitions.SPILL_BYTES` at ploidy 2 (the rows waiting for a whole chunk stay
+    in memory; wider files take the two passes, whose rows go to the spool).
+    """
+    return (
+        P.ONE_PASS
+        and not filters.any
+        and client is None
+        and output_format == "zarr"
+        and options.chunk_variants * n_samples * 2 <= P.SPILL_BYTES
+    )
+
+
+class _Appender:
+    """One space's arrays filled in file order, a whole chunk of rows at a time.
+
+    Rows wait in memory until a chunk of ``chunk_rows`` is complete (fewer than
+    ``chunk_rows`` rows plus the last batch's); then every complete chunk is written. The
+    arrays are created at the first write: with at least ``chunk_rows`` rows (their chunks are
+    then ``chunk_rows`` long, as with the final length) or, when the file has fewer, at the end
+    with their final length. They grow with ``resize`` (capacity doubling, cut to the final
+    length at the end); only complete chunks are written before the last, so every chunk is
+    written once, as the two-pass job writes it. ``call_genotype`` is created with the
+    largest ploidy seen by then: a later wider call raises :class:`_Widened`.
+    """
+
+    def __init__(self, names: tuple[str, ...], chunk_rows: int, create: Any) -> None:
+        self.names = names
+        self.chunk_rows = chunk_rows
+        self.create = create  # (rows, ploidy) -> {name: array}
+        self.pending: list[dict[str, Any]] = []
+        self.pending_rows = 0
+        self.written = 0
+        self.capacity = 0
+        self.ploidy = 0  # of call_genotype once created
+        self.targets: dict[str, Any] | None = None
+
+    def add(self, values: dict[str, Any], n: int) -> None:
+        """Append ``n`` rows (``values``: ``{name: (n, ...) rows}``)."""
+        gt = values.get("call_genotype")
+        if self.targets is not None and gt is not None and gt.shape[2] > self.ploidy:
+            raise _Widened(
+                f"a call of ploidy {gt.shape[2]} after {self.written + self.pending_rows} "
+                f"variants of ploidy at most {self.ploidy}"
+            )
+        self.pending.append(values)
+        self.pending_rows += n
+        if self.pending_rows >= self.chunk_rows:
+            self._flush(final=False)
+
+    def close(self) -> dict[str, Any]:
+        """Write the rows left; the arrays (created now if they were not)."""
+        self._flush(final=True)
+        assert self.targets is not None
+        return self.targets
+
+    @property
+    def rows(self) -> int:
+        return self.written + self.pending_rows
+
+    def _flush(self, *, final: bool) -> None:
+        total = self.pending_rows
+        n = total if final else total - total % self.chunk_rows
+        if self.targets is None:
+            if "call_genotype" in self.names:
+                self.ploidy = max(p["call_genotype"].shape[2] for p in self.pending) if total else 1
+            self.capacity = n
+            self.targets = self.create(n, self.ploidy)
+        stop = self.written + n
+        if stop > self.capacity or (final and stop != self.capacity):
+            self.capacity = stop if final else max(stop, 2 * self.capacity)
+            for name, target in self.targets.items():
+                shape = list(target.shape)
+                shape[1 if name in P.TRANSPOSED else 0] = self.capacity
+                target.resize(tuple(shape))
+        self.written = stop
+        if not self.pending:
+            return
+        rows = {}
+        for name in self.names:
+            parts = [p[name] for p in self.pending]
+            if name == "call_genotype":
+                parts = [pad_ploidy(part, self.ploidy) for part in parts]
+            rows[name] = np.concatenate(parts) if len(parts) != 1 else parts[0]
+        for name, values in rows.items():
+            if n:
+                P.write_to(self.targets[name], name, stop - n, values[:n],
+                           chunk_rows=self.chunk_rows)  # fmt: skip
+        left = total - n
+        self.pending = [{name: values[n:].copy() for name, values in rows.items()}] if left else []
+        self.pending_rows = left
+
+
+class _AlleleSpool:
+    """``variant_allele``'s rows kept on disk in file order until their width is known.
+
+    One JSON line per batch of allele lists in ``path`` (a plain data format: nothing read back
+    can run code); :meth:`write` reads them back and writes the array a chunk at a time
+    (memory: a chunk of rows and one batch's lists).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.write_bytes(b"")
+        self.width = 1
+
+    def add(self, alleles: list[list[str]], width: int) -> None:
+        """Append a batch's allele lists (``width``: the longest)."""
+        with open(self.path, "a", encoding="utf-8") as handle:  # none left open on failure
+            handle.write(json.dumps(alleles, ensure_ascii=False) + "\n")
+        self.width = max(self.width, width)
+
+    def write(self, target: Any, chunk_rows: int) -> None:
+        """Write every row into ``target`` (``(variants, width)`` strings); remove the file."""
+        at, waiting = 0, []
+        with open(self.path, encoding="utf-8") as handle:
+            for line in handle:
+                waiting += json.loads(line)
+                whole = len(waiting) - len(waiting) % chunk_rows
+                if whole:
+                    table = allele_table(waiting[:whole], self.width)
+                    P.write_to(target, "variant_allele", at, table, chunk_rows=chunk_rows)
+                    at, waiting = at + whole, waiting[whole:]
+        if waiting:
+            P.write_to(target, "variant_allele", at, allele_table(waiting, self.width),
+                       chunk_rows=chunk_rows)  # fmt: skip
+        self.path.unlink()
+
+
+def _one_pass(job: _Job, reading: P.Reading, tmp: Path) -> dict[str, Any]:
+    """The job in one read of the file (no filters; :func:`one_pass_applies`).
+
+    Every record is parsed once (:func:`~.partitions.read_all_rows`) and its rows appended
+    to the arrays as they come (:class:`_Appender`); the lengths, the ploidy, the allele
+    width and the new contigs are known at the end, when the arrays get their final shape
+    and ``variant_allele`` (kept on disk until then, :class:`_AlleleSpool`) and ``contig_id``
+    are written. The arrays, chunks and attributes are those of the two passes.
+
+    Memory: one batch of 16 MiB of text (and the next) and its rows, plus up to a chunk of
+    rows of every array waiting to be written: ``(chunk_variants + batch records) x samples
+    x (ploidy + 2)`` bytes (:func:`one_pass_applies` keeps a chunk of calls under 32 MiB).
+    Disk: the allele lists (a few bytes a variant), beside the output.
+
+    Raises:
+        _Widened: a call of higher ploidy than the first chunk's came later (nothing of the
+            output is kept; the caller runs the two passes).
+    """
+    from tqdm import tqdm
+
+    options = job.options
+    n_samples = len(reading.samples)
+    parser = reading.parser()
+
+    def shape(variants: int = 0, columns: int = 0, ploidy: int = 1, alleles: int = 1) -> _Shape:
+        return _Shape(variants=variants, samples=n_samples, ploidy=ploidy, alleles=alleles,
+                      columns=columns, standardized=0)  # fmt: skip
+
+    with written_reports() as reports, job.writer() as out:  # reports removed if it fails
+        targets = _create_arrays(out, shape(), options, names=("sample_id", "sample_missing_rate"))
+        targets["sample_id"][:] = np.array(reading.samples, dtype=object)
+        variants = _Appender(
+            _VARIANT_ROWS, options.chunk_variants,
+            lambda rows, ploidy: _create_arrays(
+                out, shape(variants=rows, ploidy=ploidy), options, names=_VARIANT_ROWS
+            ),
+        )  # fmt: skip
+        columns = _Appender(
+            _COLUMN_ROWS, options.chunk_variants,
+            lambda rows, _: _create_arrays(
+                out, shape(columns=rows), options, names=_COLUMN_ROWS
+            ),
+        )  # fmt: skip
+        alleles = _AlleleSpool(tmp / "variant_allele.jsonl")
+        missing_counts = np.zeros(n_samples, dtype=np.int64)
+        spectrum: dict[str, int] = dict(G.maf_spectrum(np.zeros(0)))
+        with tqdm(unit="variant", desc="vcf", disable=not job.progress or None) as bar:
+            for batch in P.read_all_rows(reading, job.filters, job.device_name, parser=parser):
+                values = dict(batch.variants)
+                alleles.add(values.pop("variant_allele"), batch.max_alleles)
+                variants.add(values, batch.n_variants)
+                columns.add(batch.columns, batch.n_columns)
+                missing_counts += batch.missing_counts
+                for label, count in batch.spectrum:
+                    spectrum[label] = spectrum.get(label, 0) + count
+                bar.update(batch.n_variants)
+        n_read = variants.rows
+        if n_read == 0:
+            raise job.no_records()
+        targets.update(variants.close())
+        targets.update(columns.close())
+        final = shape(variants=n_read, columns=columns.written, ploidy=variants.ploidy,
+                      alleles=alleles.width)  # fmt: skip
+        targets.update(_create_arrays(out, final, options, names=("variant_allele",)))
+        alleles.write(targets["variant_allele"], options.chunk_variants)
+        out.write("contig_id", parser.contigs)
+        no_figures = P.Scan(np.zeros(0, np.int64), np.zeros((0, 5), np.int64))
+        return job.finish(out, targets, reports, shape=final, n_read=n_read,
+                          missing_counts=missing_counts,
+                          spectrum=[[label, count] for label, count in spectrum.items()],
+                          scans=[no_figures])  # fmt: skip
 
 
 #: Rows of the kept variants' call rates and MAF read back at once for the report.
@@ -486,10 +775,13 @@ def _before(scans: list[P.Scan], column: int) -> int:
     return int(sum(scan.counts[:, column].sum() for scan in scans))
 
 
-def _create_arrays(out: ArrayWriter, shape: _Shape, options: VcfOptions) -> dict[str, Any]:
+def _create_arrays(
+    out: ArrayWriter, shape: _Shape, options: VcfOptions, names: tuple[str, ...] | None = None
+) -> dict[str, Any]:
     """Create the arrays along variants, columns and samples (all but ``contig_id``).
 
-    Chunked ``chunk_variants`` along variants and columns, ``chunk_samples`` along samples.
+    Chunked ``chunk_variants`` along variants and columns (capped by their length),
+    ``chunk_samples`` along samples. ``names``: only those arrays (default: all).
     """
     rows_of = {"variants": shape.variants, "dosage_columns": shape.columns,
                "standardized_columns": shape.standardized}  # fmt: skip
@@ -500,7 +792,7 @@ def _create_arrays(out: ArrayWriter, shape: _Shape, options: VcfOptions) -> dict
     for array in VCF_ARRAYS:
         if array.when == STANDARDIZED and not options.standardize:
             continue
-        if array.name == "contig_id":
+        if array.name == "contig_id" or (names is not None and array.name not in names):
             continue
         dims = array.dims
         dtype = str if array.dtype == STRING else array.dtype

@@ -19,6 +19,9 @@ the client, the one HDF5 writer). The rows are counted in one of three *spaces*:
 Because rows are counted per block, the output does not depend on how the file was
 partitioned, how many workers ran the tasks, or in what order.
 
+Without filters, a Zarr job in the client process skips both: :func:`read_all_rows` parses
+the file once, in order, and the job appends the rows (:func:`~.convert._one_pass`).
+
 Memory per task, whatever the number of samples: one batch of :data:`BATCH_BYTES` of text
 and its parsed genotypes (read one batch ahead by a thread, so decompression overlaps
 parsing), the task's per-variant rows (the job plans tasks of about 128 MiB of output, whole
@@ -639,6 +642,107 @@ def write_rows(
             result.maf_spectrum = list(spectrum.items())
         result.rows = pending.close()
     return result
+
+
+# --- one pass (no filters) -------------------------------------------------------------
+#: Without filters, a Zarr job in this process reads the file once (:func:`read_all_rows`);
+#: False: always two passes (tests compare the two).
+ONE_PASS = True
+
+
+@dataclass
+class BatchRows:
+    """One parsed batch's rows when every record is kept (:func:`read_all_rows`).
+
+    Attributes:
+        variants: the variant arrays' rows, ``(n, ...)`` each as written, except
+            ``call_genotype`` (``(n, samples, p) int8`` at the batch's own ploidy ``p``, not
+            yet padded) and ``variant_allele`` (a list of ``n`` allele lists, not a table).
+        columns: the dosage arrays' rows (``dosage``: ``(m, samples) int8``; ``dosage_variant``
+            global variant rows).
+        missing_counts: ``(samples,) int64`` missing calls of the batch's records.
+        spectrum: the batch's columns by MAF class (:func:`~.genotypes.maf_spectrum`).
+        ploidy: ``p``; max_alleles: the longest allele list of the batch.
+    """
+
+    variants: dict[str, Any]
+    columns: dict[str, Any]
+    missing_counts: np.ndarray
+    spectrum: list[tuple[str, int]]
+    ploidy: int
+    max_alleles: int
+
+    @property
+    def n_variants(self) -> int:
+        """The batch's records (all kept)."""
+        return len(self.variants["variant_position"])
+
+    @property
+    def n_columns(self) -> int:
+        """The batch's dosage columns."""
+        return len(self.columns["dosage_variant"])
+
+
+def read_all_rows(
+    reading: Reading, filters: Filters, device: str, *, parser: RecordParser | None = None
+) -> Iterator[BatchRows]:
+    """Parse every record of the file once, in file order, a batch at a time (no filters).
+
+    Every record is parsed and checked (a bad one raises its one-line error naming the file
+    and line, as pass 2 would); the rows are those :func:`write_rows` writes, computed by the
+    same code. ``variant_contig`` indexes the header's contigs, then the records' new ones in
+    order of first appearance (``parser.contigs`` afterwards, as :func:`merged_contigs` builds
+    it; ``parser``: default a new one).
+
+    Memory: one batch of :data:`BATCH_BYTES` of text (and the next, read ahead by a thread)
+    and its parsed rows: ``records x samples x (ploidy + 2)`` bytes of calls, phasing and
+    dosage, plus a split dosage's columns.
+    """
+    if filters.any:
+        raise ValueError("read_all_rows: every record must be kept (no filters)")
+    xp = array_module(device)
+    parser = parser or reading.parser()
+    lines_before = records_before = 0
+    want_dosage = filters.multiallelic == "nonref"
+    file = reading.file
+    for text, _ in prefetched(OwnedLines(file, file.data_block, file.size, BATCH_BYTES)):
+        newline = newlines(text)
+        chunk = parser.parse(
+            text, reading.first_line(lines_before), records_before, newline=newline
+        )
+        lines_before += len(newline)
+        variants_before, records_before = records_before, records_before + len(chunk)
+        if not len(chunk):
+            continue
+        gt = xp.asarray(chunk.call_genotype)
+        rows_mask = np.ones(len(chunk), dtype=bool)
+        f = _filter(chunk, gt, filters, device, dosage=want_dosage, sample_rows=rows_mask)
+        rows = np.flatnonzero(f.keep_variant)
+        columns = np.flatnonzero(f.keep_column)
+        if len(rows) != len(chunk):  # pragma: no cover (no filter: every record is kept)
+            raise AssertionError("read_all_rows: a record was dropped without filters")
+        variants = {
+            "call_genotype": chunk.call_genotype,
+            "call_genotype_phased": chunk.call_genotype_phased,
+            "variant_contig": chunk.variant_contig,
+            "variant_position": chunk.variant_position,
+            "variant_id": np.array(list(chunk.variant_id), dtype=object),
+            "variant_allele": list(chunk.variant_allele),
+            "variant_quality": chunk.variant_quality,
+            "variant_filter_pass": chunk.variant_filter_pass,
+            "variant_index": chunk.variant_index,
+            "variant_call_rate": to_numpy(f.call_rate),
+        }
+        new_row = np.cumsum(f.keep_variant) - 1 + variants_before
+        column_values = _column_values(gt, columns, f, new_row=new_row, device=device)
+        yield BatchRows(
+            variants=variants,
+            columns=column_values,
+            missing_counts=_sample_missing(f.figures, rows),
+            spectrum=list(G.maf_spectrum(column_values["dosage_maf"])),
+            ploidy=int(chunk.call_genotype.shape[2]),
+            max_alleles=int(chunk.n_alleles.max(initial=1)),
+        )
 
 
 def _fused_outputs(
