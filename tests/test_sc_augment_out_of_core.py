@@ -154,7 +154,8 @@ def test_downsample_file_equals_in_memory(tmp_path, method, target):
     adata.write_h5ad(source)
     want = downsample_counts(adata, method=method, seed=11, block_cells=16, copy=True, **target)
     assert (want.X != adata.X).nnz  # something was drawn
-    for chunk in (1, 20, 48, 10_000):  # rounded up to whole blocks of 16
+    chunks = (1, 20, 48, 10_000) if method == "hypergeometric" else (20, 10_000)
+    for chunk in chunks:  # rounded up to whole blocks of 16
         out = tmp_path / f"o{chunk}.zarr"
         downsample_file(
             source, out, method=method, seed=11, block_cells=16, chunk_cells=chunk,
@@ -256,7 +257,8 @@ def test_doublets_file_equal_in_memory(tmp_path, how, dtype):
     adata.write_h5ad(source)
     simulate_doublets(adata, n=450, how=how, seed=8).write_h5ad(tmp_path / "memory.h5ad")
     want = ad.read_h5ad(tmp_path / "memory.h5ad")
-    for chunk in (1, 7, 64, 10_000):
+    chunks = (1, 7, 64, 10_000) if (how, dtype) == ("sum", np.int64) else (7, 10_000)
+    for chunk in chunks:
         out = tmp_path / f"o{chunk}.h5ad"
         summary = simulate_doublets_file(
             source, out, n=450, how=how, seed=8, chunk_cells=chunk, device="cpu"

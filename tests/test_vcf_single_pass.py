@@ -155,7 +155,7 @@ def test_without_filters_the_text_is_read_and_parsed_once(tmp_path, monkeypatch,
     [
         (200, 7, 2, 500, "nonref"),
         (200, 7, 2, 500, "split"),
-        (200, 1, 1, 300, "split"),  # a chunk a row, a sample a chunk
+        (60, 1, 1, 300, "split"),  # a chunk a row, a sample a chunk
         (5, 1000, 10_000, 1 << 20, "split"),  # fewer rows than a chunk: created at the end
         (40, 40, 3, 200, "nonref"),  # exactly one chunk
         (41, 8, 3, 100, "split"),  # batches smaller than a record's line
@@ -178,14 +178,14 @@ def test_one_pass_writes_the_two_passes_store_byte_for_byte(  # noqa: PLR0917
     assert store_files(tmp_path / "one.zarr") == store_files(tmp_path / "two.zarr")
 
 
-@pytest.mark.parametrize("chunk_variants", [13, 1000])
+@pytest.mark.parametrize("chunk_variants", [61, 1000])
 def test_simulated_file_one_pass_equals_two_passes_and_two_workers(
     simulated, tmp_path, monkeypatch, chunk_variants
 ):
     pytest.importorskip("distributed")
     from gpu_genomics.execution import cluster
 
-    options = {"chunk_variants": chunk_variants, "chunk_samples": 5, "multiallelic": "split"}
+    options = {"chunk_variants": chunk_variants, "chunk_samples": 16, "multiallelic": "split"}
     monkeypatch.setattr(P, "BATCH_BYTES", 20_000)
     counted = Counted(monkeypatch)
     gg.convert_vcf(simulated, tmp_path / "one.zarr", device="cpu", **options)
