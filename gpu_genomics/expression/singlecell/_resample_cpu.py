@@ -76,19 +76,16 @@ def _draw_reads(  # noqa: PLR0917 (numba: positional arguments)
 
 @numba.njit(parallel=True, cache=True, nogil=True)
 def resample_blocks(  # noqa: PLR0917 (numba: positional arguments)
-    data, indptr, fraction, target_total, replace, block_cells, block_seeds
+    data, indptr, targets, chosen, replace, block_cells, block_seeds
 ):  # pragma: no cover
-    """Resample the cells of a CSR count matrix to their exact targets.
-
-    A cell's target is ``floor(total * fraction)`` (``fraction >= 0``) or ``target_total``;
-    the cells above it are resampled, and with ``replace`` and a ``fraction`` every cell with
-    reads (as :func:`~.augment._resample_targets`).
+    """Resample the ``chosen`` cells of a CSR count matrix to ``targets`` reads each.
 
     Args:
         data: ``(nnz,)`` non-negative whole counts, any numeric dtype (read as int64).
         indptr: ``(n_cells + 1,) int64``.
-        fraction: the fraction of reads to keep, or -1 for ``target_total``.
-        target_total: the reads per cell to keep (with ``fraction`` -1).
+        targets: ``(n_cells,) int64`` reads to keep per cell
+            (:func:`~.augment._resample_targets`).
+        chosen: ``(n_cells,) bool``: the cells to resample (the others keep their counts).
         replace: draw reads with replacement (multinomial) or without (hypergeometric).
         block_cells: cells per random block.
         block_seeds: ``(n_blocks,) int64``: the seed of each block's draws.
@@ -110,15 +107,11 @@ def resample_blocks(  # noqa: PLR0917 (numba: positional arguments)
             widest = max(widest, indptr[cell + 1] - indptr[cell])
         cumulative = np.empty(widest + 1 if replace else 1, dtype=np.int64)
         for cell in range(first, last):
-            total = 0
-            for k in range(indptr[cell], indptr[cell + 1]):
-                total += counts[k]
-            target = np.int64(np.floor(total * fraction)) if fraction >= 0 else target_total
-            if total > target or (replace and fraction >= 0 and total > 0):
-                if replace:
-                    _draw_reads(
-                        counts, indptr[cell], indptr[cell + 1], target, cumulative, new_counts
-                    )
-                else:
-                    _select_reads(counts, indptr[cell], indptr[cell + 1], target, new_counts)
+            if not chosen[cell]:
+                continue
+            lo, hi = indptr[cell], indptr[cell + 1]
+            if replace:
+                _draw_reads(counts, lo, hi, targets[cell], cumulative, new_counts)
+            else:
+                _select_reads(counts, lo, hi, targets[cell], new_counts)
     return new_counts

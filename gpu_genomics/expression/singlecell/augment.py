@@ -179,14 +179,16 @@ def downsampled_counts(
     """
     n_cells = int(indptr.size) - 1
     if device == "cpu" and method != "binomial":  # numba, the blocks in parallel
+        from ._rank_cpu import row_totals
         from ._resample_cpu import resample_blocks
 
+        replace = method == "multinomial"
+        totals = row_totals(indptr, counts).astype(np.int64)  # exact: whole counts < 2**53
+        targets, resampled = _resample_targets(
+            np, totals, fraction=fraction, target_total=target_total, replace=replace
+        )
         seeds = _block_seeds(seed, first_block, -(-n_cells // block_cells))
-        return resample_blocks(
-            counts, indptr, -1.0 if fraction is None else fraction,
-            -1 if target_total is None else target_total, method == "multinomial",
-            block_cells, seeds,
-        )  # fmt: skip
+        return resample_blocks(counts, indptr, targets, resampled, replace, block_cells, seeds)
     new_counts = counts.astype(np.int64)
     for number, start in enumerate(range(0, n_cells, block_cells)):
         stop = min(start + block_cells, n_cells)
