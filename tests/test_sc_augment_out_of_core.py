@@ -436,3 +436,17 @@ def test_doublets_in_chunks_equal_the_whole(monkeypatch, how):
     if how == "mean":
         want /= 2
     np.testing.assert_array_equal(chunked.X.toarray(), want.astype(chunked.X.dtype))
+
+
+def test_an_anndata_before_0_7_file_is_converted_as_scrna_converts_it(tmp_path):
+    """The augmentation jobs open their input as the out-of-core recipe does: a legacy-layout
+    .h5ad (which anndata reads whole) is converted once, not refused."""
+    from test_scrna_chunked import write_legacy_h5ad
+
+    adata = small_counts(40, 12)
+    legacy = write_legacy_h5ad(adata, tmp_path / "legacy.h5ad")
+    downsample_file(legacy, tmp_path / "o.h5ad", fraction=0.5, seed=2, block_cells=8,
+                    chunk_cells=8, device="cpu")  # fmt: skip
+    want = downsample_counts(ad.read_h5ad(legacy), fraction=0.5, seed=2, block_cells=8, copy=True)
+    same_matrix(ad.read_h5ad(tmp_path / "o.h5ad").X, want.X)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["legacy.h5ad", "o.h5ad"]

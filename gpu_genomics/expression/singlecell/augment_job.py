@@ -46,8 +46,9 @@ from .augment import (
     doublet_rows,
     downsampled_counts,
 )
-from .blocks import CountBlocks, block_starts, is_lazy_10x, open_count_blocks
+from .blocks import CountBlocks, block_starts
 from .chunked import DEFAULT_CHUNK_CELLS, _append_csr, appended_to
+from .job import blocks_source
 
 __all__ = ["downsample_file", "simulate_doublets_file"]
 
@@ -55,33 +56,6 @@ log = logging.getLogger("gpu_genomics")
 
 
 # --- the input and the output ---------------------------------------------------------------
-
-
-class _Source:
-    """The input matrix as the tasks read it, and the temporary Zarr copy to remove, if any."""
-
-    def __init__(self, path: Path, output_path: Path, *, transpose: bool) -> None:
-        from .job import _converted_source
-        from .readers import detect_format
-
-        if not path.exists():
-            raise InputError(f"{path}: no such file or folder")
-        kind = detect_format(path)
-        self.temporary: Path | None = None
-        if kind in ("h5ad", "zarr") or (kind == "10x-h5" and is_lazy_10x(path)):
-            self.blocks, self.obs, self.var, self.uns = open_count_blocks(path, kind)
-        else:
-            converted = _converted_source(path, output_path, transpose=transpose, chunk_cells=None)
-            self.blocks, self.obs, self.var, self.uns = (
-                converted.blocks, converted.obs, converted.var, converted.uns,
-            )  # fmt: skip
-            self.temporary = converted.temporary
-
-    def remove(self) -> None:
-        """Remove the temporary Zarr copy of the input, if one was made."""
-        if self.temporary is not None:
-            shutil.rmtree(self.temporary, ignore_errors=True)
-            self.temporary = None
 
 
 def _check_output(output_path: str | os.PathLike) -> Path:
@@ -242,7 +216,7 @@ def downsample_file(
     task_cells = -(-chunk_cells // block_cells) * block_cells
     device_name = resolve_device(device)
     output_path = _check_output(output_path)
-    source = _Source(Path(input_path), output_path, transpose=transpose)
+    source = blocks_source(input_path, output_path, transpose=transpose)
     try:
         blocks = source.blocks
         names = np.asarray(source.obs.index, dtype=object)
@@ -469,7 +443,7 @@ def simulate_doublets_file(
     )
     device_name = resolve_device(device)
     output_path = _check_output(output_path)
-    source = _Source(Path(input_path), output_path, transpose=transpose)
+    source = blocks_source(input_path, output_path, transpose=transpose)
     try:
         blocks = source.blocks
         if blocks.n_cells < 2:

@@ -789,9 +789,7 @@ def out_of_core_source(
         raise InputError(f"{path}: no such file or folder")
     kind = detect_format(path)
     forced = chunk_cells is not None or client is not None
-    lazy = kind in ("h5ad", "zarr") or (kind == "10x-h5" and is_lazy_10x(path))
-    if lazy and kind != "10x-h5" and is_legacy_file(path, kind):
-        lazy = False  # anndata < 0.7's layout: read by anndata, whole (converted if forced)
+    lazy = readable_by_blocks(path, kind)
     if not forced and not lazy:
         return None
     if forced:
@@ -828,6 +826,41 @@ def out_of_core_source(
     return OutOfCoreSource(
         blocks, obs, var, uns, chunk_cells or DEFAULT_CHUNK_CELLS, carried=carried
     )
+
+
+def readable_by_blocks(path: Path, kind: str) -> bool:
+    """Whether the out-of-core tasks read ``path`` in place (else it is converted once).
+
+    ``.h5ad``, AnnData ``.zarr`` (but anndata < 0.7's layout, which anndata reads whole) and
+    Cell Ranger v3+ ``.h5``.
+    """
+    if kind == "10x-h5":
+        return is_lazy_10x(path)
+    return kind in ("h5ad", "zarr") and not is_legacy_file(path, kind)
+
+
+def blocks_source(
+    input_path: str | os.PathLike, output_path: Path, *, transpose: bool = False
+) -> OutOfCoreSource:
+    """The input as block-by-block jobs read it: in place, or converted once to a Zarr.
+
+    As :func:`out_of_core_source` when forced, without the carried elements: inputs
+    :func:`readable_by_blocks` are opened in place, the others converted (streaming) to a
+    temporary Zarr beside ``output_path``, which :meth:`OutOfCoreSource.remove` removes.
+
+    Raises:
+        InputError: a missing or unreadable input.
+    """
+    from .readers import detect_format
+
+    path = Path(input_path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file or folder")
+    kind = detect_format(path)
+    if not readable_by_blocks(path, kind):
+        return _converted_source(path, output_path, transpose=transpose, chunk_cells=None)
+    blocks, obs, var, uns = open_count_blocks(path, kind)
+    return OutOfCoreSource(blocks, obs, var, uns, DEFAULT_CHUNK_CELLS)
 
 
 def _carried_if_readable(path: Path, kind: str, *, forced: bool) -> Carried | None:
