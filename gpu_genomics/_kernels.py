@@ -42,6 +42,7 @@ MAX_GRID_1D = 2**31 - 1
 #: NumPy dtype of each C type a kernel parameter may have (the pointed-to type for pointers;
 #: CUDA's vector types ``uint2``/``uint4`` are arrays with a last axis of 2 or 4 ``uint32``).
 C_TYPES: dict[str, np.dtype] = {
+    "signed char": np.dtype(np.int8),
     "unsigned char": np.dtype(np.uint8),
     "int": np.dtype(np.int32),
     "unsigned int": np.dtype(np.uint32),

@@ -291,3 +291,176 @@ def test_missing_in_rows(device, host):
     np.testing.assert_array_equal(
         host(G.missing_in_rows(dosage, np.zeros(0, np.int64))), np.zeros(21, np.int64)
     )
+
+
+def numpy_figures(gt, sample_rows, width):
+    """Every per-chunk statistic by the definitions in NumPy array code (independent of the
+    numba kernel and of the CUDA kernel)."""
+    missing = (gt == -1).any(axis=2) | (gt == -2).all(axis=2)
+    counts = np.zeros((gt.shape[0], width), dtype=np.int64)
+    for k in range(width):
+        counts[:, k] = (gt == k).sum(axis=(1, 2))
+    dosage = np.where(missing, -1, (gt > 0).sum(axis=2)).astype(np.int8)
+    sample_missing = missing[np.asarray(sample_rows, dtype=bool)].sum(axis=0, dtype=np.int64)
+    return missing.sum(axis=1, dtype=np.int64), counts, dosage, sample_missing
+
+
+def figures_gt(seed, n, n_samples, ploidy, *, top=3):
+    """``random_gt`` calls with about a third of the rows multi-allelic (alleles up to ``top``)
+    and the others biallelic."""
+    rng = np.random.default_rng(seed)
+    gt = random_gt(seed, n_variants=n, n_samples=n_samples, ploidy=ploidy)
+    biallelic = rng.random(n) < 0.7
+    gt[biallelic] = np.minimum(gt[biallelic], 1)
+    if top > 3:
+        gt[~biallelic] = np.where(gt[~biallelic] == 3, top, gt[~biallelic])
+    return gt
+
+
+def check_figures(device, host, gt, *, dosage=True, sample_rows=None, width=None):
+    """``chunk_figures`` on ``device`` equals the NumPy definitions and the CPU path, exactly."""
+    got = G.chunk_figures(gt, dosage=dosage, sample_rows=sample_rows, width=width, device=device)
+    cpu = G.chunk_figures(gt, dosage=dosage, sample_rows=sample_rows, width=width, device="cpu")
+    width = cpu.allele_counts.shape[1]
+    rows = np.zeros(gt.shape[0], bool) if sample_rows is None else sample_rows
+    want_missing, want_counts, want_dosage, want_samples = numpy_figures(gt, rows, width)
+    for figures in (got, cpu):
+        missing_calls, counts = host(figures.missing_calls), host(figures.allele_counts)
+        assert missing_calls.dtype == np.int64 and counts.dtype == np.int64
+        np.testing.assert_array_equal(missing_calls, want_missing)
+        np.testing.assert_array_equal(counts, want_counts)
+        if dosage:
+            assert host(figures.dosage).dtype == np.int8
+            np.testing.assert_array_equal(host(figures.dosage), want_dosage)
+        else:
+            assert figures.dosage is None
+        if sample_rows is None:
+            assert figures.sample_missing is None
+        else:
+            assert host(figures.sample_missing).dtype == np.int64
+            np.testing.assert_array_equal(host(figures.sample_missing), want_samples)
+    assert got.n_samples == cpu.n_samples == gt.shape[1]
+    return got
+
+
+@pytest.mark.parametrize(
+    ("ploidy", "n", "n_samples", "width", "dosage", "rows"),
+    [
+        pytest.param(2, 37, 29, None, True, "half", id="diploid"),
+        pytest.param(3, 37, 29, None, True, "half", id="ploidy3-fill"),
+        pytest.param(1, 20, 40, None, True, "all", id="haploid"),
+        pytest.param(2, 37, 29, 4, False, "half", id="width4-no-dosage"),
+        pytest.param(3, 21, 33, 7, True, None, id="width7-no-mask"),
+        pytest.param(5, 13, 70, None, False, "none", id="ploidy5-no-row-counted"),
+    ],
+)
+def test_chunk_figures_cases(  # noqa: PLR0917 (pytest fixtures and parameters)
+    device, host, ploidy, n, n_samples, width, dosage, rows
+):
+    """Missing alleles, fill, mixed ploidy, biallelic and multi-allelic rows (width 4 and
+    wider than the alleles), without dosage, with some, all or no rows counted per sample."""
+    gt = figures_gt(20 + ploidy, n, n_samples, ploidy)
+    gt[2] = -2  # only fill: every call missing
+    gt[3, :, 0] = -1  # a missing allele in every call
+    mask = {
+        "half": np.random.default_rng(n).random(n) < 0.5,
+        "all": np.ones(n, bool),
+        "none": np.zeros(n, bool),
+        None: None,
+    }[rows]
+    check_figures(device, host, gt, dosage=dosage, sample_rows=mask, width=width)
+
+
+def test_chunk_figures_width_one_and_top_alleles(device, host):
+    """Width 1 (REF only), and alleles up to int8's largest, 127, with a wider count."""
+    gt = figures_gt(30, 12, 45, 2)
+    check_figures(device, host, np.minimum(gt, 0), sample_rows=np.ones(12, bool), width=1)
+    check_figures(device, host, np.minimum(gt, 0), dosage=False)
+    top = figures_gt(31, 12, 45, 2, top=127)
+    top[5, :7, 1] = 100
+    got = check_figures(device, host, top, sample_rows=np.arange(12) % 3 == 0, width=130)
+    assert host(got.allele_counts)[:, 127].sum() > 0 and host(got.allele_counts)[5, 100] == 7
+
+
+@pytest.mark.parametrize(
+    ("target_blocks", "max_grid", "want_tile"),
+    [
+        pytest.param(None, None, 1, id="default-tiles"),
+        pytest.param(128, None, 7, id="tiles-of-7"),
+        pytest.param(1, None, 32, id="tiles-of-32"),
+        pytest.param(85, (2, 3), 7, id="grid-stride"),
+    ],
+)
+@pytest.mark.parametrize("ploidy", [2, 3])
+def test_chunk_figures_many_blocks(  # noqa: PLR0917 (pytest fixtures and parameters)
+    device, host, monkeypatch, target_blocks, max_grid, want_tile, ploidy
+):
+    """300 rows x 700 samples span several blocks along both grid dimensions: row tiles of 1,
+    7 (a partial batch of rows) and 32 (a partial last tile), and grids smaller than the data
+    (each block strides over sample blocks and row tiles)."""
+    from gpu_genomics import _kernels
+
+    if target_blocks is not None:
+        monkeypatch.setattr(G, "FIGURES_BLOCKS", target_blocks)
+    if max_grid is not None:
+        monkeypatch.setattr(_kernels, "MAX_GRID_X", max_grid[0])
+        monkeypatch.setattr(_kernels, "MAX_GRID_Y", max_grid[1])
+    grid, tile_rows, _ = G._figures_launch(300, 700, 4)
+    assert tile_rows == want_tile and min(grid.blocks) > 1
+    if max_grid is not None:
+        assert grid.blocks == max_grid
+    gt = figures_gt(40 + ploidy, 300, 700, ploidy)
+    gt[5] = -2  # only fill: every call missing
+    gt[250:, 600:] = -2  # calls of fill only across block edges
+    rows = np.random.default_rng(41).random(300) < 0.3
+    check_figures(device, host, gt, sample_rows=rows)
+
+
+def test_chunk_figures_empty_cases(device, host):
+    """No rows or no samples, with and without dosage and per-sample counts."""
+    gt = figures_gt(50, 6, 5, 2)
+    for dosage in (True, False):
+        for rows in (None, np.ones(6, bool)):
+            check_figures(
+                device, host, gt[:0], dosage=dosage, sample_rows=None if rows is None else rows[:0]
+            )
+            check_figures(device, host, gt[:, :0], dosage=dosage, sample_rows=rows, width=3)
+
+
+def test_genotype_figures_kernel_and_twin(device, host):
+    """The declaration called directly: the kernel on the GPU, its twin on the CPU, into zeroed
+    outputs, equal the definitions."""
+    from gpu_genomics.device import array_module
+
+    xp = array_module(device)
+    gt = figures_gt(60, 23, 300, 3)
+    rows = np.random.default_rng(61).random(23) < 0.5
+    n, n_samples, ploidy = gt.shape
+    width = 4
+    outputs = {
+        "dosage": xp.zeros((n, n_samples), dtype=np.int8),
+        "missing_calls": xp.zeros(n, dtype=np.int64),
+        "counts": xp.zeros((n, width), dtype=np.int64),
+        "sample_missing": xp.zeros(n_samples, dtype=np.int64),
+    }
+    grid, tile_rows, shared_mem = G._figures_launch(n, n_samples, width)
+    G.GENOTYPE_FIGURES(
+        device,
+        grid=grid,
+        shared_mem=shared_mem,
+        gt=gt,
+        sample_rows=rows.view(np.uint8),
+        n_rows=n,
+        n_samples=n_samples,
+        ploidy=ploidy,
+        width=width,
+        tile_rows=tile_rows,
+        want_dosage=True,
+        want_samples=True,
+        **outputs,
+    )
+    want_missing, want_counts, want_dosage, want_samples = numpy_figures(gt, rows, width)
+    np.testing.assert_array_equal(host(outputs["dosage"]), want_dosage)
+    np.testing.assert_array_equal(host(outputs["missing_calls"]), want_missing)
+    np.testing.assert_array_equal(host(outputs["counts"]), want_counts)
+    np.testing.assert_array_equal(host(outputs["sample_missing"]), want_samples)

@@ -1,5 +1,7 @@
 """Genotype math on ``call_genotype`` arrays: CuPy array code on the GPU, numba on the CPU.
 
+:func:`chunk_figures` is the exception on the GPU: one CUDA kernel (``kernels/genotypes.cu``).
+
 The CPU twins (``_*_cpu``) make one pass over the calls and give the same integers as the
 array code, which also serves the CPU for the inputs they do not take. The ``vcf`` job takes
 every per-chunk statistic (dosage, allele counts -> call rates and frequencies, per-sample
@@ -33,6 +35,7 @@ from typing import Any
 import numba
 import numpy as np
 
+from .. import _kernels
 from ..device import (
     Device,
     array_module,
@@ -249,7 +252,8 @@ def chunk_figures(
     On the CPU one numba kernel reads each call once and writes its dosage, its row's missing
     and allele counts and, for the rows asked, its sample's missing count; no whole-chunk
     temporary beyond the outputs (per-thread sample counts: at most :data:`PARTIAL_BYTES`).
-    On the GPU the same integers come from CuPy array code.
+    On the GPU one CUDA kernel (``genotype_figures`` in ``kernels/genotypes.cu``) does the same
+    in one pass and gives the same integers; no temporary beyond the outputs either.
 
     Args:
         gt: ``(n, samples, ploidy)`` int8 calls (-1 missing allele, -2 fill).
@@ -288,24 +292,101 @@ def chunk_figures(
     )
 
 
+def _genotype_figures_twin(  # noqa: PLR0917 (the kernel's parameters)
+    gt, sample_rows, want_dosage, want_samples, dosage, missing_calls, counts, sample_missing
+):
+    """CPU twin of ``genotype_figures``: :func:`_chunk_figures_cpu` into zeroed outputs.
+
+    ``gt`` ``(n, samples, ploidy) int8``; ``sample_rows`` ``(n,) uint8`` 0/1 (read when
+    ``want_samples``); ``dosage`` ``(n, samples) int8`` (written when ``want_dosage``);
+    ``counts`` ``(n, width)``; ``sample_missing`` ``(samples,)`` is added to.
+    """
+    n, n_samples, _ = gt.shape
+    blocks = _row_blocks(n, n_samples)
+    out = dosage if want_dosage else np.empty((blocks, n_samples), dtype=np.int8)
+    rows = sample_rows.view(np.bool_) if want_samples else np.zeros(n, dtype=bool)
+    partial = np.zeros((blocks, n_samples), dtype=np.int64)
+    _chunk_figures_cpu(gt, bool(want_dosage), out, missing_calls, counts, rows, partial)
+    if want_samples:
+        sample_missing += partial.sum(axis=0)
+
+
+GENOTYPE_FIGURES = _kernels.Kernel(
+    module="genotypes",
+    function="genotype_figures",
+    params=(
+        ("gt", "const signed char*"),
+        ("sample_rows", "const unsigned char*"),
+        ("n_rows", "long long"),
+        ("n_samples", "long long"),
+        ("ploidy", "int"),
+        ("width", "int"),
+        ("tile_rows", "int"),
+        ("want_dosage", "int"),
+        ("want_samples", "int"),
+        ("dosage", "signed char*"),
+        ("missing_calls", "long long*"),
+        ("counts", "long long*"),
+        ("sample_missing", "long long*"),
+    ),
+    twin=_genotype_figures_twin,
+)
+
+#: Rows of a tile of ``genotype_figures`` at most (each block sums the rows of a tile in
+#: shared memory, then adds them with one atomic per row and counter).
+FIGURES_TILE_ROWS = 32
+#: Blocks ``genotype_figures`` aims for: tiles shrink (down to one row) to give the GPU that
+#: many blocks, and grow (to :data:`FIGURES_TILE_ROWS`) to add fewer atomics.
+FIGURES_BLOCKS = 2048
+
+
+def _figures_launch(n: int, n_samples: int, width: int) -> tuple[_kernels.Grid, int, int]:
+    """``(grid, tile_rows, shared_mem bytes)`` of ``genotype_figures``."""
+    if n == 0 or n_samples == 0:
+        return _kernels.Grid((0,)), 1, 0
+    x = min(-(-n_samples // _kernels.THREADS), _kernels.MAX_GRID_X)
+    tile_rows = max(1, min(FIGURES_TILE_ROWS, n * x // FIGURES_BLOCKS))
+    y = min(-(-n // tile_rows), _kernels.MAX_GRID_Y)
+    bins = max(0, min(width, 128) - 2)  # alleles 2 .. width - 1 (int8: at most 127)
+    shared = (3 * (_kernels.THREADS // 32) + bins) * tile_rows * 8
+    return _kernels.Grid((x, y)), tile_rows, shared
+
+
 def _gpu_figures(gt: Any, *, dosage: bool, mask: np.ndarray | None, width: int) -> ChunkFigures:
-    """:func:`chunk_figures` in CuPy array code (the same integers as the numba kernel)."""
+    """:func:`chunk_figures` by the CUDA kernel ``genotype_figures`` (``kernels/genotypes.cu``)."""
     xp = array_module_of(gt)
-    non_ref, missing = _count_and_missing(gt)
-    counts = xp.zeros((gt.shape[0], width), dtype=np.int64)
-    called = (gt >= 0).sum(axis=(1, 2), dtype=np.int64)
-    counts[:, 0] = called - non_ref.sum(axis=1, dtype=np.int64)
-    for k in range(1, width):
-        counts[:, k] = (gt == k).sum(axis=(1, 2), dtype=np.int64)
-    sample_missing = None
-    if mask is not None:
-        sample_missing = missing[xp.asarray(mask)].sum(axis=0, dtype=np.int64)
-    return ChunkFigures(
-        missing_calls=missing.sum(axis=1, dtype=np.int64),
-        allele_counts=counts,
-        dosage=xp.where(missing, -1, non_ref).astype(np.int8) if dosage else None,
+    gt = xp.ascontiguousarray(gt)
+    n, n_samples, ploidy = gt.shape
+    missing_calls = xp.zeros(n, dtype=np.int64)
+    counts = xp.zeros((n, width), dtype=np.int64)
+    out = xp.empty((n, n_samples) if dosage else (0,), dtype=np.int8)  # every call written
+    sample_missing = xp.zeros(n_samples if mask is not None else 0, dtype=np.int64)
+    rows = np.ascontiguousarray(mask if mask is not None else np.zeros(0, bool)).view(np.uint8)
+    grid, tile_rows, shared_mem = _figures_launch(n, n_samples, width)
+    GENOTYPE_FIGURES(
+        "gpu",
+        grid=grid,
+        shared_mem=shared_mem,
+        gt=gt,
+        sample_rows=rows,
+        n_rows=n,
+        n_samples=n_samples,
+        ploidy=ploidy,
+        width=width,
+        tile_rows=tile_rows,
+        want_dosage=dosage,
+        want_samples=mask is not None,
+        dosage=out,
+        missing_calls=missing_calls,
+        counts=counts,
         sample_missing=sample_missing,
-        n_samples=gt.shape[1],
+    )
+    return ChunkFigures(
+        missing_calls=missing_calls,
+        allele_counts=counts,
+        dosage=out if dosage else None,
+        sample_missing=sample_missing if mask is not None else None,
+        n_samples=n_samples,
     )
 
 
