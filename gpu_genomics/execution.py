@@ -293,3 +293,48 @@ def prefetched(
             except queue.Empty:
                 pass
             thread.join(timeout=0.005)
+
+
+class WriteBehind:
+    """Calls run in order by one background thread, at most ``depth`` waiting (write-behind).
+
+    A job's writes (compressing and storing a chunk: zstd, h5py and Zarr let other threads
+    run) overlap its parsing of the next rows. :meth:`submit` waits for the oldest call when
+    ``depth`` are waiting, and raises the first failed call's error there or in :meth:`drain`.
+    Leaving the ``with`` block drains the calls; leaving it by an error (or an interrupt)
+    cancels those not started and waits for the one running, so nothing is written after
+    the output is removed.
+
+    Memory: the arguments of at most ``depth`` calls (and of the one running).
+    """
+
+    def __init__(self, depth: int = 2, *, name: str = "gpu-genomics-write") -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.depth = depth
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._pending: list[Any] = []
+
+    def submit(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Run ``call(*args, **kwargs)`` after the calls submitted before it."""
+        while len(self._pending) >= self.depth:
+            self._pending.pop(0).result()
+        self._pending.append(self._pool.submit(call, *args, **kwargs))
+
+    def drain(self) -> None:
+        """Wait for every call submitted; raise the first error."""
+        while self._pending:
+            self._pending.pop(0).result()
+
+    def __enter__(self) -> WriteBehind:
+        return self
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        try:
+            if exc_type is None:
+                self.drain()
+        finally:
+            for future in self._pending:
+                future.cancel()
+            self._pending = []
+            self._pool.shutdown(wait=True)

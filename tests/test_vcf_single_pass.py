@@ -1,6 +1,8 @@
-"""The ``vcf`` job without filters reads its file once (Zarr, in this process): the text is
-read and parsed once, and every store file (array metadata, chunks) is the two passes' byte
-for byte, whatever the chunk shape; a later call of higher ploidy falls back to two passes."""
+"""The ``vcf`` job without filters reads its file once (in this process): the text is read and
+parsed once, and every Zarr store file (array metadata, chunks) is the two passes' byte for
+byte, every HDF5 dataset the two passes' (values, chunks, attributes), whatever the chunk
+shape; a later call of higher ploidy falls back to two passes; a write failing behind the
+parse is raised and leaves nothing."""
 
 from __future__ import annotations
 
@@ -199,14 +201,95 @@ def test_simulated_file_one_pass_equals_two_passes_and_two_workers(
     assert one == store_files(tmp_path / "workers.zarr")
 
 
-def test_the_hdf5_output_and_filters_still_take_two_passes(tmp_path, monkeypatch):
+def hdf5_contents(path: Path) -> dict[str, object]:
+    """Every dataset of an HDF5 file (dtype, shape, chunks, values, attributes) and the root's
+    attributes without the provenance and the seconds; ``maxshape`` left out (the one pass's
+    datasets grow along their variants or columns axis)."""
+    import h5py
+
+    out: dict[str, object] = {}
+    with h5py.File(path, "r") as f:
+        for name, d in f.items():
+            values = d[()]
+            if d.dtype.kind == "O":
+                values = values.tolist()
+            else:
+                values = (values.dtype.str, values.tobytes())
+            attrs = {k: np.asarray(v).tolist() for k, v in d.attrs.items()}
+            out[name] = (d.dtype.str, d.shape, d.chunks, values, attrs)
+        root = dict(f.attrs)
+    volatile = {"created", "command", "seconds", "host", "started", "finished", "environment"}
+    for key in ("provenance", "summary"):
+        if key in root:
+            value = json.loads(root[key]) if isinstance(root[key], str) else root[key]
+            if isinstance(value, dict):
+                value = {k: v for k, v in value.items() if k not in volatile}
+            root[key] = value
+    out["/ attrs"] = {k: (v if isinstance(v, dict) else np.asarray(v).tolist())
+                      for k, v in root.items() if k not in volatile}  # fmt: skip
+    return out
+
+
+@pytest.mark.parametrize(
+    ("n", "chunk_variants", "chunk_samples", "batch_bytes", "multiallelic"),
+    [
+        (200, 7, 2, 500, "nonref"),
+        (200, 7, 2, 500, "split"),
+        (5, 1000, 10_000, 1 << 20, "split"),  # fewer rows than a chunk: created at the end
+        (41, 8, 3, 100, "split"),  # batches smaller than a record's line
+    ],
+)
+def test_the_hdf5_output_is_read_once_and_equals_the_two_passes(  # noqa: PLR0917
+    tmp_path, monkeypatch, n, chunk_variants, chunk_samples, batch_bytes, multiallelic
+):
+    path = vcf(tmp_path / "in.vcf", records(n))
+    options = {"chunk_variants": chunk_variants, "chunk_samples": chunk_samples,
+               "multiallelic": multiallelic}  # fmt: skip
+    monkeypatch.setattr(P, "BATCH_BYTES", batch_bytes)
+    counted = Counted(monkeypatch)
+    one = gg.convert_vcf(path, tmp_path / "one.h5", device="cpu", **options)
+    assert (counted.text, counted.scans, counted.tasks) == (body_bytes(path), 0, 0)
+    two = two_passes(monkeypatch, path, tmp_path / "two.h5", **options)
+    assert counted.tasks > 0
+    one.pop("seconds"), two.pop("seconds")
+    assert one == two
+    got, want = hdf5_contents(tmp_path / "one.h5"), hdf5_contents(tmp_path / "two.h5")
+    assert got.keys() == want.keys()
+    for name in want:
+        assert got[name] == want[name], name
+    zarr_one = gg.convert_vcf(path, tmp_path / "one.zarr", device="cpu", **options)
+    zarr_one.pop("seconds")
+    assert zarr_one == one
+
+
+def test_filters_still_take_two_passes(tmp_path, monkeypatch):
     path = vcf(tmp_path / "in.vcf", records(30))
     counted = Counted(monkeypatch)
-    gg.convert_vcf(path, tmp_path / "o.h5", device="cpu", chunk_variants=7)
-    assert counted.text == 2 * body_bytes(path)
-    counted.text = 0
-    gg.convert_vcf(path, tmp_path / "o.zarr", device="cpu", chunk_variants=7, min_maf=0.1)
+    gg.convert_vcf(path, tmp_path / "o.h5", device="cpu", chunk_variants=7, min_maf=0.1)
     assert counted.text >= body_bytes(path) and counted.tasks > 0
+
+
+@pytest.mark.parametrize("suffix", [".zarr", ".h5"])
+@pytest.mark.parametrize("failing", [1, 9])  # the first write, and one after a resize
+def test_a_write_failing_behind_the_parse_is_raised_and_leaves_nothing(
+    tmp_path, monkeypatch, suffix, failing
+):
+    path = vcf(tmp_path / "in.vcf", records(200))
+    monkeypatch.setattr(P, "BATCH_BYTES", 400)
+    calls = {"n": 0}
+    real = P.write_to
+
+    def write_to(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == failing:
+            raise OSError(28, "No space left on device")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(P, "write_to", write_to)
+    with pytest.raises(OSError, match="No space left"):
+        gg.convert_vcf(path, tmp_path / f"o{suffix}", device="cpu", chunk_variants=7)
+    assert calls["n"] >= failing
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.vcf.gz"]
 
 
 def test_a_higher_ploidy_after_the_first_chunk_falls_back_to_two_passes(tmp_path, monkeypatch):
@@ -264,7 +347,60 @@ def test_wide_files_take_the_two_passes():
         min_maf=0.0, max_missing=1.0, biallelic_only=False, multiallelic="nonref", standardize=False
     )
     options = C.VcfOptions(chunk_variants=1000)
-    assert C.one_pass_applies(filters, options, None, "zarr", 16_000)
-    assert not C.one_pass_applies(filters, options, None, "zarr", 17_000)  # a chunk > 32 MiB
-    assert not C.one_pass_applies(filters, options, object(), "zarr", 10)  # a cluster
-    assert not C.one_pass_applies(filters, options, None, "hdf5", 10)
+    assert C.one_pass_applies(filters, options, None, 16_000)
+    assert not C.one_pass_applies(filters, options, None, 17_000)  # a chunk > 32 MiB
+    assert not C.one_pass_applies(filters, options, object(), 10)  # a cluster
+
+
+# --- the pieces of the one pass: writes behind the parse, newlines found by the reading thread
+def test_write_behind_runs_calls_in_order_bounded_and_raises_the_first_error():
+    import threading
+    import time
+
+    from gpu_genomics.execution import WriteBehind
+
+    done: list[int] = []
+    threads = set()
+
+    def call(k: int) -> None:
+        time.sleep(0.002)
+        threads.add(threading.current_thread().name)
+        done.append(k)
+
+    with WriteBehind(depth=2) as writes:
+        for k in range(20):
+            writes.submit(call, k)
+            assert len(writes._pending) <= 2
+    assert done == list(range(20))
+    assert len(threads) == 1 and threading.current_thread().name not in threads
+
+    def fail() -> None:
+        raise OSError("disk full")
+
+    writes = WriteBehind(depth=1)
+    writes.submit(fail)
+    with pytest.raises(OSError, match="disk full"):
+        writes.drain()
+    # leaving by an error: the calls not started are cancelled, the running one finished
+    started: list[int] = []
+    gate = threading.Event()
+    with pytest.raises(KeyboardInterrupt), WriteBehind(depth=3) as writes:
+        writes.submit(lambda: (started.append(0), gate.wait(5)))
+        writes.submit(started.append, 1)
+        gate.set()
+        raise KeyboardInterrupt
+    assert started[0] == 0 and len(started) <= 2
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 63, 64, 65, 5000])
+def test_newlines_are_every_newline_whatever_the_alignment(n):
+    from gpu_genomics.variants.reader import newlines
+
+    rng = np.random.default_rng(n)
+    for density in (0.0, 0.02, 0.5, 1.0):
+        data = np.where(rng.random(n) < density, 10, rng.integers(0, 256, n)).astype(np.uint8)
+        text = data.tobytes()
+        for start in range(min(n, 9)):  # unaligned starts
+            want = np.flatnonzero(data[start:] == 10)
+            got = newlines(text[start:])
+            assert got.dtype == np.int64 and np.array_equal(got, want)

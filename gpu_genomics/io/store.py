@@ -97,6 +97,11 @@ def _zarr_compressors(compression: str) -> Any:
     raise InputError(f"compression={compression!r} is not available for Zarr; use zstd or gzip")
 
 
+def _growable(shape: tuple[int, ...], axis: int) -> tuple[int | None, ...]:
+    """HDF5 ``maxshape`` of a dataset of ``shape`` that grows along ``axis``."""
+    return tuple(None if k == axis else size for k, size in enumerate(shape))
+
+
 class ArrayWriter:
     """Create and fill arrays in ``path`` (HDF5 file or Zarr directory), committed on success.
 
@@ -210,6 +215,7 @@ class ArrayWriter:
         dims: tuple[str, ...] | None = None,
         *,
         resizable: bool = False,
+        grow_axis: int = 0,
         chunks: tuple[int, ...] | None = None,
     ) -> Any:
         """Create an empty array chunked by ``chunk_rows`` rows; fill it with slice assignment.
@@ -220,13 +226,17 @@ class ArrayWriter:
         variable-length strings, filled with a list or object array of str. ``resizable``: the
         first axis can grow (``target.resize((rows, ...))``; an appended array whose length is
         known only at the end); its chunks have ``chunk_rows`` rows whatever ``shape`` is.
-        ``chunks``: the chunk shape along every axis instead (each capped by the shape, at
-        least 1), for arrays chunked along more than their first axis.
+        ``grow_axis``: the axis a resizable array grows along instead (``resize`` of that
+        axis; HDF5 ``maxshape``; a Zarr array can grow along any). ``chunks``: the chunk
+        shape along every axis instead (each capped by the shape, at least 1), for arrays
+        chunked along more than their first axis.
         """
         if chunks is not None:
             chunks = tuple(max(1, min(c, s)) for c, s in zip(chunks, shape, strict=True))
         if dtype is str:
-            return self._create_strings(name, shape, chunk_rows, chunks, resizable=resizable)
+            return self._create_strings(
+                name, shape, chunk_rows, chunks, resizable=resizable, grow_axis=grow_axis
+            )
         dtype = np.dtype(dtype)
         if self.spec is not None:
             declared = self.spec.lookup(name)
@@ -244,7 +254,7 @@ class ArrayWriter:
                     shape=shape,
                     dtype=dtype,
                     chunks=chunks,
-                    maxshape=(None, *shape[1:]),
+                    maxshape=_growable(shape, grow_axis),
                     **self._options,
                 )
             elif shape and 0 in shape:  # h5py refuses chunks with a zero dimension
@@ -281,6 +291,7 @@ class ArrayWriter:
         chunks: tuple[int, ...] | None = None,
         *,
         resizable: bool = False,
+        grow_axis: int = 0,
     ) -> Any:
         """:meth:`create` of a variable-length string array (``dtype`` ``str``)."""
         dims = self.spec.lookup(name).dims if self.spec is not None else None
@@ -299,7 +310,7 @@ class ArrayWriter:
                     shape=shape,
                     dtype=h5py.string_dtype(),
                     chunks=chunks,
-                    maxshape=(None, *shape[1:]),
+                    maxshape=_growable(shape, grow_axis),
                 )
             elif 0 in shape:
                 target = self._root.create_dataset(name, shape=shape, dtype=h5py.string_dtype())

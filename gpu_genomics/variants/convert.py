@@ -3,11 +3,12 @@
 The input is read in two passes over its blocks (:mod:`.partitions`): pass 1 scans partitions
 of the file in parallel (parse, filter, count what each block owns); pass 2 gives each task
 whole chunks of output rows, which it reads from the blocks that own them and writes itself
-(Zarr) or hands to this process, the one HDF5 writer. Without filters, for a Zarr output in
-this process, it is read once instead (:func:`_one_pass`: the arrays grow as rows come, and
-get the two passes' shapes, chunks and bytes). Tasks run in this process, or on a Dask
-cluster with ``client`` (:mod:`gpu_genomics.execution`); the output is the same array for
-array whatever the partitions, workers or order. A bgzip or plain VCF is read in place; BCF,
+(Zarr) or hands to this process, the one HDF5 writer. Without filters, in this process, it is
+read once instead (:func:`_one_pass`: the arrays grow as rows come, written behind the parse
+by one thread, and get the two passes' shapes, chunks and values; Zarr: the same bytes).
+Tasks run in this process, or on a Dask cluster with ``client``
+(:mod:`gpu_genomics.execution`); the output is the same array for array whatever the
+partitions, workers or order. A bgzip or plain VCF is read in place; BCF,
 region queries and gzip (not bgzip) text are first copied once as plain VCF text beside the
 output. Output is written through :class:`~gpu_genomics.io.store.ArrayWriter` (atomic: nothing
 is left behind on error).
@@ -36,7 +37,7 @@ import numpy as np
 
 from ..device import resolve_device
 from ..errors import InputError, check_choice, positive_int, with_options
-from ..execution import map_in_order, worker_count
+from ..execution import WriteBehind, map_in_order, worker_count
 from ..io.files import is_bgzf, is_gzip
 from ..io.provenance import provenance
 from ..io.spec import STRING, ArraySpec, OutputSpec
@@ -270,7 +271,7 @@ def convert_vcf(
     with tempfile.TemporaryDirectory(prefix=spool_prefix(output_path), dir=parent) as tmp:
         reading = _reading(reader, input_path, Path(tmp))
         summary = None
-        if one_pass_applies(filters, options, client, output_format, n_samples):
+        if one_pass_applies(filters, options, client, n_samples):
             try:
                 summary = _one_pass(job, reading, Path(tmp))
             except _Widened as widened:  # a later call of higher ploidy: read it twice
@@ -421,22 +422,20 @@ class _Widened(Exception):
     """A call of higher ploidy than the one pass's ``call_genotype`` was created with."""
 
 
-def one_pass_applies(
-    filters: P.Filters, options: VcfOptions, client: Any, output_format: str, n_samples: int
-) -> bool:
+def one_pass_applies(filters: P.Filters, options: VcfOptions, client: Any, n_samples: int) -> bool:
     """The job can read its input once (:func:`_one_pass`).
 
     No filter (every record is kept, so rows are known as records are parsed), in this
-    process (rows are written in file order), Zarr (arrays grow with ``resize``: an HDF5
-    dataset would need another ``maxshape``), and a chunk of ``call_genotype`` rows of at
-    most :data:`~.partitions.SPILL_BYTES` at ploidy 2 (the rows waiting for a whole chunk stay
-    in memory; wider files take the two passes, whose rows go to the spool).
+    process (rows are written in file order; the arrays grow with ``resize``, HDF5 datasets
+    with an unlimited ``maxshape`` along their variants or columns axis), and a chunk of
+    ``call_genotype`` rows of at most :data:`~.partitions.SPILL_BYTES` at ploidy 2 (the rows
+    waiting for a whole chunk stay in memory; wider files take the two passes, whose rows go
+    to the spool).
     """
     return (
         P.ONE_PASS
         and not filters.any
         and client is None
-        and output_format == "zarr"
         and options.chunk_variants * n_samples * 2 <= P.SPILL_BYTES
     )
 
@@ -452,10 +451,16 @@ class _Appender:
     length at the end); only complete chunks are written before the last, so every chunk is
     written once, as the two-pass job writes it. ``call_genotype`` is created with the
     largest ploidy seen by then: a later wider call raises :class:`_Widened`.
+
+    The chunks are written behind (``writes``, one thread, in order) while the next rows are
+    parsed; a resize waits for the writes submitted before it.
     """
 
-    def __init__(self, names: tuple[str, ...], chunk_rows: int, create: Any) -> None:
+    def __init__(
+        self, names: tuple[str, ...], chunk_rows: int, create: Any, writes: WriteBehind
+    ) -> None:
         self.names = names
+        self.writes = writes
         self.chunk_rows = chunk_rows
         self.create = create  # (rows, ploidy) -> {name: array}
         self.pending: list[dict[str, Any]] = []
@@ -479,8 +484,9 @@ class _Appender:
             self._flush(final=False)
 
     def close(self) -> dict[str, Any]:
-        """Write the rows left; the arrays (created now if they were not)."""
+        """Write the rows left and wait for the writes; the arrays (created now if not yet)."""
         self._flush(final=True)
+        self.writes.drain()
         assert self.targets is not None
         return self.targets
 
@@ -498,6 +504,7 @@ class _Appender:
             self.targets = self.create(n, self.ploidy)
         stop = self.written + n
         if stop > self.capacity or (final and stop != self.capacity):
+            self.writes.drain()  # no write in flight while the arrays change shape
             self.capacity = stop if final else max(stop, 2 * self.capacity)
             for name, target in self.targets.items():
                 shape = list(target.shape)
@@ -512,13 +519,18 @@ class _Appender:
             if name == "call_genotype":
                 parts = [pad_ploidy(part, self.ploidy) for part in parts]
             rows[name] = np.concatenate(parts) if len(parts) != 1 else parts[0]
-        for name, values in rows.items():
-            if n:
-                P.write_to(self.targets[name], name, stop - n, values[:n],
-                           chunk_rows=self.chunk_rows)  # fmt: skip
+        if n:
+            self.writes.submit(self._write, {name: values[:n] for name, values in rows.items()},
+                               stop - n)  # fmt: skip
         left = total - n
         self.pending = [{name: values[n:].copy() for name, values in rows.items()}] if left else []
         self.pending_rows = left
+
+    def _write(self, rows: dict[str, np.ndarray], first: int) -> None:
+        """Write whole chunks of rows from row ``first`` on (the write-behind thread)."""
+        assert self.targets is not None
+        for name, values in rows.items():
+            P.write_to(self.targets[name], name, first, values, chunk_rows=self.chunk_rows)
 
 
 class _AlleleSpool:
@@ -567,8 +579,9 @@ def _one_pass(job: _Job, reading: P.Reading, tmp: Path) -> dict[str, Any]:
     are written. The arrays, chunks and attributes are those of the two passes.
 
     Memory: one batch of 16 MiB of text (and the next) and its rows, plus up to a chunk of
-    rows of every array waiting to be written: ``(chunk_variants + batch records) x samples
-    x (ploidy + 2)`` bytes (:func:`one_pass_applies` keeps a chunk of calls under 32 MiB).
+    rows of every array waiting to be written and the rows being written (behind the parse,
+    one flush at a time): twice ``(chunk_variants + batch records) x samples x (ploidy + 2)``
+    bytes (:func:`one_pass_applies` keeps a chunk of calls under 32 MiB).
     Disk: the allele lists (a few bytes a variant), beside the output.
 
     Raises:
@@ -585,20 +598,27 @@ def _one_pass(job: _Job, reading: P.Reading, tmp: Path) -> dict[str, Any]:
         return _Shape(variants=variants, samples=n_samples, ploidy=ploidy, alleles=alleles,
                       columns=columns, standardized=0)  # fmt: skip
 
-    with written_reports() as reports, job.writer() as out:  # reports removed if it fails
+    with (
+        written_reports() as reports,  # reports removed if it fails
+        job.writer() as out,
+        WriteBehind(depth=1) as writes,  # drained (or stopped) before the commit
+    ):
         targets = _create_arrays(out, shape(), options, names=("sample_id", "sample_missing_rate"))
         targets["sample_id"][:] = np.array(reading.samples, dtype=object)
         variants = _Appender(
             _VARIANT_ROWS, options.chunk_variants,
             lambda rows, ploidy: _create_arrays(
-                out, shape(variants=rows, ploidy=ploidy), options, names=_VARIANT_ROWS
+                out, shape(variants=rows, ploidy=ploidy), options, names=_VARIANT_ROWS,
+                growing=True,
             ),
+            writes,
         )  # fmt: skip
         columns = _Appender(
             _COLUMN_ROWS, options.chunk_variants,
             lambda rows, _: _create_arrays(
-                out, shape(columns=rows), options, names=_COLUMN_ROWS
+                out, shape(columns=rows), options, names=_COLUMN_ROWS, growing=True
             ),
+            writes,
         )  # fmt: skip
         alleles = _AlleleSpool(tmp / "variant_allele.jsonl")
         missing_counts = np.zeros(n_samples, dtype=np.int64)
@@ -776,12 +796,19 @@ def _before(scans: list[P.Scan], column: int) -> int:
 
 
 def _create_arrays(
-    out: ArrayWriter, shape: _Shape, options: VcfOptions, names: tuple[str, ...] | None = None
+    out: ArrayWriter,
+    shape: _Shape,
+    options: VcfOptions,
+    names: tuple[str, ...] | None = None,
+    *,
+    growing: bool = False,
 ) -> dict[str, Any]:
     """Create the arrays along variants, columns and samples (all but ``contig_id``).
 
     Chunked ``chunk_variants`` along variants and columns (capped by their length),
     ``chunk_samples`` along samples. ``names``: only those arrays (default: all).
+    ``growing``: they grow along their variants or columns axis (``resize``; an HDF5
+    dataset's ``maxshape`` is unlimited along it).
     """
     rows_of = {"variants": shape.variants, "dosage_columns": shape.columns,
                "standardized_columns": shape.standardized}  # fmt: skip
@@ -796,11 +823,14 @@ def _create_arrays(
             continue
         dims = array.dims
         dtype = str if array.dtype == STRING else array.dtype
+        grows = [k for k, d in enumerate(dims) if d in rows_of]
         targets[array.name] = out.create(
             array.name,
             tuple(sizes[d] for d in dims),
             dtype,
             chunks=tuple(chunk_of.get(d, sizes[d]) for d in dims),
+            resizable=growing and bool(grows),
+            grow_axis=grows[0] if grows else 0,
         )
     return targets
 

@@ -266,6 +266,15 @@ class Scan:
     maf_counts: np.ndarray | None = None
 
 
+def batches_with_newlines(lines: OwnedLines) -> Iterator[tuple[bytes, int, np.ndarray]]:
+    """``lines``' batches as ``(text, position, newlines(text))``, made by a reading thread.
+
+    The thread inflates the next batch and finds its newlines (a numba pass that lets the
+    consumer run) while the consumer parses this one; at most one batch ahead.
+    """
+    return prefetched((text, position, newlines(text)) for text, position in lines)
+
+
 def scan_partition(reading: Reading, start: int, stop: int, filters: Filters, device: str) -> Scan:
     """Pass 1 over the blocks from ``start`` to ``stop`` (see the module docstring).
 
@@ -283,8 +292,7 @@ def scan_partition(reading: Reading, start: int, stop: int, filters: Filters, de
     max_alleles = 1
     # the call rates and MAF the filters compute anyway, binned for the QC report
     figures = _Figures() if filters.need_figures else None
-    for text, position in prefetched(lines):
-        newline = newlines(text)  # found once: for the owners, the scan and the parse
+    for text, position, newline in batches_with_newlines(lines):  # for the owners, scan, parse
         owner, records = lines.owners(text, position, newline=newline)
         counts = _padded(counts, int(owner.max(initial=-1)) + 1)
         # without filters pass 2 parses every record (all are kept): the scan needs only
@@ -595,8 +603,8 @@ def write_rows(
         if VARIANTS in task.spaces:
             result.missing_counts = np.zeros(len(reading.samples), dtype=np.int64)
         spectrum: dict[str, int] = {}
-        for text, _ in prefetched(OwnedLines(reading.file, task.start, task.end, BATCH_BYTES)):
-            newline = newlines(text)
+        lines = OwnedLines(reading.file, task.start, task.end, BATCH_BYTES)
+        for text, _, newline in batches_with_newlines(lines):
             chunk = parser.parse(
                 text, reading.first_line(lines_before), records_before, newline=newline
             )
@@ -705,8 +713,9 @@ def read_all_rows(
     lines_before = records_before = 0
     want_dosage = filters.multiallelic == "nonref"
     file = reading.file
-    for text, _ in prefetched(OwnedLines(file, file.data_block, file.size, BATCH_BYTES)):
-        newline = newlines(text)
+    for text, _, newline in batches_with_newlines(
+        OwnedLines(file, file.data_block, file.size, BATCH_BYTES)
+    ):
         chunk = parser.parse(
             text, reading.first_line(lines_before), records_before, newline=newline
         )
