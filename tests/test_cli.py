@@ -266,13 +266,19 @@ def _interrupt(monkeypatch, command: str, tmp_path: Path) -> list:
     if command == "vcf":
         from gpu_genomics.variants import partitions
 
-        real = partitions.write_rows
+        real, real_all = partitions.write_rows, partitions.read_all_rows
 
-        def write_rows(*args):  # a task has written its chunks
+        def write_rows(*args):  # a task has written its chunks (two passes)
             real(*args)
             raise KeyboardInterrupt
 
+        def read_all_rows(*args, **kwargs):  # a batch parsed, its rows handed on (one pass)
+            for batch in real_all(*args, **kwargs):
+                yield batch
+                raise KeyboardInterrupt
+
         monkeypatch.setattr(partitions, "write_rows", write_rows)
+        monkeypatch.setattr(partitions, "read_all_rows", read_all_rows)
         return []
     if command == "bulk":
         from gpu_genomics.expression import bulk_job

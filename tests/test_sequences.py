@@ -336,6 +336,18 @@ def test_bgzip_of_many_blocks_reads_as_its_text_and_a_cut_one_is_an_error(tmp_pa
         gg.read_fastx(cut)
 
 
+@pytest.mark.parametrize(("text", "line"), [(" >r1\nACGT\n", 1), ("\n\n\t>r1\nAC\n", 3)])
+def test_a_fasta_header_after_blanks_is_one_line_naming_it(tmp_path, text, line):
+    # found by tests/test_fuzz_inputs.py: an IndexError before
+    path = tmp_path / "indented.fa"
+    path.write_text(text)
+    with pytest.raises(InputError) as error:
+        gg.read_fastx(path)
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: line {line}: a FASTA header must start its line")
+
+
 def test_fasta_with_non_dna_names_record_and_path(device, tmp_path):
     path = tmp_path / "bad.fa"
     path.write_text(">good\nACGT\n>protein_seq desc\nMKVLAAGIVE\n")

@@ -292,6 +292,12 @@ def test_bad_headers(tmp_path):
         "dup.vcf": (HEADER.replace("\tB\n", "\tA\n"), "duplicate sample names A"),
         "nogt.vcf": (HEADER.replace("ID=GT", "ID=DP"), "no GT field"),
         "empty.vcf": ("", "not a VCF header"),
+        # found by tests/test_fuzz_inputs.py: a NUL in a sample name failed in h5py's writer
+        "nul.vcf": (
+            HEADER.replace("\tB\n", "\tB\x00\n"),
+            r"line \d+, column \d+: the header "
+            "holds a NUL byte",
+        ),
     }
     for name, (text, pattern) in cases.items():
         path = tmp_path / name

@@ -11,41 +11,90 @@ flags and exit with status 2; an interrupted run exits 130 and leaves no output 
 
 from __future__ import annotations
 
+import importlib
 import sys
+from collections.abc import Iterator, MutableMapping
 
 import click
 
 from ..errors import GpuGenomicsError
 from ..io import interrupts
 from ..io.provenance import version
-from .augment import doublets, downsample
-from .bulk import bulk
-from .encode import encode
-from .info import info
-from .intervals import intervals
-from .scrna import scrna
-from .variant_windows import variant_windows_command
-from .vcf import vcf
+
+#: Each command -> (its module in this package, the command's name there), in the order
+#: ``gpu-genomics --help`` lists them. A module is imported only when its command is looked
+#: up, so ``gpu-genomics vcf`` does not import the single-cell code, nor ``bulk`` the VCF code.
+COMMAND_MODULES: dict[str, tuple[str, str]] = {
+    "bulk": ("bulk", "bulk"),
+    "doublets": ("augment", "doublets"),
+    "downsample": ("augment", "downsample"),
+    "encode": ("encode", "encode"),
+    "info": ("info", "info"),
+    "intervals": ("intervals", "intervals"),
+    "scrna": ("scrna", "scrna"),
+    "variant-windows": ("variant_windows", "variant_windows_command"),
+    "vcf": ("vcf", "vcf"),
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyCommands(MutableMapping[str, click.Command]):
+    """A group's ``commands``: their names known at once, each imported on first lookup.
+
+    Listing the names (``sorted(group.commands)``, ``name in group.commands``, click's "Did you
+    mean" suggestions) imports nothing; ``group.commands[name]`` imports the command's module.
+    """
+
+    def __init__(self, modules: dict[str, tuple[str, str]]) -> None:
+        self._modules = dict(modules)
+        self._loaded: dict[str, click.Command] = {}
+
+    def __getitem__(self, name: str) -> click.Command:
+        if name not in self._loaded:
+            module, attribute = self._modules[name]  # KeyError: no such command
+            command = getattr(importlib.import_module(f".{module}", __name__), attribute)
+            self._loaded[name] = command
+        return self._loaded[name]
+
+    def __setitem__(self, name: str, command: click.Command) -> None:
+        self._loaded[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        if name not in self:
+            raise KeyError(name)
+        self._modules.pop(name, None)
+        self._loaded.pop(name, None)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._modules or name in self._loaded
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._modules
+        yield from (name for name in self._loaded if name not in self._modules)
+
+    def __len__(self) -> int:
+        return len(self._modules.keys() | self._loaded.keys())
+
+
+class LazyGroup(click.Group):
+    """A :class:`click.Group` over :data:`COMMAND_MODULES`, importing only the command run."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.commands = LazyCommands(COMMAND_MODULES)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """The commands' names, sorted as ``--help`` lists them; imports none of them."""
+        return sorted(self.commands)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """The command ``cmd_name`` (its module imported now), or None if there is none."""
+        return self.commands.get(cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(version(), prog_name="gpu-genomics")
 def cli() -> None:
     """GPU-accelerated preprocessing of genomics files into ML-ready arrays."""
-
-
-for _command in (
-    info,
-    encode,
-    intervals,
-    scrna,
-    vcf,
-    bulk,
-    variant_windows_command,
-    downsample,
-    doublets,
-):
-    cli.add_command(_command)
 
 
 def main(
@@ -101,4 +150,4 @@ def _end_interrupted(exc: interrupts.Interrupted) -> None:
 
 def genomic_interval_pipeline_main(argv: list[str] | None = None) -> None:
     """``genomic_interval_pipeline``: the ``intervals`` command under the Rust tool's name."""
-    main(argv, command=intervals, prog_name="genomic_interval_pipeline")
+    main(argv, command=cli.commands["intervals"], prog_name="genomic_interval_pipeline")

@@ -266,6 +266,13 @@ def _names(raw: bytes, starts: np.ndarray, ends: np.ndarray, path: object) -> li
 def _parse_fasta(path, raw, buf, starts, ends):
     is_header = buf[starts] == ord(">")
     header_lines = np.flatnonzero(is_header)
+    if not len(header_lines):  # the first '>' comes after spaces or other blanks on its line
+        stripped = raw.lstrip()
+        line = raw[: len(raw) - len(stripped)].count(b"\n") + 1
+        raise InputError(
+            f"{path}: line {line}: a FASTA header must start its line with '>'; remove what "
+            "comes before the '>'"
+        )
     first_header = int(header_lines[0])
     nonblank_before = np.flatnonzero(ends[:first_header] > starts[:first_header])
     if len(nonblank_before):

@@ -10,11 +10,35 @@ filters, standardization: one NumPy/CuPy implementation), :mod:`.convert` (the `
 
 from __future__ import annotations
 
-from . import genotypes
-from .convert import VCF_ARRAYS, VcfOptions, convert_vcf
-from .haplotypes import HAPLOTYPE_ARRAYS, HaplotypeOptions, haplotype_windows
-from .reader import VcfReader, read_vcf
-from .windows import VARIANT_WINDOW_ARRAYS, Encoding, WindowOptions, variant_windows
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_attributes
+
+if TYPE_CHECKING:
+    from . import genotypes
+    from .convert import VCF_ARRAYS, VcfOptions, convert_vcf
+    from .haplotypes import HAPLOTYPE_ARRAYS, HaplotypeOptions, haplotype_windows
+    from .reader import VcfReader, read_vcf
+    from .windows import VARIANT_WINDOW_ARRAYS, Encoding, WindowOptions, variant_windows
+
+# imported on first use: the ``vcf`` job does not import the windows' reference and sequence
+# code (nor ``gpu_genomics.intervals``)
+__getattr__, __dir__ = lazy_attributes(
+    __name__,
+    {
+        "genotypes": ("genotypes", None),
+        **{name: ("convert", name) for name in ("VCF_ARRAYS", "VcfOptions", "convert_vcf")},
+        **{
+            name: ("haplotypes", name)
+            for name in ("HAPLOTYPE_ARRAYS", "HaplotypeOptions", "haplotype_windows")
+        },
+        **{name: ("reader", name) for name in ("VcfReader", "read_vcf")},
+        **{
+            name: ("windows", name)
+            for name in ("VARIANT_WINDOW_ARRAYS", "Encoding", "WindowOptions", "variant_windows")
+        },
+    },
+)
 
 __all__ = [
     "HAPLOTYPE_ARRAYS",

@@ -376,6 +376,18 @@ class OwnedLines:
                 pending += b"\n"
             yield bytes(pending), position
 
+    def file_offset(self, text_offset: int) -> int:
+        """The file offset of the block whose text holds ``text_offset``.
+
+        ``text_offset`` has ``position``'s origin: how far into the file a batch ending there
+        has read, to a block.
+        """
+        starts = self.block_text_starts[:]  # a copy: a thread may append
+        if not starts:
+            return self.start
+        k = max(int(np.searchsorted(np.asarray(starts), text_offset, side="right")) - 1, 0)
+        return int(self.block_offsets[k])
+
     def owners(
         self, text: bytes, position: int, *, newline: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:

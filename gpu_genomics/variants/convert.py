@@ -623,7 +623,15 @@ def _one_pass(job: _Job, reading: P.Reading, tmp: Path) -> dict[str, Any]:
         alleles = _AlleleSpool(tmp / "variant_allele.jsonl")
         missing_counts = np.zeros(n_samples, dtype=np.int64)
         spectrum: dict[str, int] = dict(G.maf_spectrum(np.zeros(0)))
-        with tqdm(unit="variant", desc="vcf", disable=not job.progress or None) as bar:
+        file = reading.file
+        with tqdm(
+            total=file.size - file.data_block,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            desc="vcf",
+            disable=not job.progress or None,
+        ) as bar:  # fmt: skip  (the input's bytes read: the rows are counted only at the end)
             for batch in P.read_all_rows(reading, job.filters, job.device_name, parser=parser):
                 values = dict(batch.variants)
                 alleles.add(values.pop("variant_allele"), batch.max_alleles)
@@ -632,7 +640,9 @@ def _one_pass(job: _Job, reading: P.Reading, tmp: Path) -> dict[str, Any]:
                 missing_counts += batch.missing_counts
                 for label, count in batch.spectrum:
                     spectrum[label] = spectrum.get(label, 0) + count
-                bar.update(batch.n_variants)
+                bar.update(max(batch.read_to - file.data_block - bar.n, 0))
+                bar.set_postfix_str(f"{variants.rows:,} variants", refresh=False)
+            bar.update(bar.total - bar.n)
         n_read = variants.rows
         if n_read == 0:
             raise job.no_records()

@@ -671,6 +671,7 @@ class BatchRows:
         missing_counts: ``(samples,) int64`` missing calls of the batch's records.
         spectrum: the batch's columns by MAF class (:func:`~.genotypes.maf_spectrum`).
         ploidy: ``p``; max_alleles: the longest allele list of the batch.
+        read_to: the file offset read up to (a block's start; for progress).
     """
 
     variants: dict[str, Any]
@@ -679,6 +680,7 @@ class BatchRows:
     spectrum: list[tuple[str, int]]
     ploidy: int
     max_alleles: int
+    read_to: int = 0
 
     @property
     def n_variants(self) -> int:
@@ -713,9 +715,8 @@ def read_all_rows(
     lines_before = records_before = 0
     want_dosage = filters.multiallelic == "nonref"
     file = reading.file
-    for text, _, newline in batches_with_newlines(
-        OwnedLines(file, file.data_block, file.size, BATCH_BYTES)
-    ):
+    lines = OwnedLines(file, file.data_block, file.size, BATCH_BYTES)
+    for text, position, newline in batches_with_newlines(lines):
         chunk = parser.parse(
             text, reading.first_line(lines_before), records_before, newline=newline
         )
@@ -751,6 +752,7 @@ def read_all_rows(
             spectrum=list(G.maf_spectrum(column_values["dosage_maf"])),
             ploidy=int(chunk.call_genotype.shape[2]),
             max_alleles=int(chunk.n_alleles.max(initial=1)),
+            read_to=lines.file_offset(position + len(text)),
         )
 
 

@@ -415,6 +415,18 @@ class VcfHeader:
     meta_information: list[tuple[str, str]] = field(default_factory=list)
 
 
+def _check_no_nul(lines: list[str], path: str | os.PathLike) -> None:
+    """Refuse a header line holding a NUL byte (no output can store one in a string)."""
+    for number, raw in enumerate(lines, start=1):
+        if "\x00" in raw:
+            column = raw.index("\x00")
+            shown = raw[max(column - 20, 0) : column + 20].replace("\x00", "\\0")
+            raise InputError(
+                f"{path}: line {number}, column {column + 1}: the header holds a NUL byte "
+                f"(...{shown!r}...); fix or remove it"
+            )
+
+
 def parse_header(lines: list[str], path: str | os.PathLike) -> VcfHeader:
     """Check and parse VCF header lines (``##...`` lines then the ``#CHROM`` line)."""
     if not lines or not lines[0].startswith("##fileformat=VCF"):
@@ -423,6 +435,7 @@ def parse_header(lines: list[str], path: str | os.PathLike) -> VcfHeader:
             f"{path}: line 1: not a VCF header (found {first!r}, expected ##fileformat=VCF...); "
             "give a VCF/BCF file with its header"
         )
+    _check_no_nul(lines, path)
     contigs: list[str] = []
     meta: list[tuple[str, str]] = []
     has_gt = False
