@@ -163,13 +163,15 @@ def test_without_filters_the_text_is_read_and_parsed_once(tmp_path, monkeypatch,
         (41, 8, 3, 100, "split"),  # batches smaller than a record's line
     ],
 )
+@pytest.mark.parametrize("write_bytes", [P.WRITE_BYTES, 1])  # many chunks a call, or one
 def test_one_pass_writes_the_two_passes_store_byte_for_byte(  # noqa: PLR0917
-    tmp_path, monkeypatch, n, chunk_variants, chunk_samples, batch_bytes, multiallelic
+    tmp_path, monkeypatch, n, chunk_variants, chunk_samples, batch_bytes, multiallelic, write_bytes
 ):
     path = vcf(tmp_path / "in.vcf", records(n))
     options = {"chunk_variants": chunk_variants, "chunk_samples": chunk_samples,
                "multiallelic": multiallelic}  # fmt: skip
     monkeypatch.setattr(P, "BATCH_BYTES", batch_bytes)
+    monkeypatch.setattr(P, "WRITE_BYTES", write_bytes)
     counted = Counted(monkeypatch)
     one = gg.convert_vcf(path, tmp_path / "one.zarr", device="cpu", **options)
     assert counted.tasks == 0

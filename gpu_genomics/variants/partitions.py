@@ -485,13 +485,19 @@ class SpooledRows:
         Path(self.path).unlink(missing_ok=True)
 
 
+#: Bytes of rows :func:`write_to` hands the store in one call at most (whole chunks; one
+#: chunk when a chunk is larger).
+WRITE_BYTES = 8 << 20
+
+
 def write_to(
     target: Any, name: str, first: int, rows: np.ndarray | SpooledRows, *, chunk_rows: int
 ) -> None:
     """Write a task's rows of array ``name`` into ``target`` (a Zarr or HDF5 array).
 
-    Rows are written a chunk (``chunk_rows`` rows; spooled rows: by a chunk of samples) at a
-    time.
+    Rows are written whole chunks at a time (``chunk_rows`` rows, as many chunks as fit in
+    :data:`WRITE_BYTES`: one store call for several small chunks, whose per-call cost is
+    Zarr's; spooled rows: by a chunk of samples).
     """
     if isinstance(rows, SpooledRows):
         for r0, s0, s1, block in rows.blocks(chunk_rows):
@@ -502,8 +508,10 @@ def write_to(
                 target[at : at + len(block), s0:s1] = block
         rows.remove()
         return
-    for r0 in range(0, len(rows), chunk_rows):  # a chunk of rows at a time: the codecs'
-        block = rows[r0 : r0 + chunk_rows]  # (and the transpose's) buffers stay one chunk
+    row_bytes = rows[:1].nbytes
+    step = chunk_rows * max(1, WRITE_BYTES // max(1, chunk_rows * row_bytes))
+    for r0 in range(0, len(rows), step):  # the codecs' (and the transpose's) buffers stay
+        block = rows[r0 : r0 + step]  # within WRITE_BYTES (or one chunk)
         if name in TRANSPOSED:
             target[:, first + r0 : first + r0 + len(block)] = block.T
         else:
