@@ -333,8 +333,12 @@ class OwnedLines:
     block_text_starts: list[int] = field(default_factory=list)
 
     def __iter__(self) -> Iterator[tuple[bytes, int]]:
-        pending = bytearray()  # text read and not yet yielded
-        position = 0  # text offset of pending[0]
+        # the text read and not yet yielded, as the blocks' own bytes: a batch is joined from
+        # them once (one copy of the text), cut after the last newline
+        pieces: list[bytes] = []
+        size = 0  # bytes in pieces
+        clean = 0  # pieces[:clean] hold no newline (searched already)
+        position = 0  # text offset of pieces[0][0]
         read = 0  # text read so far
         skipping = self.start != self.file.data_block
         skip = 0 if skipping else self.file.header_skip
@@ -358,23 +362,31 @@ class OwnedLines:
                 text, skipping, position = text[newline + 1 :], False, position + newline + 1
             if not owned:  # past the range: up to the newline ending its last line
                 newline = text.find(b"\n")
-                pending += text if newline < 0 else text[: newline + 1]
+                pieces.append(text if newline < 0 else text[: newline + 1])
                 if newline >= 0:
                     break
                 continue
-            pending += text
-            if len(pending) >= self.batch_bytes:
-                last = pending.rfind(b"\n") + 1
-                if last:
-                    with memoryview(pending) as view, view[:last] as lines:
-                        batch = bytes(lines)
-                    del pending[:last]
-                    yield batch, position
-                    position += last
-        if pending:
-            if not pending.endswith(b"\n"):
-                pending += b"\n"
-            yield bytes(pending), position
+            pieces.append(text)
+            size += len(text)
+            if size < self.batch_bytes:
+                continue
+            k = len(pieces) - 1  # the last piece holding a newline (usually the last one)
+            while k >= clean and pieces[k].rfind(b"\n") < 0:
+                k -= 1
+            if k < clean:  # a line longer than a batch so far: read on
+                clean = len(pieces)
+                continue
+            cut = pieces[k].rfind(b"\n") + 1
+            batch = b"".join([*pieces[:k], pieces[k][:cut]])
+            rest = pieces[k][cut:]
+            pieces = ([rest] if rest else []) + pieces[k + 1 :]
+            size, clean = size - len(batch), 0
+            yield batch, position
+            position += len(batch)
+        if pieces:
+            text = b"".join(pieces)
+            if text:
+                yield (text if text.endswith(b"\n") else text + b"\n"), position
 
     def file_offset(self, text_offset: int) -> int:
         """The file offset of the block whose text holds ``text_offset``.
