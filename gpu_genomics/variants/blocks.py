@@ -308,6 +308,23 @@ def _index_offsets(data: bytes) -> np.ndarray:
     return np.concatenate(offsets) if offsets else np.zeros(0, np.int64)
 
 
+def _whole_lines(pieces: list[bytes], clean: int) -> tuple[bytes | None, list[bytes], int]:
+    """``(batch, rest, clean)``: ``pieces`` joined up to their last newline, and the rest.
+
+    ``pieces[:clean]`` are known to hold no newline; the batch is None (and ``clean`` all the
+    pieces) when none holds one.
+    """
+    k = len(pieces) - 1  # the last piece holding a newline (usually the last one)
+    while k >= clean and pieces[k].rfind(b"\n") < 0:
+        k -= 1
+    if k < clean:
+        return None, pieces, len(pieces)
+    cut = pieces[k].rfind(b"\n") + 1
+    batch = b"".join([*pieces[:k], pieces[k][:cut]])
+    rest = pieces[k][cut:]
+    return batch, ([rest] if rest else []) + pieces[k + 1 :], 0
+
+
 @dataclass
 class OwnedLines:
     """The lines owned by the blocks from ``start`` up to (not including) the one at ``stop``.
@@ -370,17 +387,10 @@ class OwnedLines:
             size += len(text)
             if size < self.batch_bytes:
                 continue
-            k = len(pieces) - 1  # the last piece holding a newline (usually the last one)
-            while k >= clean and pieces[k].rfind(b"\n") < 0:
-                k -= 1
-            if k < clean:  # a line longer than a batch so far: read on
-                clean = len(pieces)
+            batch, pieces, clean = _whole_lines(pieces, clean)
+            if batch is None:  # a line longer than a batch so far: read on
                 continue
-            cut = pieces[k].rfind(b"\n") + 1
-            batch = b"".join([*pieces[:k], pieces[k][:cut]])
-            rest = pieces[k][cut:]
-            pieces = ([rest] if rest else []) + pieces[k + 1 :]
-            size, clean = size - len(batch), 0
+            size -= len(batch)
             yield batch, position
             position += len(batch)
         if pieces:

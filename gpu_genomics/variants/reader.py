@@ -69,6 +69,39 @@ def _n_alleles(buf, alt_start, alt_end):  # pragma: no cover  (numba)
     return alleles
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _diploid_row(buf, p, e, n_samples, alleles, gt_row, phased_row):  # noqa: PLR0917  # pragma: no cover
+    """The calls ``buf[p:e]`` of one record, when all are one-digit diploid (FORMAT GT).
+
+    When every call is ``a|b`` or ``a/b`` of one-digit alleles below ``alleles`` (or ``.``),
+    tab-separated, writes ``gt_row`` ``(samples, 2)`` and ``phased_row`` and returns True; otherwise
+    returns False, the rows partly written (the caller parses the record the general way,
+    which writes every call or names the bad one). The calls are read as 4-byte words (a call
+    and the tab after it), in one branch-free pass LLVM vectorises.
+    """
+    if e - p != 4 * n_samples - 1 or e + 1 > buf.shape[0]:
+        return False
+    words = buf[p : e + 1].view(np.uint32)  # a call and the byte after it (tab, line end)
+    top = np.uint32(min(alleles, 10))
+    ok = True
+    for j in range(n_samples):
+        w = words[j]
+        c0 = w & np.uint32(0xFF)
+        c1 = (w >> np.uint32(8)) & np.uint32(0xFF)
+        c2 = (w >> np.uint32(16)) & np.uint32(0xFF)
+        d0 = c0 - np.uint32(48)  # wraps above 9 for bytes below '0'
+        d1 = c2 - np.uint32(48)
+        dot0 = c0 == 46
+        dot1 = c2 == 46
+        ok &= ((c1 == 47) | (c1 == 124)) & (dot0 | (d0 < top)) & (dot1 | (d1 < top))
+        gt_row[j, 0] = np.int8(-1) if dot0 else np.int8(d0)
+        gt_row[j, 1] = np.int8(-1) if dot1 else np.int8(d1)
+        phased_row[j] = c1 == 124
+    for j in range(n_samples - 1):  # the separators between the calls
+        ok &= (words[j] >> np.uint32(24)) == 9
+    return ok
+
+
 @numba.njit(parallel=True, cache=True, nogil=True)
 def _parse_records(  # noqa: PLR0912, PLR0915, PLR0917 (one numba kernel per record)
     buf, starts, ends, n_samples, ploidy, gt, phased, positions, n_alleles, ploidy_seen, fields,
@@ -148,6 +181,10 @@ def _parse_records(  # noqa: PLR0912, PLR0915, PLR0917 (one numba kernel per rec
             continue
         # samples
         p = fields[i, 9]
+        if ploidy == 2 and gt_index == 0 and f1 - f0 == 2:  # FORMAT is GT: the common record
+            if _diploid_row(buf, p, e, n_samples, alleles, gt[i], phased[i]):
+                ploidy_seen[i] = 2
+                continue
         most = 0
         for j in range(n_samples):
             if p > e:
