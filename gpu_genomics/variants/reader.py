@@ -368,45 +368,14 @@ def _scan_records(  # noqa: PLR0912, PLR0915, PLR0917 (one numba kernel per reco
         ploidy_seen[i] = most
 
 
-@numba.njit(cache=True, nogil=True)
-def _newline_offsets(buf):  # pragma: no cover  (numba)
-    """``(lines,) int64`` offsets of the bytes 10 of ``buf`` (uint8).
-
-    A count, then 8 bytes at a time, looking into a word only when it holds a newline (the
-    SWAR zero-byte test).
-    """
-    n = buf.shape[0]
-    count = 0
-    for i in range(n):
-        count += buf[i] == 10
-    out = np.empty(count, dtype=np.int64)
-    words = n // 8
-    packed = buf[: words * 8].view(np.uint64)
-    ones = np.uint64(0x0101010101010101)
-    highs = np.uint64(0x8080808080808080)
-    tens = np.uint64(0x0A0A0A0A0A0A0A0A)
-    k = 0
-    for w in range(words):
-        x = packed[w] ^ tens  # a zero byte where buf holds a newline
-        if (x - ones) & ~x & highs:
-            for i in range(8 * w, 8 * w + 8):
-                if buf[i] == 10:
-                    out[k] = i
-                    k += 1
-    for i in range(8 * words, n):
-        if buf[i] == 10:
-            out[k] = i
-            k += 1
-    return out
-
-
 def newlines(text: bytes) -> np.ndarray:
     """``(lines,) int64`` offsets of the newlines of ``text`` (found once per batch).
 
-    One numba pass that lets other threads run (the reading thread finds them while the
-    consumer parses the batch before).
+    NumPy's compare and ``flatnonzero`` (both let other threads run): the reading thread
+    finds them while the consumer parses the batch before. On this project's 2-vCPU VMs they
+    beat a SWAR numba pass over text just inflated (not in cache).
     """
-    return _newline_offsets(np.frombuffer(text, dtype=np.uint8))
+    return np.flatnonzero(np.frombuffer(text, dtype=np.uint8) == 10)
 
 
 def record_lines(
@@ -418,7 +387,7 @@ def record_lines(
     index of each line among all lines.
     """
     if newline is None:  # the offsets of the newlines, when the caller has not found them
-        newline = _newline_offsets(buf)
+        newline = np.flatnonzero(buf == 10)
     starts = np.concatenate(([0], newline[:-1] + 1)).astype(np.int64)
     ends = newline.astype(np.int64)
     crlf = (ends > starts) & (buf[np.maximum(ends - 1, 0)] == 13)
