@@ -440,6 +440,25 @@ def one_pass_applies(filters: P.Filters, options: VcfOptions, client: Any, n_sam
     )
 
 
+def _split_rows(parts: list[np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``n`` rows of ``parts`` (consecutive row blocks) and the rows after them.
+
+    The first rows are a view when one part holds them, else one concatenation of only those
+    rows; the rest is a view (or a concatenation of views: the parts after the first of them
+    are appended later in order, so they are copied once, when a chunk takes them).
+    """
+    held = 0
+    for k, part in enumerate(parts):
+        if held + len(part) >= n:
+            cut = n - held
+            head = part[:cut] if k == 0 else np.concatenate([*parts[:k], part[:cut]])
+            after = [part[cut:], *parts[k + 1 :]]
+            rest = after[0] if len(after) == 1 else np.concatenate(after)
+            return head, rest
+        held += len(part)
+    raise ValueError(f"_split_rows: {n} rows asked of {held}")
+
+
 class _Appender:
     """One space's arrays filled in file order, a whole chunk of rows at a time.
 
@@ -513,17 +532,16 @@ class _Appender:
         self.written = stop
         if not self.pending:
             return
-        rows = {}
+        head, rest = {}, {}
         for name in self.names:
             parts = [p[name] for p in self.pending]
             if name == "call_genotype":
                 parts = [pad_ploidy(part, self.ploidy) for part in parts]
-            rows[name] = np.concatenate(parts) if len(parts) != 1 else parts[0]
+            head[name], rest[name] = _split_rows(parts, n)
         if n:
-            self.writes.submit(self._write, {name: values[:n] for name, values in rows.items()},
-                               stop - n)  # fmt: skip
+            self.writes.submit(self._write, head, stop - n)
         left = total - n
-        self.pending = [{name: values[n:].copy() for name, values in rows.items()}] if left else []
+        self.pending = [rest] if left else []
         self.pending_rows = left
 
     def _write(self, rows: dict[str, np.ndarray], first: int) -> None:
