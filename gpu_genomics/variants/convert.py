@@ -444,8 +444,8 @@ def _split_rows(parts: list[np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray
     """The first ``n`` rows of ``parts`` (consecutive row blocks) and the rows after them.
 
     The first rows are a view when one part holds them, else one concatenation of only those
-    rows; the rest is a view (or a concatenation of views: the parts after the first of them
-    are appended later in order, so they are copied once, when a chunk takes them).
+    rows; the rest is a view of the part they end in (a flush ends in the last batch: the rows
+    waiting before it are fewer than a chunk), so each row is copied at most once.
     """
     held = 0
     for k, part in enumerate(parts):
