@@ -38,11 +38,16 @@ def read_fastx(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, list[st
         return _parse_fasta(path, raw, buf, starts, content_ends)
     if first == b"@":
         return _parse_fastq(path, raw, buf, starts, content_ends)
-    line = raw[: len(raw) - len(stripped)].count(b"\n") + 1
+    line = _first_content_line(raw)
     raise InputError(
         f"{path}: line {line}: expected a FASTA header ('>') or FASTQ record ('@'), "
         f"found {stripped[:20]!r}; is this a sequence file?"
     )
+
+
+def _first_content_line(raw: bytes) -> int:
+    """The 1-based line of ``raw``'s first byte that is not whitespace."""
+    return raw[: len(raw) - len(raw.lstrip())].count(b"\n") + 1
 
 
 def _lines(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -267,11 +272,9 @@ def _parse_fasta(path, raw, buf, starts, ends):
     is_header = buf[starts] == ord(">")
     header_lines = np.flatnonzero(is_header)
     if not len(header_lines):  # the first '>' comes after spaces or other blanks on its line
-        stripped = raw.lstrip()
-        line = raw[: len(raw) - len(stripped)].count(b"\n") + 1
         raise InputError(
-            f"{path}: line {line}: a FASTA header must start its line with '>'; remove what "
-            "comes before the '>'"
+            f"{path}: line {_first_content_line(raw)}: a FASTA header must start its line with "
+            "'>'; remove what comes before the '>'"
         )
     first_header = int(header_lines[0])
     nonblank_before = np.flatnonzero(ends[:first_header] > starts[:first_header])

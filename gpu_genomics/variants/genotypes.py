@@ -284,29 +284,13 @@ def chunk_figures(
     Memory: the outputs (``n * samples`` bytes of dosage, ``8 n width``, ``8 samples``).
     """
     gt, device_name = _prepare(gt, device)
-    n, n_samples, _ = gt.shape
+    n = gt.shape[0]
     if width is None:
         width = max(int(gt.max()) + 1, 1) if gt.size else 1
     mask = None
     if sample_rows is not None:
         mask = np.asarray(to_numpy(sample_rows), dtype=bool).reshape(n)
-    if device_name != "cpu":
-        return _gpu_figures(gt, dosage=dosage, mask=mask, width=width)
-    gt = np.ascontiguousarray(gt)
-    missing_calls = np.zeros(n, dtype=np.int64)
-    counts = np.zeros((n, width), dtype=np.int64)
-    blocks = _row_blocks(n, n_samples)
-    out = np.empty((n if dosage else blocks, n_samples), dtype=np.int8)
-    partial = np.zeros((blocks, n_samples), dtype=np.int64)
-    rows = mask if mask is not None else np.zeros(n, dtype=bool)
-    _chunk_figures_cpu(gt, _diploid_words(gt), dosage, out, missing_calls, counts, rows, partial)
-    return ChunkFigures(
-        missing_calls=missing_calls,
-        allele_counts=counts,
-        dosage=out if dosage else None,
-        sample_missing=partial.sum(axis=0) if mask is not None else None,
-        n_samples=n_samples,
-    )
+    return _figures(gt, device_name, dosage=dosage, mask=mask, width=width)
 
 
 def _genotype_figures_twin(  # noqa: PLR0917 (the kernel's parameters)
@@ -371,8 +355,10 @@ def _figures_launch(n: int, n_samples: int, width: int) -> tuple[_kernels.Grid, 
     return _kernels.Grid((x, y)), tile_rows, shared
 
 
-def _gpu_figures(gt: Any, *, dosage: bool, mask: np.ndarray | None, width: int) -> ChunkFigures:
-    """:func:`chunk_figures` by the CUDA kernel ``genotype_figures`` (``kernels/genotypes.cu``)."""
+def _figures(
+    gt: Any, device_name: str, *, dosage: bool, mask: np.ndarray | None, width: int
+) -> ChunkFigures:
+    """:func:`chunk_figures` by ``genotype_figures``: the CUDA kernel, or its numba twin."""
     xp = array_module_of(gt)
     gt = xp.ascontiguousarray(gt)
     n, n_samples, ploidy = gt.shape
@@ -383,7 +369,7 @@ def _gpu_figures(gt: Any, *, dosage: bool, mask: np.ndarray | None, width: int) 
     rows = np.ascontiguousarray(mask if mask is not None else np.zeros(0, bool)).view(np.uint8)
     grid, tile_rows, shared_mem = _figures_launch(n, n_samples, width)
     GENOTYPE_FIGURES(
-        "gpu",
+        device_name,
         grid=grid,
         shared_mem=shared_mem,
         gt=gt,

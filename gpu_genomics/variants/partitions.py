@@ -269,8 +269,8 @@ class Scan:
 def batches_with_newlines(lines: OwnedLines) -> Iterator[tuple[bytes, int, np.ndarray]]:
     """``lines``' batches as ``(text, position, newlines(text))``, made by a reading thread.
 
-    The thread inflates the next batch and finds its newlines (a numba pass that lets the
-    consumer run) while the consumer parses this one; at most one batch ahead.
+    The thread inflates the next batch and finds its newlines (NumPy, which lets the consumer
+    run) while the consumer parses this one; at most one batch ahead.
     """
     return prefetched((text, position, newlines(text)) for text, position in lines)
 
