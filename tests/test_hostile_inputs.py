@@ -259,6 +259,14 @@ def test_a_nul_byte_in_a_record_name_is_one_line(tmp_path, out, capsys):
         ("1 3 5\n", r"row 1, column 3, outside"),
         ("1 1 5\n1 2 1\n", r"2 entries, but the size line \(line 2\) says 1"),
         ("1 x 5\n", r"malformed entry"),
+        # each crashed scipy's reader (found by tests/test_fuzz_inputs.py): something after
+        # the last entry's fields and no newline
+        ("1 1 5 ", r"the last line \('1 1 5'\) has more than its 3 fields or trailing blanks"),
+        ("1 1 5\r", r"the last line .* and no newline"),
+        ("1 1 5  9", r"the last line \('1 1 5  9'\) has more than its 3 fields"),
+        # a malformed value scipy would read, or crash on without a newline
+        ("1 1 5/x", r"malformed entry"),
+        ("1 1 5/\n", r"malformed entry"),
     ],
 )
 def test_a_matrix_market_entry_outside_its_shape_is_refused(tmp_path, entries, message):
@@ -278,3 +286,19 @@ def test_a_matrix_market_entry_outside_its_shape_is_refused(tmp_path, entries, m
     with pytest.raises(InputError, match=message) as info:
         read(folder)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("end", ["1 1 5", "1 1 5\n", "1 1 5 \n"])
+def test_a_matrix_market_file_without_a_final_newline_is_read(tmp_path, end):
+    pytest.importorskip("scanpy")
+    from gpu_genomics.expression.singlecell import read
+
+    folder = tmp_path / "filtered_feature_bc_matrix"
+    folder.mkdir()
+    (folder / "matrix.mtx").write_text(
+        "%%MatrixMarket matrix coordinate integer general\n3 2 1\n" + end
+    )
+    (folder / "genes.tsv").write_text("".join(f"E{i}\tG{i}\n" for i in range(3)))  # 10x v2
+    (folder / "barcodes.tsv").write_text("A-1\nB-1\n")
+    adata = read(folder)
+    assert adata.shape == (2, 3) and adata.X.sum() == 5

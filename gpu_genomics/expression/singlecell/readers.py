@@ -13,6 +13,7 @@ to read becomes one :class:`~gpu_genomics.errors.InputError` line naming the fil
 from __future__ import annotations
 
 import dataclasses
+import io
 import logging
 import warnings
 from collections.abc import Iterator
@@ -228,6 +229,43 @@ def read_matrix_market_header(path: Path) -> MatrixMarketHeader:
         raise InputError(f"{path}: cannot be read ({message})") from None
 
 
+class _TailKept(io.RawIOBase):
+    """A binary stream that keeps the last bytes read (the end of the file, once read)."""
+
+    def __init__(self, raw: Any, keep: int = 256) -> None:
+        self.raw = raw
+        self.keep = keep
+        self.tail = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = self.raw.readinto(buffer)
+        if n:
+            self.tail = (self.tail + bytes(memoryview(buffer)[:n]))[-self.keep :]
+        return n
+
+
+def _check_last_line(path: Path, tail: bytes, *, fields: int) -> None:
+    """Refuse a last entry line that has something after its fields and no newline.
+
+    scipy's reader (fast_matrix_market) reads past its buffer there and crashes the process;
+    the same line followed by a newline is read as usual.
+    """
+    if not tail or tail.endswith(b"\n"):
+        return
+    last = tail.rsplit(b"\n", 1)[-1].decode("utf-8", "replace")
+    if last.lstrip().startswith("%"):
+        return
+    if last != last.rstrip() or len(last.split()) > fields:
+        raise InputError(
+            f"{path}: the last line ({last.strip()[:40]!r}) has more than its {fields} fields "
+            "or trailing blanks and no newline; end the file with a newline after its last "
+            "entry (is it truncated?)"
+        )
+
+
 def iter_matrix_market(
     path: Path, *, values: bool = False, chunk_entries: int = _MTX_CHUNK
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
@@ -246,9 +284,14 @@ def iter_matrix_market(
             out of range or malformed (a missing or non-finite value too), or a count that
             differs from the size line's; one line naming the file and the line.
     """
+    import gzip
+
     import pandas as pd
 
-    with _open_text_maybe_gzip(path) as handle:
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rb") as raw:
+        kept = _TailKept(raw)  # the file's last bytes, as scipy reads them (no newline mapping)
+        handle = io.TextIOWrapper(io.BufferedReader(kept), encoding="utf-8", errors="replace")
         header = _read_mm_header(path, handle)
         rows, cols, nnz, line_no = header.rows, header.columns, header.entries, header.size_line
         with_values = values and header.field != "pattern"
@@ -279,6 +322,7 @@ def iter_matrix_market(
             raise InputError(
                 f"{path}: a malformed entry after line {line_no} ({message})"
             ) from None
+    _check_last_line(path, kept.tail, fields=2 if header.field == "pattern" else 3)
     if seen != nnz:
         raise InputError(f"{path}: {seen} entries, but the size line (line {line_no}) says {nnz}")
 
@@ -296,7 +340,7 @@ def check_matrix_market(path: Path) -> None:
             out of range or malformed, or a count that differs from the size line's, naming the
             line.
     """
-    for _ in iter_matrix_market(path):
+    for _ in iter_matrix_market(path, values=True):  # a malformed value too
         pass
 
 
